@@ -1,0 +1,1 @@
+"""Backends under test, one thin adapter each behind one interface (SPEC §9)."""

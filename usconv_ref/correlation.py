@@ -1,0 +1,193 @@
+"""The op's four contractions as explicit term lists, evaluated exactly.
+
+Each output tensor is a set of rows (its elements in C order); each row is a sum of
+products ``a * b``. A *builder* gathers, for a block of rows, the factors of every term
+into two arrays ``A, B`` of shape ``(rows, terms)`` (zeros where a padded zero is read;
+both zero for unused slots, so those never make NaN). SPEC formulas, with
+``xp`` the padded input and ``g(o) = o // Og``:
+
+- forward   ``y[n,o,t]     = s_out * (sum_{c,k} x p[n, g(o)Cg+c, t*stride+k*dil] * w[o,c,k] + b[o])``
+- grad_x    ``gx[n,ci,j]   = s_gx * sum_{o in group, (k,t) reading j} gy[n,o,t] * conj(w[o,ci%Cg,k])``
+- grad_w    ``gw[o,c,k]    = s_gw * sum_{n,t} gy[n,o,t] * conj(xp[n, g(o)Cg+c, t*stride+k*dil])``
+- grad_b    ``gb[o]        = s_gw * sum_{n,t} gy[n,o,t]``
+
+Complex terms are split into real products (``re = ar*br - ai*bi``,
+``im = ar*bi + ai*br``, with ``bi -> -bi`` under conj) so each part is one exact real sum.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+
+from .dtypes import CaseDtype, from_float64_parts
+from .numerics import RowSums, exact_row_sums, round_scaled
+from .padding import forward_positions, grad_input_taps, source_index
+from .scaling import ExactScale
+from .spec import Geometry
+
+# Rows per block are chosen so that rows * terms stays near this many terms.
+_BLOCK_TERMS = 1 << 19
+
+Parts = list  # [(A_re, B_re)] or [(A_re, B_re), (A_im, B_im)]
+
+
+@dataclass
+class ExactTensor:
+    """One output tensor known exactly: per part (real[, imag]) the exact row sums of its
+    blocks, and the exact scale. ``scale`` None means an empty sum (exactly zero)."""
+
+    shape: tuple[int, ...]
+    parts: list[list[RowSums]]
+    scale: ExactScale | None
+
+    def round(self, cd: CaseDtype) -> np.ndarray:
+        """Every element correctly rounded once into ``cd`` (real or complex as the op)."""
+        fmt = cd.part
+        values = []
+        for blocks in self.parts:
+            if self.scale is None or not blocks:
+                values.append(np.zeros(int(np.prod(self.shape)), np.float64))
+            else:
+                values.append(np.concatenate([round_scaled(rs, self.scale, fmt) for rs in blocks]))
+        re = values[0].reshape(self.shape)
+        im = values[1].reshape(self.shape) if len(values) > 1 else None
+        if cd.is_complex and im is None:
+            im = np.zeros_like(re)
+        return from_float64_parts(re, im, cd)
+
+
+def _products(ar, ai, br, bi, conj: bool) -> Parts:
+    """Real term pairs whose sums are the real (and imaginary) part of ``sum a * b``
+    (``b`` conjugated if ``conj``)."""
+    if ai is None:
+        return [(ar, br)]
+    bi = -bi if conj else bi
+    a = np.concatenate([ar, ai], axis=1)
+    return [(a, np.concatenate([br, -bi], axis=1)), (a, np.concatenate([bi, br], axis=1))]
+
+
+def _with_column(parts: Parts, cols) -> Parts:
+    """Append one term ``col * 1`` per row to each part (the bias)."""
+    out = []
+    for (a, b), c in zip(parts, cols):
+        out.append((np.concatenate([a, c[:, None]], axis=1), np.concatenate([b, np.ones_like(c)[:, None]], axis=1)))
+    return out
+
+
+def evaluate(shape, n_terms: int, builder: Callable[[np.ndarray], Parts], n_parts: int,
+             scale: ExactScale | None, mantissa_bits: int) -> ExactTensor:
+    """Run ``builder`` over blocks of rows (flat C-order indices) and sum each exactly."""
+    rows = int(np.prod(shape))
+    if scale is None:
+        return ExactTensor(tuple(shape), [[] for _ in range(n_parts)], None)
+    per_block = max(1, _BLOCK_TERMS // max(n_terms, 1))
+    parts: list[list[RowSums]] = [[] for _ in range(n_parts)]
+    for r0 in range(0, rows, per_block):
+        r = np.arange(r0, min(rows, r0 + per_block), dtype=np.int64)
+        for i, (a, b) in enumerate(builder(r)):
+            parts[i].append(exact_row_sums(a, b, mantissa_bits))
+    return ExactTensor(tuple(shape), parts, scale)
+
+
+def _append_zero(a: np.ndarray | None, axis: int):
+    """``a`` with one zero appended along ``axis`` (the target of sentinel indices)."""
+    if a is None:
+        return None
+    pad = [(0, 0)] * a.ndim
+    pad[axis] = (0, 1)
+    return np.pad(a, pad)
+
+
+@dataclass(frozen=True)
+class Operands:
+    """float64 real/imag parts of x ``(N, C_in, L)``, w, b (imag None when real)."""
+
+    xr: np.ndarray
+    xi: np.ndarray | None
+    wr: np.ndarray
+    wi: np.ndarray | None
+    br: np.ndarray | None
+    bi: np.ndarray | None
+
+
+def forward_exact(geo: Geometry, ops: Operands, padding_mode: str, scale: ExactScale,
+                  mantissa_bits: int) -> ExactTensor:
+    src = source_index(geo.L, geo.pl, geo.pr, padding_mode)
+    src = np.where(src < 0, geo.L, src)  # -> appended zero
+    pos = src[forward_positions(geo.L_out, geo.K, geo.stride, geo.dilation)]  # (L_out, K)
+    xr, xi = _append_zero(ops.xr, 2), _append_zero(ops.xi, 2)
+    Cg, Og, L_out = geo.Cg, geo.Og, geo.L_out
+    c = np.arange(Cg)[None, :, None]
+
+    def builder(r):
+        n, o, t = np.unravel_index(r, (geo.N, geo.C_out, L_out))
+        ch = (o // Og)[:, None, None] * Cg + c
+        p = pos[t][:, None, :]
+        take = lambda x: None if x is None else x[n[:, None, None], ch, p].reshape(len(r), -1)
+        wt = lambda w: None if w is None else w[o].reshape(len(r), -1)
+        parts = _products(take(xr), take(xi), wt(ops.wr), wt(ops.wi), conj=False)
+        if ops.br is not None:
+            cols = [ops.br[o]] if ops.bi is None else [ops.br[o], ops.bi[o]]
+            parts = _with_column(parts, cols)
+        return parts
+
+    n_terms = (2 if xi is not None else 1) * Cg * geo.K + (ops.br is not None)
+    shape = (geo.N, geo.C_out, L_out)
+    return evaluate(shape, n_terms, builder, 1 if xi is None else 2, scale, mantissa_bits)
+
+
+def grad_input_exact(geo: Geometry, gyr, gyi, ops: Operands, padding_mode: str,
+                     scale: ExactScale, mantissa_bits: int) -> ExactTensor:
+    src = source_index(geo.L, geo.pl, geo.pr, padding_mode)
+    kk, tt = grad_input_taps(src, geo.L, geo.L_out, geo.K, geo.stride, geo.dilation)  # (L, M)
+    gyr, gyi = _append_zero(gyr, 2), _append_zero(gyi, 2)
+    wr, wi = _append_zero(ops.wr, 2), _append_zero(ops.wi, 2)
+    Cg, Og = geo.Cg, geo.Og
+    og = np.arange(Og)[None, :, None]
+
+    def builder(r):
+        n, ci, j = np.unravel_index(r, (geo.N, geo.C_in, geo.L))
+        o = (ci // Cg)[:, None, None] * Og + og  # (R, Og, 1)
+        k, t = kk[j][:, None, :], tt[j][:, None, :]  # (R, 1, M)
+        gy = lambda g: None if g is None else g[n[:, None, None], o, t].reshape(len(r), -1)
+        ww = lambda w: None if w is None else w[o, (ci % Cg)[:, None, None], k].reshape(len(r), -1)
+        return _products(gy(gyr), gy(gyi), ww(wr), ww(wi), conj=True)
+
+    n_terms = (2 if gyi is not None else 1) * Og * kk.shape[1]
+    shape = (geo.N, geo.C_in, geo.L)
+    return evaluate(shape, n_terms, builder, 1 if gyi is None else 2, scale, mantissa_bits)
+
+
+def grad_weight_exact(geo: Geometry, gyr, gyi, ops: Operands, padding_mode: str,
+                      scale: ExactScale | None, mantissa_bits: int) -> ExactTensor:
+    src = source_index(geo.L, geo.pl, geo.pr, padding_mode)
+    src = np.where(src < 0, geo.L, src)
+    pos = src[forward_positions(geo.L_out, geo.K, geo.stride, geo.dilation)]  # (L_out, K)
+    xr, xi = _append_zero(ops.xr, 2), _append_zero(ops.xi, 2)
+    Cg, Og = geo.Cg, geo.Og
+    nn = np.arange(geo.N)[:, None]
+
+    def builder(r):
+        o, c, k = np.unravel_index(r, (geo.C_out, Cg, geo.K))
+        ch = (o // Og) * Cg + c
+        gy = lambda g: None if g is None else g[:, o, :].transpose(1, 0, 2).reshape(len(r), -1)
+        xx = lambda x: None if x is None else x[nn[None], ch[:, None, None], pos[:, k].T[:, None, :]].reshape(len(r), -1)
+        return _products(gy(gyr), gy(gyi), xx(xr), xx(xi), conj=True)
+
+    n_terms = (2 if gyi is not None else 1) * geo.N * geo.L_out
+    shape = (geo.C_out, Cg, geo.K)
+    return evaluate(shape, n_terms, builder, 1 if gyi is None else 2, scale, mantissa_bits)
+
+
+def grad_bias_exact(geo: Geometry, gyr, gyi, scale: ExactScale | None, mantissa_bits: int) -> ExactTensor:
+    def builder(r):
+        parts = []
+        for g in (gyr, gyi):
+            if g is not None:
+                a = g[:, r, :].transpose(1, 0, 2).reshape(len(r), -1)
+                parts.append((a, np.ones_like(a)))
+        return parts
+
+    return evaluate((geo.C_out,), geo.N * geo.L_out, builder, 1 if gyi is None else 2, scale, mantissa_bits)

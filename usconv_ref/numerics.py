@@ -1,0 +1,282 @@
+"""Exact sums of products and correct rounding (see ../shared/NUMERICS.md).
+
+Two steps, both order-independent by construction:
+
+1. :func:`exact_row_sums` — for term arrays ``A, B`` of shape ``(rows, n)`` (float64
+   holding values of the case dtype exactly) the exact value ``V_r = sum_j A[r,j]*B[r,j]``
+   of every row, kept as an integer in base ``2**32`` limbs: each factor is split into
+   an integer mantissa and an exponent (``np.frexp``), mantissa products are formed in
+   int64 exactly (53-bit mantissas are split into 26/27-bit halves first), and every
+   product is scattered into the limbs of its row at its binary offset with ``np.add.at``
+   on int64 (integer addition: associative, so no summation order exists). Non-finite
+   terms are decided first from the factors (IEEE: NaN factor, inf*0, +inf meeting -inf
+   give NaN; otherwise an infinite term gives that infinity) and left out of the exact part.
+
+2. :func:`round_scaled` — ``round_fmt(s * V_r)`` for an exact scale ``s``, rounded once
+   to nearest-even into a :class:`~usconv_ref.dtypes.FloatFormat` (subnormals, overflow
+   to ±inf). A double-double approximation of ``s * V`` with a proven relative error
+   bound decides almost every element (Ziv's test: no rounding boundary of the target
+   within the error bound); the rare rest (exact ties, near ties) is decided with exact
+   rational arithmetic (rational scales) or ever more digits (irrational scales can never
+   produce a tie, so this terminates).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from fractions import Fraction
+
+import numpy as np
+
+from .dtypes import FloatFormat
+from .scaling import ExactScale
+
+LIMB = 32
+_MASK_LIMB = (1 << LIMB) - 1
+_HALF = 27
+_MASK_HALF = (1 << _HALF) - 1
+# Relative error bound of the double-double approximation of s*V (proved in round_scaled).
+_DD_REL_ERR = 2.0**-96
+
+
+@dataclass(frozen=True)
+class RowSums:
+    """Exact values of many sums: ``(-1)**neg[r] * sum_i limbs[r, i] * 2**(base[r] + 32*i)``
+    with ``0 <= limbs < 2**32``; where ``nan[r]`` the value is NaN, where ``inf[r] != 0``
+    it is ``inf[r] * inf`` (the limbs of such rows are meaningless)."""
+
+    limbs: np.ndarray
+    neg: np.ndarray
+    base: np.ndarray
+    nan: np.ndarray
+    inf: np.ndarray
+
+    def __len__(self) -> int:
+        return self.limbs.shape[0]
+
+    def exact(self, r: int) -> Fraction:
+        """Row ``r``'s finite value as an exact Fraction (for the exact fallback and tests)."""
+        v = 0
+        for i in range(self.limbs.shape[1] - 1, -1, -1):
+            v = (v << LIMB) | int(self.limbs[r, i])
+        f = Fraction(v) * Fraction(2) ** int(self.base[r])
+        return -f if self.neg[r] else f
+
+
+def _nonfinite_rows(a: np.ndarray, b: np.ndarray):
+    """Per row: NaN if any term is NaN (a NaN factor, inf*0) or +inf terms meet -inf terms;
+    else the sign of the infinite terms (0 if none). Also the finite-term mask."""
+    fa, fb = np.isfinite(a), np.isfinite(b)
+    finite = fa & fb
+    rows = a.shape[0]
+    if finite.all():
+        return np.zeros(rows, bool), np.zeros(rows, np.int8), finite
+    nan_t = np.isnan(a) | np.isnan(b) | (np.isinf(a) & (b == 0)) | (np.isinf(b) & (a == 0))
+    inf_t = ~finite & ~nan_t
+    sign = np.sign(a) * np.sign(b)
+    pos = (inf_t & (sign > 0)).any(axis=1)
+    neg = (inf_t & (sign < 0)).any(axis=1)
+    nan = nan_t.any(axis=1) | (pos & neg)
+    inf = np.where(nan, 0, pos.astype(np.int8) - neg.astype(np.int8)).astype(np.int8)
+    return nan, inf, finite
+
+
+def _mantissa_exponent(v: np.ndarray, bits: int):
+    """``v = m * 2**e`` with int64 ``|m| < 2**bits`` (exact for values with <= bits
+    significant bits; 0 gives m = 0)."""
+    m, e = np.frexp(v)
+    return np.ldexp(m, bits).astype(np.int64), e.astype(np.int64) - bits
+
+
+def _carry(limbs: np.ndarray) -> None:
+    """Normalize in place: limbs 0..n-2 into [0, 2**32), the carry into the top limb."""
+    for i in range(limbs.shape[1] - 1):
+        c = limbs[:, i] >> LIMB
+        limbs[:, i] -= c << LIMB
+        limbs[:, i + 1] += c
+
+
+def exact_row_sums(a: np.ndarray, b: np.ndarray, mantissa_bits: int = 53) -> RowSums:
+    """Exact ``sum_j a[r, j] * b[r, j]`` for every row r of two float64 arrays of shape
+    ``(rows, n)``. ``mantissa_bits`` (24 or 53) bounds the significant bits of every
+    finite factor: 24 for values from float16/bfloat16/float32 (one int64 product per
+    term), 53 for float64 (three partial products per term). Limbs are int64 sums of
+    < 2**32 pieces, exact for up to 2**30 terms per row."""
+    a = np.ascontiguousarray(a, np.float64)
+    b = np.ascontiguousarray(b, np.float64)
+    rows, n = a.shape
+    nan, inf, finite = _nonfinite_rows(a, b)
+    if not finite.all():
+        a = np.where(finite, a, 0.0)
+        b = np.where(finite, b, 0.0)
+    ma, ea = _mantissa_exponent(a, mantissa_bits)
+    mb, eb = _mantissa_exponent(b, mantissa_bits)
+    sign = np.sign(ma) * np.sign(mb)
+    ma, mb = np.abs(ma), np.abs(mb)
+    exp = ea + eb
+    nonzero = sign != 0
+    big = np.iinfo(np.int64).max
+    base = np.where(nonzero, exp, big).min(axis=1, initial=big)
+    base = np.where(base == big, 0, base)
+    off = np.where(nonzero, exp - base[:, None], 0)
+    if mantissa_bits <= 26:
+        partials = [(ma * mb, off)]
+    else:
+        ah, al = ma >> _HALF, ma & _MASK_HALF
+        bh, bl = mb >> _HALF, mb & _MASK_HALF
+        partials = [(al * bl, off), (ah * bl + al * bh, off + _HALF), (ah * bh, off + 2 * _HALF)]
+    top = max(int(q.max(initial=0)) for _, q in partials)
+    nlimbs = (top + 2 * _HALF) // LIMB + 3  # value bits + carry headroom
+    acc = np.zeros(rows * nlimbs, np.int64)
+    row0 = (np.arange(rows, dtype=np.int64) * nlimbs)[:, None]
+    for p, q in partials:  # p < 2**54, nonnegative
+        for half, qq in ((p & _MASK_HALF, q), (p >> _HALF, q + _HALF)):
+            v = half << (qq & (LIMB - 1))  # < 2**58
+            idx = (row0 + (qq >> 5)).ravel()
+            np.add.at(acc, idx, ((v & _MASK_LIMB) * sign).ravel())
+            np.add.at(acc, idx + 1, ((v >> LIMB) * sign).ravel())
+    limbs = acc.reshape(rows, nlimbs)
+    _carry(limbs)
+    neg = limbs[:, -1] < 0
+    if neg.any():
+        limbs[neg] = -limbs[neg]
+        _carry(limbs)
+    return RowSums(limbs, neg, base, nan, inf)
+
+
+# --- error-free transformations (float64, no FMA) ---------------------------------------
+
+def _two_sum(a, b):
+    s = a + b
+    bb = s - a
+    return s, (a - (s - bb)) + (b - bb)
+
+
+def _fast_two_sum(a, b):
+    s = a + b
+    return s, b - (s - a)
+
+
+def _split(a):
+    c = 134217729.0 * a  # 2**27 + 1
+    hi = c - (c - a)
+    return hi, a - hi
+
+
+def _two_prod(a, b):
+    p = a * b
+    ah, al = _split(a)
+    bh, bl = _split(b)
+    return p, ((ah * bh - p) + ah * bl + al * bh) + al * bl
+
+
+def _leading_dd(limbs: np.ndarray):
+    """Per row with a nonzero value: index t of the top nonzero limb and a double-double
+    ``(h, l)`` of ``sum_i limbs[t-i] * 2**(-32 i)`` (five limbs; ``h`` in ``[1, 2**32)``)
+    with relative error below 2**-100."""
+    nl = limbs.shape[1]
+    t = nl - 1 - np.argmax(limbs[:, ::-1] != 0, axis=1)
+    r = np.arange(limbs.shape[0])
+    h = limbs[r, t].astype(np.float64)
+    l = np.zeros_like(h)
+    for i in range(1, 5):
+        ti = t - i
+        v = np.where(ti >= 0, limbs[r, np.maximum(ti, 0)], 0).astype(np.float64) * 2.0 ** (-LIMB * i)
+        s, e = _two_sum(h, v)
+        h, l = _fast_two_sum(s, e + l)
+    return t, h, l
+
+
+def round_scaled(sums: RowSums, scale: ExactScale, fmt: FloatFormat) -> np.ndarray:
+    """``round_fmt(scale * V_r)`` for every row, as float64 (each value exactly
+    representable in ``fmt``, or ±inf/NaN): round to nearest, ties to even, once.
+
+    Proof sketch of the fast path: ``V = T * 2**eV`` with ``T = (h + l)(1 + d1)``,
+    ``|d1| < 2**-100`` (five limbs of which the first is >= 1 leave < 2**-128, each
+    double-double step adds < 2**-105); ``s = (sh + sl) 2**es (1 + d2)``, ``|d2| <= 2**-100``;
+    the double-double product adds < 2**-102. So ``z = (zh + zl) 2**(eV + es)`` is within
+    ``2**-98 |z|`` of ``s * V``, and we test against the looser ``2**-96``."""
+    rows = len(sums)
+    out = np.zeros(rows, np.float64)
+    nonzero = sums.limbs.any(axis=1)
+    idx = np.flatnonzero(nonzero)
+    undecided = np.zeros(0, np.int64)
+    if idx.size:
+        t, h, l = _leading_dd(sums.limbs[idx])
+        ev = sums.base[idx] + LIMB * t
+        sh, sl, es = scale.dd
+        p, pe = _two_prod(h, np.float64(sh))
+        zh, zl = _fast_two_sum(p, pe + (h * sl + l * sh))
+        m, ex = np.frexp(zh)
+        e0 = ex.astype(np.int64) - 1 - (m == 0.5)  # low end of the interval's binade
+        ez = e0 + ev + es
+        p_ = fmt.precision
+        qe = np.maximum(ez, fmt.emin) - (p_ - 1)  # exponent of the rounding quantum
+        shift = np.clip(ev + es - qe, -1000, 1000)
+        nh, nl = np.ldexp(zh, shift), np.ldexp(zl, shift)  # N = z / 2**qe, N < 2**(p+2)
+        fh = np.floor(nh)
+        on_int = fh == nh
+        fl = np.where(on_int, np.floor(nl), 0.0)
+        fs, fe = _two_sum(np.where(on_int, 0.0, nh - fh), nl - fl)  # frac(N) = fs + fe exactly
+        dev = (fs - 0.5) + fe
+        margin = _DD_REL_ERR * (np.abs(nh) + 1.0)
+        up = dev > margin
+        decided = up | (dev < -margin)
+        k = fh.astype(np.int64) + fl.astype(np.int64) + up
+        with np.errstate(over="ignore", under="ignore"):
+            val = np.ldexp(k.astype(np.float64), qe)
+        tiny = ez + 2 <= fmt.emin - p_  # below a quarter of the smallest subnormal
+        huge = ez > fmt.emax + 1
+        val = np.where(tiny, 0.0, np.where(huge | (val > fmt.max_finite), np.inf, val))
+        decided |= tiny | huge
+        out[idx] = val
+        undecided = idx[~decided]
+    for r in undecided:
+        out[r] = round_exact(abs(sums.exact(r)), scale, fmt)
+    out = np.where(sums.neg, -out, out)
+    out = np.where(sums.inf > 0, np.inf, np.where(sums.inf < 0, -np.inf, out))
+    out = np.where(sums.nan, np.nan, out)
+    return out
+
+
+def round_fraction(x: Fraction, fmt: FloatFormat) -> float:
+    """Round an exact rational once to nearest-even into ``fmt`` (returned as float64)."""
+    if x == 0:
+        return 0.0
+    sign = -1.0 if x < 0 else 1.0
+    x = abs(x)
+    e = x.numerator.bit_length() - x.denominator.bit_length()
+    if x < Fraction(2) ** e:
+        e -= 1  # now 2**e <= x < 2**(e+1)
+    qe = max(e, fmt.emin) - (fmt.precision - 1)
+    n = x / Fraction(2) ** qe
+    k, rem = divmod(n.numerator, n.denominator)
+    twice = 2 * rem
+    if twice > n.denominator or (twice == n.denominator and k % 2 == 1):
+        k += 1
+    if k * Fraction(2) ** qe > Fraction(fmt.max_finite):
+        return sign * np.inf
+    return sign * float(k * Fraction(2) ** qe)
+
+
+def round_exact(v: Fraction, scale: ExactScale, fmt: FloatFormat) -> float:
+    """``round_fmt(scale * v)`` decided exactly: with the rational scale, or with interval
+    bounds on an irrational scale tightened until both ends round alike (an irrational
+    multiple of a nonzero dyadic rational is never a tie, so this ends)."""
+    if scale.rational is not None:
+        return round_fraction(scale.rational * v, fmt)
+    digits = 60
+    while True:
+        lo, hi = scale.interval(digits)
+        a, b = round_fraction(lo * v, fmt), round_fraction(hi * v, fmt)
+        if a == b:
+            return a
+        digits *= 2
+
+
+def round_float64(v: np.ndarray, fmt: FloatFormat) -> np.ndarray:
+    """Correctly round float64 values once into ``fmt`` (returned as float64). Unlike
+    ``ml_dtypes``/torch float64 -> bfloat16 casts this never double-rounds."""
+    v = np.asarray(v, np.float64)
+    flat = v.reshape(-1, 1)
+    sums = exact_row_sums(flat, np.ones_like(flat), 53)
+    return round_scaled(sums, ExactScale.of(1), fmt).reshape(v.shape)
