@@ -207,7 +207,10 @@ def round_scaled(sums: RowSums, scale: ExactScale, fmt: FloatFormat) -> np.ndarr
         p, pe = _two_prod(h, np.float64(sh))
         zh, zl = _fast_two_sum(p, pe + (h * sl + l * sh))
         m, ex = np.frexp(zh)
-        e0 = ex.astype(np.int64) - 1 - (m == 0.5)  # low end of the interval's binade
+        # binade of z: zh = fl(z) is a power of two with z possibly just below it when
+        # zl <= 0; then take the binade below (its finer grid rounds the values within
+        # 2**-96 of zh to zh, as the coarser one does).
+        e0 = ex.astype(np.int64) - 1 - ((m == 0.5) & (zl <= 0))
         ez = e0 + ev + es
         p_ = fmt.precision
         qe = np.maximum(ez, fmt.emin) - (p_ - 1)  # exponent of the rounding quantum

@@ -1,0 +1,255 @@
+"""Every element of every output equals the correctly rounded exact value, computed by the
+independent oracle in ``oracles.py`` (Fraction loops over the SPEC formulas, decimal
+scales, rounding by exact distance to neighbouring representable values)."""
+from __future__ import annotations
+
+from fractions import Fraction
+
+import numpy as np
+import pytest
+
+import oracles
+import usconv_ref as ur
+from usconv_ref import COMPLEX32
+
+PART = {"float16": "float16", "bfloat16": "bfloat16", "float32": "float32", "float64": "float64",
+        "complex32": "float16", "complex64": "float32", "complex128": "float64"}
+
+
+def make(dtype: str, shape, rng, scale=1.0):
+    """Random values of ``dtype`` (standard normal times ``scale``, rounded by numpy)."""
+    part = oracles.REAL[PART[dtype]]
+    re = (rng.standard_normal(shape) * scale).astype(part)
+    if dtype in ("float16", "bfloat16", "float32", "float64"):
+        return re
+    im = (rng.standard_normal(shape) * scale).astype(part)
+    if dtype == "complex32":
+        out = np.empty(shape, COMPLEX32)
+        out["real"], out["imag"] = re, im
+        return out
+    return re.astype(np.float64) + 1j * im.astype(np.float64) if dtype == "complex128" else (re + 1j * im.astype(np.float32)).astype(np.complex64)
+
+
+def parts(a: np.ndarray):
+    if a.dtype.names:
+        return [a["real"].astype(np.float64), a["imag"].astype(np.float64)]
+    if np.iscomplexobj(a):
+        return [a.real.astype(np.float64), a.imag.astype(np.float64)]
+    return [a.astype(np.float64)]
+
+
+def assert_matches(got: np.ndarray, raw, scale, part_name: str, what: str):
+    """Compare every element of ``got`` with oracle rounding of ``scale * raw``."""
+    got_parts = parts(got)
+    flat_raw = np.array(raw, dtype=object).reshape(-1, 2) if got.size else np.zeros((0, 2), object)
+    for p, gp in enumerate(got_parts):
+        gflat = gp.ravel()
+        for i in range(gflat.size):
+            want = oracles.round_scaled(flat_raw[i][p], scale, part_name)
+            g = gflat[i]
+            assert (g == want and np.signbit(g) == np.signbit(want)) or (np.isnan(g) and np.isnan(want)), (
+                f"{what} part {p} element {np.unravel_index(i, gp.shape)}: got {g!r} want {want!r} "
+                f"(raw {flat_raw[i][p]}, scale {scale})")
+
+
+def _unwrap(v):
+    return v[0] if isinstance(v, (tuple, list)) and len(v) == 1 else v
+
+
+def run_and_check(x, w, b, gy, kw, dtype: str, out_dtype=None):
+    y = ur.conv1d(x, w, b, out_dtype=out_dtype, **kw)
+    gx, gw, gb = ur.conv1d_backward(gy, x, w, b, out_dtype=out_dtype, **kw)
+    kw = {k: _unwrap(v) for k, v in kw.items()}
+    unbatched = x.ndim == 2
+    xs = x[None] if unbatched else x
+    gys = gy[None] if unbatched else gy
+    ex_x, ex_w, ex_gy = oracles.to_fractions(xs), oracles.to_fractions(w), oracles.to_fractions(gys)
+    ex_b = None if b is None else oracles.to_fractions(b)
+    raw_y, raw_gx, raw_gw, raw_gb = oracles.exact_conv(
+        ex_x, ex_w, ex_b, ex_gy, kw.get("stride", 1), kw.get("padding", 0), kw.get("dilation", 1),
+        kw.get("groups", 1), kw.get("padding_mode", "zeros"))
+    C_out, Cg, K = w.shape
+    L_out = y.shape[-1]
+    fan = (xs.shape[0] if not unbatched else 1) * L_out
+    s_out, s_gx, s_gw = oracles.oracle_scales(Cg, K, C_out, kw.get("stride", 1), kw.get("groups", 1), fan,
+                                              kw.get("constraint", "to_output_scale"), kw.get("scale_power", (0.5, 0.5, 0.5)))
+    name = PART[out_dtype if isinstance(out_dtype, str) else dtype] if out_dtype is None or isinstance(out_dtype, str) else (
+        "float64")
+    assert_matches(y if not unbatched else y[None], raw_y, s_out, name, "y")
+    assert_matches(gx if not unbatched else gx[None], raw_gx, s_gx, name, "grad_x")
+    if s_gw is not None:
+        assert_matches(gw, raw_gw, s_gw, name, "grad_w")
+        if b is not None:
+            assert_matches(gb, raw_gb, s_gw, name, "grad_b")
+    else:
+        assert not np.any(parts(gw)[0]), "N=0: grad_w must be exactly zero"
+
+
+DTYPES = ["float16", "bfloat16", "float32", "float64", "complex32", "complex64", "complex128"]
+
+CONFIGS = [
+    # (N, C_in, C_out, L, K, kw, bias, unbatched)
+    (2, 2, 2, 7, 3, dict(padding=1), True, False),
+    (1, 4, 4, 9, 3, dict(padding=2, padding_mode="reflect", stride=2, groups=2), True, False),
+    (2, 2, 4, 6, 2, dict(padding="same", padding_mode="replicate", dilation=3, groups=2), False, False),
+    (1, 3, 6, 5, 3, dict(padding=(5,), padding_mode="circular", stride=(3,), groups=3), True, True),
+    (2, 2, 2, 8, 4, dict(padding="valid", dilation=2, constraint=None, scale_power=(1, 1, 1)), True, False),
+    (1, 2, 2, 5, 3, dict(padding=4, padding_mode="reflect", constraint="gmean"), False, False),
+    (2, 3, 3, 4, 1, dict(padding="same", constraint="hmean", scale_power=(0.3, -1.5, 2.0)), True, False),
+    (1, 2, 4, 6, 3, dict(padding=1, constraint="amean", stride=4), True, False),
+    (1, 2, 2, 1, 3, dict(padding=2, padding_mode="replicate", constraint="to_grad_input_scale"), True, False),
+    (2, 2, 2, 5, 2, dict(padding=1, scale_power=(0, 0, 0), constraint=None), True, False),
+]
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("cfg", range(len(CONFIGS)))
+def test_random_cases_match_exact_oracle(dtype, cfg):
+    """Random data, every feature: all elements of y, grad_x, grad_w, grad_b equal the
+    Fraction oracle's correctly rounded value (in the case dtype)."""
+    N, C_in, C_out, L, K, kw, bias, unbatched = CONFIGS[cfg]
+    rng = np.random.default_rng(cfg * 31 + DTYPES.index(dtype))
+    groups = kw.get("groups", 1)
+    x = make(dtype, (C_in, L) if unbatched else (N, C_in, L), rng)
+    w = make(dtype, (C_out, C_in // groups, K), rng)
+    b = make(dtype, (C_out,), rng) if bias else None
+    y = ur.conv1d(x, w, b, **kw)
+    gy = make(dtype, y.shape, rng)
+    run_and_check(x, w, b, gy, kw, dtype)
+
+
+@pytest.mark.parametrize("dtype", ["float16", "bfloat16", "float32", "complex32"])
+def test_high_accuracy_out_dtype(dtype):
+    """out_dtype=float64/complex128 gives the exact value correctly rounded to float64."""
+    rng = np.random.default_rng(7)
+    x, w, b = make(dtype, (2, 2, 6), rng), make(dtype, (2, 2, 3), rng), make(dtype, (2,), rng)
+    gy = make(dtype, (2, 2, 6), rng)
+    od = np.complex128 if dtype == "complex32" else np.float64
+    y = ur.conv1d(x, w, b, padding=1, out_dtype=od)
+    assert y.dtype == np.dtype(od)
+    gx, gw, gb = ur.conv1d_backward(gy, x, w, b, padding=1, out_dtype=od)
+    xs = oracles.to_fractions(x)
+    raw_y, raw_gx, raw_gw, raw_gb = oracles.exact_conv(xs, oracles.to_fractions(w), oracles.to_fractions(b),
+                                                       oracles.to_fractions(gy), padding=1)
+    s_out, s_gx, s_gw = oracles.oracle_scales(2, 3, 2, 1, 1, 12, "to_output_scale", (0.5, 0.5, 0.5))
+    assert_matches(y, raw_y, s_out, "float64", "y")
+    assert_matches(gx, raw_gx, s_gx, "float64", "grad_x")
+    assert_matches(gw, raw_gw, s_gw, "float64", "grad_w")
+    assert_matches(gb, raw_gb, s_gw, "float64", "grad_b")
+
+
+# --- adversarial data: ties, cancellation, tiny terms, subnormals, overflow -------------
+
+def _single(dtype, values_x, values_w, power=(0, 0, 0), constraint=None, bias=None):
+    """y of a conv with Cg=1, K=len(values): y = s * sum x[k] w[k] (+ b)."""
+    t = oracles.REAL[dtype]
+    x = np.array([[values_x]], dtype=t)
+    w = np.array([[values_w]], dtype=t)
+    b = None if bias is None else np.array([bias], dtype=t)
+    return ur.conv1d(x, w, b, constraint=constraint, scale_power=power)[0, 0, 0]
+
+
+def _ulp_one(dtype):
+    return {"float16": 2.0**-10, "bfloat16": 2.0**-7, "float32": 2.0**-23, "float64": 2.0**-52}[dtype]
+
+
+TINY = {"float16": 2.0**-24, "bfloat16": 2.0**-133, "float32": 2.0**-149, "float64": 2.0**-1074}
+
+
+@pytest.mark.parametrize("dtype", ["float16", "bfloat16", "float32", "float64"])
+def test_exact_ties_and_tie_plus_tiny(dtype):
+    """1 + ulp/2 is a tie (to even: 1); a product far below the tie's ulp breaks it either
+    way; 1 + 3ulp/2 ties up to the even neighbour 1 + 2ulp."""
+    u = _ulp_one(dtype)
+    tiny = TINY[dtype]
+    assert float(_single(dtype, [1, u / 2, 0], [1, 1, 1])) == 1.0
+    assert float(_single(dtype, [1, u / 2, tiny], [1, 1, tiny])) == 1.0 + u  # tiny*tiny far below
+    assert float(_single(dtype, [1, u / 2, -tiny], [1, 1, tiny])) == 1.0
+    assert float(_single(dtype, [1, 1.5 * u, 0], [1, 1, 1])) == 1.0 + 2 * u
+
+
+@pytest.mark.parametrize("dtype", ["float16", "bfloat16", "float32", "float64"])
+def test_non_dyadic_rational_scale_ties(dtype):
+    """scale 1/3 (Cg*K = 3, p0 = 1): 3*(1 + ulp/2) / 3 is exactly a tie -> 1 (even); an extra
+    tiny term decides it. A double-double approximation alone can never settle these."""
+    u = _ulp_one(dtype)
+    tiny = TINY[dtype]
+    three = [3, 3 * u / 2, 0]
+    assert float(_single(dtype, three, [1, 1, 1], power=(1, 1, 1))) == 1.0
+    assert float(_single(dtype, [3, 3 * u / 2, tiny], [1, 1, tiny], power=(1, 1, 1))) == 1.0 + u
+    assert float(_single(dtype, [3, 3 * u / 2, -tiny], [1, 1, tiny], power=(1, 1, 1))) == 1.0
+
+
+def test_float64_huge_cancellation_and_far_terms():
+    """2^100 + 1 - 2^100 = 1 exactly; terms 2^-1000 below the leading one still decide a tie;
+    products that overflow float64 but cancel exactly are finite."""
+    assert _single("float64", [2.0**100, 1, -(2.0**100)], [1, 1, 1]) == 1.0
+    assert _single("float64", [1, 2.0**-53, 2.0**-500], [1, 1, 2.0**-500]) == 1 + 2.0**-52
+    assert _single("float64", [1e200, 1, -1e200], [1e200, 1, 1e200]) == 1.0
+    assert _single("float64", [1e300, 2.0**-1074], [1e300, 1]) == np.inf
+    assert _single("float64", [2.0**-600, 0], [2.0**-600, 0]) == 0.0  # underflows to +0
+    assert np.signbit(_single("float64", [-(2.0**-600)], [2.0**-600]))  # -> -0.0
+
+
+def test_many_same_sign_large_terms_carry_across_limbs():
+    """4096 terms of the largest float32 product land far beyond one limb; exact sum."""
+    n = 4096
+    x = np.full((1, n, 1), np.float32(3.4e38))
+    w = np.full((1, n, 1), np.float32(3.4e38))
+    y = ur.conv1d(x, w, constraint=None, scale_power=(0, 0, 0), out_dtype=np.float64)
+    want = oracles.round_exact(Fraction(float(np.float32(3.4e38))) ** 2 * n, "float64")
+    assert y[0, 0, 0] == want
+
+
+def test_fp16_subnormal_results_and_overflow():
+    """fp16: results in the subnormal range round on the subnormal grid; 65504 + 16 (max +
+    half ulp) ties to inf; 65504 + 15.5 stays finite."""
+    s = _single("float16", [2.0**-12, 2.0**-13], [2.0**-12, 2.0**-13])  # 2^-24 + 2^-26
+    assert float(s) == 2.0**-24
+    assert float(_single("float16", [2.0**-12, 2.0**-12], [2.0**-13, 2.0**-13])) == 2.0**-24  # 2*2^-25
+    assert float(_single("float16", [2.0**-13], [2.0**-12])) == 0.0  # 2^-25: tie to even zero
+    assert float(_single("float16", [65504.0, 4.0], [1.0, 4.0])) == np.inf
+    assert float(_single("float16", [65504.0, 4.0, 0.5], [1.0, 3.75, -1.0])) == 65504.0
+    assert float(_single("bfloat16", [float(oracles.MAXF["bfloat16"]), 1.0], [1.0, 2.0**119])) == np.inf
+
+
+def test_irrational_scales_against_decimal_oracle():
+    """(Cg*K)**-0.5 with Cg*K = 3, 5, 7 and gmean/hmean combinations: exact scales to 120
+    digits in the oracle, every element checked (float32 and bfloat16 outputs)."""
+    rng = np.random.default_rng(3)
+    for dtype in ("float32", "bfloat16"):
+        for constraint in ("to_output_scale", "gmean", "hmean", "amean", None):
+            x = make(dtype, (1, 1, 8), rng)
+            w = make(dtype, (2, 1, 5), rng)
+            gy = make(dtype, (1, 2, 4), rng)
+            run_and_check(x, w, None, gy, dict(constraint=constraint, scale_power=(0.5, 0.25, 0.75)), dtype)
+
+
+def test_bfloat16_rounding_is_not_double_rounding():
+    """NUMERICS.md: 1 + 2^-8 + 2^-30 must round to 1 + 2^-7 in bfloat16 (ml_dtypes' cast
+    from float64 gives 1.0)."""
+    assert float(_single("bfloat16", [1.0, 2.0**-8, 2.0**-15], [1.0, 1.0, 2.0**-15])) == 1.0 + 2.0**-7
+    from usconv_ref.dtypes import FORMATS
+    from usconv_ref.numerics import round_float64
+    assert round_float64(np.array([1 + 2.0**-8 + 2.0**-30]), FORMATS["bfloat16"])[0] == 1 + 2.0**-7
+
+
+def test_nonfinite_propagation():
+    """NaN anywhere in the receptive field -> NaN; inf -> inf of the product's sign; +inf
+    meeting -inf -> NaN; inf * padded zero -> NaN (SPEC §3); outside the field: finite."""
+    x = np.array([[[1.0, np.inf, 2.0, 3.0, 4.0, 5.0]]])
+    w = np.array([[[1.0, -1.0]]])
+    y = ur.conv1d(x, w, constraint=None, scale_power=(0, 0, 0))[0, 0]
+    assert y[0] == -np.inf and y[1] == np.inf and y[2:].tolist() == [-1.0, -1.0, -1.0]
+    x2 = np.array([[[np.inf, -np.inf, 1.0]]])
+    y2 = ur.conv1d(x2, np.array([[[1.0, 1.0]]]), constraint=None, scale_power=(0, 0, 0))[0, 0]
+    assert np.isnan(y2[0]) and y2[1] == -np.inf
+    y3 = ur.conv1d(np.array([[[1.0, 2.0]]]), np.array([[[np.inf, 1.0]]]), padding=1, scale_power=(0, 0, 0))[0, 0]
+    assert np.isnan(y3[0]) and y3[1] == np.inf and y3[2] == np.inf
+    x4 = np.array([[[np.nan, 1.0, 1.0, 1.0]]])
+    y4 = ur.conv1d(x4, np.array([[[1.0, 1.0]]]), scale_power=(0, 0, 0))[0, 0]
+    assert np.isnan(y4[0]) and y4[1:].tolist() == [2.0, 2.0]
+    # grad_w: an inf in grad_y meets a padded zero -> NaN (SPEC §3)
+    gx, gw, _ = ur.conv1d_backward(np.array([[[np.inf, 1.0, 1.0]]]), np.array([[[1.0, 2.0]]]),
+                                   np.array([[[1.0, 1.0]]]), padding=1, scale_power=(0, 0, 0))
+    assert np.isnan(gw[0, 0, 0]) and gw[0, 0, 1] == np.inf
