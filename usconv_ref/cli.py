@@ -9,6 +9,9 @@ import argparse
 import json
 import sys
 
+from pathlib import Path
+
+from .golden import CatalogError
 from .ops import unit_scales
 from .spec import Conv1dSpec, resolve_geometry
 
@@ -85,6 +88,41 @@ def cmd_scales(args) -> int:
     return 0
 
 
+def _golden_dir(args) -> Path:
+    from .golden import default_golden_dir
+    return Path(args.golden) if args.golden else default_golden_dir()
+
+
+def cmd_golden_regen(args) -> int:
+    from .golden import progress_printer, regen
+    golden = _golden_dir(args)
+    rep = regen(golden, args.filter, args.accept_changes, args.jobs, progress_printer())
+    print(f"golden set {golden}: {len(rep.added)} added, {len(rep.changed)} changed, "
+          f"{len(rep.removed)} removed, {rep.unchanged} unchanged")
+    for label, ids in (("added", rep.added), ("changed", rep.changed), ("removed", rep.removed)):
+        for i in ids[:20]:
+            print(f"  {label}: {i}")
+        if len(ids) > 20:
+            print(f"  ... and {len(ids) - 20} more {label}")
+    if rep.refused:
+        print(f"refused: {len(rep.changed)} existing case(s) would change; rerun with --accept-changes "
+              "to overwrite them", file=sys.stderr)
+        return 1
+    return 0
+
+
+def cmd_golden_verify(args) -> int:
+    from .golden import GoldenError, progress_printer, verify
+    golden = _golden_dir(args)
+    try:
+        n = verify(golden, args.recompute, args.jobs, progress_printer() if args.recompute else None)
+    except GoldenError as exc:
+        print(f"golden verify failed: {exc}", file=sys.stderr)
+        return 1
+    print(f"golden set {golden}: {n} cases verified" + (" (recomputed bitwise)" if args.recompute else ""))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="usconv", description="Conformance kit for the unit-scaled conv1d.")
     sub = parser.add_subparsers(dest="command", parser_class=_Parser)
@@ -94,6 +132,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print one JSON object")
     _add_spec_args(p)
     p.set_defaults(func=cmd_scales)
+
+    g = sub.add_parser("golden", help="regenerate or verify the golden data")
+    gsub = g.add_subparsers(dest="golden_command", parser_class=_Parser, required=True)
+    r = gsub.add_parser("regen", help="regenerate the golden set (atomically)")
+    r.add_argument("--golden", help="golden directory (default: the installed/checked-out set)")
+    r.add_argument("--filter", help="only cases whose id matches this glob")
+    r.add_argument("--accept-changes", action="store_true", help="overwrite cases whose content changes")
+    r.add_argument("-j", "--jobs", type=_int_arg, default=1, help="parallel processes")
+    r.set_defaults(func=cmd_golden_regen)
+    v = gsub.add_parser("verify", help="check the golden set against its manifest")
+    v.add_argument("--golden", help="golden directory (default: the installed/checked-out set)")
+    v.add_argument("--recompute", action="store_true", help="also regenerate every case in memory and compare bitwise")
+    v.add_argument("-j", "--jobs", type=_int_arg, default=1, help="parallel processes (with --recompute)")
+    v.set_defaults(func=cmd_golden_verify)
     return parser
 
 
@@ -104,7 +156,7 @@ def main(argv=None) -> int:
         if not getattr(args, "func", None):
             raise UsageError("usconv: missing command (try: usconv --help)")
         return args.func(args)
-    except (UsageError, ValueError, TypeError) as exc:
+    except (UsageError, ValueError, TypeError, CatalogError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
 

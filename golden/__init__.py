@@ -1,0 +1,1 @@
+"""Golden data of usconv, installed as the package ``usconv_golden`` (see FORMAT.md)."""
