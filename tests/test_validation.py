@@ -778,21 +778,23 @@ _VALID = {
     "dilation": st.one_of(st.integers(1, 2), st.integers(1, 2), st.tuples(st.integers(1, 2)), _np_pos),
     "groups": st.one_of(st.integers(1, 2), st.integers(1, 2), st.sampled_from([np.int64(2), np.int8(1)])),
     "padding": st.one_of(st.integers(0, 3), st.integers(0, 3), st.tuples(st.integers(0, 3)),
-                         st.lists(st.integers(0, 2), min_size=1, max_size=1), st.sampled_from(["valid", "same"]),
-                         st.sampled_from([np.int64(1), np.uint8(2)])),
+                         st.lists(st.integers(0, 2), min_size=1, max_size=1), st.sampled_from(["valid", "same", "same"]),
+                         st.just("same"), st.sampled_from([np.int64(1), np.uint8(2)])),
     "padding_mode": st.sampled_from(MODES),
     "constraint": st.sampled_from([None, "", *CONSTRAINT_NAMES]),
     "scale_power": st.sampled_from([(0.5, 0.5, 0.5), (1, 0, 2), [0.25, 0.5, 1.0], np.array([0.5, 1.0, 0.0])]),
 }
 # ... and garbage (which may by chance be valid: the prediction decides)
 _int_like = st.one_of(st.integers(-2, 4), st.sampled_from([np.int64(-1), np.int32(0), np.uint8(3)]))
-_int_garbage = st.sampled_from([True, False, np.bool_(True), 1.0, 2.5, None, "1", np.array(1), b"1"])
-_seq = st.one_of(st.tuples(_int_like), st.lists(_int_like, max_size=3), st.tuples(_int_like, _int_like))
+_bool = st.sampled_from([True, False, np.bool_(True), (True,), [False]])
+_int_garbage = st.sampled_from([1.0, 2.5, None, "1", np.array(1), b"1"])
+_seq = st.one_of(st.tuples(_int_like), st.lists(_int_like, max_size=3), st.tuples(_int_like, _int_like),
+                 st.tuples(st.integers(0, 2), st.integers(0, 2)))
 _GARBAGE = {
-    "stride": st.one_of(_int_like, _seq, _int_garbage),
-    "dilation": st.one_of(_int_like, _seq, _int_garbage),
-    "groups": st.one_of(_int_like, _seq, _int_garbage, st.integers(3, 5)),
-    "padding": st.one_of(_int_like, _seq, _int_garbage, st.sampled_from(
+    "stride": st.one_of(_int_like, _seq, _bool, _int_garbage),
+    "dilation": st.one_of(_int_like, _seq, _bool, _int_garbage),
+    "groups": st.one_of(_int_like, _seq, _bool, _int_garbage, st.integers(3, 5)),
+    "padding": st.one_of(_int_like, _seq, _bool, _int_garbage, st.sampled_from(
         ["SAME", "full", "", "Valid", "same ", "causal", ("same",)])),
     "padding_mode": st.sampled_from(["zero", "Circular", "", None, 0, "symmetric", ("zeros",)]),
     "constraint": st.sampled_from(["GMEAN", "foo", 0, "None", "mean", ["gmean"], False]),
@@ -822,14 +824,15 @@ def configs(draw):
     reflect/circular pad too large, 'same' with stride > 1)."""
     kw = {k: draw(v) for k, v in _VALID.items()}
     g = int(kw["groups"])
-    N, L = draw(st.integers(0, 2)), draw(st.integers(1, 6))
+    N, L = draw(st.integers(0, 2)), draw(st.integers(1, 8))
     C_in, C_out, K = g * draw(st.integers(1, 2)), g * draw(st.integers(1, 2)), draw(st.integers(1, 4))
     x_shape = (N, C_in, L) if draw(st.booleans()) else (C_in, L)
     w_shape = (C_out, C_in // g, K)
     b_shape = draw(st.sampled_from([None, (C_out,)]))
     w_dt, b_dt = np.float64, np.float64
     fields = list(_GARBAGE) + ["x_shape", "w_shape", "b_shape", "w_dtype", "b_dtype"]
-    for field in draw(st.lists(st.sampled_from(fields), max_size=3, unique=True)):
+    n_garbage = draw(st.sampled_from([0, 1, 1, 1, 2, 3]))
+    for field in draw(st.lists(st.sampled_from(fields), min_size=n_garbage, max_size=n_garbage, unique=True)):
         if field in _GARBAGE:
             kw[field] = draw(_GARBAGE[field])
         elif field == "x_shape":
