@@ -9,6 +9,7 @@ shape with an independent prediction written from SPEC §1/§2/§7 here.
 """
 from __future__ import annotations
 
+import collections
 import math
 import os
 import re
@@ -63,46 +64,65 @@ def _scale_power_ok(sp) -> bool:
     return True
 
 
-def predict(x_shape, w_shape, b_shape=None, *, stride=1, padding=0, dilation=1, groups=1,
-            padding_mode="zeros", constraint="to_output_scale", scale_power=(0.5, 0.5, 0.5),
-            dtypes_ok=True):
-    """The output shape SPEC §1 predicts, or None when SPEC §7 says the call is an error.
-
-    ``b_shape`` None means no bias; ``dtypes_ok`` False means the arrays' dtypes break §6."""
+def violations(x_shape, w_shape, b_shape=None, *, stride=1, padding=0, dilation=1, groups=1,
+               padding_mode="zeros", constraint="to_output_scale", scale_power=(0.5, 0.5, 0.5),
+               dtypes_ok=True):
+    """``(rules broken, predicted y shape or None)`` per SPEC §1/§2/§6/§7, written from the
+    SPEC alone. Every independent rule is checked (not just the first), so a config's
+    rule list says exactly why it is invalid. ``b_shape`` None means no bias; ``dtypes_ok``
+    False means the arrays' dtypes break §6."""
+    bad = []
     if not dtypes_ok:
-        return None
+        bad.append("dtype")
     s, d = _int_or_1seq(stride), _int_or_1seq(dilation)
     g = int(groups) if _is_int(groups) else None
-    if s is None or d is None or g is None or s < 1 or d < 1 or g < 1:
-        return None
+    for name, v in (("stride", s), ("dilation", d), ("groups", g)):
+        if v is None:
+            bad.append(f"{name}:type")
+        elif v < 1:
+            bad.append(f"{name}:<1")
     if isinstance(padding, str):
-        if padding not in ("valid", "same"):
-            return None
-        p = padding
+        p = padding if padding in ("valid", "same") else None
+        if p is None:
+            bad.append("padding:string")
     else:
         p = _int_or_1seq(padding)
-        if p is None or p < 0:
-            return None
-    if p == "same" and s != 1:
-        return None
-    if not isinstance(padding_mode, str) or padding_mode not in MODES:
-        return None
+        if p is None:
+            bad.append("padding:type")
+        elif p < 0:
+            bad.append("padding:<0")
+            p = None
+    if p == "same" and s is not None and s != 1:
+        bad.append("same+stride")
+    mode_ok = isinstance(padding_mode, str) and padding_mode in MODES
+    if not mode_ok:
+        bad.append("padding_mode")
     if not (constraint is None or (isinstance(constraint, str) and constraint in ("",) + CONSTRAINT_NAMES)):
-        return None
+        bad.append("constraint")
     if not _scale_power_ok(scale_power):
-        return None
+        bad.append("scale_power")
     xs, ws = tuple(x_shape), tuple(w_shape)
-    if len(xs) not in (2, 3) or len(ws) != 3:
-        return None
+    if len(xs) not in (2, 3):
+        bad.append("input:rank")
+    if len(ws) != 3:
+        bad.append("weight:rank")
+    if bad and (bad[-1].endswith(":rank")):
+        return bad, None
     batched = len(xs) == 3
     N, C_in, L = xs if batched else (1,) + xs
     C_out, Cg, K = ws
-    if C_in < 1 or C_out < 1 or K < 1 or L < 1 or N < 0:
-        return None
-    if C_in != Cg * g or C_out % g:
-        return None
+    for name, v in (("C_in", C_in), ("C_out", C_out), ("K", K), ("L", L)):
+        if v < 1:
+            bad.append(f"{name}<1")
+    if g is not None and g >= 1:
+        if C_in != Cg * g:
+            bad.append("C_in!=Cg*groups")
+        if C_out % g:
+            bad.append("C_out%groups")
     if b_shape is not None and tuple(b_shape) != (C_out,):
-        return None
+        bad.append("bias:shape")
+    if p is None or s is None or d is None or s < 1 or d < 1 or K < 1:
+        return bad, None
     if p == "valid":
         pl = pr = 0
     elif p == "same":
@@ -110,14 +130,22 @@ def predict(x_shape, w_shape, b_shape=None, *, stride=1, padding=0, dilation=1, 
         pl, pr = total // 2, total - total // 2
     else:
         pl = pr = p
-    if padding_mode == "reflect" and (pl >= L or pr >= L):
-        return None
-    if padding_mode == "circular" and (pl > L or pr > L):
-        return None
-    L_out = (L + pl + pr - d * (K - 1) - 1) // s + 1
-    if L_out < 1:
-        return None
-    return (N, C_out, L_out) if batched else (C_out, L_out)
+    if L >= 1:
+        if padding_mode == "reflect" and (pl >= L or pr >= L):
+            bad.append("reflect:pad>=L")
+        if padding_mode == "circular" and (pl > L or pr > L):
+            bad.append("circular:pad>L")
+        L_out = (L + pl + pr - d * (K - 1) - 1) // s + 1
+        if L_out < 1:
+            bad.append("L_out<1")
+    if bad:
+        return bad, None
+    return bad, ((N, C_out, L_out) if batched else (C_out, L_out))
+
+
+def predict(*args, **kw):
+    """The output shape SPEC §1 predicts, or None when SPEC §7 says the call is an error."""
+    return violations(*args, **kw)[1]
 
 
 # --------------------------------------------------------------------------------------
@@ -806,10 +834,10 @@ _dims = st.lists(st.integers(0, 4), min_size=0, max_size=4).map(tuple)
 
 def _perturb(draw, shape):
     """A shape with one dimension set to 0 / changed by one, or a random shape of rank 0..4."""
-    if not shape or draw(st.integers(0, 2)) == 0:
+    if not shape or draw(st.integers(0, 3)) == 0:
         return draw(_dims)
     i = draw(st.integers(0, len(shape) - 1))
-    v = draw(st.sampled_from([0, shape[i] + 1, max(shape[i] - 1, 0)]))
+    v = draw(st.sampled_from([0, 0, shape[i] + 1, max(shape[i] - 1, 0)]))
     return shape[:i] + (v,) + shape[i + 1:]
 
 
@@ -829,10 +857,16 @@ def configs(draw):
     x_shape = (N, C_in, L) if draw(st.booleans()) else (C_in, L)
     w_shape = (C_out, C_in // g, K)
     b_shape = draw(st.sampled_from([None, (C_out,)]))
+    if predict(x_shape, w_shape, **kw) is None and draw(st.integers(0, 3)):
+        # mostly start from a valid base, so that one garbage field is the only fault
+        L = 12
+        x_shape = x_shape[:-1] + (L,)
+        if kw["padding"] == "same":
+            kw["stride"] = 1
     w_dt, b_dt = np.float64, np.float64
-    fields = list(_GARBAGE) + ["x_shape", "w_shape", "b_shape", "w_dtype", "b_dtype"]
-    n_garbage = draw(st.sampled_from([0, 1, 1, 1, 2, 3]))
-    for field in draw(st.lists(st.sampled_from(fields), min_size=n_garbage, max_size=n_garbage, unique=True)):
+    fields = list(_GARBAGE) + ["x_shape", "x_shape", "w_shape", "w_shape", "b_shape", "w_dtype", "b_dtype"]
+    n_garbage = draw(st.sampled_from([0, 1, 1, 1, 1, 2, 3]))
+    for field in set(draw(st.lists(st.sampled_from(fields), min_size=n_garbage, max_size=n_garbage))):
         if field in _GARBAGE:
             kw[field] = draw(_GARBAGE[field])
         elif field == "x_shape":
@@ -855,8 +889,10 @@ def test_random_configurations_match_prediction():
     shape SPEC §1's formula predicts (unbatched stays unbatched) and the model predicts a
     valid config. conv1d_backward agrees with conv1d on accept/reject and returns the
     operands' shapes; unit_scales (shapes only, no bias/dtypes) agrees with the model too.
-    Finally at least a fair share of both valid and invalid configs must have been drawn."""
+    Finally a fair share of both valid and invalid configs, and of configs breaking exactly
+    one SPEC rule (many different rules), must have been drawn."""
     counts = {"valid": 0, "invalid": 0}
+    single_faults = collections.Counter()  # configs breaking exactly one rule, by rule
 
     @settings(max_examples=150, deadline=None, derandomize=True, database=None,
               suppress_health_check=list(HealthCheck))
@@ -867,9 +903,11 @@ def test_random_configurations_match_prediction():
         w = arr(w_shape, w_dt)
         b = None if b_shape is None else arr(b_shape, b_dt)
         dtypes_ok = np.dtype(w_dt) == np.float64 and (b is None or np.dtype(b_dt) == np.float64)
-        expect = predict(x_shape, w_shape, b_shape, dtypes_ok=dtypes_ok, **kw)
+        broken, expect = violations(x_shape, w_shape, b_shape, dtypes_ok=dtypes_ok, **kw)
         counts["valid" if expect is not None else "invalid"] += 1
-        ctx = f"x{x_shape} w{w_shape}/{np.dtype(w_dt)} b{b_shape}/{np.dtype(b_dt)} {kw!r}"
+        if len(broken) == 1:
+            single_faults[broken[0]] += 1
+        ctx = f"x{x_shape} w{w_shape}/{np.dtype(w_dt)} b{b_shape}/{np.dtype(b_dt)} {kw!r}; SPEC rules broken: {broken}"
 
         # forward
         try:
@@ -913,3 +951,5 @@ def test_random_configurations_match_prediction():
     check()
     total = counts["valid"] + counts["invalid"]
     assert counts["valid"] >= total // 8 and counts["invalid"] >= total // 4, counts
+    # configs with exactly one fault are the ones that catch a missing check: many kinds
+    assert len(single_faults) >= 12, single_faults

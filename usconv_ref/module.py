@@ -63,7 +63,9 @@ class Conv1d:
                  constraint="to_output_scale", weight_mup_type="weight", seed=None):
         self.spec = Conv1dSpec(stride, padding, dilation, groups, padding_mode, constraint)
         for name, v in (("in_channels", in_channels), ("out_channels", out_channels), ("kernel_size", kernel_size)):
-            if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
+            if isinstance(v, bool) or not isinstance(v, (int, np.integer)):
+                raise TypeError(f"{name}: expected an int >= 1, got {v!r}")
+            if v < 1:
                 raise ValueError(f"{name}: expected an int >= 1, got {v!r}")
         if in_channels % self.spec.groups or out_channels % self.spec.groups:
             raise ValueError(f"groups: expected in_channels ({in_channels}) and out_channels ({out_channels}) divisible by groups ({self.spec.groups})")

@@ -200,6 +200,9 @@ def round_scaled(sums: RowSums, scale: ExactScale, fmt: FloatFormat) -> np.ndarr
     nonzero = sums.limbs.any(axis=1)
     idx = np.flatnonzero(nonzero)
     undecided = np.zeros(0, np.int64)
+    if scale.extreme:  # every nonzero value over/underflows (see ExactScale.EXTREME_LOG2)
+        out[idx] = np.inf if scale.extreme > 0 else 0.0
+        idx = idx[:0]
     if idx.size:
         t, h, l = _leading_dd(sums.limbs[idx])
         ev = sums.base[idx] + LIMB * t

@@ -30,6 +30,10 @@ def source_index(L: int, pl: int, pr: int, mode: str) -> np.ndarray:
 
 def forward_positions(L_out: int, K: int, stride: int, dilation: int) -> np.ndarray:
     """``(L_out, K)`` padded positions read by output t through tap k: ``t*stride + k*dilation``."""
+    # stride only matters when L_out > 1 and dilation when K > 1 (then both are bounded by
+    # L_pad); avoid int64 overflow for huge but valid values.
+    stride = stride if L_out > 1 else 1
+    dilation = dilation if K > 1 else 1
     t = np.arange(L_out, dtype=np.int64)[:, None]
     k = np.arange(K, dtype=np.int64)[None, :]
     return t * stride + k * dilation

@@ -20,48 +20,104 @@ from functools import cached_property
 from .spec import Conv1dSpec, Geometry
 
 
-def _factorize(n: int) -> dict[int, int]:
-    """Prime factorization of a positive int by trial division (sizes here are small)."""
-    out: dict[int, int] = {}
-    p = 2
-    while p * p <= n:
-        while n % p == 0:
-            out[p] = out.get(p, 0) + 1
-            n //= p
-        p += 1 if p == 2 else 2
-    if n > 1:
-        out[n] = out.get(n, 0) + 1
-    return out
+def _iroot(n: int, k: int) -> int:
+    """floor(n ** (1/k)) for ints n >= 0, k >= 1 (Newton's method on integers)."""
+    if n < 2 or k == 1:
+        return n
+    x = 1 << -(-n.bit_length() // k)  # >= the root
+    while True:
+        y = ((k - 1) * x + n // x ** (k - 1)) // k
+        if y >= x:
+            return x
+        x = y
+
+
+def _perfect_root(n: int) -> tuple[int, int]:
+    """``(r, j)`` with ``n = r**j`` and j maximal (r is not a perfect power)."""
+    r, j = n, 1
+    for k in range(n.bit_length(), 1, -1):
+        c = _iroot(n, k)
+        if c > 1 and c**k == n:
+            r, j = c, k
+            break
+    if j > 1:
+        r2, j2 = _perfect_root(r)
+        return r2, j * j2
+    return r, j
+
+
+def _coprime_base(numbers: list[int]) -> list[int]:
+    """Pairwise coprime integers > 1 such that every input is a product of their powers
+    (gcd splitting; no prime factorization, so huge inputs stay fast)."""
+    base = [n for n in numbers if n > 1]
+    changed = True
+    while changed:
+        changed = False
+        for i in range(len(base)):
+            for j in range(i + 1, len(base)):
+                g = math.gcd(base[i], base[j])
+                if g > 1:
+                    a, b = base[i] // g, base[j] // g
+                    base = [v for k, v in enumerate(base) if k not in (i, j)] + [v for v in (a, b, g) if v > 1]
+                    changed = True
+                    break
+            if changed:
+                break
+    return sorted(set(base))
+
+
+def _valuation(n: int, b: int) -> int:
+    v = 0
+    while n % b == 0:
+        n //= b
+        v += 1
+    return v
 
 
 @dataclass(frozen=True)
 class Monomial:
-    """``prod p ** e`` over ``factors = ((p, e), ...)``: primes p, exact rational exponents e.
+    """``prod r ** e`` over ``factors = ((r, e), ...)``: pairwise coprime integers r > 1
+    that are not perfect powers, exact rational exponents e.
 
-    Rational iff every exponent is an integer. Any ``q ** power`` with q a positive
-    rational and ``power`` a float (a dyadic rational) is a Monomial."""
+    Rational iff every exponent is an integer (for such r the valuation argument of any
+    prime of r forces it). Any ``q ** power`` with q a positive rational and ``power`` a
+    float (a dyadic rational) is a Monomial, and so is the product of two."""
 
     factors: tuple[tuple[int, Fraction], ...]
+
+    @staticmethod
+    def _build(terms: list[tuple[Fraction, Fraction]]) -> "Monomial":
+        """``prod q ** e`` over rationals ``q > 0``, normalized."""
+        ints = []
+        for q, _ in terms:
+            ints += [q.numerator, q.denominator]
+        roots = {}
+        for c in _coprime_base(ints):
+            r, j = _perfect_root(c)
+            roots[c] = (r, j)
+        exps: dict[int, Fraction] = {}
+        for q, e in terms:
+            for n, sign in ((q.numerator, 1), (q.denominator, -1)):
+                for c, (r, j) in roots.items():
+                    v = _valuation(n, c)
+                    if v:
+                        exps[r] = exps.get(r, Fraction(0)) + sign * v * j * e
+        return Monomial(tuple(sorted((r, x) for r, x in exps.items() if x != 0)))
 
     @staticmethod
     def power(q: Fraction, power: float) -> "Monomial":
         """``q ** power`` exactly (``power`` taken as the exact value of the float)."""
         if q <= 0:
             raise ValueError(f"base of a unit scale must be positive, got {q}")
-        e = Fraction(power)
-        exps: dict[int, Fraction] = {}
-        for p, k in _factorize(q.numerator).items():
-            exps[p] = exps.get(p, Fraction(0)) + k * e
-        for p, k in _factorize(q.denominator).items():
-            exps[p] = exps.get(p, Fraction(0)) - k * e
-        return Monomial(tuple(sorted((p, x) for p, x in exps.items() if x != 0)))
+        return Monomial._build([(Fraction(q), Fraction(power))])
 
     def times(self, other: "Monomial", root: int = 1) -> "Monomial":
         """``(self * other) ** (1/root)``."""
-        exps: dict[int, Fraction] = {}
-        for p, x in self.factors + other.factors:
-            exps[p] = exps.get(p, Fraction(0)) + x
-        return Monomial(tuple(sorted((p, x / root) for p, x in exps.items() if x != 0)))
+        return Monomial._build([(Fraction(r), x / root) for r, x in self.factors + other.factors])
+
+    def log2(self) -> float:
+        """log2 of the value (float; for range decisions)."""
+        return sum(float(x) * math.log2(r) for r, x in self.factors)
 
     def rational(self) -> Fraction | None:
         if any(x.denominator != 1 for _, x in self.factors):
@@ -91,6 +147,9 @@ class Mean:
     kind: str
     a: Monomial
     b: Monomial
+
+    def log2(self) -> float:
+        return max(self.a.log2(), self.b.log2()) if self.kind == "amean" else min(self.a.log2(), self.b.log2())
 
     def rational(self) -> Fraction | None:
         ra, rb = self.a.rational(), self.b.rational()
@@ -163,9 +222,15 @@ class ExactScale:
     ``|(hi + lo) * 2**exp - s| <= 2**-100 * s``; :meth:`interval` gives exact rational
     bounds as tight as asked; ``float(scale)`` is the correctly rounded float64."""
 
+    # Beyond 2**±EXTREME_LOG2 every nonzero exact sum of products of float64 values
+    # (|V| within 2**±2200 for up to 2**30 terms) times the scale over/underflows every format.
+    EXTREME_LOG2 = 5000
+
     def __init__(self, expr):
         self.expr = expr
-        self.rational: Fraction | None = expr.rational() if hasattr(expr, "rational") else None
+        self.log2 = expr.log2()
+        self.extreme = 0 if abs(self.log2) <= self.EXTREME_LOG2 else (1 if self.log2 > 0 else -1)
+        self.rational: Fraction | None = expr.rational() if not self.extreme else None
 
     @classmethod
     def of(cls, value: Fraction | int) -> "ExactScale":
@@ -196,6 +261,8 @@ class ExactScale:
         return hi, lo, e
 
     def __float__(self) -> float:
+        if self.extreme:
+            return math.inf if self.extreme > 0 else 0.0
         digits = 40
         while True:
             lo, hi = self.interval(digits)

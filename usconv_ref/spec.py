@@ -54,8 +54,12 @@ def _normalize_scale_power(scale_power) -> tuple[float, float, float]:
         raise ValueError(f"scale_power: expected 3 finite reals, got {len(items)} values: {scale_power!r}")
     out = []
     for v in items:
-        if isinstance(v, bool) or not isinstance(v, numbers.Real) or not math.isfinite(float(v)):
-            raise ValueError(f"scale_power: expected 3 finite reals, got {scale_power!r}")
+        try:
+            ok = not isinstance(v, bool) and isinstance(v, numbers.Real) and math.isfinite(float(v))
+        except OverflowError:
+            ok = False
+        if not ok:
+            raise ValueError(f"scale_power: expected 3 finite reals (each representable as a float64), got {scale_power!r}")
         out.append(float(v))
     return tuple(out)
 
@@ -92,7 +96,10 @@ class Conv1dSpec:
             raise ValueError(f"padding: 'same' requires stride == 1, got stride={self.stride}")
         if not isinstance(self.padding_mode, str) or self.padding_mode not in PADDING_MODES:
             raise ValueError(f"padding_mode: expected one of {PADDING_MODES}, got {self.padding_mode!r}")
-        constraint = None if self.constraint == "" else self.constraint
+        constraint = self.constraint
+        if constraint is not None and not isinstance(constraint, str):
+            raise ValueError(f"constraint: expected one of {list(CONSTRAINTS)}, got {constraint!r}")
+        constraint = None if constraint == "" else constraint
         if constraint not in CONSTRAINTS:
             raise ValueError(f"constraint: expected one of {list(CONSTRAINTS)}, got {self.constraint!r}")
         set_(self, "constraint", constraint)
@@ -162,10 +169,17 @@ def output_length(L_pad: int, K: int, stride: int, dilation: int) -> int:
 
 
 def _shape_of(name: str, shape) -> tuple[int, ...]:
+    """A shape: a sequence of non-negative ints (not bools)."""
     try:
-        return tuple(int(s) for s in shape)
+        items = tuple(shape)
     except TypeError:
         raise TypeError(f"{name}: expected a shape (tuple of ints), got {shape!r}") from None
+    for s in items:
+        if not _is_int(s):
+            raise TypeError(f"{name}: expected a shape of ints, got {shape!r}")
+        if s < 0:
+            raise ValueError(f"{name}: expected non-negative dimensions, got shape {shape!r}")
+    return tuple(int(s) for s in items)
 
 
 def resolve_geometry(x_shape, w_shape, b_shape, spec: Conv1dSpec) -> Geometry:
