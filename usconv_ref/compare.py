@@ -90,14 +90,27 @@ def accumulator_floor(cls: PrecisionClass) -> float:
     p = round(-math.log2(cls.u_acc))
     fmt = next((f for f in FORMATS.values() if f.precision == p), None)
     emin = fmt.emin if fmt is not None else -126
-    return 2.0**emin if cls.ftz else 2.0 ** (emin - p) / 2 * 2
+    return 2.0**emin if cls.ftz else _half_subnormal(emin, p)
+
+
+def _half_subnormal(emin: int, precision: int) -> float:
+    """Half the smallest subnormal ``2**(emin-precision)``; float64's own half (2**-1075)
+    is not representable, so there its smallest subnormal is used."""
+    return max(2.0 ** (emin - precision + 1) / 2, 5e-324)
+
+
+def output_floor(cls: PrecisionClass, fmt: FloatFormat) -> float:
+    """``floor``: half the output format's smallest subnormal (smallest normal with ftz)."""
+    return fmt.smallest_normal if cls.ftz else _half_subnormal(fmt.emin, fmt.precision)
 
 def element_bound(bnd: np.ndarray, n: np.ndarray, ref: np.ndarray, cls: PrecisionClass,
-                  fmt: FloatFormat) -> np.ndarray:
+                  fmt: FloatFormat, scale: float = 1.0) -> np.ndarray:
     """``B = n*u_acc*bnd + 2*u_in*bnd + k*u_out*(1+u_out)*|ref| + 2**-53*|ref| + floor
     + 2n*acc_floor`` with ``k = out_roundings`` and ``acc_floor`` from
     :func:`accumulator_floor` (each product and each addition may lose up to that much
-    when partial results are subnormal in the accumulator).
+    when partial results are subnormal in the accumulator). With ``k = 2`` the first
+    rounding (of the unscaled sum) has its own floor, scaled by ``|scale|``: the floor term
+    becomes ``floor * (1 + |scale|)``.
 
     The ``2**-53 |ref|`` term accounts for ``ref`` itself being the float64 rounding of the
     exact value. With ``global_bound`` the tensor's largest ``bnd`` replaces every ``bnd``
@@ -105,7 +118,7 @@ def element_bound(bnd: np.ndarray, n: np.ndarray, ref: np.ndarray, cls: Precisio
     if cls.global_bound and bnd.size:
         bnd = np.full_like(bnd, bnd.max())
         n = np.full_like(n, n.max())
-    floor = fmt.smallest_normal if cls.ftz else fmt.smallest_subnormal / 2
+    floor = output_floor(cls, fmt) * (1 + (cls.out_roundings - 1) * abs(scale))
     a = np.abs(ref)
     a = np.where(np.isfinite(a), a, 0.0)
     k = cls.out_roundings
@@ -200,7 +213,7 @@ MIN_STAT_ELEMENTS = 256
 
 
 def pooled_statistics(imp: np.ndarray, ref: np.ndarray, bnd: np.ndarray, n: np.ndarray,
-                      cls: PrecisionClass, fmt: FloatFormat, alpha: float = ALPHA) -> StatCheck:
+                      cls: PrecisionClass, fmt: FloatFormat, alpha: float = ALPHA, scale: float = 1.0) -> StatCheck:
     """Model: a conforming result's error on an element is a zero-mean sum of rounding
     errors: accumulation (random walk, variance ``n u_acc² bnd²/3``), input rounding
     (``4 u_in² bnd²/3``) and output rounding (``k u_out² ref²/3``); with ``u = max(u_acc, u_out)``
@@ -219,7 +232,7 @@ def pooled_statistics(imp: np.ndarray, ref: np.ndarray, bnd: np.ndarray, n: np.n
     floor are pooled; fewer than 256 such elements: no statistics."""
     imp, ref, bnd, n = (a.astype(np.float64).ravel() for a in (imp, ref, bnd, n))
     u = max(cls.u_acc, fmt.unit_roundoff)
-    floor = fmt.smallest_normal if cls.ftz else fmt.smallest_subnormal / 2
+    floor = output_floor(cls, fmt) * (1 + (cls.out_roundings - 1) * abs(scale))
     k = cls.out_roundings
     rest = n * cls.u_acc * bnd + 2 * cls.u_in * bnd + k * fmt.unit_roundoff * np.abs(ref)
     floor = floor + 2 * n * accumulator_floor(cls)

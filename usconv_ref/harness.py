@@ -30,6 +30,30 @@ from .spec import resolve_geometry
 
 # --- bounds: the op on absolute values, term counts: the op on ones ---------------------
 
+def _normalized(a: np.ndarray) -> tuple[np.ndarray, int]:
+    """``(a * 2**-e, e)`` with ``e`` the exponent of max|a| (so float64 sums of products
+    of such arrays cannot overflow); exact."""
+    m = float(np.max(a, initial=0.0))
+    e = int(np.frexp(m)[1]) if m > 0 and np.isfinite(m) else 0
+    return np.ldexp(a, -e), e
+
+
+def _abs_conv(a: np.ndarray, b: np.ndarray, spec) -> np.ndarray:
+    """The plain float64 forward of two nonnegative arrays, overflow-safe (inf only if the
+    true value exceeds float64)."""
+    (an, ea), (bn, eb) = _normalized(a), _normalized(b)
+    with np.errstate(over="ignore"):
+        return np.ldexp(fast.conv1d_float64(an, bn, None, spec, scales=(1.0,)), ea + eb)
+
+
+def _abs_backward(g: np.ndarray, x: np.ndarray, w: np.ndarray, spec):
+    """grad_x (from g, w) and grad_w (from g, x) of nonnegative arrays, overflow-safe."""
+    (gn, eg), (xn, ex), (wn, ew) = _normalized(g), _normalized(x), _normalized(w)
+    gx, gw, _ = fast.conv1d_backward_float64(gn, xn, wn, None, spec, scales=(1.0, 1.0))
+    with np.errstate(over="ignore"):
+        return np.ldexp(gx, eg + ew), np.ldexp(gw, eg + ex)
+
+
 def _parts(a: np.ndarray) -> dict[str, np.ndarray]:
     """|re|, |im| and |re|+|im| of an array of any case dtype, as float64."""
     cd = case_dtype(a.dtype)
@@ -70,16 +94,18 @@ def reference_bounds(inputs: dict, spec, products: str, scales: dict) -> dict:
     out = {}
     y_b, gx_b, gw_b = [], [], []
     for p, plist in enumerate(pairs):
-        yb = sum(fast.conv1d_float64(xa[i], wa[j], None, spec, scales=(1.0,)) for i, j in plist)
+        yb = sum(_abs_conv(xa[i], wa[j], spec) for i, j in plist)
         if ba is not None:
             yb = yb + (ba["r"] if p == 0 else ba["i"])[:, None]
-        y_b.append(yb * abs(scales["y"]))
+        with np.errstate(over="ignore"):
+            y_b.append(yb * abs(scales["y"]))
         gx = gw = 0
         for i, j in plist:
-            a, c, _ = fast.conv1d_backward_float64(gya[i], xa[j], wa[j], None, spec, scales=(1.0, 1.0))
+            a, c = _abs_backward(gya[i], xa[j], wa[j], spec)
             gx, gw = gx + a, gw + c
-        gx_b.append(gx * abs(scales["grad_x"]))
-        gw_b.append(gw * abs(scales["grad_w"]))
+        with np.errstate(over="ignore"):
+            gx_b.append(gx * abs(scales["grad_x"]))
+            gw_b.append(gw * abs(scales["grad_w"]))
     n_y = fast.conv1d_float64(ones(xa), ones(wa), None, spec, scales=(1.0,)) * per + (b is not None)
     n_gx, n_gw, _ = fast.conv1d_backward_float64(ones(gya), ones(xa), ones(wa), None, spec, scales=(1.0, 1.0))
     P = len(pairs)
@@ -197,7 +223,7 @@ def _bitwise_equal(a: np.ndarray, b: np.ndarray) -> bool:
 
 
 def judge_tensor(tensor: str, imp: np.ndarray, golden: dict, bnd, n, cls: PrecisionClass, factor: float,
-                 keep_ratios: bool) -> TensorResult:
+                 keep_ratios: bool, scale: float = 1.0) -> TensorResult:
     """One output tensor against the golden expectation under ``cls``."""
     cd = case_dtype(golden[tensor].dtype)
     want = golden[tensor]
@@ -224,7 +250,7 @@ def judge_tensor(tensor: str, imp: np.ndarray, golden: dict, bnd, n, cls: Precis
             res.reason = "not bitwise equal to the correctly rounded value (class exact)"
         return res
     fmt = cd.part
-    bound = element_bound(bnd, n, ref, cls, fmt)
+    bound = element_bound(bnd, n, ref, cls, fmt, scale)
     ec: ElementCheck = check_elements(got, ref, bound, n, fmt)
     res.failures = ec.failures
     res.worst_ratio = ec.worst_ratio
@@ -235,7 +261,7 @@ def judge_tensor(tensor: str, imp: np.ndarray, golden: dict, bnd, n, cls: Precis
         res.worst_imp, res.worst_ref = float(got.ravel()[ec.worst]), float(ref.ravel()[ec.worst])
     if ec.failures:
         res.status, res.reason = "fail", ec.reason
-    st = pooled_statistics(got, ref, bnd, n, cls, fmt)
+    st = pooled_statistics(got, ref, bnd, n, cls, fmt, scale=scale)
     res.stats = st
     if st.failed:
         res.status = "fail"
@@ -307,12 +333,12 @@ def check_backend(backend, spec_arg: str, cases: list[Case], golden_dir, determi
                 bnd = n = None
             imp = outs[t]
             imp = None if imp is None else np.asarray(imp)
-            tr = judge_tensor(t, imp, golden, bnd, n, cls, factor[t], keep_ratios)
+            tr = judge_tensor(t, imp, golden, bnd, n, cls, factor[t], keep_ratios, used[t])
             cr.tensors.append(tr)
             if cls.name != EXACT.name and not known and imp is not None and imp.shape == golden[t].shape \
                     and imp.dtype == golden[t].dtype:
                 pools.setdefault((case.dtype, t, cls), []).append(
-                    (_float_parts(imp), _float_parts(golden[t + "_f64"]) * factor[t], bnd, n))
+                    (_float_parts(imp), _float_parts(golden[t + "_f64"]) * factor[t], bnd, n, used[t]))
         if any(t.status == "fail" for t in cr.tensors):
             cr.status = "known" if known else "fail"
             if known:
@@ -323,7 +349,8 @@ def check_backend(backend, spec_arg: str, cases: list[Case], golden_dir, determi
         res.cases.append(cr)
     for (dtype, t, cls), items in sorted(pools.items(), key=lambda kv: (kv[0][0], kv[0][1], kv[0][2].name)):
         cat = lambda j: np.concatenate([it[j].ravel() for it in items])
-        st = pooled_statistics(cat(0), cat(1), cat(2), cat(3), cls, case_dtype(dtype).part)
+        st = pooled_statistics(cat(0), cat(1), cat(2), cat(3), cls, case_dtype(dtype).part,
+                               scale=max(it[4] for it in items))
         res.pooled.append(PooledResult(dtype, t, cls.name, st))
     return res
 

@@ -102,13 +102,16 @@ def generate(seed: int, stream: int, shape, dataset: str, part: str, allowed_spe
 
 def generate_tensor(seed: int, name: str, shape, dataset: str, cd: CaseDtype, allowed_special=None):
     """A tensor of case dtype ``cd`` (real, or complex from two streams); specials only
-    where ``allowed_special`` is True (NaN only for complex: SPEC leaves inf in complex
-    products to the multiplication algorithm)."""
+    where ``allowed_special`` is True. Complex specials are NaN in both parts (inf in
+    complex products, and NaN spilling between parts, depend on the multiplication
+    algorithm, so golden data avoid them)."""
     from .dtypes import from_float64_parts
     stream = STREAMS[name]
     re = generate(seed, stream, shape, dataset, cd.part.name, allowed_special)
     im = None
     if cd.is_complex:
         im = generate(seed, stream + IMAG_STREAM_OFFSET, shape, dataset, cd.part.name, None)
-        re = np.where(np.isinf(re), np.nan, re)
+        special = ~np.isfinite(re)
+        re = np.where(special, np.nan, re)
+        im = np.where(special, np.nan, im)
     return from_float64_parts(re, im, cd)
