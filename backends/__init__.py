@@ -39,6 +39,7 @@ class Capabilities:
     backward: bool = True
     unbatched: bool = True
     empty_batch: bool = True
+    custom_scale_power: bool = True  # scale_power other than (0.5, 0.5, 0.5)
     notes: dict = field(default_factory=dict, hash=False)  # dtype -> why unsupported
 
     def supports(self, dtype: str, spec: Conv1dSpec, batched: bool, N: int) -> tuple[bool, str]:
@@ -52,6 +53,8 @@ class Capabilities:
             return False, "unbatched input not supported"
         if N == 0 and not self.empty_batch:
             return False, "N=0 not supported"
+        if spec.scale_power != (0.5, 0.5, 0.5) and not self.custom_scale_power:
+            return False, "scale_power other than (0.5, 0.5, 0.5) not supported"
         return True, ""
 
 

@@ -101,9 +101,11 @@ class TorchBackend(Backend):
 
     def capabilities(self):
         if self._caps is None:
+            import warnings
             supported, notes = [], {}
             for name in ALL_DTYPES:
                 try:
+                    warnings.filterwarnings("ignore", message="ComplexHalf support is experimental")
                     x = self._to_torch(np.zeros((1, 1, 3), case_dtype(name).numpy))
                     w = self._to_torch(np.zeros((1, 1, 2), case_dtype(name).numpy)).requires_grad_(True)
                     xx = x.clone().requires_grad_(True)

@@ -253,3 +253,34 @@ def test_nonfinite_propagation():
     gx, gw, _ = ur.conv1d_backward(np.array([[[np.inf, 1.0, 1.0]]]), np.array([[[1.0, 2.0]]]),
                                    np.array([[[1.0, 1.0]]]), padding=1, scale_power=(0, 0, 0))
     assert np.isnan(gw[0, 0, 0]) and gw[0, 0, 1] == np.inf
+
+
+def test_irrational_scale_near_ties_found_by_review():
+    """Near-ties within 1e-50 of a midpoint with the irrational scale 3**-0.5 / 6**-0.5
+    (an independent review found these rounded wrongly when the scale was computed in
+    decimal's 28-digit global context). Exact values (400-bit mpmath): 1 + 1.5 ulp + 4.6e-41 ulp
+    and 1 + 3.5 ulp + 6.7e-40 ulp, so both round up."""
+    x = np.array([[[1.7320508075688779, 1.1105833358044281e-17, -4.280326419710176e-34]]])
+    assert ur.conv1d(x, np.ones((1, 1, 3)))[0, 0, 0] == 1.0000000000000004
+    x32 = np.array([[[2.449490785598755, -2.080881422727998e-08, -5.60455284358128e-16, 2.609215661953302e-23,
+                      -6.029075730734728e-31, -2.2390522796650765e-38]]], np.float32)
+    assert ur.conv1d(x32, np.ones((1, 1, 6), np.float32))[0, 0, 0].view(np.uint32) == 0x3F800004  # 1 + 3.5ulp + 7e-40
+
+
+def test_results_independent_of_global_decimal_context():
+    """The caller's decimal context (precision 6 here) changes nothing."""
+    import decimal
+    rng = np.random.default_rng(4)
+    x, w = rng.standard_normal((2, 3, 20)).astype(np.float32), rng.standard_normal((4, 3, 2)).astype(np.float32)
+    ref = ur.conv1d(x, w, constraint="hmean", stride=2), ur.unit_scales(x.shape, w.shape, constraint="hmean", stride=2)
+    with decimal.localcontext() as ctx:
+        ctx.prec = 6
+        got = ur.conv1d(x, w, constraint="hmean", stride=2), ur.unit_scales(x.shape, w.shape, constraint="hmean", stride=2)
+    assert got[0].tobytes() == ref[0].tobytes() and got[1] == ref[1]
+
+
+def test_scale_interval_is_tight_and_correct():
+    """interval(100) of 3**-0.5 brackets it (checked exactly through squares) within 1e-95."""
+    from usconv_ref.scaling import ExactScale, Monomial
+    lo, hi = ExactScale(Monomial.power(Fraction(3), -0.5)).interval(100)
+    assert lo * lo * 3 <= 1 <= hi * hi * 3 and (hi - lo) / lo < Fraction(1, 10**95)

@@ -8,6 +8,8 @@ Families (see golden/FORMAT.md):
 - ``pairs``: a covering array holding every pair of padding mode x stride x dilation x groups.
 
 Seeds are ``crc32(id)``, recorded in the catalog, so a case's inputs depend on its id only.
+Every id of a case with a non-zero padding mode names the mode (so known deviations can be
+declared by glob, e.g. ``*reflect*``).
 """
 from __future__ import annotations
 
@@ -102,17 +104,17 @@ def build_catalog() -> list[Case]:
         _case(A, "replicate-L1", N=3, C_in=4, C_out=4, L=1, K=3, padding=3, padding_mode="replicate"),
         _case(A, "padding-valid", padding="valid"),
         _case(A, "padding-same-odd-total", K=4, padding="same"),
-        _case(A, "padding-same-even-total", K=3, padding="same", padding_mode="reflect"),
-        _case(A, "padding-same-dilated", K=4, dilation=3, padding="same", padding_mode="circular"),
+        _case(A, "padding-same-even-total-reflect", K=3, padding="same", padding_mode="reflect"),
+        _case(A, "padding-same-dilated-circular", K=4, dilation=3, padding="same", padding_mode="circular"),
         _case(A, "padding-1tuple", padding=[3], stride=[2], dilation=[2]),
         _case(A, "stride-beyond-field", K=2, padding=1, stride=5),
         _case(A, "bias-off", bias=False, dtype="bfloat16"),
         _case(A, "groups-2", groups=2, dtype="float16"),
         _case(A, "depthwise", groups=16, dtype="complex64"),
-        _case(A, "depthwise-mult3", groups=16, C_out=48, padding_mode="replicate"),
-        _case(A, "unbatched", N=None, dtype="complex128", padding_mode="reflect"),
+        _case(A, "depthwise-mult3-replicate", groups=16, C_out=48, padding_mode="replicate"),
+        _case(A, "unbatched-reflect", N=None, dtype="complex128", padding_mode="reflect"),
         _case(A, "unbatched-f16", N=None, dtype="float16", stride=2),
-        _case(A, "batch-0", N=0, padding_mode="circular"),
+        _case(A, "batch-0-circular", N=0, padding_mode="circular"),
         _case(A, "long-accum-f32", N=1, C_in=1024, C_out=4, L=32, K=4, padding=1),
         _case(A, "long-accum-bf16", N=1, C_in=1024, C_out=4, L=32, K=4, padding=1, dtype="bfloat16"),
         _case(A, "long-accum-f16", N=1, C_in=512, C_out=4, L=32, K=9, padding=4, dtype="float16"),

@@ -123,6 +123,98 @@ def cmd_golden_verify(args) -> int:
     return 0
 
 
+def _cases(golden: Path, pattern: str | None):
+    from .golden import read_catalog
+    import fnmatch
+    cases = read_catalog(golden)
+    if pattern:
+        cases = [c for c in cases if fnmatch.fnmatchcase(c.id, pattern)]
+        if not cases:
+            raise UsageError(f"--filter {pattern!r} matches no case of {golden / 'catalog.json'}")
+    return cases
+
+
+def cmd_check(args) -> int:
+    import backends
+    from .golden import progress_printer
+    from .harness import check_backend
+    from .report import failure_lines, summary_table, write_report
+    golden = _golden_dir(args)
+    if args.report:
+        ext = Path(args.report).suffix.lower()
+        if ext not in (".json", ".md", ".markdown", ".html", ".htm"):
+            raise UsageError(f"--report: unknown format {ext!r}; use .json, .md or .html")
+    cases = _cases(golden, args.filter)
+    targets = []  # (argument, backend or None, reason)
+    try:
+        for arg in args.backend or []:
+            name, opts = backends.parse_backend_arg(arg)
+            b = backends.get(name, **opts)
+            ok, why = b.availability()
+            if not ok:
+                raise UsageError(f"backend {arg!r} is unavailable: {why}")
+            targets.append((arg, b))
+        from backends.results import ResultsBackend
+        for d in args.results or []:
+            targets.append((f"results:{d}", ResultsBackend(d)))
+    except backends.BackendError as exc:
+        raise UsageError(str(exc)) from None
+    unavailable = []
+    if not targets:
+        for name in backends.known_names():
+            try:
+                b = backends.get(name)
+            except backends.BackendError as exc:
+                unavailable.append((name, str(exc)))
+                continue
+            ok, why = b.availability()
+            if ok:
+                targets.append((name, b))
+            else:
+                unavailable.append((name, why))
+    results = []
+    prog = progress_printer() if not args.quiet else None
+    for arg, b in targets:
+        results.append(check_backend(b, arg, cases, golden, determinism=not args.no_determinism, progress=prog,
+                                     keep_ratios=bool(args.report)))
+    for name, why in unavailable:
+        from .harness import BackendResult
+        results.append(BackendResult(name, name, "", False, why))
+    print(f"golden set {golden}: {len(cases)} cases")
+    print(summary_table(results))
+    lines = [l for r in results if r.available for l in failure_lines(r)]
+    if lines:
+        print()
+        print("\n".join(lines))
+    if args.report:
+        write_report(Path(args.report), results)
+        print(f"report written to {args.report}")
+    return 1 if any(r.available and r.failed for r in results) else 0
+
+
+def cmd_backends(args) -> int:
+    import backends
+    from .spec import Conv1dSpec
+    rows = []
+    for name in backends.known_names():
+        try:
+            b = backends.get(name)
+            ok, why = b.availability()
+        except backends.BackendError as exc:
+            ok, why, b = False, str(exc), None
+        if not ok:
+            rows.append((name, "unavailable", why, ""))
+            continue
+        caps = b.capabilities()
+        spec = Conv1dSpec()
+        classes = sorted({b.precision(d, t, spec).name for d in sorted(caps.dtypes) for t in ("y", "grad_x", "grad_w", "grad_b")})
+        rows.append((name, "available", ", ".join(sorted(caps.dtypes)), "; ".join(classes)))
+    w0 = max(len(r[0]) for r in rows)
+    for name, state, what, classes in rows:
+        print(f"{name.ljust(w0)}  {state:<11}  {what}" + (f"\n{' ' * (w0 + 15)}classes: {classes}" if classes else ""))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="usconv", description="Conformance kit for the unit-scaled conv1d.")
     sub = parser.add_subparsers(dest="command", parser_class=_Parser)
@@ -146,6 +238,19 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("--recompute", action="store_true", help="also regenerate every case in memory and compare bitwise")
     v.add_argument("-j", "--jobs", type=_int_arg, default=1, help="parallel processes (with --recompute)")
     v.set_defaults(func=cmd_golden_verify)
+
+    c = sub.add_parser("check", help="judge backends (or a port's result files) against the golden set")
+    c.add_argument("--backend", action="append", help="NAME, NAME[key=value,...], entry point or pkg.module:Class; repeatable")
+    c.add_argument("--results", action="append", help="a port's result directory (see README); repeatable")
+    c.add_argument("--golden", help="golden directory (default: the installed/checked-out set)")
+    c.add_argument("--filter", help="only cases whose id matches this glob")
+    c.add_argument("--report", help="write a report: .json, .md or .html")
+    c.add_argument("--no-determinism", action="store_true", help="skip the second run of each case")
+    c.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    c.set_defaults(func=cmd_check)
+
+    bk = sub.add_parser("backends", help="every known backend: available or why not, dtypes, precision classes")
+    bk.set_defaults(func=cmd_backends)
     return parser
 
 

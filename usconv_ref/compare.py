@@ -122,8 +122,14 @@ def element_bound(bnd: np.ndarray, n: np.ndarray, ref: np.ndarray, cls: Precisio
     a = np.abs(ref)
     a = np.where(np.isfinite(a), a, 0.0)
     k = cls.out_roundings
-    return (n * cls.u_acc * bnd + 2 * cls.u_in * bnd + (k * fmt.unit_roundoff * (1 + fmt.unit_roundoff) + U64) * a
-            + floor + 2 * n * accumulator_floor(cls))
+    return (_scaled(n * cls.u_acc, bnd) + _scaled(2 * cls.u_in, bnd)
+            + (k * fmt.unit_roundoff * (1 + fmt.unit_roundoff) + U64) * a + floor + 2 * n * accumulator_floor(cls))
+
+
+def _scaled(c, bnd: np.ndarray) -> np.ndarray:
+    """``c * bnd`` with ``0 * inf = 0`` (an absent term stays absent where bnd overflowed)."""
+    with np.errstate(invalid="ignore"):
+        return np.where(np.asarray(c) == 0, 0.0, c * bnd)
 
 
 # --- 2. the per-element check ------------------------------------------------------------
@@ -234,7 +240,7 @@ def pooled_statistics(imp: np.ndarray, ref: np.ndarray, bnd: np.ndarray, n: np.n
     u = max(cls.u_acc, fmt.unit_roundoff)
     floor = output_floor(cls, fmt) * (1 + (cls.out_roundings - 1) * abs(scale))
     k = cls.out_roundings
-    rest = n * cls.u_acc * bnd + 2 * cls.u_in * bnd + k * fmt.unit_roundoff * np.abs(ref)
+    rest = _scaled(n * cls.u_acc, bnd) + _scaled(2 * cls.u_in, bnd) + k * fmt.unit_roundoff * np.abs(ref)
     floor = floor + 2 * n * accumulator_floor(cls)
     ok = np.isfinite(imp) & np.isfinite(ref) & (bnd > 0) & (floor < 0.01 * rest) & (np.abs(ref) <= fmt.max_finite)
     out = StatCheck(int(ok.sum()))

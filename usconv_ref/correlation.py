@@ -112,9 +112,40 @@ class Operands:
     bi: np.ndarray | None
 
 
+@dataclass(frozen=True)
+class Terms:
+    """One output tensor as term lists: ``builder(rows)`` gives the real (and imaginary)
+    parts' factor arrays for those flat rows."""
+
+    shape: tuple
+    n_terms: int
+    builder: Callable[[np.ndarray], Parts]
+    n_parts: int
+
+    def exact(self, scale: ExactScale | None, mantissa_bits: int) -> ExactTensor:
+        return evaluate(self.shape, self.n_terms, self.builder, self.n_parts, scale, mantissa_bits)
+
+
 def forward_exact(geo: Geometry, ops: Operands, padding_mode: str, scale: ExactScale,
                   mantissa_bits: int) -> ExactTensor:
-    src = source_index(geo.L, geo.pl, geo.pr, padding_mode)
+    return forward_terms(geo, ops, padding_mode).exact(scale, mantissa_bits)
+
+
+def grad_input_exact(geo, gyr, gyi, ops, padding_mode, scale, mantissa_bits) -> ExactTensor:
+    return grad_input_terms(geo, gyr, gyi, ops, padding_mode).exact(scale, mantissa_bits)
+
+
+def grad_weight_exact(geo, gyr, gyi, ops, padding_mode, scale, mantissa_bits) -> ExactTensor:
+    return grad_weight_terms(geo, gyr, gyi, ops, padding_mode).exact(scale, mantissa_bits)
+
+
+def grad_bias_exact(geo, gyr, gyi, scale, mantissa_bits) -> ExactTensor:
+    return grad_bias_terms(geo, gyr, gyi).exact(scale, mantissa_bits)
+
+
+def forward_terms(geo: Geometry, ops: Operands, padding_mode: str, src: np.ndarray | None = None) -> Terms:
+    """``src`` overrides the padding's source index map (for simulated implementations)."""
+    src = source_index(geo.L, geo.pl, geo.pr, padding_mode) if src is None else src
     src = np.where(src < 0, geo.L, src)  # -> appended zero
     pos = src[forward_positions(geo.L_out, geo.K, geo.stride, geo.dilation)]  # (L_out, K)
     xr, xi = _append_zero(ops.xr, 2), _append_zero(ops.xi, 2)
@@ -134,13 +165,11 @@ def forward_exact(geo: Geometry, ops: Operands, padding_mode: str, scale: ExactS
         return parts
 
     n_terms = (2 if xi is not None else 1) * Cg * geo.K + (ops.br is not None)
-    shape = (geo.N, geo.C_out, L_out)
-    return evaluate(shape, n_terms, builder, 1 if xi is None else 2, scale, mantissa_bits)
+    return Terms((geo.N, geo.C_out, L_out), n_terms, builder, 1 if xi is None else 2)
 
 
-def grad_input_exact(geo: Geometry, gyr, gyi, ops: Operands, padding_mode: str,
-                     scale: ExactScale, mantissa_bits: int) -> ExactTensor:
-    src = source_index(geo.L, geo.pl, geo.pr, padding_mode)
+def grad_input_terms(geo: Geometry, gyr, gyi, ops: Operands, padding_mode: str, src=None, conj: bool = True) -> Terms:
+    src = source_index(geo.L, geo.pl, geo.pr, padding_mode) if src is None else src
     kk, tt = grad_input_taps(src, geo.L, geo.L_out, geo.K, geo.stride, geo.dilation)  # (L, M)
     gyr, gyi = _append_zero(gyr, 2), _append_zero(gyi, 2)
     wr, wi = _append_zero(ops.wr, 2), _append_zero(ops.wi, 2)
@@ -153,16 +182,14 @@ def grad_input_exact(geo: Geometry, gyr, gyi, ops: Operands, padding_mode: str,
         k, t = kk[j][:, None, :], tt[j][:, None, :]  # (R, 1, M)
         gy = lambda g: None if g is None else g[n[:, None, None], o, t].reshape(len(r), -1)
         ww = lambda w: None if w is None else w[o, (ci % Cg)[:, None, None], k].reshape(len(r), -1)
-        return _products(gy(gyr), gy(gyi), ww(wr), ww(wi), conj=True)
+        return _products(gy(gyr), gy(gyi), ww(wr), ww(wi), conj=conj)
 
     n_terms = (2 if gyi is not None else 1) * Og * kk.shape[1]
-    shape = (geo.N, geo.C_in, geo.L)
-    return evaluate(shape, n_terms, builder, 1 if gyi is None else 2, scale, mantissa_bits)
+    return Terms((geo.N, geo.C_in, geo.L), n_terms, builder, 1 if gyi is None else 2)
 
 
-def grad_weight_exact(geo: Geometry, gyr, gyi, ops: Operands, padding_mode: str,
-                      scale: ExactScale | None, mantissa_bits: int) -> ExactTensor:
-    src = source_index(geo.L, geo.pl, geo.pr, padding_mode)
+def grad_weight_terms(geo: Geometry, gyr, gyi, ops: Operands, padding_mode: str, src=None, conj: bool = True) -> Terms:
+    src = source_index(geo.L, geo.pl, geo.pr, padding_mode) if src is None else src
     src = np.where(src < 0, geo.L, src)
     pos = src[forward_positions(geo.L_out, geo.K, geo.stride, geo.dilation)]  # (L_out, K)
     xr, xi = _append_zero(ops.xr, 2), _append_zero(ops.xi, 2)
@@ -174,14 +201,13 @@ def grad_weight_exact(geo: Geometry, gyr, gyi, ops: Operands, padding_mode: str,
         ch = (o // Og) * Cg + c
         gy = lambda g: None if g is None else g[:, o, :].transpose(1, 0, 2).reshape(len(r), -1)
         xx = lambda x: None if x is None else x[nn[None], ch[:, None, None], pos[:, k].T[:, None, :]].reshape(len(r), -1)
-        return _products(gy(gyr), gy(gyi), xx(xr), xx(xi), conj=True)
+        return _products(gy(gyr), gy(gyi), xx(xr), xx(xi), conj=conj)
 
     n_terms = (2 if gyi is not None else 1) * geo.N * geo.L_out
-    shape = (geo.C_out, Cg, geo.K)
-    return evaluate(shape, n_terms, builder, 1 if gyi is None else 2, scale, mantissa_bits)
+    return Terms((geo.C_out, Cg, geo.K), n_terms, builder, 1 if gyi is None else 2)
 
 
-def grad_bias_exact(geo: Geometry, gyr, gyi, scale: ExactScale | None, mantissa_bits: int) -> ExactTensor:
+def grad_bias_terms(geo: Geometry, gyr, gyi) -> Terms:
     def builder(r):
         parts = []
         for g in (gyr, gyi):
@@ -190,4 +216,4 @@ def grad_bias_exact(geo: Geometry, gyr, gyi, scale: ExactScale | None, mantissa_
                 parts.append((a, np.ones_like(a)))
         return parts
 
-    return evaluate((geo.C_out,), geo.N * geo.L_out, builder, 1 if gyi is None else 2, scale, mantissa_bits)
+    return Terms((geo.C_out,), geo.N * geo.L_out, builder, 1 if gyi is None else 2)

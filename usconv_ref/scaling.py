@@ -131,7 +131,9 @@ class Monomial:
         """The value with relative error below ``10 ** -prec``."""
         log_mag = sum(abs(float(x)) * math.log(p) for p, x in self.factors)
         ctx = decimal.Context(prec=prec + 10 + len(str(int(log_mag))))
-        x = sum((ctx.multiply(_dec(e, ctx), ctx.ln(decimal.Decimal(p))) for p, e in self.factors), decimal.Decimal(0))
+        x = decimal.Decimal(0)
+        for p, e in self.factors:  # every operation in ctx: never the caller's global context
+            x = ctx.add(x, ctx.multiply(_dec(e, ctx), ctx.ln(decimal.Decimal(p))))
         return ctx.exp(x)
 
 
