@@ -118,6 +118,9 @@ def build_catalog() -> list[Case]:
         _case(A, "long-accum-f32", N=1, C_in=1024, C_out=4, L=32, K=4, padding=1),
         _case(A, "long-accum-bf16", N=1, C_in=1024, C_out=4, L=32, K=4, padding=1, dtype="bfloat16"),
         _case(A, "long-accum-f16", N=1, C_in=512, C_out=4, L=32, K=9, padding=4, dtype="float16"),
+        # dense and wide enough for GPU libraries to pick tensor-core (TF32) algorithms
+        _case(A, "dense-c128-f32", N=2, C_in=128, C_out=128, L=256, K=3, padding=1),
+        _case(A, "dense-c64-c64", N=2, C_in=64, C_out=64, L=128, K=3, padding=1, dtype="complex64"),
     ]
     for s in (2, 3, 4):
         cases.append(_case(A, f"stride-{s}", stride=s))

@@ -1,0 +1,220 @@
+"""CuPy raw-kernel backend: the op hand-written in CUDA C (``cupy_kernels.cu`` beside this
+file), compiled with NVRTC through ``cupy.RawModule``. CuPy only allocates, copies and
+launches; no cuDNN, cuBLAS or ``cupy.convolve``.
+
+Kernels: one thread per output element with fixed-order loops (deterministic, no atomics);
+padding modes as index maps; accumulation in float32 (float16, bfloat16, float32,
+complex32, complex64 — fused multiply-adds, no TF32) or float64 (float64, complex128);
+complex products by the textbook formula. The unit scales (``usconv_ref``) enter the
+epilogue as the compute type: float32 scales for the float32-accumulated dtypes
+(declared ``scale_dtype="float32"``), float64 otherwise.
+"""
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+
+from usconv_ref.compare import FP32_ACC, FP64_ACC
+from usconv_ref.dtypes import COMPLEX32, case_dtype
+from usconv_ref.scaling import exact_unit_scales
+from usconv_ref.spec import resolve_geometry
+
+from . import Backend, Capabilities, KnownDeviation
+
+SOURCE = Path(__file__).with_name("cupy_kernels.cu")
+MODES = {"zeros": 0, "reflect": 1, "replicate": 2, "circular": 3}
+# case dtype -> (kernel storage type, complex?, numpy storage dtype of one part)
+STORAGE = {
+    "float16": ("__half", False, np.float16), "bfloat16": ("bf16_t", False, np.uint16),
+    "float32": ("float", False, np.float32), "float64": ("double", False, np.float64),
+    "complex32": ("__half", True, np.uint16), "complex64": ("float", True, np.float32),
+    "complex128": ("double", True, np.float64),
+}
+KERNELS = ("conv_fwd", "conv_grad_w", "conv_grad_b", "conv_grad_x", "conv_grad_w_partial", "conv_grad_w_final",
+           "conv_fwd_tile", "conv_grad_x_tile", "conv_grad_w_rows")
+TILE_KERNELS = {"conv_fwd_tile", "conv_grad_x_tile"}  # templated on PER = 4 outputs per thread
+SMALL_GROUP = 16   # row-tiled kernels when a group has at most this many channels
+PER = 4
+SMEM_LIMIT = 48 * 1024
+TARGET_THREADS = 1 << 17  # grad_w: split long (n, t) reductions until about this many threads
+
+
+class CupyBackend(Backend):
+    name = "cupy"
+
+    def __init__(self, block: int = 256):
+        self.block = int(block)
+        self._module = None
+
+    def availability(self):
+        try:
+            import cupy
+            n = cupy.cuda.runtime.getDeviceCount()
+        except Exception as exc:  # noqa: BLE001 - ImportError, no driver, no device
+            return False, f"CuPy or a CUDA/ROCm device not available ({type(exc).__name__}: {str(exc)[:120]})"
+        return (n > 0), ("" if n > 0 else "no GPU visible to CuPy")
+
+    def describe(self):
+        import cupy
+        props = cupy.cuda.runtime.getDeviceProperties(cupy.cuda.Device().id)
+        return f"cupy {cupy.__version__} on {props['name'].decode()} (raw kernels, fp32/fp64 accumulation, no TF32)"
+
+    def capabilities(self):
+        return Capabilities()
+
+    def known_deviations(self):
+        return [KnownDeviation("*-large", "the kernels scale the finished sum: an unscaled sum beyond the dtype's "
+                                          "range overflows although the scaled result is representable")]
+
+    def precision(self, dtype, tensor, spec):
+        cd = case_dtype(dtype)
+        if cd.part.name == "float64":
+            return replace(FP64_ACC, name="ieee-fp64-acc+fma")
+        return replace(FP32_ACC, name="ieee-fp32-acc+fma+scale-fp32", scale_dtype="float32")
+
+    # --- compilation and launch ---
+    def module(self):
+        if self._module is None:
+            import cupy
+            names = [self._expr(k, t, c) for k in KERNELS for t, c, _ in set(STORAGE.values())]
+            code = SOURCE.read_text() + "\n" + "\n".join(
+                f"INSTANTIATE({t}, {'true' if c else 'false'}) INSTANTIATE_TILES({t}, {'true' if c else 'false'})"
+                for t, c, _ in sorted(set(STORAGE.values()), key=str))
+            # IEEE behaviour spelled out: subnormals kept, correctly rounded division/sqrt.
+            self._module = cupy.RawModule(code=code, options=("-std=c++17", "-ftz=false", "-prec-div=true",
+                                                              "-prec-sqrt=true"), name_expressions=names)
+            self._names = {(k, t, c): self._expr(k, t, c) for k in KERNELS for t, c, _ in STORAGE.values()}
+        return self._module
+
+    @staticmethod
+    def _expr(kernel, t, c):
+        extra = f", {PER}" if kernel in TILE_KERNELS else ""
+        return f"{kernel}<{t}, {'true' if c else 'false'}{extra}>"
+
+    def _kernel(self, kernel: str, dtype: str):
+        t, c, _ = STORAGE[dtype]
+        return self.module().get_function(self._names[(kernel, t, c)])
+
+    def _launch(self, kernel, dtype, n_threads, *args):
+        if n_threads == 0:
+            return
+        grid = (n_threads + self.block - 1) // self.block
+        self._kernel(kernel, dtype)((grid,), (self.block,), args)
+
+    def _launch_blocks(self, kernel, dtype, blocks, smem, *args):
+        if blocks == 0:
+            return
+        self._kernel(kernel, dtype)((blocks,), (self.block,), args, shared_mem=smem)
+
+    def _pair_bytes(self, cd):
+        return 16 if cd.part.name == "float64" else 8
+
+    # --- conversion ---
+    @staticmethod
+    def _to_device(a, cd):
+        import cupy
+        if a is None:
+            return None
+        _, cplx, part = STORAGE[cd.name]
+        host = np.ascontiguousarray(a)
+        if cd.name == "complex32":
+            host = host.view(np.uint16).reshape(a.shape + (2,))
+        elif cd.name == "bfloat16":
+            host = host.view(np.uint16)
+        elif cplx:
+            host = host.view(part).reshape(a.shape + (2,))
+        return cupy.asarray(host)
+
+    @staticmethod
+    def _empty(shape, cd):
+        import cupy
+        _, cplx, part = STORAGE[cd.name]
+        return cupy.empty(tuple(shape) + ((2,) if cplx else ()), part)
+
+    @staticmethod
+    def _to_host(d, cd):
+        h = d.get()
+        if cd.name == "complex32":
+            return np.ascontiguousarray(h).view(COMPLEX32).reshape(h.shape[:-1])
+        if cd.name == "bfloat16":
+            return h.view(cd.numpy)
+        if cd.is_complex:
+            return np.ascontiguousarray(h).view(cd.numpy).reshape(h.shape[:-1])
+        return h
+
+    def _geometry(self, x_shape, w_shape, spec):
+        import cupy
+        geo = resolve_geometry(tuple(x_shape), tuple(w_shape), None, spec)
+        vals = [geo.N, geo.C_in, geo.C_out, geo.L, geo.K, geo.L_out, geo.groups, spec.stride, spec.dilation,
+                geo.pl, geo.pr, MODES[spec.padding_mode]]
+        return geo, cupy.asarray(np.array(vals, np.int64))
+
+    # --- device-side entry points (also used by the benchmark) ---
+    def forward_device(self, cd, x_shape, w_shape, spec, dx, dw, db):
+        geo, gp = self._geometry(x_shape, w_shape, spec)
+        s = float(exact_unit_scales(geo, spec).output)
+        y = self._empty(geo.y_shape, cd)
+        T = self.block * PER
+        span = (min(T, geo.L_out) - 1) * geo.stride + (geo.K - 1) * geo.dilation + 1
+        smem = span * self._pair_bytes(cd)
+        if geo.Cg <= SMALL_GROUP and smem <= SMEM_LIMIT:
+            tiles = -(-geo.L_out // T)
+            self._launch_blocks("conv_fwd_tile", cd.name, geo.N * geo.C_out * tiles, smem, dx, dw, db, y, gp,
+                                np.float64(s))
+        else:
+            self._launch("conv_fwd", cd.name, geo.N * geo.C_out * geo.L_out, dx, dw, db, y, gp, np.float64(s))
+        return y
+
+    def backward_device(self, cd, x_shape, w_shape, spec, dgy, dx, dw, with_bias):
+        geo, gp = self._geometry(x_shape, w_shape, spec)
+        sc = exact_unit_scales(geo, spec)
+        s_gx = float(sc.grad_input)
+        s_gw = 0.0 if sc.grad_weight is None else float(sc.grad_weight)
+        gx, gw = self._empty(x_shape, cd), self._empty(w_shape, cd)
+        T = self.block * PER
+        tn = (T + (geo.K - 1) * geo.dilation) // geo.stride + 2
+        smem = tn * self._pair_bytes(cd)
+        if geo.Og <= SMALL_GROUP and smem <= SMEM_LIMIT:
+            tiles = -(-geo.L // T)
+            self._launch_blocks("conv_grad_x_tile", cd.name, geo.N * geo.C_in * tiles, smem, dgy, dw, gx, gp,
+                                np.float64(s_gx))
+        else:
+            self._launch("conv_grad_x", cd.name, geo.N * geo.C_in * geo.L, dgy, dw, gx, gp, np.float64(s_gx))
+        E = int(np.prod(w_shape))
+        chunks = max(1, min(TARGET_THREADS // max(E, 1), (geo.N * geo.L_out) // 256))
+        rows = geo.C_out * geo.Cg
+        if geo.Cg <= SMALL_GROUP and geo.N > 0:  # per-row blocks, fixed-order tree reduction
+            import cupy
+            chunks = max(1, min(geo.N, -(-2048 // rows)))
+            acc = np.float64 if cd.part.name == "float64" else np.float32
+            partial = cupy.empty(chunks * E * (2 if cd.is_complex else 1), acc)
+            self._launch_blocks("conv_grad_w_rows", cd.name, chunks * rows, self.block * self._pair_bytes(cd),
+                                dgy, dx, partial, gp, np.int64(chunks))
+            self._launch("conv_grad_w_final", cd.name, E, partial, gw, np.int64(E), np.int64(chunks), np.float64(s_gw))
+        elif chunks == 1:
+            self._launch("conv_grad_w", cd.name, E, dgy, dx, gw, gp, np.float64(s_gw))
+        else:  # deterministic two-stage reduction (fixed chunking and order)
+            import cupy
+            acc = np.float64 if cd.part.name == "float64" else np.float32
+            partial = cupy.empty(chunks * E * (2 if cd.is_complex else 1), acc)
+            self._launch("conv_grad_w_partial", cd.name, E * chunks, dgy, dx, partial, gp, np.int64(chunks))
+            self._launch("conv_grad_w_final", cd.name, E, partial, gw, np.int64(E), np.int64(chunks), np.float64(s_gw))
+        gb = None
+        if with_bias:
+            gb = self._empty((geo.C_out,), cd)
+            self._launch("conv_grad_b", cd.name, geo.C_out, dgy, gb, gp, np.float64(s_gw))
+        return gx, gw, gb
+
+    def conv1d(self, x, w, b, spec):
+        cd = case_dtype(x.dtype)
+        y = self.forward_device(cd, x.shape, w.shape, spec, self._to_device(x, cd), self._to_device(w, cd),
+                                self._to_device(b, cd))
+        return self._to_host(y, cd)
+
+    def conv1d_backward(self, gy, x, w, b, spec):
+        cd = case_dtype(x.dtype)
+        gx, gw, gb = self.backward_device(cd, x.shape, w.shape, spec, self._to_device(gy, cd), self._to_device(x, cd),
+                                          self._to_device(w, cd), b is not None)
+        return self._to_host(gx, cd), self._to_host(gw, cd), None if gb is None else self._to_host(gb, cd)

@@ -1,0 +1,135 @@
+#!/usr/bin/env python
+"""GPU benchmark: the CuPy raw-kernel backend against torch (cuDNN / torch's own kernels)
+in the same run. Median of CUDA-event timings after warm-up; tensors far larger than L2.
+Prints, per configuration: time, ratio torch/cupy, achieved GB/s (bytes moved floor) and
+% of the copy bandwidth measured in the same run.
+
+    python scripts/gpu_bench.py [--quick] [--out results.json]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+import numpy as np  # noqa: E402
+
+
+def timeit(fn, reps=20, warmup=3):
+    import cupy
+    for _ in range(warmup):
+        fn()
+    cupy.cuda.Device().synchronize()
+    times = []
+    for _ in range(reps):
+        a, b = cupy.cuda.Event(), cupy.cuda.Event()
+        a.record()
+        fn()
+        b.record()
+        b.synchronize()
+        times.append(cupy.cuda.get_elapsed_time(a, b))
+    return statistics.median(times)
+
+
+def copy_bandwidth():
+    import cupy
+    a = cupy.ones(1 << 28, cupy.float32)  # 1 GiB
+    b = cupy.empty_like(a)
+    ms = timeit(lambda: cupy.copyto(b, a))
+    return 2 * a.nbytes / ms / 1e6  # GB/s, read + write
+
+
+CONFIGS = [
+    # name, N, C_in, C_out, L, K, groups, dtype, kwargs, backward?
+    ("dw N16 C2048 L4096 K4", 16, 2048, 2048, 4096, 4, 2048, "float32", dict(padding=3), True),
+    ("dw N16 C2048 L4096 K4", 16, 2048, 2048, 4096, 4, 2048, "float16", dict(padding=3), True),
+    ("dw N16 C2048 L4096 K4", 16, 2048, 2048, 4096, 4, 2048, "bfloat16", dict(padding=3), True),
+    ("dw N8 C4096 L2048 K4", 8, 4096, 4096, 2048, 4, 4096, "float32", dict(padding=3), False),
+    ("dw N8 C1024 L4096 K31", 8, 1024, 1024, 4096, 31, 1024, "float32", dict(padding=15), False),
+    ("dw N8 C1024 L4096 K4 c64", 8, 1024, 1024, 4096, 4, 1024, "complex64", dict(padding=3), False),
+    ("g16 N8 C1024 L4096 K7", 8, 1024, 1024, 4096, 7, 128, "float32", dict(padding=3), False),
+    ("dense N32 C512 L4096 K3", 32, 512, 512, 4096, 3, 1, "float16", dict(padding=1), False),
+    ("dense N32 C512 L4096 K3", 32, 512, 512, 4096, 3, 1, "float32", dict(padding=1), False),
+]
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--out")
+    args = ap.parse_args(argv)
+    import cupy
+    import torch
+    import backends
+    from usconv_ref.dtypes import case_dtype
+    from usconv_ref.spec import Conv1dSpec
+    cp = backends.get("cupy")
+    bw = copy_bandwidth()
+    print(f"device: {torch.cuda.get_device_name()}, torch {torch.__version__}, cuDNN {torch.backends.cudnn.version()}, "
+          f"cupy {cupy.__version__}; copy bandwidth {bw:.0f} GB/s (read+write)")
+    rows = []
+    tdt = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16, "complex64": torch.complex64}
+    for name, N, Ci, Co, L, K, G, dt, kw, bwd in CONFIGS[:3] if args.quick else CONFIGS:
+        cd = case_dtype(dt)
+        spec = Conv1dSpec(groups=G, **kw)
+        xs, ws = (N, Ci, L), (Co, Ci // G, K)
+        g = torch.Generator(device="cuda").manual_seed(0)
+        xt = torch.randn(xs, device="cuda", dtype=torch.float32, generator=g).to(tdt[dt])
+        wt = torch.randn(ws, device="cuda", dtype=torch.float32, generator=g).to(tdt[dt])
+        def as_cp(t):  # the same bits as a CuPy array in the backend's storage layout
+            if t.is_complex():
+                t = torch.view_as_real(t)
+            if t.dtype == torch.bfloat16:
+                return cupy.asarray(t.view(torch.int16)).view(cupy.uint16)
+            return cupy.asarray(t)
+
+        dx, dw = as_cp(xt), as_cp(wt)
+        F = torch.nn.functional
+        pad = kw["padding"]
+        torch.backends.cudnn.allow_tf32 = False
+        t_fwd = timeit(lambda: F.conv1d(xt, wt, None, padding=pad, groups=G))
+        c_fwd = timeit(lambda: cp.forward_device(cd, xs, ws, spec, dx, dw, None), reps=5 if G == 1 else 20)
+        y = cp.forward_device(cd, xs, ws, spec, dx, dw, None)
+        L_out = y.shape[2]
+        isz = xt.element_size()
+        bytes_fwd = (N * Ci * L + N * Co * L_out) * isz
+        row = dict(config=name, dtype=dt, torch_fwd_ms=t_fwd, cupy_fwd_ms=c_fwd, speedup_fwd=t_fwd / c_fwd,
+                   cupy_fwd_GBs=bytes_fwd / c_fwd / 1e6, cupy_fwd_pct_copy=100 * bytes_fwd / c_fwd / 1e6 / bw)
+        if bwd:
+            xg = xt.clone().requires_grad_(True)
+            wg = wt.clone().requires_grad_(True)
+            gy = torch.randn((N, Co, L_out), device="cuda", dtype=torch.float32, generator=g).to(tdt[dt])
+
+            def torch_fb():
+                out = F.conv1d(xg, wg, None, padding=pad, groups=G)
+                torch.autograd.grad(out, (xg, wg), gy)
+
+            dgy = as_cp(gy)
+
+            def cupy_fb():
+                cp.forward_device(cd, xs, ws, spec, dx, dw, None)
+                cp.backward_device(cd, xs, ws, spec, dgy, dx, dw, False)
+
+            t_fb, c_fb = timeit(torch_fb, reps=10), timeit(cupy_fb, reps=5)
+            bytes_fb = bytes_fwd + (2 * N * Co * L_out + N * Ci * L + N * Ci * L) * isz
+            row.update(torch_fb_ms=t_fb, cupy_fb_ms=c_fb, speedup_fb=t_fb / c_fb,
+                       cupy_fb_pct_floor=100 * bytes_fb / c_fb / 1e6 / bw)
+        rows.append(row)
+        print(f"{name:28s} {dt:9s} fwd torch {t_fwd:8.3f} ms cupy {c_fwd:8.3f} ms ({t_fwd / c_fwd:5.2f}x, "
+              f"{row['cupy_fwd_pct_copy']:5.1f}% of copy bw)" +
+              (f" | fwd+bwd torch {row['torch_fb_ms']:8.3f} cupy {row['cupy_fb_ms']:8.3f} ({row['speedup_fb']:5.2f}x, "
+               f"{row['cupy_fb_pct_floor']:5.1f}% of floor)" if bwd else ""), flush=True)
+        del xt, wt, dx, dw, y
+        torch.cuda.empty_cache()
+        cupy.get_default_memory_pool().free_all_blocks()
+    if args.out:
+        Path(args.out).write_text(json.dumps({"copy_GBs": bw, "rows": rows}, indent=1))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Everything GPU in one device call: conformance of cupy and torch-cuda (classes enforced),
+# determinism, compute-sanitizer on a subset, and the benchmark. Results under $OUT.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+OUT=${OUT:-/tmp/usconv-gpu}; mkdir -p "$OUT"
+export PYTHONPATH=$PWD PYTHONUNBUFFERED=1 PYTHONWARNINGS=ignore
+U="python3 -m usconv_ref.cli"
+nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader
+python3 -c 'import torch, cupy; print("torch", torch.__version__, "cuDNN", torch.backends.cudnn.version(), "cupy", cupy.__version__)'
+step() { echo; echo "=== $*"; }
+step "cupy conformance (all cases, determinism)";     $U check --backend cupy -q --report "$OUT/cupy.json" > "$OUT/cupy.txt"; grep -E "^cupy|^FAIL|^ERROR|^    [a-z_]+ \[" "$OUT/cupy.txt" | cut -c1-200 | head -n 30
+step "torch-cuda default (TF32 on, declared tf32)";   $U check --backend torch-cuda -q --report "$OUT/torch_cuda.json" > "$OUT/torch.txt"; grep -E "^torch|^FAIL|^ERROR|^    [a-z_]+ \[" "$OUT/torch.txt" | cut -c1-200 | head -n 30
+step "torch-cuda[declare=fp32] with TF32 on: must fail on fp32 dense"
+$U check --backend 'torch-cuda[declare=fp32]' -q --no-determinism > "$OUT/declare_fp32.txt"; grep -E "^torch|^FAIL.*(float32|complex64)" "$OUT/declare_fp32.txt" | cut -c1-160
+step "torch-cuda[tf32=false,declare=fp32]: must pass"; $U check --backend 'torch-cuda[tf32=false,declare=fp32]' -q | tail -n 6
+step "torch-cuda[deterministic=true]";                $U check --backend 'torch-cuda[deterministic=true]' -q > "$OUT/det.txt"; grep -E "^torch|^FAIL" "$OUT/det.txt"
+step "determinism, 10 runs";  python3 scripts/gpu_determinism.py
+step "compute-sanitizer memcheck (subset)"
+compute-sanitizer --tool memcheck --error-exitcode 9 python3 -m usconv_ref.cli check --backend cupy -q --no-determinism --filter 'pairs.*' > "$OUT/memcheck.log" 2>&1
+echo "memcheck exit: $? (0 = clean; 9 = errors found)"; tail -n 4 "$OUT/memcheck.log"
+step "benchmark"; python3 scripts/gpu_bench.py --out "$OUT/bench.json"
