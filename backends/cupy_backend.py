@@ -145,11 +145,11 @@ class CupyBackend(Backend):
         return h
 
     def _geometry(self, x_shape, w_shape, spec):
-        import cupy
+        """The resolved geometry and the 12 int64 kernel parameters of GEO_ARGS."""
         geo = resolve_geometry(tuple(x_shape), tuple(w_shape), None, spec)
         vals = [geo.N, geo.C_in, geo.C_out, geo.L, geo.K, geo.L_out, geo.groups, spec.stride, spec.dilation,
                 geo.pl, geo.pr, MODES[spec.padding_mode]]
-        return geo, cupy.asarray(np.array(vals, np.int64))
+        return geo, tuple(np.int64(v) for v in vals)
 
     # --- device-side entry points (also used by the benchmark) ---
     def forward_device(self, cd, x_shape, w_shape, spec, dx, dw, db):
@@ -159,12 +159,12 @@ class CupyBackend(Backend):
         T = self.block * PER
         span = (min(T, geo.L_out) - 1) * geo.stride + (geo.K - 1) * geo.dilation + 1
         smem = span * self._pair_bytes(cd)
-        if geo.Cg <= SMALL_GROUP and smem <= SMEM_LIMIT:
+        if geo.Cg <= SMALL_GROUP and smem <= SMEM_LIMIT and geo.L_pad < 2**31:
             tiles = -(-geo.L_out // T)
-            self._launch_blocks("conv_fwd_tile", cd.name, geo.N * geo.C_out * tiles, smem, dx, dw, db, y, gp,
+            self._launch_blocks("conv_fwd_tile", cd.name, geo.N * geo.C_out * tiles, smem, dx, dw, db, y, *gp,
                                 np.float64(s))
         else:
-            self._launch("conv_fwd", cd.name, geo.N * geo.C_out * geo.L_out, dx, dw, db, y, gp, np.float64(s))
+            self._launch("conv_fwd", cd.name, geo.N * geo.C_out * geo.L_out, dx, dw, db, y, *gp, np.float64(s))
         return y
 
     def backward_device(self, cd, x_shape, w_shape, spec, dgy, dx, dw, with_bias):
@@ -176,35 +176,35 @@ class CupyBackend(Backend):
         T = self.block * PER
         tn = (T + (geo.K - 1) * geo.dilation) // geo.stride + 2
         smem = tn * self._pair_bytes(cd)
-        if geo.Og <= SMALL_GROUP and smem <= SMEM_LIMIT:
+        if geo.Og <= SMALL_GROUP and smem <= SMEM_LIMIT and geo.L_pad < 2**31:
             tiles = -(-geo.L // T)
-            self._launch_blocks("conv_grad_x_tile", cd.name, geo.N * geo.C_in * tiles, smem, dgy, dw, gx, gp,
+            self._launch_blocks("conv_grad_x_tile", cd.name, geo.N * geo.C_in * tiles, smem, dgy, dw, gx, *gp,
                                 np.float64(s_gx))
         else:
-            self._launch("conv_grad_x", cd.name, geo.N * geo.C_in * geo.L, dgy, dw, gx, gp, np.float64(s_gx))
+            self._launch("conv_grad_x", cd.name, geo.N * geo.C_in * geo.L, dgy, dw, gx, *gp, np.float64(s_gx))
         E = int(np.prod(w_shape))
         chunks = max(1, min(TARGET_THREADS // max(E, 1), (geo.N * geo.L_out) // 256))
         rows = geo.C_out * geo.Cg
-        if geo.Cg <= SMALL_GROUP and geo.N > 0:  # per-row blocks, fixed-order tree reduction
+        if geo.Cg <= SMALL_GROUP and geo.N > 0 and geo.L_pad < 2**31:  # per-row blocks, fixed-order tree reduction
             import cupy
             chunks = max(1, min(geo.N, -(-2048 // rows)))
             acc = np.float64 if cd.part.name == "float64" else np.float32
             partial = cupy.empty(chunks * E * (2 if cd.is_complex else 1), acc)
             self._launch_blocks("conv_grad_w_rows", cd.name, chunks * rows, self.block * self._pair_bytes(cd),
-                                dgy, dx, partial, gp, np.int64(chunks))
+                                dgy, dx, partial, *gp, np.int64(chunks))
             self._launch("conv_grad_w_final", cd.name, E, partial, gw, np.int64(E), np.int64(chunks), np.float64(s_gw))
         elif chunks == 1:
-            self._launch("conv_grad_w", cd.name, E, dgy, dx, gw, gp, np.float64(s_gw))
+            self._launch("conv_grad_w", cd.name, E, dgy, dx, gw, *gp, np.float64(s_gw))
         else:  # deterministic two-stage reduction (fixed chunking and order)
             import cupy
             acc = np.float64 if cd.part.name == "float64" else np.float32
             partial = cupy.empty(chunks * E * (2 if cd.is_complex else 1), acc)
-            self._launch("conv_grad_w_partial", cd.name, E * chunks, dgy, dx, partial, gp, np.int64(chunks))
+            self._launch("conv_grad_w_partial", cd.name, E * chunks, dgy, dx, partial, *gp, np.int64(chunks))
             self._launch("conv_grad_w_final", cd.name, E, partial, gw, np.int64(E), np.int64(chunks), np.float64(s_gw))
         gb = None
         if with_bias:
             gb = self._empty((geo.C_out,), cd)
-            self._launch("conv_grad_b", cd.name, geo.C_out, dgy, gb, gp, np.float64(s_gw))
+            self._launch("conv_grad_b", cd.name, geo.C_out, dgy, gb, *gp, np.float64(s_gw))
         return gx, gw, gb
 
     def conv1d(self, x, w, b, spec):

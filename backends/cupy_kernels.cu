@@ -46,11 +46,34 @@ struct Geo {
     int mode;
 };
 
-// The geometry travels as 12 int64 (N, Cin, Cout, L, K, Lout, G, stride, dil, pl, pr, mode).
-__device__ __forceinline__ Geo geo_of(const long long* p) {
-    Geo g = {p[0], p[1], p[2], p[3], p[4], p[5], p[6], p[7], p[8], p[9], p[10], (int)p[11]};
-    return g;
+// The geometry travels by value as 12 int64 kernel parameters
+// (N, Cin, Cout, L, K, Lout, G, stride, dil, pl, pr, mode): no global loads per thread.
+#define GEO_ARGS long long g0, long long g1, long long g2, long long g3, long long g4, long long g5, \
+                 long long g6, long long g7, long long g8, long long g9, long long g10, long long g11
+#define GEO_TYPES long long, long long, long long, long long, long long, long long, \
+                  long long, long long, long long, long long, long long, long long
+#define GEO_MAKE const Geo g = {g0, g1, g2, g3, g4, g5, g6, g7, g8, g9, g10, (int)g11};
+
+// IEEE float32 arithmetic that never flushes subnormals, whatever -ftz the compiler is given
+// (CuPy appends -ftz=true for NVRTC): explicit PTX without .ftz. HIP: plain operations.
+#if defined(__HIPCC__)
+__device__ __forceinline__ float fma_ieee(float a, float b, float c) { return fmaf(a, b, c); }
+__device__ __forceinline__ float add_ieee(float a, float b) { return a + b; }
+__device__ __forceinline__ float mul_ieee(float a, float b) { return a * b; }
+#else
+__device__ __forceinline__ float fma_ieee(float a, float b, float c) {
+    float d; asm("fma.rn.f32 %0, %1, %2, %3;" : "=f"(d) : "f"(a), "f"(b), "f"(c)); return d;
 }
+__device__ __forceinline__ float add_ieee(float a, float b) {
+    float d; asm("add.rn.f32 %0, %1, %2;" : "=f"(d) : "f"(a), "f"(b)); return d;
+}
+__device__ __forceinline__ float mul_ieee(float a, float b) {
+    float d; asm("mul.rn.f32 %0, %1, %2;" : "=f"(d) : "f"(a), "f"(b)); return d;
+}
+#endif
+__device__ __forceinline__ double fma_ieee(double a, double b, double c) { return fma(a, b, c); }
+__device__ __forceinline__ double add_ieee(double a, double b) { return a + b; }
+__device__ __forceinline__ double mul_ieee(double a, double b) { return a * b; }
 
 template <typename S, bool CPLX>
 __device__ __forceinline__ void load(const S* p, long long e, typename Acc<S>::type& re, typename Acc<S>::type& im) {
@@ -67,16 +90,16 @@ __device__ __forceinline__ void store(S* p, long long e, typename Acc<S>::type r
 // acc += a * (CONJ ? conj(b) : b), the textbook complex product, one fma per real product.
 template <typename A, bool CPLX, bool CONJ>
 __device__ __forceinline__ void mac(A& sr, A& si, A ar, A ai, A br, A bi) {
-    if (!CPLX) { sr = fma(ar, br, sr); return; }
+    if (!CPLX) { sr = fma_ieee(ar, br, sr); return; }
     if (CONJ) bi = -bi;
-    sr = fma(ar, br, sr); sr = fma(-ai, bi, sr);
-    si = fma(ar, bi, si); si = fma(ai, br, si);
+    sr = fma_ieee(ar, br, sr); sr = fma_ieee(-ai, bi, sr);
+    si = fma_ieee(ar, bi, si); si = fma_ieee(ai, br, si);
 }
 
 template <typename S, bool CPLX>
 __global__ void conv_fwd(const S* __restrict__ x, const S* __restrict__ w, const S* __restrict__ b,
-                         S* __restrict__ y, const long long* gp, double scale) {
-    const Geo g = geo_of(gp);
+                         S* __restrict__ y, GEO_ARGS, double scale) {
+    GEO_MAKE
     typedef typename Acc<S>::type A;
     long long idx = (long long)blockIdx.x * blockDim.x + threadIdx.x;
     long long total = g.N * g.Cout * g.Lout;
@@ -94,15 +117,15 @@ __global__ void conv_fwd(const S* __restrict__ x, const S* __restrict__ w, const
             mac<A, CPLX, false>(sr, si, xr, xi, wr, wi);  // a padded zero still multiplies (IEEE 0*inf)
         }
     }
-    if (b) { A br, bi; load<S, CPLX>(b, o, br, bi); sr += br; si += bi; }
+    if (b) { A br, bi; load<S, CPLX>(b, o, br, bi); sr = add_ieee(sr, br); si = add_ieee(si, bi); }
     A s = (A)scale;
-    store<S, CPLX>(y, idx, sr * s, si * s);
+    store<S, CPLX>(y, idx, mul_ieee(sr, s), mul_ieee(si, s));
 }
 
 // grad_w[o,c,k] = s * sum_{n,t} gy[n,o,t] * conj(xp[n, grp*Cg+c, t*stride + k*dil])
 template <typename S, bool CPLX>
-__global__ void conv_grad_w(const S* __restrict__ gy, const S* __restrict__ x, S* __restrict__ gw, const long long* gp, double scale) {
-    const Geo g = geo_of(gp);
+__global__ void conv_grad_w(const S* __restrict__ gy, const S* __restrict__ x, S* __restrict__ gw, GEO_ARGS, double scale) {
+    GEO_MAKE
     typedef typename Acc<S>::type A;
     long long Cg = g.Cin / g.G, Og = g.Cout / g.G;
     long long idx = (long long)blockIdx.x * blockDim.x + threadIdx.x;
@@ -120,7 +143,7 @@ __global__ void conv_grad_w(const S* __restrict__ gy, const S* __restrict__ x, S
         }
     }
     A s = (A)scale;
-    store<S, CPLX>(gw, idx, sr * s, si * s);
+    store<S, CPLX>(gw, idx, mul_ieee(sr, s), mul_ieee(si, s));
 }
 
 // Two-stage deterministic grad_w for long reductions: stage 1 sums chunk p of the flat
@@ -128,10 +151,10 @@ __global__ void conv_grad_w(const S* __restrict__ gy, const S* __restrict__ x, S
 // order p = 0, 1, ... and applies the scale. Fixed order: bitwise reproducible.
 template <typename S, bool CPLX>
 __global__ void conv_grad_w_partial(const S* __restrict__ gy, const S* __restrict__ x,
-                                    typename Acc<S>::type* __restrict__ partial, const long long* gp,
+                                    typename Acc<S>::type* __restrict__ partial, GEO_ARGS,
                                     long long chunks) {
     typedef typename Acc<S>::type A;
-    const Geo g = geo_of(gp);
+    GEO_MAKE
     long long Cg = g.Cin / g.G, Og = g.Cout / g.G, E = g.Cout * Cg * g.K;
     long long idx = (long long)blockIdx.x * blockDim.x + threadIdx.x;
     if (idx >= E * chunks) return;
@@ -161,17 +184,17 @@ __global__ void conv_grad_w_final(const typename Acc<S>::type* __restrict__ part
     if (e >= E) return;
     A sr = 0, si = 0;
     for (long long p = 0; p < chunks; ++p) {
-        sr += partial[(p * E + e) * (CPLX ? 2 : 1)];
-        if (CPLX) si += partial[(p * E + e) * 2 + 1];
+        sr = add_ieee(sr, partial[(p * E + e) * (CPLX ? 2 : 1)]);
+        if (CPLX) si = add_ieee(si, partial[(p * E + e) * 2 + 1]);
     }
     A s = (A)scale;
-    store<S, CPLX>(gw, e, sr * s, si * s);
+    store<S, CPLX>(gw, e, mul_ieee(sr, s), mul_ieee(si, s));
 }
 
 // grad_b[o] = s * sum_{n,t} gy[n,o,t]
 template <typename S, bool CPLX>
-__global__ void conv_grad_b(const S* __restrict__ gy, S* __restrict__ gb, const long long* gp, double scale) {
-    const Geo g = geo_of(gp);
+__global__ void conv_grad_b(const S* __restrict__ gy, S* __restrict__ gb, GEO_ARGS, double scale) {
+    GEO_MAKE
     typedef typename Acc<S>::type A;
     long long o = (long long)blockIdx.x * blockDim.x + threadIdx.x;
     if (o >= g.Cout) return;
@@ -180,10 +203,10 @@ __global__ void conv_grad_b(const S* __restrict__ gy, S* __restrict__ gb, const 
         for (long long t = 0; t < g.Lout; ++t) {
             A ar, ai;
             load<S, CPLX>(gy, (n * g.Cout + o) * g.Lout + t, ar, ai);
-            sr += ar; si += ai;
+            sr = add_ieee(sr, ar); si = add_ieee(si, ai);
         }
     A s = (A)scale;
-    store<S, CPLX>(gb, o, sr * s, si * s);
+    store<S, CPLX>(gb, o, mul_ieee(sr, s), mul_ieee(si, s));
 }
 
 // The padded positions i whose source is input position j, as up to 4 half-open ranges
@@ -208,8 +231,8 @@ __device__ __forceinline__ int copies(long long j, const Geo& g, long long lo[4]
 // grad_x[n,ci,j] = s * sum over copies i of j, taps k with (i - k*dil) = t*stride, o in group:
 //                  gy[n,o,t] * conj(w[o, ci%Cg, k])
 template <typename S, bool CPLX>
-__global__ void conv_grad_x(const S* __restrict__ gy, const S* __restrict__ w, S* __restrict__ gx, const long long* gp, double scale) {
-    const Geo g = geo_of(gp);
+__global__ void conv_grad_x(const S* __restrict__ gy, const S* __restrict__ w, S* __restrict__ gx, GEO_ARGS, double scale) {
+    GEO_MAKE
     typedef typename Acc<S>::type A;
     long long idx = (long long)blockIdx.x * blockDim.x + threadIdx.x;
     if (idx >= g.N * g.Cin * g.L) return;
@@ -234,15 +257,15 @@ __global__ void conv_grad_x(const S* __restrict__ gy, const S* __restrict__ w, S
                 }
             }
     A s = (A)scale;
-    store<S, CPLX>(gx, idx, sr * s, si * s);
+    store<S, CPLX>(gx, idx, mul_ieee(sr, s), mul_ieee(si, s));
 }
 
 #define INSTANTIATE(S, C) \
-    template __global__ void conv_fwd<S, C>(const S*, const S*, const S*, S*, const long long*, double); \
-    template __global__ void conv_grad_w<S, C>(const S*, const S*, S*, const long long*, double); \
-    template __global__ void conv_grad_b<S, C>(const S*, S*, const long long*, double); \
-    template __global__ void conv_grad_x<S, C>(const S*, const S*, S*, const long long*, double); \
-    template __global__ void conv_grad_w_partial<S, C>(const S*, const S*, typename Acc<S>::type*, const long long*, long long); \
+    template __global__ void conv_fwd<S, C>(const S*, const S*, const S*, S*, GEO_TYPES, double); \
+    template __global__ void conv_grad_w<S, C>(const S*, const S*, S*, GEO_TYPES, double); \
+    template __global__ void conv_grad_b<S, C>(const S*, S*, GEO_TYPES, double); \
+    template __global__ void conv_grad_x<S, C>(const S*, const S*, S*, GEO_TYPES, double); \
+    template __global__ void conv_grad_w_partial<S, C>(const S*, const S*, typename Acc<S>::type*, GEO_TYPES, long long); \
     template __global__ void conv_grad_w_final<S, C>(const typename Acc<S>::type*, S*, long long, long long, double);
 
 // ---------------------------------------------------------------------------------------
@@ -257,41 +280,46 @@ template <typename A> struct Pair { A r, i; };
 // blockDim so the stores coalesce. Sum order: c, then k (as conv_fwd).
 template <typename S, bool CPLX, int PER>
 __global__ void conv_fwd_tile(const S* __restrict__ x, const S* __restrict__ w, const S* __restrict__ b,
-                              S* __restrict__ y, const long long* gp, double scale) {
+                              S* __restrict__ y, GEO_ARGS, double scale) {
     typedef typename Acc<S>::type A;
     extern __shared__ __align__(16) unsigned char smem_raw[];
-    Pair<A>* sx = reinterpret_cast<Pair<A>*>(smem_raw);
-    const Geo g = geo_of(gp);
-    const long long T = (long long)blockDim.x * PER;
-    const long long tiles = (g.Lout + T - 1) / T;
-    const long long row = blockIdx.x / tiles, tile = blockIdx.x % tiles;
+    A* sr_ = reinterpret_cast<A*>(smem_raw);  // real parts; imaginary parts after them
+    GEO_MAKE
+    // 32-bit index math inside a row (rows are < 2^31 elements; checked by the backend)
+    const int L = (int)g.L, K = (int)g.K, Lout = (int)g.Lout, st = (int)g.stride, dil = (int)g.dil, pl = (int)g.pl;
+    const int T = blockDim.x * PER;
+    const int tiles = (Lout + T - 1) / T;
+    const long long row = blockIdx.x / tiles;
+    const int tile = (int)(blockIdx.x % tiles);
     const long long n = row / g.Cout, o = row % g.Cout;
     const long long Cg = g.Cin / g.G, Og = g.Cout / g.G, grp = o / Og;
-    const long long t0 = tile * T;
-    const long long tcount = (g.Lout - t0) < T ? (g.Lout - t0) : T;
-    const long long span = (tcount - 1) * g.stride + (g.K - 1) * g.dil + 1;
-    const long long i0 = t0 * g.stride;
-    A sr[PER], si[PER];
-    for (int r = 0; r < PER; ++r) { sr[r] = 0; si[r] = 0; }
+    const int t0 = tile * T;
+    const int tcount = (Lout - t0) < T ? (Lout - t0) : T;
+    const int span = (tcount - 1) * st + (K - 1) * dil + 1;
+    A* si_ = sr_ + span;
+    const int i0 = t0 * st - pl;  // input position of the tile's first padded element
+    A accr[PER], acci[PER];
+    for (int r = 0; r < PER; ++r) { accr[r] = 0; acci[r] = 0; }
     for (long long c = 0; c < Cg; ++c) {
         const long long ci = grp * Cg + c;
         const S* xrow = x + (n * g.Cin + ci) * g.L * (CPLX ? 2 : 1);
-        for (long long q = threadIdx.x; q < span; q += blockDim.x) {
-            long long j = src_index(i0 + q, g.L, g.pl, g.mode);
+        for (int q = threadIdx.x; q < span; q += blockDim.x) {
+            int j = i0 + q;
+            if (j < 0 || j >= L) j = (int)src_index(j + pl, L, pl, g.mode);  // edges only
             A vr = 0, vi = 0;
             if (j >= 0) load<S, CPLX>(xrow, j, vr, vi);
-            sx[q].r = vr; sx[q].i = vi;
+            sr_[q] = vr;
+            if (CPLX) si_[q] = vi;
         }
         __syncthreads();
-        for (long long k = 0; k < g.K; ++k) {
+        const S* wrow = w + (o * Cg + c) * g.K * (CPLX ? 2 : 1);
+        for (int k = 0; k < K; ++k) {
             A wr, wi;
-            load<S, CPLX>(w, (o * Cg + c) * g.K + k, wr, wi);
-            for (int r = 0; r < PER; ++r) {
-                long long tl = threadIdx.x + (long long)r * blockDim.x;
-                if (tl < tcount) {
-                    Pair<A> v = sx[tl * g.stride + k * g.dil];
-                    mac<A, CPLX, false>(sr[r], si[r], v.r, v.i, wr, wi);
-                }
+            load<S, CPLX>(wrow, k, wr, wi);
+            int base = threadIdx.x * st + k * dil;
+            for (int r = 0; r < PER; ++r, base += blockDim.x * st) {
+                if (threadIdx.x + r * blockDim.x < tcount)
+                    mac<A, CPLX, false>(accr[r], acci[r], sr_[base], CPLX ? si_[base] : (A)0, wr, wi);
             }
         }
         __syncthreads();
@@ -300,8 +328,9 @@ __global__ void conv_fwd_tile(const S* __restrict__ x, const S* __restrict__ w, 
     if (b) load<S, CPLX>(b, o, br, bi);
     const A s = (A)scale;
     for (int r = 0; r < PER; ++r) {
-        long long tl = threadIdx.x + (long long)r * blockDim.x;
-        if (tl < tcount) store<S, CPLX>(y, row * g.Lout + t0 + tl, (sr[r] + br) * s, (si[r] + bi) * s);
+        int tl = threadIdx.x + r * blockDim.x;
+        if (tl < tcount)
+            store<S, CPLX>(y, row * g.Lout + t0 + tl, mul_ieee(add_ieee(accr[r], br), s), mul_ieee(add_ieee(acci[r], bi), s));
     }
 }
 
@@ -309,11 +338,11 @@ __global__ void conv_fwd_tile(const S* __restrict__ x, const S* __restrict__ w, 
 // output channel of the group; then, for edge elements only, the extra padding copies.
 template <typename S, bool CPLX, int PER>
 __global__ void conv_grad_x_tile(const S* __restrict__ gy, const S* __restrict__ w, S* __restrict__ gx,
-                                 const long long* gp, double scale) {
+                                 GEO_ARGS, double scale) {
     typedef typename Acc<S>::type A;
     extern __shared__ __align__(16) unsigned char smem_raw[];
     Pair<A>* sg = reinterpret_cast<Pair<A>*>(smem_raw);
-    const Geo g = geo_of(gp);
+    GEO_MAKE
     const long long T = (long long)blockDim.x * PER;
     const long long tiles = (g.L + T - 1) / T;
     const long long row = blockIdx.x / tiles, tile = blockIdx.x % tiles;
@@ -338,17 +367,20 @@ __global__ void conv_grad_x_tile(const S* __restrict__ gy, const S* __restrict__
             sg[q].r = vr; sg[q].i = vi;
         }
         __syncthreads();
-        for (long long k = 0; k < g.K; ++k) {
+        const int st = (int)g.stride, Lout = (int)g.Lout, itlo = (int)tlo;
+        for (int k = 0; k < (int)g.K; ++k) {
             A wr, wi;
             load<S, CPLX>(w, (o * Cg + c) * g.K + k, wr, wi);
-            for (int r = 0; r < PER; ++r) {
-                long long jl = threadIdx.x + (long long)r * blockDim.x;
-                if (jl >= jcount) continue;
-                long long u = j0 + jl + g.pl - k * g.dil;
-                if (u < 0 || u % g.stride) continue;
-                long long t = u / g.stride;
-                if (t >= g.Lout) continue;
-                Pair<A> v = sg[t - tlo];
+            int u = (int)j0 + threadIdx.x + (int)g.pl - k * (int)g.dil;  // 32-bit inside a row
+            for (int r = 0; r < PER; ++r, u += blockDim.x) {
+                if (threadIdx.x + r * (int)blockDim.x >= jcount || u < 0) continue;
+                int t = u;
+                if (st != 1) {
+                    if (u % st) continue;
+                    t = u / st;
+                }
+                if (t >= Lout) continue;
+                Pair<A> v = sg[t - itlo];
                 mac<A, CPLX, true>(sr[r], si[r], v.r, v.i, wr, wi);
             }
         }
@@ -378,7 +410,7 @@ __global__ void conv_grad_x_tile(const S* __restrict__ gy, const S* __restrict__
                     }
         }
         const A s = (A)scale;
-        store<S, CPLX>(gx, row * g.L + j, sr[r] * s, si[r] * s);
+        store<S, CPLX>(gx, row * g.L + j, mul_ieee(sr[r], s), mul_ieee(si[r], s));
     }
 }
 
@@ -387,11 +419,11 @@ __global__ void conv_grad_x_tile(const S* __restrict__ gy, const S* __restrict__
 // reduction in shared memory writes partial[p][(o*Cg + c)*K + k].
 template <typename S, bool CPLX>
 __global__ void conv_grad_w_rows(const S* __restrict__ gy, const S* __restrict__ x,
-                                 typename Acc<S>::type* __restrict__ partial, const long long* gp, long long chunks) {
+                                 typename Acc<S>::type* __restrict__ partial, GEO_ARGS, long long chunks) {
     typedef typename Acc<S>::type A;
     extern __shared__ __align__(16) unsigned char smem_raw[];
     Pair<A>* red = reinterpret_cast<Pair<A>*>(smem_raw);  // blockDim.x entries
-    const Geo g = geo_of(gp);
+    GEO_MAKE
     const long long Cg = g.Cin / g.G, Og = g.Cout / g.G;
     const long long rows = g.Cout * Cg, E = rows * g.K;
     const long long p = blockIdx.x / rows, oc = blockIdx.x % rows;
@@ -402,15 +434,19 @@ __global__ void conv_grad_w_rows(const S* __restrict__ gy, const S* __restrict__
         const int kn = (g.K - kb) < 8 ? (int)(g.K - kb) : 8;
         A sr[8], si[8];
         for (int q = 0; q < 8; ++q) { sr[q] = 0; si[q] = 0; }
+        const int L = (int)g.L, Lout = (int)g.Lout, st = (int)g.stride, dil = (int)g.dil, pl = (int)g.pl;
         for (long long n = nlo; n < nhi; ++n) {
-            const long long xb = (n * g.Cin + ci) * g.L, gb = (n * g.Cout + o) * g.Lout;
-            for (long long t = threadIdx.x; t < g.Lout; t += blockDim.x) {
+            const S* xrow = x + (n * g.Cin + ci) * g.L * (CPLX ? 2 : 1);
+            const S* grow = gy + (n * g.Cout + o) * g.Lout * (CPLX ? 2 : 1);
+            for (int t = threadIdx.x; t < Lout; t += blockDim.x) {
                 A ar, ai;
-                load<S, CPLX>(gy, gb + t, ar, ai);
-                for (int q = 0; q < kn; ++q) {
-                    long long j = src_index(t * g.stride + (kb + q) * g.dil, g.L, g.pl, g.mode);
+                load<S, CPLX>(grow, t, ar, ai);
+                int j0 = t * st + (int)kb * dil - pl;
+                for (int q = 0; q < kn; ++q, j0 += dil) {
+                    int j = j0;
+                    if (j < 0 || j >= L) j = (int)src_index(j + pl, L, pl, g.mode);
                     A xr = 0, xi = 0;
-                    if (j >= 0) load<S, CPLX>(x, xb + j, xr, xi);
+                    if (j >= 0) load<S, CPLX>(xrow, j, xr, xi);
                     mac<A, CPLX, true>(sr[q], si[q], ar, ai, xr, xi);
                 }
             }
@@ -419,7 +455,7 @@ __global__ void conv_grad_w_rows(const S* __restrict__ gy, const S* __restrict__
             red[threadIdx.x].r = sr[q]; red[threadIdx.x].i = si[q];
             __syncthreads();
             for (unsigned h = blockDim.x / 2; h > 0; h >>= 1) {  // blockDim.x is a power of two
-                if (threadIdx.x < h) { red[threadIdx.x].r += red[threadIdx.x + h].r; red[threadIdx.x].i += red[threadIdx.x + h].i; }
+                if (threadIdx.x < h) { red[threadIdx.x].r = add_ieee(red[threadIdx.x].r, red[threadIdx.x + h].r); red[threadIdx.x].i = add_ieee(red[threadIdx.x].i, red[threadIdx.x + h].i); }
                 __syncthreads();
             }
             if (threadIdx.x == 0) {
@@ -433,6 +469,6 @@ __global__ void conv_grad_w_rows(const S* __restrict__ gy, const S* __restrict__
 }
 
 #define INSTANTIATE_TILES(S, C) \
-    template __global__ void conv_fwd_tile<S, C, 4>(const S*, const S*, const S*, S*, const long long*, double); \
-    template __global__ void conv_grad_x_tile<S, C, 4>(const S*, const S*, S*, const long long*, double); \
-    template __global__ void conv_grad_w_rows<S, C>(const S*, const S*, typename Acc<S>::type*, const long long*, long long);
+    template __global__ void conv_fwd_tile<S, C, 4>(const S*, const S*, const S*, S*, GEO_TYPES, double); \
+    template __global__ void conv_grad_x_tile<S, C, 4>(const S*, const S*, S*, GEO_TYPES, double); \
+    template __global__ void conv_grad_w_rows<S, C>(const S*, const S*, typename Acc<S>::type*, GEO_TYPES, long long);

@@ -9,14 +9,17 @@ U="python3 -m usconv_ref.cli"
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader
 python3 -c 'import torch, cupy; print("torch", torch.__version__, "cuDNN", torch.backends.cudnn.version(), "cupy", cupy.__version__)'
 step() { echo; echo "=== $*"; }
-step "cupy conformance (all cases, determinism)";     $U check --backend cupy -q --report "$OUT/cupy.json" > "$OUT/cupy.txt"; grep -E "^cupy|^FAIL|^ERROR|^    [a-z_]+ \[" "$OUT/cupy.txt" | cut -c1-200 | head -n 30
-step "torch-cuda default (TF32 on, declared tf32)";   $U check --backend torch-cuda -q --report "$OUT/torch_cuda.json" > "$OUT/torch.txt"; grep -E "^torch|^FAIL|^ERROR|^    [a-z_]+ \[" "$OUT/torch.txt" | cut -c1-200 | head -n 30
-step "torch-cuda[declare=fp32] with TF32 on: must fail on fp32 dense"
-$U check --backend 'torch-cuda[declare=fp32]' -q --no-determinism > "$OUT/declare_fp32.txt"; grep -E "^torch|^FAIL.*(float32|complex64)" "$OUT/declare_fp32.txt" | cut -c1-160
-step "torch-cuda[tf32=false,declare=fp32]: must pass"; $U check --backend 'torch-cuda[tf32=false,declare=fp32]' -q | tail -n 6
-step "torch-cuda[deterministic=true]";                $U check --backend 'torch-cuda[deterministic=true]' -q > "$OUT/det.txt"; grep -E "^torch|^FAIL" "$OUT/det.txt"
-step "determinism, 10 runs";  python3 scripts/gpu_determinism.py
-step "compute-sanitizer memcheck (subset)"
+STEPS=${STEPS:-cupy,torch,det,memcheck,bench,ncu}   # choose with STEPS=cupy,bench ...
+on() { [[ ",$STEPS," == *",$1,"* ]]; }
+on cupy && { step "cupy conformance (all cases, determinism)";     $U check --backend cupy -q --report "$OUT/cupy.json" > "$OUT/cupy.txt"; grep -E "^cupy|^FAIL|^ERROR|^    [a-z_]+ \[" "$OUT/cupy.txt" | cut -c1-200 | head -n 30; }
+on torch && { step "torch-cuda default (TF32 on, declared tf32)";   $U check --backend torch-cuda -q --report "$OUT/torch_cuda.json" > "$OUT/torch.txt"; grep -E "^torch|^FAIL|^ERROR|^    [a-z_]+ \[" "$OUT/torch.txt" | cut -c1-200 | head -n 30; }
+on torch && { step "torch-cuda[declare=fp32] with TF32 on: must fail on fp32 dense";
+$U check --backend 'torch-cuda[declare=fp32]' -q --no-determinism > "$OUT/declare_fp32.txt"; grep -E "^torch|^FAIL.*(float32|complex64)" "$OUT/declare_fp32.txt" | cut -c1-160; }
+on torch && { step "torch-cuda[tf32=false,declare=fp32]: must pass"; $U check --backend 'torch-cuda[tf32=false,declare=fp32]' -q > "$OUT/strict.txt"; grep -E "^torch|^FAIL" "$OUT/strict.txt"; }
+on torch && { step "torch-cuda[deterministic=true]";                $U check --backend 'torch-cuda[deterministic=true]' -q > "$OUT/det.txt"; grep -E "^torch|^FAIL" "$OUT/det.txt"; }
+on det && { step "determinism, 10 runs";  python3 scripts/gpu_determinism.py; }
+on memcheck && { step "compute-sanitizer memcheck (subset)";
 compute-sanitizer --tool memcheck --error-exitcode 9 python3 -m usconv_ref.cli check --backend cupy -q --no-determinism --filter 'pairs.*' > "$OUT/memcheck.log" 2>&1
-echo "memcheck exit: $? (0 = clean; 9 = errors found)"; tail -n 4 "$OUT/memcheck.log"
-step "benchmark"; python3 scripts/gpu_bench.py --out "$OUT/bench.json"
+echo "memcheck exit: $? (0 = clean; 9 = errors found)"; tail -n 4 "$OUT/memcheck.log"; }
+on bench && { step "benchmark"; python3 scripts/gpu_bench.py --out "$OUT/bench.json"; }
+on ncu && { step "ncu: depthwise fp32 forward tile kernel"; ncu --kernel-name regex:conv_fwd_tile --launch-count 1 --section SpeedOfLight --section Occupancy --section LaunchStats python3 scripts/gpu_bench.py --quick 2>&1 | grep -E "Duration|Throughput|Occupancy|Registers|Shared Memory|Block Size|Grid Size|Waves" | head -n 30; }

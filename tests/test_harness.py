@@ -192,7 +192,7 @@ def test_check_cli_default_backends_pass_and_reports(tmp_path):
     r = subprocess.run([sys.executable, "-m", "usconv_ref.cli", "check", "-q", "--report", str(tmp_path / "r.html")],
                        capture_output=True, text=True, cwd=ROOT)
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-2000:]
-    assert "numpy" in r.stdout and "torch-cpu" in r.stdout and "98 cases" in r.stdout
+    assert "numpy" in r.stdout and "torch-cpu" in r.stdout and "100 cases" in r.stdout
     html = (tmp_path / "r.html").read_text()
     assert "<svg" in html and "torch-cpu" in html
     r = subprocess.run([sys.executable, "-m", "usconv_ref.cli", "check", "--backend", "numpy", "--filter",
