@@ -41,12 +41,16 @@ class Capabilities:
     empty_batch: bool = True
     custom_scale_power: bool = True  # scale_power other than (0.5, 0.5, 0.5)
     notes: dict = field(default_factory=dict, hash=False)  # dtype -> why unsupported
+    unsupported_modes: dict = field(default_factory=dict, hash=False)  # dtype -> {mode: why}
 
     def supports(self, dtype: str, spec: Conv1dSpec, batched: bool, N: int) -> tuple[bool, str]:
         if dtype not in self.dtypes:
             return False, self.notes.get(dtype, f"dtype {dtype} not supported")
         if spec.padding_mode not in self.padding_modes:
             return False, f"padding_mode {spec.padding_mode} not supported"
+        why = self.unsupported_modes.get(dtype, {}).get(spec.padding_mode)
+        if why:
+            return False, why
         if spec.padding == "same" and not self.same_padding:
             return False, "padding='same' not supported"
         if not batched and not self.unbatched:

@@ -228,6 +228,30 @@ __device__ __forceinline__ int copies(long long j, const Geo& g, long long lo[4]
     return m;
 }
 
+// Adds the contributions of padded positions [lo, hi) (copies of one input element) to
+// grad_x: sum over taps k with (i - k*dil) = t*stride and output channels o of the group of
+// gy[n,o,t] * conj(w[o,c,k]).
+template <typename S, bool CPLX, typename A>
+__device__ __forceinline__ void add_copies(const S* __restrict__ gy, const S* __restrict__ w, const Geo& g,
+                                           long long n, long long grp, long long c, long long lo, long long hi,
+                                           A& sr, A& si) {
+    const long long Cg = g.Cin / g.G, Og = g.Cout / g.G;
+    for (long long i = lo; i < hi; ++i)
+        for (long long k = 0; k < g.K; ++k) {
+            long long u = i - k * g.dil;
+            if (u < 0 || u % g.stride) continue;
+            long long t = u / g.stride;
+            if (t >= g.Lout) continue;
+            for (long long oo = 0; oo < Og; ++oo) {
+                long long o = grp * Og + oo;
+                A ar, ai, wr, wi;
+                load<S, CPLX>(gy, (n * g.Cout + o) * g.Lout + t, ar, ai);
+                load<S, CPLX>(w, (o * Cg + c) * g.K + k, wr, wi);
+                mac<A, CPLX, true>(sr, si, ar, ai, wr, wi);
+            }
+        }
+}
+
 // grad_x[n,ci,j] = s * sum over copies i of j, taps k with (i - k*dil) = t*stride, o in group:
 //                  gy[n,o,t] * conj(w[o, ci%Cg, k])
 template <typename S, bool CPLX>
@@ -237,25 +261,12 @@ __global__ void conv_grad_x(const S* __restrict__ gy, const S* __restrict__ w, S
     long long idx = (long long)blockIdx.x * blockDim.x + threadIdx.x;
     if (idx >= g.N * g.Cin * g.L) return;
     long long j = idx % g.L, ci = (idx / g.L) % g.Cin, n = idx / (g.L * g.Cin);
-    long long Cg = g.Cin / g.G, Og = g.Cout / g.G, grp = ci / Cg, c = ci % Cg;
+    long long Cg = g.Cin / g.G, grp = ci / Cg, c = ci % Cg;
     long long lo[4], hi[4];
     int m = copies(j, g, lo, hi);
     A sr = 0, si = 0;
     for (int r = 0; r < m; ++r)
-        for (long long i = lo[r]; i < hi[r]; ++i)
-            for (long long k = 0; k < g.K; ++k) {
-                long long u = i - k * g.dil;
-                if (u < 0 || u % g.stride) continue;
-                long long t = u / g.stride;
-                if (t >= g.Lout) continue;
-                for (long long oo = 0; oo < Og; ++oo) {
-                    long long o = grp * Og + oo;
-                    A ar, ai, wr, wi;
-                    load<S, CPLX>(gy, (n * g.Cout + o) * g.Lout + t, ar, ai);
-                    load<S, CPLX>(w, (o * Cg + c) * g.K + k, wr, wi);
-                    mac<A, CPLX, true>(sr, si, ar, ai, wr, wi);
-                }
-            }
+        add_copies<S, CPLX, A>(gy, w, g, n, grp, c, lo[r], hi[r], sr, si);
     A s = (A)scale;
     store<S, CPLX>(gx, idx, mul_ieee(sr, s), mul_ieee(si, s));
 }
@@ -394,20 +405,7 @@ __global__ void conv_grad_x_tile(const S* __restrict__ gy, const S* __restrict__
             long long lo[4], hi[4];
             int m = copies(j, g, lo, hi);
             for (int q = 1; q < m; ++q)
-                for (long long i = lo[q]; i < hi[q]; ++i)
-                    for (long long k = 0; k < g.K; ++k) {
-                        long long u = i - k * g.dil;
-                        if (u < 0 || u % g.stride) continue;
-                        long long t = u / g.stride;
-                        if (t >= g.Lout) continue;
-                        for (long long oo = 0; oo < Og; ++oo) {
-                            long long o = grp * Og + oo;
-                            A ar, ai, wr, wi;
-                            load<S, CPLX>(gy, (n * g.Cout + o) * g.Lout + t, ar, ai);
-                            load<S, CPLX>(w, (o * Cg + c) * g.K + k, wr, wi);
-                            mac<A, CPLX, true>(sr[r], si[r], ar, ai, wr, wi);
-                        }
-                    }
+                add_copies<S, CPLX, A>(gy, w, g, n, grp, c, lo[q], hi[q], sr[r], si[r]);
         }
         const A s = (A)scale;
         store<S, CPLX>(gx, row * g.L + j, mul_ieee(sr[r], s), mul_ieee(si[r], s));

@@ -323,9 +323,12 @@ def test_regen_cli_refusal_exit_1(tmp_path):
 def test_plain_install_ships_and_finds_golden_set(tmp_path):
     """A non-editable install carries the golden set as package data and finds it by
     default (run from outside the checkout)."""
-    wheel_dir, target = tmp_path / "wheel", tmp_path / "site"
+    wheel_dir, target, src = tmp_path / "wheel", tmp_path / "site", tmp_path / "src"
+    # build from a clean copy: an in-tree build/ directory can hold stale package data
+    shutil.copytree(ROOT, src, ignore=shutil.ignore_patterns("build", ".venv", "*.egg-info", ".git", "__pycache__",
+                                                             ".hypothesis", ".pytest_cache"))
     r = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q",
-                        "-w", str(wheel_dir), str(ROOT)], capture_output=True, text=True)
+                        "-w", str(wheel_dir), str(src)], capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
     wheel = next(wheel_dir.glob("usconv-*.whl"))
     r = subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", "-q", "--target", str(target), str(wheel)],
