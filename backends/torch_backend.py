@@ -106,7 +106,6 @@ class TorchBackend(Backend):
         if self._caps is None:
             import warnings
             supported, notes, modes = [], {}, {}
-            F = _torch().nn.functional
             for name in ALL_DTYPES:
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore")

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from . import Capabilities, KnownDeviation
+from . import KnownDeviation
 from .torch_backend import TorchBackend, _torch
 
 
@@ -73,7 +73,6 @@ class UnitScalingFunctional(TorchBackend):
 
     def conv1d_backward(self, gy, x, w, b, spec):
         from usconv_ref.dtypes import case_dtype
-        torch = _torch()
         cd = case_dtype(x.dtype)
         with self._flags():
             xt = self._to_torch(x).requires_grad_(True)

@@ -69,7 +69,6 @@ def main(argv=None):
             torch.autograd.grad(y, (xt, wt), torch.from_numpy(gy64))
 
         t_fb = best(torch_fb, 5)
-        io_bytes = x64.nbytes + w64.nbytes + 2 * y64.nbytes + x64.nbytes + w64.nbytes  # x, w, y, gy, gx, gw
         f_f = best(lambda: fast.conv1d_float64(x64, w64, None, spec), 3)
         f_fb = best(lambda: (fast.conv1d_float64(x64, w64, None, spec),
                              fast.conv1d_backward_float64(gy64, x64, w64, None, spec)), 3)

@@ -9,7 +9,7 @@ U="python3 -m usconv_ref.cli"
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader
 python3 -c 'import torch, cupy; print("torch", torch.__version__, "cuDNN", torch.backends.cudnn.version(), "cupy", cupy.__version__)'
 step() { echo; echo "=== $*"; }
-STEPS=${STEPS:-cupy,torch,det,memcheck,bench,ncu}   # choose with STEPS=cupy,bench ...
+STEPS=${STEPS:-cupy,torch,det,memcheck,racecheck,bench,ncu}   # choose with STEPS=cupy,bench ...
 on() { [[ ",$STEPS," == *",$1,"* ]]; }
 on cupy && { step "cupy conformance (all cases, determinism)";     $U check --backend cupy -q --report "$OUT/cupy.json" > "$OUT/cupy.txt"; grep -E "^cupy|^FAIL|^ERROR|^    [a-z_]+ \[" "$OUT/cupy.txt" | cut -c1-200 | head -n 30; }
 on torch && { step "torch-cuda default (TF32 on, declared tf32)";   $U check --backend torch-cuda -q --report "$OUT/torch_cuda.json" > "$OUT/torch.txt"; grep -E "^torch|^FAIL|^ERROR|^    [a-z_]+ \[" "$OUT/torch.txt" | cut -c1-200 | head -n 30; }
@@ -23,3 +23,6 @@ compute-sanitizer --tool memcheck --error-exitcode 9 python3 -m usconv_ref.cli c
 echo "memcheck exit: $? (0 = clean; 9 = errors found)"; tail -n 4 "$OUT/memcheck.log"; }
 on bench && { step "benchmark"; python3 scripts/gpu_bench.py --out "$OUT/bench.json"; }
 on ncu && { step "ncu: depthwise fp32 forward tile kernel"; ncu --kernel-name regex:conv_fwd_tile --launch-count 1 --section SpeedOfLight --section Occupancy --section LaunchStats python3 scripts/gpu_bench.py --quick 2>&1 | grep -E "Duration|Throughput|Occupancy|Registers|Shared Memory|Block Size|Grid Size|Waves" | head -n 30; }
+on racecheck && { step "compute-sanitizer racecheck (tiled kernels use shared memory)"
+compute-sanitizer --tool racecheck --error-exitcode 9 python3 -m usconv_ref.cli check --backend cupy -q --no-determinism --filter 'pairs.0*' > "$OUT/racecheck.log" 2>&1
+echo "racecheck exit: $? (0 = clean; 9 = hazards found)"; tail -n 4 "$OUT/racecheck.log"; }

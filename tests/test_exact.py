@@ -284,3 +284,40 @@ def test_scale_interval_is_tight_and_correct():
     from usconv_ref.scaling import ExactScale, Monomial
     lo, hi = ExactScale(Monomial.power(Fraction(3), -0.5)).interval(100)
     assert lo * lo * 3 <= 1 <= hi * hi * 3 and (hi - lo) / lo < Fraction(1, 10**95)
+
+
+from hypothesis import HealthCheck, given, settings, strategies as st  # noqa: E402
+
+
+@st.composite
+def _valid_config(draw):
+    groups = draw(st.sampled_from([1, 2]))
+    Cg, Og = draw(st.integers(1, 2)), draw(st.integers(1, 2))
+    K, L = draw(st.integers(1, 3)), draw(st.integers(1, 6))
+    mode = draw(st.sampled_from(["zeros", "reflect", "replicate", "circular"]))
+    stride, dil = draw(st.integers(1, 3)), draw(st.integers(1, 2))
+    limit = {"reflect": L - 1, "circular": L}.get(mode, 3)
+    padding = draw(st.integers(0, max(0, min(3, limit))))
+    if (L + 2 * padding - dil * (K - 1) - 1) < 0:
+        padding = min(limit, dil * (K - 1)) if mode != "zeros" else dil * (K - 1)
+    if (L + 2 * padding - dil * (K - 1) - 1) < 0:
+        K = 1
+    N = draw(st.integers(1, 2))
+    return dict(N=N, C_in=Cg * groups, C_out=Og * groups, Cg=Cg, L=L, K=K,
+                kw=dict(stride=stride, dilation=dil, groups=groups, padding=padding, padding_mode=mode),
+                seed=draw(st.integers(0, 2**31)))
+
+
+@settings(max_examples=40, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
+@given(_valid_config())
+def test_hypothesis_valid_configs_match_direct_loop(cfg):
+    """Random valid configurations (every mode, stride, dilation, groups) with small-integer
+    data and scale 1: forward and all gradients equal the direct Fraction loop exactly."""
+    rng = np.random.default_rng(cfg["seed"])
+    x = rng.integers(-4, 5, (cfg["N"], cfg["C_in"], cfg["L"])).astype(np.float64)
+    w = rng.integers(-4, 5, (cfg["C_out"], cfg["Cg"], cfg["K"])).astype(np.float64)
+    b = rng.integers(-4, 5, cfg["C_out"]).astype(np.float64)
+    kw = dict(cfg["kw"], constraint=None, scale_power=(0, 0, 0))
+    y = ur.conv1d(x, w, b, **kw)
+    gy = rng.integers(-4, 5, y.shape).astype(np.float64)
+    run_and_check(x, w, b, gy, kw, "float64")
