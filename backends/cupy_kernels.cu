@@ -3,7 +3,7 @@
 // S: storage type of one real part (__half, __nv_bfloat16, float, double);
 // CPLX: interleaved (re, im) parts; accumulation in Acc<S> (float for 16-bit and float32,
 // double for float64). Padding modes are index maps (SPEC §2); no padded copy is made.
-// Scales are applied in the epilogue as the compute type (declared by the backend).
+// The scale multiplies one factor of each product as the compute type (see load_scaled).
 // HIP-compatible except for the 16-bit headers (guarded below).
 #if defined(__HIPCC__)
 #include <hip/hip_fp16.h>
@@ -87,6 +87,18 @@ __device__ __forceinline__ void store(S* p, long long e, typename Acc<S>::type r
     else { p[e] = from_acc<S>(re); }
 }
 
+// The unit scale enters as one factor of every product (the weight in the forward and
+// grad_x, grad_y in grad_w and grad_b; the bias is scaled too): sums are formed at the scale of
+// the result, so an unscaled sum never overflows where the scaled result does not. Each scaled
+// factor is rounded once in the compute type (an error the accumulator bound already covers).
+template <typename S, bool CPLX>
+__device__ __forceinline__ void load_scaled(const S* p, long long e, typename Acc<S>::type s,
+                                            typename Acc<S>::type& re, typename Acc<S>::type& im) {
+    load<S, CPLX>(p, e, re, im);
+    re = mul_ieee(re, s);
+    im = mul_ieee(im, s);
+}
+
 // acc += a * (CONJ ? conj(b) : b), the textbook complex product, one fma per real product.
 template <typename A, bool CPLX, bool CONJ>
 __device__ __forceinline__ void mac(A& sr, A& si, A ar, A ai, A br, A bi) {
@@ -106,6 +118,7 @@ __global__ void conv_fwd(const S* __restrict__ x, const S* __restrict__ w, const
     if (idx >= total) return;
     long long t = idx % g.Lout, o = (idx / g.Lout) % g.Cout, n = idx / (g.Lout * g.Cout);
     long long Cg = g.Cin / g.G, Og = g.Cout / g.G, grp = o / Og;
+    const A s = (A)scale;
     A sr = 0, si = 0;
     for (long long c = 0; c < Cg; ++c) {
         long long ci = grp * Cg + c;
@@ -113,13 +126,12 @@ __global__ void conv_fwd(const S* __restrict__ x, const S* __restrict__ w, const
             long long j = src_index(t * g.stride + k * g.dil, g.L, g.pl, g.mode);
             A xr = 0, xi = 0, wr, wi;
             if (j >= 0) load<S, CPLX>(x, (n * g.Cin + ci) * g.L + j, xr, xi);
-            load<S, CPLX>(w, (o * Cg + c) * g.K + k, wr, wi);
+            load_scaled<S, CPLX>(w, (o * Cg + c) * g.K + k, s, wr, wi);
             mac<A, CPLX, false>(sr, si, xr, xi, wr, wi);  // a padded zero still multiplies (IEEE 0*inf)
         }
     }
-    if (b) { A br, bi; load<S, CPLX>(b, o, br, bi); sr = add_ieee(sr, br); si = add_ieee(si, bi); }
-    A s = (A)scale;
-    store<S, CPLX>(y, idx, mul_ieee(sr, s), mul_ieee(si, s));
+    if (b) { A br, bi; load_scaled<S, CPLX>(b, o, s, br, bi); sr = add_ieee(sr, br); si = add_ieee(si, bi); }
+    store<S, CPLX>(y, idx, sr, si);
 }
 
 // grad_w[o,c,k] = s * sum_{n,t} gy[n,o,t] * conj(xp[n, grp*Cg+c, t*stride + k*dil])
@@ -132,18 +144,18 @@ __global__ void conv_grad_w(const S* __restrict__ gy, const S* __restrict__ x, S
     if (idx >= g.Cout * Cg * g.K) return;
     long long k = idx % g.K, c = (idx / g.K) % Cg, o = idx / (g.K * Cg);
     long long ci = (o / Og) * Cg + c;
+    const A s = (A)scale;
     A sr = 0, si = 0;
     for (long long n = 0; n < g.N; ++n) {
         for (long long t = 0; t < g.Lout; ++t) {
             long long j = src_index(t * g.stride + k * g.dil, g.L, g.pl, g.mode);
             A xr = 0, xi = 0, ar, ai;
             if (j >= 0) load<S, CPLX>(x, (n * g.Cin + ci) * g.L + j, xr, xi);
-            load<S, CPLX>(gy, (n * g.Cout + o) * g.Lout + t, ar, ai);
+            load_scaled<S, CPLX>(gy, (n * g.Cout + o) * g.Lout + t, s, ar, ai);
             mac<A, CPLX, true>(sr, si, ar, ai, xr, xi);
         }
     }
-    A s = (A)scale;
-    store<S, CPLX>(gw, idx, mul_ieee(sr, s), mul_ieee(si, s));
+    store<S, CPLX>(gw, idx, sr, si);
 }
 
 // Two-stage deterministic grad_w for long reductions: stage 1 sums chunk p of the flat
@@ -152,9 +164,10 @@ __global__ void conv_grad_w(const S* __restrict__ gy, const S* __restrict__ x, S
 template <typename S, bool CPLX>
 __global__ void conv_grad_w_partial(const S* __restrict__ gy, const S* __restrict__ x,
                                     typename Acc<S>::type* __restrict__ partial, GEO_ARGS,
-                                    long long chunks) {
+                                    long long chunks, double scale) {
     typedef typename Acc<S>::type A;
     GEO_MAKE
+    const A s = (A)scale;
     long long Cg = g.Cin / g.G, Og = g.Cout / g.G, E = g.Cout * Cg * g.K;
     long long idx = (long long)blockIdx.x * blockDim.x + threadIdx.x;
     if (idx >= E * chunks) return;
@@ -169,7 +182,7 @@ __global__ void conv_grad_w_partial(const S* __restrict__ gy, const S* __restric
         long long j = src_index(t * g.stride + k * g.dil, g.L, g.pl, g.mode);
         A xr = 0, xi = 0, ar, ai;
         if (j >= 0) load<S, CPLX>(x, (n * g.Cin + ci) * g.L + j, xr, xi);
-        load<S, CPLX>(gy, (n * g.Cout + o) * g.Lout + t, ar, ai);
+        load_scaled<S, CPLX>(gy, (n * g.Cout + o) * g.Lout + t, s, ar, ai);
         mac<A, CPLX, true>(sr, si, ar, ai, xr, xi);
     }
     partial[(p * E + e) * (CPLX ? 2 : 1)] = sr;
@@ -178,7 +191,7 @@ __global__ void conv_grad_w_partial(const S* __restrict__ gy, const S* __restric
 
 template <typename S, bool CPLX>
 __global__ void conv_grad_w_final(const typename Acc<S>::type* __restrict__ partial, S* __restrict__ gw,
-                                  long long E, long long chunks, double scale) {
+                                  long long E, long long chunks) {
     typedef typename Acc<S>::type A;
     long long e = (long long)blockIdx.x * blockDim.x + threadIdx.x;
     if (e >= E) return;
@@ -187,8 +200,7 @@ __global__ void conv_grad_w_final(const typename Acc<S>::type* __restrict__ part
         sr = add_ieee(sr, partial[(p * E + e) * (CPLX ? 2 : 1)]);
         if (CPLX) si = add_ieee(si, partial[(p * E + e) * 2 + 1]);
     }
-    A s = (A)scale;
-    store<S, CPLX>(gw, e, mul_ieee(sr, s), mul_ieee(si, s));
+    store<S, CPLX>(gw, e, sr, si);
 }
 
 // grad_b[o] = s * sum_{n,t} gy[n,o,t]
@@ -198,15 +210,15 @@ __global__ void conv_grad_b(const S* __restrict__ gy, S* __restrict__ gb, GEO_AR
     typedef typename Acc<S>::type A;
     long long o = (long long)blockIdx.x * blockDim.x + threadIdx.x;
     if (o >= g.Cout) return;
+    const A s = (A)scale;
     A sr = 0, si = 0;
     for (long long n = 0; n < g.N; ++n)
         for (long long t = 0; t < g.Lout; ++t) {
             A ar, ai;
-            load<S, CPLX>(gy, (n * g.Cout + o) * g.Lout + t, ar, ai);
+            load_scaled<S, CPLX>(gy, (n * g.Cout + o) * g.Lout + t, s, ar, ai);
             sr = add_ieee(sr, ar); si = add_ieee(si, ai);
         }
-    A s = (A)scale;
-    store<S, CPLX>(gb, o, mul_ieee(sr, s), mul_ieee(si, s));
+    store<S, CPLX>(gb, o, sr, si);
 }
 
 // The padded positions i whose source is input position j, as up to 4 half-open ranges
@@ -234,7 +246,7 @@ __device__ __forceinline__ int copies(long long j, const Geo& g, long long lo[4]
 template <typename S, bool CPLX, typename A>
 __device__ __forceinline__ void add_copies(const S* __restrict__ gy, const S* __restrict__ w, const Geo& g,
                                            long long n, long long grp, long long c, long long lo, long long hi,
-                                           A& sr, A& si) {
+                                           A s, A& sr, A& si) {
     const long long Cg = g.Cin / g.G, Og = g.Cout / g.G;
     for (long long i = lo; i < hi; ++i)
         for (long long k = 0; k < g.K; ++k) {
@@ -246,7 +258,7 @@ __device__ __forceinline__ void add_copies(const S* __restrict__ gy, const S* __
                 long long o = grp * Og + oo;
                 A ar, ai, wr, wi;
                 load<S, CPLX>(gy, (n * g.Cout + o) * g.Lout + t, ar, ai);
-                load<S, CPLX>(w, (o * Cg + c) * g.K + k, wr, wi);
+                load_scaled<S, CPLX>(w, (o * Cg + c) * g.K + k, s, wr, wi);
                 mac<A, CPLX, true>(sr, si, ar, ai, wr, wi);
             }
         }
@@ -264,11 +276,11 @@ __global__ void conv_grad_x(const S* __restrict__ gy, const S* __restrict__ w, S
     long long Cg = g.Cin / g.G, grp = ci / Cg, c = ci % Cg;
     long long lo[4], hi[4];
     int m = copies(j, g, lo, hi);
+    const A s = (A)scale;
     A sr = 0, si = 0;
     for (int r = 0; r < m; ++r)
-        add_copies<S, CPLX, A>(gy, w, g, n, grp, c, lo[r], hi[r], sr, si);
-    A s = (A)scale;
-    store<S, CPLX>(gx, idx, mul_ieee(sr, s), mul_ieee(si, s));
+        add_copies<S, CPLX, A>(gy, w, g, n, grp, c, lo[r], hi[r], s, sr, si);
+    store<S, CPLX>(gx, idx, sr, si);
 }
 
 #define INSTANTIATE(S, C) \
@@ -276,8 +288,8 @@ __global__ void conv_grad_x(const S* __restrict__ gy, const S* __restrict__ w, S
     template __global__ void conv_grad_w<S, C>(const S*, const S*, S*, GEO_TYPES, double); \
     template __global__ void conv_grad_b<S, C>(const S*, S*, GEO_TYPES, double); \
     template __global__ void conv_grad_x<S, C>(const S*, const S*, S*, GEO_TYPES, double); \
-    template __global__ void conv_grad_w_partial<S, C>(const S*, const S*, typename Acc<S>::type*, GEO_TYPES, long long); \
-    template __global__ void conv_grad_w_final<S, C>(const typename Acc<S>::type*, S*, long long, long long, double);
+    template __global__ void conv_grad_w_partial<S, C>(const S*, const S*, typename Acc<S>::type*, GEO_TYPES, long long, double); \
+    template __global__ void conv_grad_w_final<S, C>(const typename Acc<S>::type*, S*, long long, long long);
 
 // ---------------------------------------------------------------------------------------
 // Row-tiled kernels for few channels per group (depthwise, depthwise x multiplier, small
@@ -309,6 +321,7 @@ __global__ void conv_fwd_tile(const S* __restrict__ x, const S* __restrict__ w, 
     const int span = (tcount - 1) * st + (K - 1) * dil + 1;
     A* si_ = sr_ + span;
     const int i0 = t0 * st - pl;  // input position of the tile's first padded element
+    const A s = (A)scale;
     A accr[PER], acci[PER];
     for (int r = 0; r < PER; ++r) { accr[r] = 0; acci[r] = 0; }
     for (long long c = 0; c < Cg; ++c) {
@@ -326,7 +339,7 @@ __global__ void conv_fwd_tile(const S* __restrict__ x, const S* __restrict__ w, 
         const S* wrow = w + (o * Cg + c) * g.K * (CPLX ? 2 : 1);
         for (int k = 0; k < K; ++k) {
             A wr, wi;
-            load<S, CPLX>(wrow, k, wr, wi);
+            load_scaled<S, CPLX>(wrow, k, s, wr, wi);
             int base = threadIdx.x * st + k * dil;
             for (int r = 0; r < PER; ++r, base += blockDim.x * st) {
                 if (threadIdx.x + r * blockDim.x < tcount)
@@ -336,12 +349,11 @@ __global__ void conv_fwd_tile(const S* __restrict__ x, const S* __restrict__ w, 
         __syncthreads();
     }
     A br = 0, bi = 0;
-    if (b) load<S, CPLX>(b, o, br, bi);
-    const A s = (A)scale;
+    if (b) load_scaled<S, CPLX>(b, o, s, br, bi);
     for (int r = 0; r < PER; ++r) {
         int tl = threadIdx.x + r * blockDim.x;
         if (tl < tcount)
-            store<S, CPLX>(y, row * g.Lout + t0 + tl, mul_ieee(add_ieee(accr[r], br), s), mul_ieee(add_ieee(acci[r], bi), s));
+            store<S, CPLX>(y, row * g.Lout + t0 + tl, add_ieee(accr[r], br), add_ieee(acci[r], bi));
     }
 }
 
@@ -367,6 +379,7 @@ __global__ void conv_grad_x_tile(const S* __restrict__ gy, const S* __restrict__
     long long thi = uhi / g.stride;
     if (thi > g.Lout - 1) thi = g.Lout - 1;
     const long long tn = thi >= tlo ? thi - tlo + 1 : 0;
+    const A s = (A)scale;
     A sr[PER], si[PER];
     for (int r = 0; r < PER; ++r) { sr[r] = 0; si[r] = 0; }
     for (long long oo = 0; oo < Og; ++oo) {
@@ -381,7 +394,7 @@ __global__ void conv_grad_x_tile(const S* __restrict__ gy, const S* __restrict__
         const int st = (int)g.stride, Lout = (int)g.Lout, itlo = (int)tlo;
         for (int k = 0; k < (int)g.K; ++k) {
             A wr, wi;
-            load<S, CPLX>(w, (o * Cg + c) * g.K + k, wr, wi);
+            load_scaled<S, CPLX>(w, (o * Cg + c) * g.K + k, s, wr, wi);
             int u = (int)j0 + threadIdx.x + (int)g.pl - k * (int)g.dil;  // 32-bit inside a row
             for (int r = 0; r < PER; ++r, u += blockDim.x) {
                 if (threadIdx.x + r * (int)blockDim.x >= jcount || u < 0) continue;
@@ -405,10 +418,9 @@ __global__ void conv_grad_x_tile(const S* __restrict__ gy, const S* __restrict__
             long long lo[4], hi[4];
             int m = copies(j, g, lo, hi);
             for (int q = 1; q < m; ++q)
-                add_copies<S, CPLX, A>(gy, w, g, n, grp, c, lo[q], hi[q], sr[r], si[r]);
+                add_copies<S, CPLX, A>(gy, w, g, n, grp, c, lo[q], hi[q], s, sr[r], si[r]);
         }
-        const A s = (A)scale;
-        store<S, CPLX>(gx, row * g.L + j, mul_ieee(sr[r], s), mul_ieee(si[r], s));
+        store<S, CPLX>(gx, row * g.L + j, sr[r], si[r]);
     }
 }
 
@@ -417,7 +429,8 @@ __global__ void conv_grad_x_tile(const S* __restrict__ gy, const S* __restrict__
 // reduction in shared memory writes partial[p][(o*Cg + c)*K + k].
 template <typename S, bool CPLX>
 __global__ void conv_grad_w_rows(const S* __restrict__ gy, const S* __restrict__ x,
-                                 typename Acc<S>::type* __restrict__ partial, GEO_ARGS, long long chunks) {
+                                 typename Acc<S>::type* __restrict__ partial, GEO_ARGS, long long chunks,
+                                 double scale) {
     typedef typename Acc<S>::type A;
     extern __shared__ __align__(16) unsigned char smem_raw[];
     Pair<A>* red = reinterpret_cast<Pair<A>*>(smem_raw);  // blockDim.x entries
@@ -428,6 +441,7 @@ __global__ void conv_grad_w_rows(const S* __restrict__ gy, const S* __restrict__
     const long long o = oc / Cg, c = oc % Cg, ci = (o / Og) * Cg + c;
     const long long per = (g.N + chunks - 1) / chunks;
     const long long nlo = p * per, nhi = nlo + per < g.N ? nlo + per : g.N;
+    const A s = (A)scale;
     for (long long kb = 0; kb < g.K; kb += 8) {
         const int kn = (g.K - kb) < 8 ? (int)(g.K - kb) : 8;
         A sr[8], si[8];
@@ -438,7 +452,7 @@ __global__ void conv_grad_w_rows(const S* __restrict__ gy, const S* __restrict__
             const S* grow = gy + (n * g.Cout + o) * g.Lout * (CPLX ? 2 : 1);
             for (int t = threadIdx.x; t < Lout; t += blockDim.x) {
                 A ar, ai;
-                load<S, CPLX>(grow, t, ar, ai);
+                load_scaled<S, CPLX>(grow, t, s, ar, ai);
                 int j0 = t * st + (int)kb * dil - pl;
                 for (int q = 0; q < kn; ++q, j0 += dil) {
                     int j = j0;
@@ -469,4 +483,4 @@ __global__ void conv_grad_w_rows(const S* __restrict__ gy, const S* __restrict__
 #define INSTANTIATE_TILES(S, C) \
     template __global__ void conv_fwd_tile<S, C, 4>(const S*, const S*, const S*, S*, GEO_TYPES, double); \
     template __global__ void conv_grad_x_tile<S, C, 4>(const S*, const S*, S*, GEO_TYPES, double); \
-    template __global__ void conv_grad_w_rows<S, C>(const S*, const S*, typename Acc<S>::type*, GEO_TYPES, long long);
+    template __global__ void conv_grad_w_rows<S, C>(const S*, const S*, typename Acc<S>::type*, GEO_TYPES, long long, double);
