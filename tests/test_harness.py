@@ -48,6 +48,11 @@ def test_check_elements_rules():
     imp = ok.copy()
     imp[4] = -np.inf
     assert check_elements(imp, ref, bound, n, F16).failures == 1
+    # where even the sum of absolute values exceeds the format, any non-finite result is legal
+    bnd = np.array([1.0, 1, 1, 0, 70000.0, 1])
+    imp[4] = np.nan
+    assert check_elements(imp, ref, bound, n, F16, bnd).failures == 0
+    assert check_elements(imp, ref, bound, n, F16, bnd * 0.5).failures == 1
 
 
 def _synthetic(rng, m=4000, n=16):

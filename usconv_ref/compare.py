@@ -147,16 +147,19 @@ class ElementCheck:
 
 
 def check_elements(imp: np.ndarray, ref: np.ndarray, bound: np.ndarray, n: np.ndarray,
-                   fmt: FloatFormat) -> ElementCheck:
+                   fmt: FloatFormat, bnd: np.ndarray | None = None) -> ElementCheck:
     """Per element (TOSA-style):
     - ``ref`` NaN ⇒ ``imp`` NaN; ``ref`` ±inf ⇒ ``imp`` the same infinity;
     - an empty sum (``n == 0``) ⇒ ``imp == 0`` exactly;
     - finite ``ref`` ⇒ ``|imp - ref| <= B``, where ``imp`` may be ±inf only if
-      ``|ref| + B`` exceeds the format's largest finite value (same sign).
+      ``|ref| + B`` exceeds the format's largest finite value (same sign) — or any
+      non-finite value (±inf, NaN) where ``bnd`` itself exceeds it: partial sums of a
+      conforming order can then overflow (and +inf meet -inf).
     Returns counts, the worst element and the err/bound ratios."""
     imp = imp.astype(np.float64).ravel()
     ref = ref.astype(np.float64).ravel()
     bound, n = bound.ravel(), n.ravel()
+    over_range = np.zeros(imp.shape, bool) if bnd is None else (np.asarray(bnd, np.float64).ravel() > fmt.max_finite)
     fail = np.zeros(imp.shape, bool)
     why = np.zeros(imp.shape, np.int8)
     rnan, rinf, rfin = np.isnan(ref), np.isinf(ref), np.isfinite(ref)
@@ -172,7 +175,7 @@ def check_elements(imp: np.ndarray, ref: np.ndarray, bound: np.ndarray, n: np.nd
         err = np.abs(imp - ref)
         ratio = np.where(judged & np.isfinite(imp), err / bound, 0.0)
         may_overflow = (np.abs(ref) + bound) > fmt.max_finite
-        inf_ok = np.isinf(imp) & may_overflow & (np.sign(imp) == np.sign(ref))
+        inf_ok = (np.isinf(imp) & may_overflow & (np.sign(imp) == np.sign(ref))) | (~np.isfinite(imp) & over_range)
     f = judged & np.isfinite(imp) & (ratio > 1)
     fail |= f; why[f] = 4
     f = judged & ~np.isfinite(imp) & ~inf_ok
@@ -234,15 +237,16 @@ def pooled_statistics(imp: np.ndarray, ref: np.ndarray, bnd: np.ndarray, n: np.n
     The bias and correlation limits also allow a systematic relative error of ``2**-52``
     (float64 scales and references are themselves rounded).
 
-    Only elements with finite values, ``bnd > 0`` and a bound not dominated by the subnormal
-    floor are pooled; fewer than 256 such elements: no statistics."""
+    Only elements with finite values, ``0 < bnd <= max_finite`` and a bound not dominated by
+    the subnormal floor are pooled; fewer than 256 such elements: no statistics."""
     imp, ref, bnd, n = (a.astype(np.float64).ravel() for a in (imp, ref, bnd, n))
     u = max(cls.u_acc, fmt.unit_roundoff)
     floor = output_floor(cls, fmt) * (1 + (cls.out_roundings - 1) * abs(scale))
     k = cls.out_roundings
     rest = _scaled(n * cls.u_acc, bnd) + _scaled(2 * cls.u_in, bnd) + k * fmt.unit_roundoff * np.abs(ref)
     floor = floor + 2 * n * accumulator_floor(cls)
-    ok = np.isfinite(imp) & np.isfinite(ref) & (bnd > 0) & (floor < 0.01 * rest) & (np.abs(ref) <= fmt.max_finite)
+    ok = (np.isfinite(imp) & np.isfinite(ref) & (bnd > 0) & (floor < 0.01 * rest) & (np.abs(ref) <= fmt.max_finite)
+          & (bnd <= fmt.max_finite))
     out = StatCheck(int(ok.sum()))
     if out.count < MIN_STAT_ELEMENTS:
         return out

@@ -251,7 +251,7 @@ def judge_tensor(tensor: str, imp: np.ndarray, golden: dict, bnd, n, cls: Precis
         return res
     fmt = cd.part
     bound = element_bound(bnd, n, ref, cls, fmt, scale)
-    ec: ElementCheck = check_elements(got, ref, bound, n, fmt)
+    ec: ElementCheck = check_elements(got, ref, bound, n, fmt, bnd)
     res.failures = ec.failures
     res.worst_ratio = ec.worst_ratio
     if keep_ratios:
