@@ -341,3 +341,20 @@ def test_plain_install_ships_and_finds_golden_set(tmp_path):
     assert r.returncode == 0, r.stderr
     where, n = r.stdout.split()
     assert where.startswith(str(target)) and int(n) == len(CASES)
+
+
+def test_regen_compares_with_files_not_only_the_manifest(small_set):
+    """An edited data file is 'changed' for regen (refused without --accept-changes, which
+    repairs it); a filtered regen refuses to re-bless an edited case outside the filter."""
+    d, cases = small_set
+    f = d / "data" / f"{cases[1].id}.npz"
+    good = f.read_bytes()
+    f.write_bytes(good[:-10] + b"0123456789")
+    rep = G.regen(d, cases=cases)
+    assert rep.refused and rep.changed == [cases[1].id]
+    changed0 = [G.Case(c.id, c.family, c.dtype, "sparse", c.input_shape, c.weight_shape, c.bias, c.kwargs)
+                if i == 0 else c for i, c in enumerate(cases)]
+    with pytest.raises(G.GoldenError, match="outside --filter"):  # would write case 0, must not re-bless 1
+        G.regen(d, pattern=cases[0].id, cases=changed0, accept_changes=True)
+    rep = G.regen(d, cases=cases, accept_changes=True)
+    assert not rep.refused and f.read_bytes() == good and G.verify(d) == 4

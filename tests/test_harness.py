@@ -235,3 +235,20 @@ def test_backends_cli_lists_everything():
     for name in ("numpy", "torch-cpu", "torch-cuda", "unit_scaling", "cupy"):
         assert name in r.stdout
     assert "classes: exact" in r.stdout
+
+
+def test_results_dir_declaration_gaps_and_empty_results(tmp_path):
+    """A precision.json with no class for a dtype is bad input (exit 2, one line); a results
+    directory that judges nothing is not a pass (exit 1)."""
+    out = tmp_path / "r"
+    (out / "data").mkdir(parents=True)
+    (out / "precision.json").write_text(json.dumps({"name": "p", "classes": [
+        {"dtype": "float64", "tensor": "*", "class": "ieee-fp64-acc"}]}))
+    r = subprocess.run([sys.executable, "-m", "usconv_ref.cli", "check", "--results", str(out), "-q"],
+                       capture_output=True, text=True, cwd=ROOT)
+    assert r.returncode == 1 and "no case was judged" in r.stderr
+    golden = G.load_case(ROOT / "golden", G.Case.from_json(json.loads((ROOT / "golden/catalog.json").read_text())["cases"][0]))
+    np.savez(out / "data" / "dtype.float16-normal.npz", y=G.encode(golden["y"], G.case_dtype("float16")))
+    r = subprocess.run([sys.executable, "-m", "usconv_ref.cli", "check", "--results", str(out), "-q",
+                        "--filter", "dtype.float16-normal"], capture_output=True, text=True, cwd=ROOT)
+    assert r.returncode == 2 and "no class" in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr

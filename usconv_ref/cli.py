@@ -11,7 +11,7 @@ import sys
 
 from pathlib import Path
 
-from .golden import CatalogError
+from .golden import CatalogError, GoldenError
 from .ops import unit_scales
 from .spec import Conv1dSpec, resolve_geometry
 
@@ -96,7 +96,11 @@ def _golden_dir(args) -> Path:
 def cmd_golden_regen(args) -> int:
     from .golden import progress_printer, regen
     golden = _golden_dir(args)
-    rep = regen(golden, args.filter, args.accept_changes, args.jobs, progress_printer())
+    try:
+        rep = regen(golden, args.filter, args.accept_changes, args.jobs, progress_printer())
+    except GoldenError as exc:
+        print(f"golden regen refused: {exc}", file=sys.stderr)
+        return 1
     print(f"golden set {golden}: {len(rep.added)} added, {len(rep.changed)} changed, "
           f"{len(rep.removed)} removed, {rep.unchanged} unchanged")
     for label, ids in (("added", rep.added), ("changed", rep.changed), ("removed", rep.removed)):
@@ -175,8 +179,11 @@ def cmd_check(args) -> int:
     results = []
     prog = progress_printer() if not args.quiet else None
     for arg, b in targets:
-        results.append(check_backend(b, arg, cases, golden, determinism=not args.no_determinism, progress=prog,
-                                     keep_ratios=bool(args.report)))
+        try:
+            results.append(check_backend(b, arg, cases, golden, determinism=not args.no_determinism, progress=prog,
+                                         keep_ratios=bool(args.report)))
+        except backends.BackendError as exc:  # e.g. a precision.json without a class for a dtype
+            raise UsageError(str(exc)) from None
     for name, why in unavailable:
         from .harness import BackendResult
         results.append(BackendResult(name, name, "", False, why))
@@ -189,7 +196,11 @@ def cmd_check(args) -> int:
     if args.report:
         write_report(Path(args.report), results)
         print(f"report written to {args.report}")
-    return 1 if any(r.available and r.failed for r in results) else 0
+    idle = [r.name for r in results if r.available and not any(c.status in ("pass", "fail", "error", "known")
+                                                                  for c in r.cases)]
+    for name in idle:
+        print(f"{name}: no case was judged (all skipped) — that is not a conformance result", file=sys.stderr)
+    return 1 if any(r.available and r.failed for r in results) or idle else 0
 
 
 def cmd_backends(args) -> int:

@@ -11,7 +11,7 @@ of real products summed into it, ``u_out`` the unit roundoff of the output forma
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -70,12 +70,6 @@ TF32X3 = PrecisionClass("3xtf32", u_acc=2.0**-24, u_in=2.0**-21)
 BF16X3 = PrecisionClass("bf16x3", u_acc=2.0**-24, u_in=2.0**-22)
 
 NAMED_CLASSES = {c.name: c for c in (EXACT, FP64_ACC, FP32_ACC, FP16_ACC, BF16_ACC, TF32, TF32X3, BF16X3)}
-
-
-def with_options(cls: PrecisionClass, **changes) -> PrecisionClass:
-    """The class with some fields changed, its name suffixed with them (``+ftz``, ...)."""
-    suffix = "".join(f"+{k}" if v is True else f"+{k}={v}" for k, v in changes.items() if v not in (False, None, "exact"))
-    return replace(cls, name=cls.name + suffix, **changes)
 
 
 # --- 1. the bound ----------------------------------------------------------------------

@@ -233,6 +233,10 @@ class RegenReport:
     refused: bool
 
 
+def _file_hash(path: Path) -> str | None:
+    return sha256(path.read_bytes()) if path.is_file() else None
+
+
 def _compute(cases: list[Case], jobs: int, progress):
     """Yield ``(case, npz bytes)`` in catalog order, computed in ``jobs`` processes."""
     if jobs > 1 and len(cases) > 1:
@@ -281,8 +285,8 @@ def regen(golden: Path, pattern: str | None = None, accept_changes: bool = False
         rel = f"data/{case.id}.npz"
         if rel not in old_files:
             added.append(case.id)
-        elif old_files[rel] != sha256(data):
-            changed.append(case.id)
+        elif old_files[rel] != sha256(data) or _file_hash(golden / rel) != sha256(data):
+            changed.append(case.id)  # differs from the manifest or from the file on disk
     removed = sorted(old_ids - catalog_ids)
     unchanged = len(new_data) - len(added) - len(changed)
     report = RegenReport(sorted(added), sorted(changed), removed, unchanged, bool(changed) and not accept_changes)
@@ -300,10 +304,13 @@ def regen(golden: Path, pattern: str | None = None, accept_changes: bool = False
         for case in catalog:
             rel = f"data/{case.id}.npz"
             data = new_data.get(case)
-            if data is None:
+            if data is None:  # outside --filter: kept, but only if it still matches its manifest hash
                 if rel not in old_files:
                     raise GoldenError(f"case {case.id} is not in the current set; regenerate it (widen --filter)")
-                data = (golden / rel).read_bytes()
+                data = (golden / rel).read_bytes() if (golden / rel).is_file() else b""
+                if sha256(data) != old_files[rel]:
+                    raise GoldenError(f"case {case.id} (outside --filter) does not match manifest.json; "
+                                      "run `usconv golden verify`, then regenerate it")
             (tmp / rel).write_bytes(data)
             files[rel] = sha256(data)
             if _write_hook:

@@ -12,7 +12,6 @@ from __future__ import annotations
 import fnmatch
 import math
 import time
-import traceback
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -362,6 +361,3 @@ def check_backend(backend, spec_arg: str, cases: list[Case], golden_dir, determi
         res.pooled.append(PooledResult(dtype, t, cls.name, st))
     return res
 
-
-def format_exception(exc: BaseException) -> str:
-    return "".join(traceback.format_exception_only(type(exc), exc)).strip()

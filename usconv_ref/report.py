@@ -57,6 +57,8 @@ def failure_lines(res: BackendResult, include_known: bool = True) -> list[str]:
             lines.append(f"FAIL {res.name} pooled {p.dtype}/{p.tensor} [{p.cls}] over {s.count} elements: "
                          f"{', '.join(s.failed)} (mean-square {s.mean_square:.3g} limit {s.mean_square_limit:.3g}; "
                          f"bias {s.bias:.3g} ±{s.bias_limit:.3g}; correlation {s.correlation:.3g} ±{s.correlation_limit:.3g})")
+            lines.append("    reproduce: " + reproduce_command(res, "*").replace("--filter '*'", "") .rstrip()
+                         + f"  (pooled over every {p.dtype} case)")
     return lines
 
 
