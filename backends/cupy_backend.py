@@ -38,7 +38,7 @@ KERNELS = ("conv_fwd", "conv_grad_w", "conv_grad_b", "conv_grad_x", "conv_grad_w
            "conv_fwd_tile", "conv_grad_x_tile", "conv_grad_w_rows")
 TILE_KERNELS = {"conv_fwd_tile", "conv_grad_x_tile"}  # templated on PER = 4 outputs per thread
 SMALL_GROUP = 16   # row-tiled kernels when a group has at most this many channels
-PER = 4
+PER = 8
 SMEM_LIMIT = 48 * 1024
 TARGET_THREADS = 1 << 17  # grad_w: split long (n, t) reductions until about this many threads
 
@@ -154,13 +154,13 @@ class CupyBackend(Backend):
         geo, gp = self._geometry(x_shape, w_shape, spec)
         s = float(exact_unit_scales(geo, spec).output)
         y = self._empty(geo.y_shape, cd)
-        T = self.block * PER
-        span = (min(T, geo.L_out) - 1) * geo.stride + (geo.K - 1) * geo.dilation + 1
+        tiles = -(-geo.L_out // (self.block * PER))
+        T = -(-geo.L_out // tiles)  # balanced tiles: no nearly empty last tile
+        span = (T - 1) * geo.stride + (geo.K - 1) * geo.dilation + 1
         smem = span * self._pair_bytes(cd)
         if geo.Cg <= SMALL_GROUP and smem <= SMEM_LIMIT and geo.L_pad < 2**31:
-            tiles = -(-geo.L_out // T)
             self._launch_blocks("conv_fwd_tile", cd.name, geo.N * geo.C_out * tiles, smem, dx, dw, db, y, *gp,
-                                np.float64(s))
+                                np.float64(s), np.int32(T))
         else:
             self._launch("conv_fwd", cd.name, geo.N * geo.C_out * geo.L_out, dx, dw, db, y, *gp, np.float64(s))
         return y

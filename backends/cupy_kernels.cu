@@ -299,23 +299,25 @@ __global__ void conv_grad_x(const S* __restrict__ gy, const S* __restrict__ w, S
 
 template <typename A> struct Pair { A r, i; };
 
-// y[n, o, t0 : t0+T]: block = (row n*Cout+o, tile); each thread PER outputs, strided by
+// y[n, o, t0 : t0+T]: block = (row n*Cout+o, tile of tile_len outputs); each thread up to PER outputs, strided by
 // blockDim so the stores coalesce. Sum order: c, then k (as conv_fwd).
 template <typename S, bool CPLX, int PER>
 __global__ void conv_fwd_tile(const S* __restrict__ x, const S* __restrict__ w, const S* __restrict__ b,
-                              S* __restrict__ y, GEO_ARGS, double scale) {
+                              S* __restrict__ y, GEO_ARGS, double scale, int tile_len) {
     typedef typename Acc<S>::type A;
     extern __shared__ __align__(16) unsigned char smem_raw[];
     A* sr_ = reinterpret_cast<A*>(smem_raw);  // real parts; imaginary parts after them
     GEO_MAKE
     // 32-bit index math inside a row (rows are < 2^31 elements; checked by the backend)
     const int L = (int)g.L, K = (int)g.K, Lout = (int)g.Lout, st = (int)g.stride, dil = (int)g.dil, pl = (int)g.pl;
-    const int T = blockDim.x * PER;
-    const int tiles = (Lout + T - 1) / T;
-    const long long row = blockIdx.x / tiles;
-    const int tile = (int)(blockIdx.x % tiles);
-    const long long n = row / g.Cout, o = row % g.Cout;
-    const long long Cg = g.Cin / g.G, Og = g.Cout / g.G, grp = o / Og;
+    const int T = tile_len;  // outputs per tile (<= blockDim.x * PER), balanced over the row by the host
+    // 32-bit unsigned block decomposition: 64-bit division costs ~100 instructions per thread
+    const unsigned tiles = (unsigned)((Lout + T - 1) / T);
+    const unsigned urow = blockIdx.x / tiles, Cout = (unsigned)g.Cout;
+    const int tile = (int)(blockIdx.x - urow * tiles);
+    const unsigned un = urow / Cout, uo = urow - un * Cout;
+    const unsigned uCg = (unsigned)g.Cin / (unsigned)g.G, uOg = Cout / (unsigned)g.G;
+    const long long row = urow, n = un, o = uo, Cg = uCg, grp = uo / uOg;
     const int t0 = tile * T;
     const int tcount = (Lout - t0) < T ? (Lout - t0) : T;
     const int span = (tcount - 1) * st + (K - 1) * dil + 1;
@@ -367,10 +369,13 @@ __global__ void conv_grad_x_tile(const S* __restrict__ gy, const S* __restrict__
     Pair<A>* sg = reinterpret_cast<Pair<A>*>(smem_raw);
     GEO_MAKE
     const long long T = (long long)blockDim.x * PER;
-    const long long tiles = (g.L + T - 1) / T;
-    const long long row = blockIdx.x / tiles, tile = blockIdx.x % tiles;
-    const long long n = row / g.Cin, ci = row % g.Cin;
-    const long long Cg = g.Cin / g.G, Og = g.Cout / g.G, grp = ci / Cg, c = ci % Cg;
+    // 32-bit unsigned block decomposition (64-bit division costs ~100 instructions per thread)
+    const unsigned utiles = (unsigned)((g.L + T - 1) / T), Cin = (unsigned)g.Cin;
+    const unsigned urow = blockIdx.x / utiles;
+    const long long row = urow, tile = blockIdx.x - urow * utiles;
+    const unsigned un = urow / Cin, uci = urow - un * Cin;
+    const unsigned uCg = Cin / (unsigned)g.G, ugrp = uci / uCg;
+    const long long n = un, Cg = uCg, Og = g.Cout / g.G, grp = ugrp, c = uci - ugrp * uCg;
     const long long j0 = tile * T;
     const long long jcount = (g.L - j0) < T ? (g.L - j0) : T;
     // t range read by the tile's main copies: u = j + pl - k*dil = t*stride
@@ -481,6 +486,6 @@ __global__ void conv_grad_w_rows(const S* __restrict__ gy, const S* __restrict__
 }
 
 #define INSTANTIATE_TILES(S, C) \
-    template __global__ void conv_fwd_tile<S, C, 4>(const S*, const S*, const S*, S*, GEO_TYPES, double); \
-    template __global__ void conv_grad_x_tile<S, C, 4>(const S*, const S*, S*, GEO_TYPES, double); \
+    template __global__ void conv_fwd_tile<S, C, 8>(const S*, const S*, const S*, S*, GEO_TYPES, double, int); \
+    template __global__ void conv_grad_x_tile<S, C, 8>(const S*, const S*, S*, GEO_TYPES, double); \
     template __global__ void conv_grad_w_rows<S, C>(const S*, const S*, typename Acc<S>::type*, GEO_TYPES, long long, double);
