@@ -252,3 +252,16 @@ def test_results_dir_declaration_gaps_and_empty_results(tmp_path):
     r = subprocess.run([sys.executable, "-m", "usconv_ref.cli", "check", "--results", str(out), "-q",
                         "--filter", "dtype.float16-normal"], capture_output=True, text=True, cwd=ROOT)
     assert r.returncode == 2 and "no class" in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
+
+
+def test_entry_point_backends_are_found(tmp_path):
+    """A third-party port registered under the entry-point group ``usconv.backends`` is
+    found by name and listed (a minimal installed distribution on PYTHONPATH)."""
+    dist = tmp_path / "myport-1.0.dist-info"
+    dist.mkdir()
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: myport\nVersion: 1.0\n")
+    (dist / "entry_points.txt").write_text("[usconv.backends]\nmyport = backends.numpy_backend:NumpyBackend\n")
+    code = "import backends; print(backends.get('myport').name, 'myport' in backends.known_names())"
+    env = {"PYTHONPATH": f"{tmp_path}:{ROOT}", "PATH": "/usr/bin:/bin"}
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=str(tmp_path))
+    assert r.returncode == 0 and r.stdout.split() == ["numpy", "True"], r.stderr
