@@ -95,12 +95,45 @@ def _carry(limbs: np.ndarray) -> None:
         limbs[:, i + 1] += c
 
 
+def extract_levels(p: np.ndarray) -> np.ndarray:
+    """Error-free compression of each row of finite float64 terms into a few float64
+    partial sums with the same exact row sum (Rump-Ogita-Oishi extraction).
+
+    Per level, with ``2**e > max|p|`` of the row and ``2**k >= 2n``, ``sigma = 2**(e+k)``:
+    ``q = fl(sigma + p) - sigma`` and ``p - q`` are exact, every ``q`` is a multiple of
+    ``ulp(sigma)/2`` and ``|sum q| <= n 2**e``, so the float64 sum of the ``q`` is exact in
+    any order (fewer than 2**53 units). The remainder shrinks by ``2**(53-k)`` per level and
+    becomes exactly zero once every bit is extracted (terms with at most 48 significant bits:
+    products of float32/float16/bfloat16 values). Returns ``(rows, levels)``."""
+    rows, n = p.shape
+    if n == 0:
+        return np.zeros((rows, 0))
+    k = int(np.ceil(np.log2(n + 1))) + 1
+    levels = []
+    active = np.arange(rows)
+    while active.size:
+        pa = p[active]
+        m = np.max(np.abs(pa), axis=1)
+        keep = m > 0
+        active, pa, m = active[keep], pa[keep], m[keep]
+        if not active.size:
+            break
+        sigma = np.ldexp(1.0, np.frexp(m)[1] + k)[:, None]
+        q = (sigma + pa) - sigma
+        p[active] = pa - q
+        level = np.zeros(rows)
+        level[active] = q.sum(axis=1)
+        levels.append(level)
+    return np.stack(levels, axis=1) if levels else np.zeros((rows, 0))
+
+
 def exact_row_sums(a: np.ndarray, b: np.ndarray, mantissa_bits: int = 53) -> RowSums:
     """Exact ``sum_j a[r, j] * b[r, j]`` for every row r of two float64 arrays of shape
     ``(rows, n)``. ``mantissa_bits`` (24 or 53) bounds the significant bits of every
-    finite factor: 24 for values from float16/bfloat16/float32 (one int64 product per
-    term), 53 for float64 (three partial products per term). Limbs are int64 sums of
-    < 2**32 pieces, exact for up to 2**30 terms per row."""
+    finite factor. With 24 (values from float16/bfloat16/float32) each product is exact in
+    float64 and the rows are first compressed by :func:`extract_levels` (BLAS-free, about 20x
+    faster); the few level sums, and every float64 case (three partial products per term),
+    go through the integer limbs: int64 sums of < 2**32 pieces, exact for up to 2**30 terms."""
     a = np.ascontiguousarray(a, np.float64)
     b = np.ascontiguousarray(b, np.float64)
     rows, n = a.shape
@@ -108,6 +141,18 @@ def exact_row_sums(a: np.ndarray, b: np.ndarray, mantissa_bits: int = 53) -> Row
     if not finite.all():
         a = np.where(finite, a, 0.0)
         b = np.where(finite, b, 0.0)
+    if mantissa_bits <= 26:  # products exact in float64: |p| in [2**-298, 2**256]
+        levels = extract_levels(a * b)
+        exact = _limb_sums(levels, np.ones_like(levels), 53)
+        return RowSums(exact.limbs, exact.neg, exact.base, nan, inf)
+    exact = _limb_sums(a, b, mantissa_bits)
+    return RowSums(exact.limbs, exact.neg, exact.base, nan, inf)
+
+
+def _limb_sums(a: np.ndarray, b: np.ndarray, mantissa_bits: int) -> RowSums:
+    """The integer-limb exact sums of finite factors (see :func:`exact_row_sums`)."""
+    rows, n = a.shape
+    nan, inf = np.zeros(rows, bool), np.zeros(rows, np.int8)
     ma, ea = _mantissa_exponent(a, mantissa_bits)
     mb, eb = _mantissa_exponent(b, mantissa_bits)
     sign = np.sign(ma) * np.sign(mb)
