@@ -17,12 +17,11 @@ from .spec import Conv1dSpec, Geometry, resolve_geometry
 
 def _padded(x: np.ndarray, geo: Geometry, mode: str) -> np.ndarray:
     """``xp``: (N, C, L_pad), padding applied once (SPEC §2)."""
-    src = source_index(geo.L, geo.pl, geo.pr, mode)
     if mode == "zeros":
         xp = np.zeros(x.shape[:2] + (geo.L_pad,), x.dtype)
         xp[:, :, geo.pl:geo.pl + geo.L] = x
         return xp
-    return x[:, :, src]
+    return x[:, :, source_index(geo.L, geo.pl, geo.pr, mode)]
 
 
 def _tap(a: np.ndarray, geo: Geometry, k: int) -> np.ndarray:
@@ -89,12 +88,11 @@ def conv1d_backward_float64(gy, x, w, b, spec: Conv1dSpec, scales=None):
             gxs += np.matmul(np.swapaxes(wg[:, :, :, k], -1, -2), gyg)  # (G, Cg, Og) @ (N, G, Og, L_out)
     gw = gw.reshape(w.shape) * s_gw
     gxp = gxp.reshape(geo.N, geo.C_in, geo.L_pad)
-    src = source_index(geo.L, geo.pl, geo.pr, spec.padding_mode)
     if spec.padding_mode == "zeros":
         gx = gxp[:, :, geo.pl:geo.pl + geo.L].copy()
     else:  # padding adjoint: every copy sends its gradient back to its source
         gx = np.zeros(xb.shape, dtype)
-        np.add.at(gx, (slice(None), slice(None), src), gxp)
+        np.add.at(gx, (slice(None), slice(None), source_index(geo.L, geo.pl, geo.pr, spec.padding_mode)), gxp)
     gx *= s_gx
     gb = None if b is None else gyb.sum(axis=(0, 2)) * s_gw
     return (gx if geo.batched else gx[0]), gw, gb

@@ -20,7 +20,7 @@ from . import fast
 from .catalog import Case
 from .compare import (EXACT, ElementCheck, PrecisionClass, StatCheck, check_elements, element_bound,
                       pooled_statistics)
-from .dtypes import FORMATS, case_dtype
+from .dtypes import FORMATS, case_dtype, to_float64_parts
 from .golden import OUTPUTS, load_case
 from .numerics import round_float64
 from .scaling import exact_unit_scales
@@ -55,13 +55,7 @@ def _abs_backward(g: np.ndarray, x: np.ndarray, w: np.ndarray, spec):
 
 def _parts(a: np.ndarray) -> dict[str, np.ndarray]:
     """|re|, |im| and |re|+|im| of an array of any case dtype, as float64."""
-    cd = case_dtype(a.dtype)
-    if cd.name == "complex32":
-        re, im = a["real"].astype(np.float64), a["imag"].astype(np.float64)
-    elif cd.is_complex:
-        re, im = a.real.astype(np.float64), a.imag.astype(np.float64)
-    else:
-        re, im = a.astype(np.float64), None
+    re, im = to_float64_parts(a, case_dtype(a.dtype))
     re = np.abs(re)
     if im is None:
         return {"r": re}
@@ -123,12 +117,7 @@ def reference_bounds(inputs: dict, spec, products: str, scales: dict) -> dict:
 
 def _float_parts(a: np.ndarray) -> np.ndarray:
     """``(P, ...)`` float64 parts of an array of any case dtype."""
-    cd = case_dtype(a.dtype)
-    if cd.name == "complex32":
-        return np.stack([a["real"].astype(np.float64), a["imag"].astype(np.float64)])
-    if cd.is_complex:
-        return np.stack([a.real.astype(np.float64), a.imag.astype(np.float64)])
-    return a.astype(np.float64)[None]
+    return np.stack([p for p in to_float64_parts(a, case_dtype(a.dtype)) if p is not None])
 
 
 def _scales_for(case: Case, cls_by_tensor: dict[str, PrecisionClass], x_shape, w_shape) -> tuple[dict, dict]:

@@ -142,19 +142,18 @@ def exact_row_sums(a: np.ndarray, b: np.ndarray, mantissa_bits: int = 53) -> Row
         a = np.where(finite, a, 0.0)
         b = np.where(finite, b, 0.0)
     if mantissa_bits <= 26:  # products exact in float64: |p| in [2**-298, 2**256]
-        levels = extract_levels(a * b)
-        exact = _limb_sums(levels, np.ones_like(levels), 53)
-        return RowSums(exact.limbs, exact.neg, exact.base, nan, inf)
-    exact = _limb_sums(a, b, mantissa_bits)
-    return RowSums(exact.limbs, exact.neg, exact.base, nan, inf)
+        a = extract_levels(a * b)
+        b = np.ones_like(a)
+    limbs, neg, base = _limb_sums(a, b)
+    return RowSums(limbs, neg, base, nan, inf)
 
 
-def _limb_sums(a: np.ndarray, b: np.ndarray, mantissa_bits: int) -> RowSums:
-    """The integer-limb exact sums of finite factors (see :func:`exact_row_sums`)."""
+def _limb_sums(a: np.ndarray, b: np.ndarray):
+    """``(limbs, neg, base)`` of the exact row sums of finite float64 factors (see
+    :class:`RowSums`): 53-bit mantissas split into 26/27-bit halves, three partial products."""
     rows, n = a.shape
-    nan, inf = np.zeros(rows, bool), np.zeros(rows, np.int8)
-    ma, ea = _mantissa_exponent(a, mantissa_bits)
-    mb, eb = _mantissa_exponent(b, mantissa_bits)
+    ma, ea = _mantissa_exponent(a, 53)
+    mb, eb = _mantissa_exponent(b, 53)
     sign = np.sign(ma) * np.sign(mb)
     ma, mb = np.abs(ma), np.abs(mb)
     exp = ea + eb
@@ -163,12 +162,9 @@ def _limb_sums(a: np.ndarray, b: np.ndarray, mantissa_bits: int) -> RowSums:
     base = np.where(nonzero, exp, big).min(axis=1, initial=big)
     base = np.where(base == big, 0, base)
     off = np.where(nonzero, exp - base[:, None], 0)
-    if mantissa_bits <= 26:
-        partials = [(ma * mb, off)]
-    else:
-        ah, al = ma >> _HALF, ma & _MASK_HALF
-        bh, bl = mb >> _HALF, mb & _MASK_HALF
-        partials = [(al * bl, off), (ah * bl + al * bh, off + _HALF), (ah * bh, off + 2 * _HALF)]
+    ah, al = ma >> _HALF, ma & _MASK_HALF
+    bh, bl = mb >> _HALF, mb & _MASK_HALF
+    partials = [(al * bl, off), (ah * bl + al * bh, off + _HALF), (ah * bh, off + 2 * _HALF)]
     top = max(int(q.max(initial=0)) for _, q in partials)
     nlimbs = (top + 2 * _HALF) // LIMB + 3  # value bits + carry headroom
     acc = np.zeros(rows * nlimbs, np.int64)
@@ -185,7 +181,7 @@ def _limb_sums(a: np.ndarray, b: np.ndarray, mantissa_bits: int) -> RowSums:
     if neg.any():
         limbs[neg] = -limbs[neg]
         _carry(limbs)
-    return RowSums(limbs, neg, base, nan, inf)
+    return limbs, neg, base
 
 
 # --- error-free transformations (float64, no FMA) ---------------------------------------
