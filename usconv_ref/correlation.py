@@ -22,7 +22,8 @@ from typing import Callable
 import numpy as np
 
 from .dtypes import CaseDtype, from_float64_parts
-from .numerics import RowSums, exact_row_sums, round_scaled
+from . import sliced
+from .numerics import RowSums, exact_row_sums
 from .padding import forward_positions, grad_input_taps, source_index
 from .scaling import ExactScale
 from .spec import Geometry
@@ -50,7 +51,7 @@ class ExactTensor:
             if self.scale is None or not blocks:
                 values.append(np.zeros(int(np.prod(self.shape)), np.float64))
             else:
-                values.append(np.concatenate([round_scaled(rs, self.scale, fmt) for rs in blocks]))
+                values.append(np.concatenate([rs.round(self.scale, fmt) for rs in blocks]))
         re = values[0].reshape(self.shape)
         im = values[1].reshape(self.shape) if len(values) > 1 else None
         if cd.is_complex and im is None:
@@ -126,21 +127,39 @@ class Terms:
         return evaluate(self.shape, self.n_terms, self.builder, self.n_parts, scale, mantissa_bits)
 
 
+def _sliced_or_terms(sums, shape, terms: Callable[[], Terms], scale, mantissa_bits) -> ExactTensor:
+    """The sliced engine's parts if it applied (``sums`` not None), else the term lists'."""
+    if scale is None:
+        return terms().exact(None, mantissa_bits)
+    if sums is not None:
+        return ExactTensor(tuple(shape), [[rs] for rs in sums], scale)
+    return terms().exact(scale, mantissa_bits)
+
+
 def forward_exact(geo: Geometry, ops: Operands, padding_mode: str, scale: ExactScale,
-                  mantissa_bits: int) -> ExactTensor:
-    return forward_terms(geo, ops, padding_mode).exact(scale, mantissa_bits)
+                  mantissa_bits: int, precision: int = 53) -> ExactTensor:
+    """Exact forward: the sliced BLAS engine (:mod:`usconv_ref.sliced`) where it applies,
+    else the term lists. ``precision`` bounds the significant bits of every input value."""
+    sums = None if scale is None else sliced.forward(geo, ops, padding_mode, precision)
+    return _sliced_or_terms(sums, (geo.N, geo.C_out, geo.L_out), lambda: forward_terms(geo, ops, padding_mode),
+                            scale, mantissa_bits)
 
 
-def grad_input_exact(geo, gyr, gyi, ops, padding_mode, scale, mantissa_bits) -> ExactTensor:
-    return grad_input_terms(geo, gyr, gyi, ops, padding_mode).exact(scale, mantissa_bits)
+def grad_input_exact(geo, gyr, gyi, ops, padding_mode, scale, mantissa_bits, precision: int = 53) -> ExactTensor:
+    sums = None if scale is None else sliced.grad_input(geo, gyr, gyi, ops, padding_mode, precision)
+    return _sliced_or_terms(sums, (geo.N, geo.C_in, geo.L),
+                            lambda: grad_input_terms(geo, gyr, gyi, ops, padding_mode), scale, mantissa_bits)
 
 
-def grad_weight_exact(geo, gyr, gyi, ops, padding_mode, scale, mantissa_bits) -> ExactTensor:
-    return grad_weight_terms(geo, gyr, gyi, ops, padding_mode).exact(scale, mantissa_bits)
+def grad_weight_exact(geo, gyr, gyi, ops, padding_mode, scale, mantissa_bits, precision: int = 53) -> ExactTensor:
+    sums = None if scale is None else sliced.grad_weight(geo, gyr, gyi, ops, padding_mode, precision)
+    return _sliced_or_terms(sums, (geo.C_out, geo.Cg, geo.K),
+                            lambda: grad_weight_terms(geo, gyr, gyi, ops, padding_mode), scale, mantissa_bits)
 
 
-def grad_bias_exact(geo, gyr, gyi, scale, mantissa_bits) -> ExactTensor:
-    return grad_bias_terms(geo, gyr, gyi).exact(scale, mantissa_bits)
+def grad_bias_exact(geo, gyr, gyi, scale, mantissa_bits, precision: int = 53) -> ExactTensor:
+    sums = None if scale is None else sliced.grad_bias(geo, gyr, gyi, precision)
+    return _sliced_or_terms(sums, (geo.C_out,), lambda: grad_bias_terms(geo, gyr, gyi), scale, mantissa_bits)
 
 
 def forward_terms(geo: Geometry, ops: Operands, padding_mode: str, src: np.ndarray | None = None) -> Terms:

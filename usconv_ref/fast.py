@@ -3,8 +3,9 @@ and rounding are BLAS's — and never the reference's default. Used for error bo
 on absolute values), term counts (the op on ones) and for large problems.
 
 Each direction is a loop over the K taps of strided views of the padded input (no im2col
-copy): per tap one batched matrix product over the group's channels (``np.matmul``), or an
-element-wise multiply-add when a group has one input and one output channel (depthwise).
+copy): per batch element and tap one batched matrix product over the group's channels
+(``np.matmul``), or, when a group has one input and one output channel (depthwise), an
+element-wise multiply-add per tap over cache-sized chunks of rows.
 """
 from __future__ import annotations
 
@@ -15,13 +16,28 @@ from .scaling import exact_unit_scales
 from .spec import Conv1dSpec, Geometry, resolve_geometry
 
 
-def _padded(x: np.ndarray, geo: Geometry, mode: str) -> np.ndarray:
-    """``xp``: (N, C, L_pad), padding applied once (SPEC §2)."""
+# Depthwise rows are processed in chunks of about this many elements (cache-sized temporaries).
+_CHUNK_ELEMS = 1 << 17
+
+
+def _pad_rows(x: np.ndarray, geo: Geometry, mode: str) -> np.ndarray:
+    """``x[..., L]`` padded along the last axis to ``L_pad`` (SPEC §2)."""
     if mode == "zeros":
-        xp = np.zeros(x.shape[:2] + (geo.L_pad,), x.dtype)
-        xp[:, :, geo.pl:geo.pl + geo.L] = x
+        xp = np.zeros(x.shape[:-1] + (geo.L_pad,), x.dtype)
+        xp[..., geo.pl:geo.pl + geo.L] = x
         return xp
-    return x[:, :, source_index(geo.L, geo.pl, geo.pr, mode)]
+    return x[..., source_index(geo.L, geo.pl, geo.pr, mode)]
+
+
+def _unpad_adjoint(gxp: np.ndarray, geo: Geometry, mode: str) -> np.ndarray:
+    """The adjoint of padding along the last axis: the interior, plus each padded position's
+    gradient added to its source (a handful of column additions; zeros drops them)."""
+    gx = gxp[..., geo.pl:geo.pl + geo.L].copy()
+    if mode != "zeros":
+        src = source_index(geo.L, geo.pl, geo.pr, mode)
+        for i in list(range(geo.pl)) + list(range(geo.pl + geo.L, geo.L_pad)):
+            gx[..., src[i]] += gxp[..., i]
+    return gx
 
 
 def _tap(a: np.ndarray, geo: Geometry, k: int) -> np.ndarray:
@@ -36,23 +52,112 @@ def _geometry(x, w, b, spec):
     return geo, xb
 
 
+def _depthwise(geo: Geometry) -> bool:
+    return geo.Cg == 1 and geo.Og == 1
+
+
+def _row_chunks(rows: int, length: int):
+    """Slices of about ``_CHUNK_ELEMS / length`` rows covering ``range(rows)``."""
+    step = max(1, _CHUNK_ELEMS // max(length, 1))
+    return [slice(r0, min(rows, r0 + step)) for r0 in range(0, rows, step)]
+
+
+def forward_raw(xb: np.ndarray, w: np.ndarray, geo: Geometry, mode: str) -> np.ndarray:
+    """``sum_{c,k} w[o,c,k] * xp[n, g(o)Cg + c, t*stride + k*dilation]`` as (N, G, Og, L_out),
+    no scale, no bias. For integer-valued inputs whose products sum (in absolute value) to at
+    most 2**53 per element every partial sum is an exact integer, so the result is exact in
+    any summation order (the sliced exact engine relies on this).
+
+    Depthwise: per chunk of (n, channel) rows, a multiply-add per tap in cache. Otherwise per
+    batch element one matrix product per tap over the group's channels."""
+    dtype = np.result_type(xb, w, np.float64)
+    G, Og, Cg, K = geo.groups, geo.Og, geo.Cg, geo.K
+    if _depthwise(geo):
+        rows = geo.N * G
+        xr = xb.reshape(rows, geo.L)
+        wr = w.reshape(G, K)
+        y = np.empty((rows, geo.L_out), dtype)
+        for sl in _row_chunks(rows, geo.L_pad):
+            xp = _pad_rows(xr[sl], geo, mode)
+            wc = wr[np.arange(sl.start, sl.stop) % G]
+            yc = y[sl]
+            np.multiply(_tap(xp, geo, 0), wc[:, 0:1], out=yc)
+            tmp = np.empty_like(yc)
+            for k in range(1, K):
+                np.multiply(_tap(xp, geo, k), wc[:, k:k + 1], out=tmp)
+                yc += tmp
+        return y.reshape(geo.N, G, 1, geo.L_out)
+    wg = w.reshape(G, Og, Cg, K)
+    y = np.zeros((geo.N, G, Og, geo.L_out), dtype)
+    for n in range(geo.N):
+        xp = _pad_rows(xb[n], geo, mode).reshape(G, Cg, geo.L_pad)
+        for k in range(K):
+            y[n] += np.matmul(wg[:, :, :, k], _tap(xp, geo, k))  # (G, Og, Cg) @ (G, Cg, L_out)
+    return y
+
+
+def grad_input_raw(gyb: np.ndarray, w: np.ndarray, geo: Geometry, mode: str) -> np.ndarray:
+    """``padding_adjoint(sum_{o,k} gy[n,o,t] * w[o,c,k] at t*stride + k*dilation)`` as
+    (N, C_in, L): no conjugation, no scale (exact for integer-valued inputs as
+    :func:`forward_raw`)."""
+    dtype = np.result_type(gyb, w, np.float64)
+    G, Og, Cg, K = geo.groups, geo.Og, geo.Cg, geo.K
+    if _depthwise(geo):
+        rows = geo.N * G
+        gr = gyb.reshape(rows, geo.L_out)
+        wr = w.reshape(G, K)
+        gx = np.empty((rows, geo.L), dtype)
+        for sl in _row_chunks(rows, geo.L_pad):
+            gc = gr[sl]
+            wc = wr[np.arange(sl.start, sl.stop) % G]
+            gxp = np.zeros((gc.shape[0], geo.L_pad), dtype)
+            tmp = np.empty_like(gc)
+            for k in range(K):
+                np.multiply(gc, wc[:, k:k + 1], out=tmp)
+                _tap(gxp, geo, k)[...] += tmp  # the view scatters into the padded positions
+            gx[sl] = _unpad_adjoint(gxp, geo, mode)
+        return gx.reshape(geo.N, geo.C_in, geo.L)
+    wt = np.swapaxes(w.reshape(G, Og, Cg, K), 1, 2)  # (G, Cg, Og, K)
+    gyg = gyb.reshape(geo.N, G, Og, geo.L_out)
+    gx = np.empty((geo.N, geo.C_in, geo.L), dtype)
+    for n in range(geo.N):
+        gxp = np.zeros((G, Cg, geo.L_pad), dtype)
+        for k in range(K):
+            _tap(gxp, geo, k)[...] += np.matmul(wt[:, :, :, k], gyg[n])  # (G, Cg, Og) @ (G, Og, L_out)
+        gx[n] = _unpad_adjoint(gxp.reshape(geo.C_in, geo.L_pad), geo, mode)
+    return gx
+
+
+def grad_weight_raw(gyb: np.ndarray, xb: np.ndarray, geo: Geometry, mode: str) -> np.ndarray:
+    """``sum_{n,t} gy[n,o,t] * xp[n, g(o)Cg + c, t*stride + k*dilation]`` as (G, Og, Cg, K):
+    no conjugation, no scale (exact for integer-valued inputs as :func:`forward_raw`)."""
+    dtype = np.result_type(gyb, xb, np.float64)
+    G, Og, Cg, K = geo.groups, geo.Og, geo.Cg, geo.K
+    if _depthwise(geo):
+        rows = geo.N * G
+        gr = gyb.reshape(rows, geo.L_out)
+        xr = xb.reshape(rows, geo.L)
+        acc = np.empty((rows, K), dtype)
+        for sl in _row_chunks(rows, geo.L_pad):
+            xp = _pad_rows(xr[sl], geo, mode)
+            for k in range(K):
+                acc[sl, k] = np.einsum("rt,rt->r", gr[sl], _tap(xp, geo, k))
+        return acc.reshape(geo.N, G, K).sum(axis=0).reshape(G, 1, 1, K)
+    gyg = gyb.reshape(geo.N, G, Og, geo.L_out)
+    gw = np.zeros((G, Og, Cg, K), dtype)
+    for n in range(geo.N):
+        xp = _pad_rows(xb[n], geo, mode).reshape(G, Cg, geo.L_pad)
+        for k in range(K):
+            gw[:, :, :, k] += np.matmul(gyg[n], np.swapaxes(_tap(xp, geo, k), 1, 2))  # (G,Og,T) @ (G,T,Cg)
+    return gw
+
+
 def conv1d_float64(x, w, b, spec: Conv1dSpec, scales=None) -> np.ndarray:
     """Forward in float64 (complex128 for complex inputs), BLAS order. ``scales`` overrides
     ``(s_out,)`` (floats); default: the unit scale rounded to float64."""
     geo, xb = _geometry(x, w, b, spec)
     s_out = float(exact_unit_scales(geo, spec).output) if scales is None else scales[0]
-    xp = _padded(xb, geo, spec.padding_mode).reshape(geo.N, geo.groups, geo.Cg, geo.L_pad)
-    wg = w.reshape(geo.groups, geo.Og, geo.Cg, geo.K)
-    dtype = np.result_type(xb, w, np.float64)
-    y = np.zeros((geo.N, geo.groups, geo.Og, geo.L_out), dtype)
-    depthwise = geo.Cg == 1 and geo.Og == 1
-    for k in range(geo.K):
-        xs = _tap(xp, geo, k)  # (N, G, Cg, L_out)
-        if depthwise:
-            y += wg[None, :, :, 0, k, None] * xs
-        else:
-            y += np.matmul(wg[:, :, :, k], xs)  # (G, Og, Cg) @ (N, G, Cg, L_out)
-    y = y.reshape(geo.N, geo.C_out, geo.L_out)
+    y = forward_raw(xb, w, geo, spec.padding_mode).reshape(geo.N, geo.C_out, geo.L_out)
     if b is not None:
         y += b[None, :, None]
     y *= s_out
@@ -70,29 +175,8 @@ def conv1d_backward_float64(gy, x, w, b, spec: Conv1dSpec, scales=None):
         s_gw = 0.0 if sc.grad_weight is None else float(sc.grad_weight)
     else:
         s_gx, s_gw = scales
-    dtype = np.result_type(xb, w, gyb, np.float64)
-    xp = _padded(xb, geo, spec.padding_mode).reshape(geo.N, geo.groups, geo.Cg, geo.L_pad)
-    gyg = gyb.reshape(geo.N, geo.groups, geo.Og, geo.L_out)
-    wg = np.conj(w.reshape(geo.groups, geo.Og, geo.Cg, geo.K))
-    gw = np.zeros((geo.groups, geo.Og, geo.Cg, geo.K), dtype)
-    gxp = np.zeros((geo.N, geo.groups, geo.Cg, geo.L_pad), dtype)
-    depthwise = geo.Cg == 1 and geo.Og == 1
-    for k in range(geo.K):
-        xs = np.conj(_tap(xp, geo, k))  # (N, G, Cg, L_out)
-        gxs = _tap(gxp, geo, k)  # a view: adding into it scatters into the padded positions
-        if depthwise:
-            gw[:, 0, 0, k] = np.einsum("ngt,ngt->g", gyg[:, :, 0], xs[:, :, 0])
-            gxs += gyg * wg[None, :, :, :, k]
-        else:
-            gw[:, :, :, k] = np.einsum("ngot,ngct->goc", gyg, xs, optimize=True)
-            gxs += np.matmul(np.swapaxes(wg[:, :, :, k], -1, -2), gyg)  # (G, Cg, Og) @ (N, G, Og, L_out)
-    gw = gw.reshape(w.shape) * s_gw
-    gxp = gxp.reshape(geo.N, geo.C_in, geo.L_pad)
-    if spec.padding_mode == "zeros":
-        gx = gxp[:, :, geo.pl:geo.pl + geo.L].copy()
-    else:  # padding adjoint: every copy sends its gradient back to its source
-        gx = np.zeros(xb.shape, dtype)
-        np.add.at(gx, (slice(None), slice(None), source_index(geo.L, geo.pl, geo.pr, spec.padding_mode)), gxp)
+    gx = grad_input_raw(gyb, np.conj(w), geo, spec.padding_mode)
     gx *= s_gx
+    gw = grad_weight_raw(gyb, np.conj(xb), geo, spec.padding_mode).reshape(w.shape) * s_gw
     gb = None if b is None else gyb.sum(axis=(0, 2)) * s_gw
     return (gx if geo.batched else gx[0]), gw, gb

@@ -40,24 +40,28 @@ _DD_REL_ERR = 2.0**-96
 
 @dataclass(frozen=True)
 class RowSums:
-    """Exact values of many sums: ``(-1)**neg[r] * sum_i limbs[r, i] * 2**(base[r] + 32*i)``
-    with ``0 <= limbs < 2**32``; where ``nan[r]`` the value is NaN, where ``inf[r] != 0``
-    it is ``inf[r] * inf`` (the limbs of such rows are meaningless)."""
+    """Exact values of many sums: ``(-1)**neg[r] * sum_i limbs[r, i] * 2**(base[r] + width*i)``
+    with ``0 <= limbs < 2**width`` (``8 <= width <= 32``); where ``nan[r]`` the value is NaN,
+    where ``inf[r] != 0`` it is ``inf[r] * inf`` (the limbs of such rows are meaningless)."""
 
     limbs: np.ndarray
     neg: np.ndarray
     base: np.ndarray
     nan: np.ndarray
     inf: np.ndarray
+    width: int = LIMB
 
     def __len__(self) -> int:
         return self.limbs.shape[0]
+
+    def round(self, scale: ExactScale, fmt: FloatFormat) -> np.ndarray:
+        return round_scaled(self, scale, fmt)
 
     def exact(self, r: int) -> Fraction:
         """Row ``r``'s finite value as an exact Fraction (for the exact fallback and tests)."""
         v = 0
         for i in range(self.limbs.shape[1] - 1, -1, -1):
-            v = (v << LIMB) | int(self.limbs[r, i])
+            v = (v << self.width) | int(self.limbs[r, i])
         f = Fraction(v) * Fraction(2) ** int(self.base[r])
         return -f if self.neg[r] else f
 
@@ -87,12 +91,23 @@ def _mantissa_exponent(v: np.ndarray, bits: int):
     return np.ldexp(m, bits).astype(np.int64), e.astype(np.int64) - bits
 
 
-def _carry(limbs: np.ndarray) -> None:
-    """Normalize in place: limbs 0..n-2 into [0, 2**32), the carry into the top limb."""
+def carry(limbs: np.ndarray, width: int = LIMB) -> None:
+    """Normalize in place: limbs 0..n-2 into [0, 2**width) (floor division, so signed limbs
+    work), the carry into the top limb."""
     for i in range(limbs.shape[1] - 1):
-        c = limbs[:, i] >> LIMB
-        limbs[:, i] -= c << LIMB
+        c = limbs[:, i] >> width
+        limbs[:, i] -= c << width
         limbs[:, i + 1] += c
+
+
+def normalize_sign(limbs: np.ndarray, width: int = LIMB) -> np.ndarray:
+    """Carry, then make every row nonnegative in place; returns the rows that were negative."""
+    carry(limbs, width)
+    neg = limbs[:, -1] < 0
+    if neg.any():
+        limbs[neg] = -limbs[neg]
+        carry(limbs, width)
+    return neg
 
 
 def extract_levels(p: np.ndarray) -> np.ndarray:
@@ -176,11 +191,7 @@ def _limb_sums(a: np.ndarray, b: np.ndarray):
             np.add.at(acc, idx, ((v & _MASK_LIMB) * sign).ravel())
             np.add.at(acc, idx + 1, ((v >> LIMB) * sign).ravel())
     limbs = acc.reshape(rows, nlimbs)
-    _carry(limbs)
-    neg = limbs[:, -1] < 0
-    if neg.any():
-        limbs[neg] = -limbs[neg]
-        _carry(limbs)
+    neg = normalize_sign(limbs)
     return limbs, neg, base
 
 
@@ -210,21 +221,58 @@ def _two_prod(a, b):
     return p, ((ah * bh - p) + ah * bl + al * bh) + al * bl
 
 
-def _leading_dd(limbs: np.ndarray):
+def _leading_dd(limbs: np.ndarray, width: int):
     """Per row with a nonzero value: index t of the top nonzero limb and a double-double
-    ``(h, l)`` of ``sum_i limbs[t-i] * 2**(-32 i)`` (five limbs; ``h`` in ``[1, 2**32)``)
-    with relative error below 2**-100."""
+    ``(h, l)`` of ``sum_i limbs[t-i] * 2**(-width i)`` (``1 + ceil(128/width)`` limbs; ``h`` in
+    ``[1, 2**width)``, so the limbs left out weigh below ``2**-128 h``) with relative error below
+    2**-100 (each of at most 16 double-double steps adds below 2**-105)."""
     nl = limbs.shape[1]
     t = nl - 1 - np.argmax(limbs[:, ::-1] != 0, axis=1)
     r = np.arange(limbs.shape[0])
     h = limbs[r, t].astype(np.float64)
     l = np.zeros_like(h)
-    for i in range(1, 5):
+    for i in range(1, 1 + -(-128 // width)):
         ti = t - i
-        v = np.where(ti >= 0, limbs[r, np.maximum(ti, 0)], 0).astype(np.float64) * 2.0 ** (-LIMB * i)
+        v = np.where(ti >= 0, limbs[r, np.maximum(ti, 0)], 0).astype(np.float64) * 2.0 ** (-width * i)
         s, e = _two_sum(h, v)
         h, l = _fast_two_sum(s, e + l)
     return t, h, l
+
+
+def decide(zh: np.ndarray, zl: np.ndarray, off: np.ndarray, err: np.ndarray, fmt: FloatFormat):
+    """Round ``z = (zh + zl) * 2**off`` (``zh >= 0``, ``|zl| <= ulp(zh)``) into ``fmt`` when
+    that is certain for every value within ``err * 2**off`` of ``z``: returns ``(value,
+    decided)``, the rounded magnitudes as float64 (valid where decided).
+
+    The rounding quantum ``2**qe`` comes from the binade of z; ``N = z / 2**qe`` has its
+    fraction compared with 1/2. Decided where the fraction is farther from 1/2 than the error
+    (``margin``, in quanta), the margin is below 1/8 (a value near a power of two may lie in
+    the binade below, whose finer grid rounds everything within a quarter quantum to that
+    power too), or z is far below the smallest subnormal / above the overflow threshold."""
+    m, ex = np.frexp(zh)
+    # binade of z: zh = fl(z) is a power of two with z possibly just below it when zl <= 0;
+    # then take the binade below (see above: both round such values alike).
+    e0 = ex.astype(np.int64) - 1 - ((m == 0.5) & (zl <= 0))
+    ez = e0 + off
+    p_ = fmt.precision
+    qe = np.maximum(ez, fmt.emin) - (p_ - 1)  # exponent of the rounding quantum
+    shift = np.clip(off - qe, -1000, 1000)
+    nh, nl = np.ldexp(zh, shift), np.ldexp(zl, shift)  # N = z / 2**qe, N < 2**(p+2)
+    fh = np.floor(nh)
+    on_int = fh == nh
+    fl = np.where(on_int, np.floor(nl), 0.0)
+    fs, fe = _two_sum(np.where(on_int, 0.0, nh - fh), nl - fl)  # frac(N) = fs + fe exactly
+    dev = (fs - 0.5) + fe
+    margin = np.ldexp(err, shift) * (1.0 + 2.0**-20) + 2.0**-1000
+    up = dev > margin
+    decided = (up | (dev < -margin)) & (margin < 0.125)
+    k = fh.astype(np.int64) + fl.astype(np.int64) + up
+    with np.errstate(over="ignore", under="ignore"):
+        val = np.ldexp(k.astype(np.float64), qe)
+    tiny = ez + 2 <= fmt.emin - p_  # below a quarter of the smallest subnormal
+    huge = ez > fmt.emax + 1
+    val = np.where(tiny, 0.0, np.where(huge | (val > fmt.max_finite), np.inf, val))
+    return val, decided | tiny | huge
 
 
 def round_scaled(sums: RowSums, scale: ExactScale, fmt: FloatFormat) -> np.ndarray:
@@ -232,10 +280,9 @@ def round_scaled(sums: RowSums, scale: ExactScale, fmt: FloatFormat) -> np.ndarr
     representable in ``fmt``, or ±inf/NaN): round to nearest, ties to even, once.
 
     Proof sketch of the fast path: ``V = T * 2**eV`` with ``T = (h + l)(1 + d1)``,
-    ``|d1| < 2**-100`` (five limbs of which the first is >= 1 leave < 2**-128, each
-    double-double step adds < 2**-105); ``s = (sh + sl) 2**es (1 + d2)``, ``|d2| <= 2**-100``;
+    ``|d1| < 2**-100`` (see :func:`_leading_dd`); ``s = (sh + sl) 2**es (1 + d2)``, ``|d2| <= 2**-100``;
     the double-double product adds < 2**-102. So ``z = (zh + zl) 2**(eV + es)`` is within
-    ``2**-98 |z|`` of ``s * V``, and we test against the looser ``2**-96``."""
+    ``2**-98 |z|`` of ``s * V``, and :func:`decide` is given the looser ``2**-96``."""
     rows = len(sums)
     out = np.zeros(rows, np.float64)
     nonzero = sums.limbs.any(axis=1)
@@ -245,36 +292,12 @@ def round_scaled(sums: RowSums, scale: ExactScale, fmt: FloatFormat) -> np.ndarr
         out[idx] = np.inf if scale.extreme > 0 else 0.0
         idx = idx[:0]
     if idx.size:
-        t, h, l = _leading_dd(sums.limbs[idx])
-        ev = sums.base[idx] + LIMB * t
+        t, h, l = _leading_dd(sums.limbs[idx], sums.width)
+        ev = sums.base[idx] + sums.width * t
         sh, sl, es = scale.dd
         p, pe = _two_prod(h, np.float64(sh))
         zh, zl = _fast_two_sum(p, pe + (h * sl + l * sh))
-        m, ex = np.frexp(zh)
-        # binade of z: zh = fl(z) is a power of two with z possibly just below it when
-        # zl <= 0; then take the binade below (its finer grid rounds the values within
-        # 2**-96 of zh to zh, as the coarser one does).
-        e0 = ex.astype(np.int64) - 1 - ((m == 0.5) & (zl <= 0))
-        ez = e0 + ev + es
-        p_ = fmt.precision
-        qe = np.maximum(ez, fmt.emin) - (p_ - 1)  # exponent of the rounding quantum
-        shift = np.clip(ev + es - qe, -1000, 1000)
-        nh, nl = np.ldexp(zh, shift), np.ldexp(zl, shift)  # N = z / 2**qe, N < 2**(p+2)
-        fh = np.floor(nh)
-        on_int = fh == nh
-        fl = np.where(on_int, np.floor(nl), 0.0)
-        fs, fe = _two_sum(np.where(on_int, 0.0, nh - fh), nl - fl)  # frac(N) = fs + fe exactly
-        dev = (fs - 0.5) + fe
-        margin = _DD_REL_ERR * (np.abs(nh) + 1.0)
-        up = dev > margin
-        decided = up | (dev < -margin)
-        k = fh.astype(np.int64) + fl.astype(np.int64) + up
-        with np.errstate(over="ignore", under="ignore"):
-            val = np.ldexp(k.astype(np.float64), qe)
-        tiny = ez + 2 <= fmt.emin - p_  # below a quarter of the smallest subnormal
-        huge = ez > fmt.emax + 1
-        val = np.where(tiny, 0.0, np.where(huge | (val > fmt.max_finite), np.inf, val))
-        decided |= tiny | huge
+        val, decided = decide(zh, zl, ev + es, _DD_REL_ERR * zh, fmt)
         out[idx] = val
         undecided = idx[~decided]
     for r in undecided:

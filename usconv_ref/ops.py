@@ -93,7 +93,8 @@ def _spec(kw) -> Conv1dSpec:
 def exact_forward(input, weight, bias, spec: Conv1dSpec) -> tuple[Prepared, ExactTensor]:
     prep, _ = prepare(input, weight, bias, spec)
     scales = exact_unit_scales(prep.geo, spec)
-    return prep, correlation.forward_exact(prep.geo, prep.ops, spec.padding_mode, scales.output, prep.mantissa_bits)
+    return prep, correlation.forward_exact(prep.geo, prep.ops, spec.padding_mode, scales.output, prep.mantissa_bits,
+                                             prep.dtype.part.precision)
 
 
 def exact_backward(grad_output, input, weight, bias, spec: Conv1dSpec):
@@ -105,10 +106,10 @@ def exact_backward(grad_output, input, weight, bias, spec: Conv1dSpec):
         raise ValueError(f"grad_output: expected shape {geo.y_shape} (the output's), got {tuple(gy.shape)}")
     gyr, gyi = to_float64_parts(gy if geo.batched else gy[None], prep.dtype)
     scales = exact_unit_scales(geo, spec)
-    mb = prep.mantissa_bits
-    gx = correlation.grad_input_exact(geo, gyr, gyi, prep.ops, spec.padding_mode, scales.grad_input, mb)
-    gw = correlation.grad_weight_exact(geo, gyr, gyi, prep.ops, spec.padding_mode, scales.grad_weight, mb)
-    gb = correlation.grad_bias_exact(geo, gyr, gyi, scales.grad_weight, mb) if bias is not None else None
+    mb, pr = prep.mantissa_bits, prep.dtype.part.precision
+    gx = correlation.grad_input_exact(geo, gyr, gyi, prep.ops, spec.padding_mode, scales.grad_input, mb, pr)
+    gw = correlation.grad_weight_exact(geo, gyr, gyi, prep.ops, spec.padding_mode, scales.grad_weight, mb, pr)
+    gb = correlation.grad_bias_exact(geo, gyr, gyi, scales.grad_weight, mb, pr) if bias is not None else None
     return prep, gx, gw, gb
 
 
