@@ -1,0 +1,163 @@
+"""The sliced (Ozaki) engine against the term-list engine — a different algorithm (products
+gathered per element, exact integer limbs) — bit for bit, on geometries, dtypes, datasets and
+exponent spreads chosen to stress its slab, pass and rounding logic; and its rounding tiers
+against exact rational rounding."""
+from __future__ import annotations
+
+from fractions import Fraction
+
+import numpy as np
+import pytest
+
+from usconv_ref import correlation, sliced
+from usconv_ref.dtypes import FORMATS, case_dtype
+from usconv_ref.inputs import generate_tensor
+from usconv_ref.numerics import round_fraction
+from usconv_ref.ops import prepare
+from usconv_ref.scaling import ExactScale, exact_unit_scales
+from usconv_ref.spec import Conv1dSpec
+
+GEOMETRIES = [
+    dict(N=2, C_in=6, C_out=4, L=13, K=3, padding=1),
+    dict(N=1, C_in=4, C_out=8, L=17, K=4, padding=3, groups=2, stride=2, padding_mode="reflect"),
+    dict(N=3, C_in=5, C_out=5, L=11, K=3, padding=2, groups=5, dilation=2, padding_mode="replicate"),
+    dict(N=2, C_in=3, C_out=6, L=9, K=5, padding=4, groups=3, padding_mode="circular"),
+    dict(N=2, C_in=8, C_out=8, L=16, K=9, padding=4, groups=8),  # depthwise, chunked rows
+    dict(N=0, C_in=2, C_out=2, L=9, K=7, padding=0, stride=3),  # empty batch
+]
+
+
+def _case(geo, dtype, dataset, seed, bias=True):
+    cd = case_dtype(dtype)
+    spec = Conv1dSpec(stride=geo.get("stride", 1), padding=geo["padding"], dilation=geo.get("dilation", 1),
+                      groups=geo.get("groups", 1), padding_mode=geo.get("padding_mode", "zeros"))
+    G = spec.groups
+    x = generate_tensor(seed, "x", (geo["N"], geo["C_in"], geo["L"]), dataset, cd)
+    w = generate_tensor(seed, "w", (geo["C_out"], geo["C_in"] // G, geo["K"]), dataset, cd)
+    b = generate_tensor(seed, "b", (geo["C_out"],), dataset, cd) if bias else None
+    return cd, spec, x, w, b
+
+
+def _both(cd, spec, x, w, b, seed):
+    """Every output through both engines, each rounded into the case dtype and float64."""
+    prep, arrays = prepare(x, w, b, spec)
+    geo, ops, mb, pr = prep.geo, prep.ops, prep.mantissa_bits, cd.part.precision
+    sc = exact_unit_scales(geo, spec)
+    rng = np.random.default_rng(seed)
+    gyr = rng.standard_normal((geo.N, geo.C_out, geo.L_out)).astype(cd.real_numpy).astype(np.float64)
+    gyi = None
+    if cd.is_complex:
+        gyi = rng.standard_normal(gyr.shape).astype(cd.real_numpy).astype(np.float64)
+    pairs = [
+        (sliced.forward(geo, ops, spec.padding_mode, pr), correlation.forward_terms(geo, ops, spec.padding_mode), sc.output),
+        (sliced.grad_input(geo, gyr, gyi, ops, spec.padding_mode, pr),
+         correlation.grad_input_terms(geo, gyr, gyi, ops, spec.padding_mode), sc.grad_input),
+        (sliced.grad_weight(geo, gyr, gyi, ops, spec.padding_mode, pr),
+         correlation.grad_weight_terms(geo, gyr, gyi, ops, spec.padding_mode), sc.grad_weight),
+        (sliced.grad_bias(geo, gyr, gyi, pr), correlation.grad_bias_terms(geo, gyr, gyi), sc.grad_weight),
+    ]
+    used = 0
+    for sums, terms, scale in pairs:
+        if sums is None or scale is None:
+            continue
+        used += 1
+        want = terms.exact(scale, mb)
+        got = correlation.ExactTensor(terms.shape, [[s] for s in sums], scale)
+        for od in {cd.name, "complex128" if cd.is_complex else "float64"}:
+            g, e = got.round(case_dtype(od)), want.round(case_dtype(od))
+            np.testing.assert_array_equal(g, e)
+            assert np.array_equal(np.signbit(np.real(g)), np.signbit(np.real(e)))
+    return used
+
+
+@pytest.mark.parametrize("gi", range(len(GEOMETRIES)))
+@pytest.mark.parametrize("dtype", ["float16", "bfloat16", "float32", "float64", "complex64", "complex128"])
+def test_sliced_matches_term_lists(gi, dtype):
+    for seed, dataset in enumerate(["normal", "large", "tiny", "cancel", "sparse"]):
+        cd, spec, x, w, b = _case(GEOMETRIES[gi], dtype, dataset, seed, bias=seed % 2 == 0)
+        _both(cd, spec, x, w, b, seed)
+
+
+def test_sliced_handles_wide_spreads_and_extreme_bias():
+    """Values 2**±60 apart inside a slab force many slices; a bias far above or below the
+    products forces limbs beyond the diagonals."""
+    rng = np.random.default_rng(7)
+    geo = GEOMETRIES[0]
+    cd = case_dtype("float64")
+    x = rng.standard_normal((2, 6, 13)) * np.exp2(rng.integers(-60, 60, (2, 6, 13)))
+    w = rng.standard_normal((4, 6, 3)) * np.exp2(rng.integers(-30, 30, (4, 6, 3)))
+    for bias in (np.array([1e200, -3.0, 1e-200, 0.0]), np.array([2.0**-1070, 5.0, -2.0**900, 1.0])):
+        spec = Conv1dSpec(padding=geo["padding"])
+        assert _both(cd, spec, x, w, bias, 1) >= 3
+
+
+def test_sliced_declines_non_finite_and_huge_spreads():
+    cd, spec, x, w, b = _case(GEOMETRIES[0], "float64", "normal", 0)
+    prep, _ = prepare(x, w, b, spec)
+    assert sliced.forward(prep.geo, prep.ops, spec.padding_mode, 53) is not None
+    x2 = x.copy()
+    x2[0, 0, 0], x2[0, 0, 1] = 1e300, 1e-300  # ~2000 bits in one slab
+    prep, _ = prepare(x2, w, b, spec)
+    assert sliced.forward(prep.geo, prep.ops, spec.padding_mode, 53) is None
+    x2[0, 0, 1] = np.inf
+    prep, _ = prepare(x2, w, b, spec)
+    assert sliced.forward(prep.geo, prep.ops, spec.padding_mode, 53) is None
+
+
+@pytest.mark.parametrize("n", [1, 7, 448, 8192, 2**20])
+def test_choose_beta_keeps_every_diagonal_exact(n):
+    for bits_a in range(1, 140, 7):
+        for bits_b in range(1, 140, 11):
+            beta, sa, sb = sliced.choose_beta(bits_a, bits_b, n)
+            assert sa * beta >= bits_a and sb * beta >= bits_b
+            # n products of two slices (each |q| <= 2**beta), min(sa, sb) pairs per diagonal
+            assert n * min(sa, sb) * 2 ** (2 * beta) <= 2**53
+
+
+def test_slices_reconstruct_exactly():
+    rng = np.random.default_rng(3)
+    a = rng.standard_normal((4, 50)) * np.exp2(rng.integers(-20, 20, (4, 50)))
+    op = sliced.Operand([a], 53, (1,))
+    E, bits = op.slab()
+    beta = 20
+    total = [Fraction(0)] * a.size
+    for i, (q,) in enumerate(sliced.slices([a], E, beta, -(-bits // beta))):
+        assert np.all(q == np.rint(q)) and np.all(np.abs(q) <= 2.0**beta)
+        for k, (qq, ee) in enumerate(zip(q.ravel(), np.broadcast_to(E, a.shape).ravel())):
+            total[k] += Fraction(int(qq)) * Fraction(2) ** int(ee - beta * (i + 1))
+    assert all(t == Fraction(float(v)) for t, v in zip(total, a.ravel()))
+
+
+@pytest.mark.parametrize("fmt", ["float16", "bfloat16", "float32"])
+def test_round_bits_agrees_with_exact_rounding_where_it_decides(fmt):
+    """Values at, next to and between rounding boundaries; a decided result must be the exact
+    rounding of every value within the stated error."""
+    f = FORMATS[fmt]
+    rng = np.random.default_rng(11)
+    q = rng.integers(2 ** (f.precision - 1), 2**f.precision, 4000).astype(np.float64)
+    half = q + 0.5
+    z = np.concatenate([q, half, half * (1 + 2.0**-50), half * (1 - 2.0**-50), q + rng.random(4000)])
+    z = z * np.exp2(rng.integers(-10, 10, z.size).astype(np.float64))
+    off = rng.integers(f.emin - 20, f.emax - 5, z.size) - f.precision
+    err = rng.choice([0.0, 1.0, 100.0], z.size)
+    val, decided = sliced.round_bits(z, off.astype(np.int64), err, f)
+    assert decided.mean() > 0.3
+    for i in np.flatnonzero(decided)[::7]:
+        exact = Fraction(float(z[i])) * Fraction(2) ** int(off[i])
+        assert val[i] == round_fraction(exact, f), (z[i], off[i])
+        ulp = Fraction(2) ** (int(np.frexp(z[i])[1]) - 53 + int(off[i]))
+        for d in (-1, 1):  # anything within the error bound rounds alike
+            assert round_fraction(exact + d * Fraction(float(err[i] + 1)) * ulp, f) == val[i]
+    # exact midpoints are never decided (ties need the exact path's even rule)
+    mid = slice(4000, 8000)
+    assert not decided[mid][err[mid] >= 0].any()
+
+
+def test_sliced_rounding_chunks_match_whole(monkeypatch):
+    cd, spec, x, w, b = _case(GEOMETRIES[4], "float32", "normal", 5)
+    prep, _ = prepare(x, w, b, spec)
+    sums = sliced.forward(prep.geo, prep.ops, spec.padding_mode, 24)[0]
+    scale = ExactScale.of(Fraction(1, 3))
+    whole = sums.round(scale, FORMATS["float32"])
+    monkeypatch.setattr(sliced, "_CHUNK", 7)
+    np.testing.assert_array_equal(sums.round(scale, FORMATS["float32"]), whole)
