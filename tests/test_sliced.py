@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from usconv_ref import correlation, sliced
-from usconv_ref.dtypes import FORMATS, case_dtype
+from usconv_ref.dtypes import FORMATS, case_dtype, to_float64_parts
 from usconv_ref.inputs import generate_tensor
 from usconv_ref.numerics import round_fraction
 from usconv_ref.ops import prepare
@@ -40,29 +40,25 @@ def _case(geo, dtype, dataset, seed, bias=True):
 
 def _both(cd, spec, x, w, b, seed):
     """Every output through both engines, each rounded into the case dtype and float64."""
-    prep, arrays = prepare(x, w, b, spec)
-    geo, ops, mb, pr = prep.geo, prep.ops, prep.mantissa_bits, cd.part.precision
+    prep, _ = prepare(x, w, b, spec)
+    geo, src, mb, mode = prep.geo, prep.sources, prep.mantissa_bits, spec.padding_mode
     sc = exact_unit_scales(geo, spec)
-    rng = np.random.default_rng(seed)
-    gyr = rng.standard_normal((geo.N, geo.C_out, geo.L_out)).astype(cd.real_numpy).astype(np.float64)
-    gyi = None
-    if cd.is_complex:
-        gyi = rng.standard_normal(gyr.shape).astype(cd.real_numpy).astype(np.float64)
+    gy = generate_tensor(seed, "grad_y", (geo.N, geo.C_out, geo.L_out), "normal", cd)
+    gyr, gyi = to_float64_parts(gy, cd)
+    ops = src.operands()
     pairs = [
-        (sliced.forward(geo, ops, spec.padding_mode, pr), correlation.forward_terms(geo, ops, spec.padding_mode), sc.output),
-        (sliced.grad_input(geo, gyr, gyi, ops, spec.padding_mode, pr),
-         correlation.grad_input_terms(geo, gyr, gyi, ops, spec.padding_mode), sc.grad_input),
-        (sliced.grad_weight(geo, gyr, gyi, ops, spec.padding_mode, pr),
-         correlation.grad_weight_terms(geo, gyr, gyi, ops, spec.padding_mode), sc.grad_weight),
-        (sliced.grad_bias(geo, gyr, gyi, pr), correlation.grad_bias_terms(geo, gyr, gyi), sc.grad_weight),
+        (sliced.forward(geo, src.x, src.w, src.b, cd, mode), correlation.forward_terms(geo, ops, mode), sc.output),
+        (sliced.grad_input(geo, gy, src.w, cd, mode), correlation.grad_input_terms(geo, gyr, gyi, ops, mode), sc.grad_input),
+        (sliced.grad_weight(geo, gy, src.x, cd, mode), correlation.grad_weight_terms(geo, gyr, gyi, ops, mode), sc.grad_weight),
+        (sliced.grad_bias(geo, gy, cd), correlation.grad_bias_terms(geo, gyr, gyi), sc.grad_weight),
     ]
     used = 0
-    for sums, terms, scale in pairs:
-        if sums is None or scale is None:
+    for st, terms, scale in pairs:
+        if st is None or scale is None:
             continue
         used += 1
         want = terms.exact(scale, mb)
-        got = correlation.ExactTensor(terms.shape, [[s] for s in sums], scale)
+        got = correlation.ExactTensor(terms.shape, st.blocks, scale)
         for od in {cd.name, "complex128" if cd.is_complex else "float64"}:
             g, e = got.round(case_dtype(od)), want.round(case_dtype(od))
             np.testing.assert_array_equal(g, e)
@@ -94,31 +90,30 @@ def test_sliced_handles_wide_spreads_and_extreme_bias():
 def test_sliced_declines_non_finite_and_huge_spreads():
     cd, spec, x, w, b = _case(GEOMETRIES[0], "float64", "normal", 0)
     prep, _ = prepare(x, w, b, spec)
-    assert sliced.forward(prep.geo, prep.ops, spec.padding_mode, 53) is not None
+    assert sliced.forward(prep.geo, x, w, b, cd, "zeros") is not None
     x2 = x.copy()
     x2[0, 0, 0], x2[0, 0, 1] = 1e300, 1e-300  # ~2000 bits in one slab
-    prep, _ = prepare(x2, w, b, spec)
-    assert sliced.forward(prep.geo, prep.ops, spec.padding_mode, 53) is None
+    assert sliced.forward(prep.geo, x2, w, b, cd, "zeros") is None
     x2[0, 0, 1] = np.inf
-    prep, _ = prepare(x2, w, b, spec)
-    assert sliced.forward(prep.geo, prep.ops, spec.padding_mode, 53) is None
+    assert sliced.forward(prep.geo, x2, w, b, cd, "zeros") is None
 
 
 @pytest.mark.parametrize("n", [1, 7, 448, 8192, 2**20])
-def test_choose_beta_keeps_every_diagonal_exact(n):
+def test_plans_keep_every_buffer_exact(n):
     for bits_a in range(1, 140, 7):
         for bits_b in range(1, 140, 11):
-            beta, sa, sb = sliced.choose_beta(bits_a, bits_b, n)
-            assert sa * beta >= bits_a and sb * beta >= bits_b
-            # n products of two slices (each |q| <= 2**beta), min(sa, sb) pairs per diagonal
-            assert n * min(sa, sb) * 2 ** (2 * beta) <= 2**53
+            p = sliced.choose_plan(bits_a, bits_b, n)
+            assert p.sa * p.beta_a >= bits_a and p.sb * p.beta_b >= bits_b
+            # n products of two slices (|q| <= 2**beta each), m pairs per buffer: below 2**53
+            assert n * p.m * 2 ** (p.beta_a + p.beta_b) <= 2**53
+            shifts = [p.shift(i, j) for i in range(p.sa) for j in range(p.sb)]
+            assert sorted(set(shifts)) == p.shifts and max(shifts.count(s) for s in shifts) == p.m
 
 
 def test_slices_reconstruct_exactly():
     rng = np.random.default_rng(3)
     a = rng.standard_normal((4, 50)) * np.exp2(rng.integers(-20, 20, (4, 50)))
-    op = sliced.Operand([a], 53, (1,))
-    E, bits = op.slab()
+    E, bits = sliced.exponents(*sliced._stats([a], (1,)), 53)
     beta = 20
     total = [Fraction(0)] * a.size
     for i, (q,) in enumerate(sliced.slices([a], E, beta, -(-bits // beta))):
@@ -156,8 +151,22 @@ def test_round_bits_agrees_with_exact_rounding_where_it_decides(fmt):
 def test_sliced_rounding_chunks_match_whole(monkeypatch):
     cd, spec, x, w, b = _case(GEOMETRIES[4], "float32", "normal", 5)
     prep, _ = prepare(x, w, b, spec)
-    sums = sliced.forward(prep.geo, prep.ops, spec.padding_mode, 24)[0]
+    (_, (sums,)), = list(sliced.forward(prep.geo, x, w, b, cd, spec.padding_mode).blocks())
     scale = ExactScale.of(Fraction(1, 3))
     whole = sums.round(scale, FORMATS["float32"])
     monkeypatch.setattr(sliced, "_CHUNK", 7)
     np.testing.assert_array_equal(sums.round(scale, FORMATS["float32"]), whole)
+
+
+@pytest.mark.parametrize("gi", range(len(GEOMETRIES)))
+@pytest.mark.parametrize("dtype", ["float32", "complex64"])
+def test_streamed_blocks_and_chunks_match_term_lists(gi, dtype, monkeypatch):
+    """Tiny block and chunk sizes: several (batch, group) blocks per output, group ranges within
+    a batch element, grad_w summed over many blocks, depthwise rows in many chunks."""
+    from usconv_ref import fast
+    monkeypatch.setattr(sliced, "_BLOCK", 5)
+    monkeypatch.setattr(sliced, "_CHUNK", 3)
+    monkeypatch.setattr(fast, "_CHUNK_ELEMS", 20)
+    for seed, dataset in enumerate(["normal", "cancel"]):
+        cd, spec, x, w, b = _case(GEOMETRIES[gi], dtype, dataset, seed + 10, bias=True)
+        _both(cd, spec, x, w, b, seed)

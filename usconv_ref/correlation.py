@@ -17,11 +17,11 @@ Complex terms are split into real products (``re = ar*br - ai*bi``,
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, Iterable
 
 import numpy as np
 
-from .dtypes import CaseDtype, from_float64_parts
+from .dtypes import CaseDtype, from_float64_parts, to_float64_parts
 from . import sliced
 from .numerics import RowSums, exact_row_sums
 from .padding import forward_positions, grad_input_taps, source_index
@@ -36,27 +36,36 @@ Parts = list  # [(A_re, B_re)] or [(A_re, B_re), (A_im, B_im)]
 
 @dataclass
 class ExactTensor:
-    """One output tensor known exactly: per part (real[, imag]) the exact row sums of its
-    blocks, and the exact scale. ``scale`` None means an empty sum (exactly zero)."""
+    """One output tensor known exactly, block by block: ``blocks()`` yields ``(index, sums)``
+    with ``index`` a flat slice or a tuple of slices into the output and ``sums`` one exact-sum
+    object per part (real[, imag]; :class:`~usconv_ref.numerics.RowSums` or
+    :class:`~usconv_ref.sliced.SlicedSums`, rows in C order). ``scale`` None means an empty sum
+    (exactly zero). Blocks may be computed on demand (then each :meth:`round` recomputes
+    them; :meth:`materialize` keeps them)."""
 
     shape: tuple[int, ...]
-    parts: list[list[RowSums]]
+    blocks: Callable[[], Iterable]
     scale: ExactScale | None
 
     def round(self, cd: CaseDtype) -> np.ndarray:
-        """Every element correctly rounded once into ``cd`` (real or complex as the op)."""
-        fmt = cd.part
-        values = []
-        for blocks in self.parts:
-            if self.scale is None or not blocks:
-                values.append(np.zeros(int(np.prod(self.shape)), np.float64))
-            else:
-                values.append(np.concatenate([rs.round(self.scale, fmt) for rs in blocks]))
-        re = values[0].reshape(self.shape)
-        im = values[1].reshape(self.shape) if len(values) > 1 else None
-        if cd.is_complex and im is None:
-            im = np.zeros_like(re)
-        return from_float64_parts(re, im, cd)
+        """Every element correctly rounded once into ``cd`` (real or complex as the op),
+        written block by block into the result."""
+        out = np.zeros(self.shape, cd.numpy)
+        if self.scale is None:
+            return out
+        for index, sums in self.blocks():
+            target = out.reshape(-1) if isinstance(index, slice) else out
+            shape = target[index].shape
+            values = [s.round(self.scale, cd.part).reshape(shape) for s in sums]
+            re = values[0]
+            im = values[1] if len(values) > 1 else (np.zeros_like(re) if cd.is_complex else None)
+            target[index] = from_float64_parts(re, im, cd)
+        return out
+
+    def materialize(self) -> "ExactTensor":
+        """The same tensor with its blocks computed once and kept (for several roundings)."""
+        kept = list(self.blocks()) if self.scale is not None else []
+        return ExactTensor(self.shape, lambda: kept, self.scale)
 
 
 def _products(ar, ai, br, bi, conj: bool) -> Parts:
@@ -82,14 +91,13 @@ def evaluate(shape, n_terms: int, builder: Callable[[np.ndarray], Parts], n_part
     """Run ``builder`` over blocks of rows (flat C-order indices) and sum each exactly."""
     rows = int(np.prod(shape))
     if scale is None:
-        return ExactTensor(tuple(shape), [[] for _ in range(n_parts)], None)
+        return ExactTensor(tuple(shape), lambda: [], None)
     per_block = max(1, _BLOCK_TERMS // max(n_terms, 1))
-    parts: list[list[RowSums]] = [[] for _ in range(n_parts)]
+    blocks = []
     for r0 in range(0, rows, per_block):
         r = np.arange(r0, min(rows, r0 + per_block), dtype=np.int64)
-        for i, (a, b) in enumerate(builder(r)):
-            parts[i].append(exact_row_sums(a, b, mantissa_bits))
-    return ExactTensor(tuple(shape), parts, scale)
+        blocks.append((slice(r0, r0 + r.size), [exact_row_sums(a, b, mantissa_bits) for a, b in builder(r)]))
+    return ExactTensor(tuple(shape), lambda: blocks, scale)
 
 
 def _append_zero(a: np.ndarray | None, axis: int):
@@ -127,39 +135,64 @@ class Terms:
         return evaluate(self.shape, self.n_terms, self.builder, self.n_parts, scale, mantissa_bits)
 
 
-def _sliced_or_terms(sums, shape, terms: Callable[[], Terms], scale, mantissa_bits) -> ExactTensor:
-    """The sliced engine's parts if it applied (``sums`` not None), else the term lists'."""
-    if scale is None:
-        return terms().exact(None, mantissa_bits)
-    if sums is not None:
-        return ExactTensor(tuple(shape), [[rs] for rs in sums], scale)
+def _sliced_or_terms(streamed, shape, terms: Callable[[], Terms], scale, mantissa_bits) -> ExactTensor:
+    """The sliced engine's blocks where it applied (``streamed`` not None), else the term lists'."""
+    if scale is not None and streamed is not None:
+        return ExactTensor(tuple(shape), streamed.blocks, scale)
     return terms().exact(scale, mantissa_bits)
 
 
-def forward_exact(geo: Geometry, ops: Operands, padding_mode: str, scale: ExactScale,
-                  mantissa_bits: int, precision: int = 53) -> ExactTensor:
+def forward_exact(geo: Geometry, src: Sources, padding_mode: str, scale: ExactScale) -> ExactTensor:
     """Exact forward: the sliced BLAS engine (:mod:`usconv_ref.sliced`) where it applies,
-    else the term lists. ``precision`` bounds the significant bits of every input value."""
-    sums = None if scale is None else sliced.forward(geo, ops, padding_mode, precision)
-    return _sliced_or_terms(sums, (geo.N, geo.C_out, geo.L_out), lambda: forward_terms(geo, ops, padding_mode),
-                            scale, mantissa_bits)
+    else the term lists (non-finite values, extreme exponent spreads, empty tensors)."""
+    st = None if scale is None else sliced.forward(geo, src.x, src.w, src.b, src.cd, padding_mode)
+    return _sliced_or_terms(st, (geo.N, geo.C_out, geo.L_out), lambda: forward_terms(geo, src.operands(), padding_mode),
+                            scale, src.mantissa_bits)
 
 
-def grad_input_exact(geo, gyr, gyi, ops, padding_mode, scale, mantissa_bits, precision: int = 53) -> ExactTensor:
-    sums = None if scale is None else sliced.grad_input(geo, gyr, gyi, ops, padding_mode, precision)
-    return _sliced_or_terms(sums, (geo.N, geo.C_in, geo.L),
-                            lambda: grad_input_terms(geo, gyr, gyi, ops, padding_mode), scale, mantissa_bits)
+def grad_input_exact(geo: Geometry, src: Sources, padding_mode: str, scale) -> ExactTensor:
+    st = None if scale is None else sliced.grad_input(geo, src.gy, src.w, src.cd, padding_mode)
+    return _sliced_or_terms(st, (geo.N, geo.C_in, geo.L),
+                            lambda: grad_input_terms(geo, *src.gy_parts(), src.operands(), padding_mode),
+                            scale, src.mantissa_bits)
 
 
-def grad_weight_exact(geo, gyr, gyi, ops, padding_mode, scale, mantissa_bits, precision: int = 53) -> ExactTensor:
-    sums = None if scale is None else sliced.grad_weight(geo, gyr, gyi, ops, padding_mode, precision)
-    return _sliced_or_terms(sums, (geo.C_out, geo.Cg, geo.K),
-                            lambda: grad_weight_terms(geo, gyr, gyi, ops, padding_mode), scale, mantissa_bits)
+def grad_weight_exact(geo: Geometry, src: Sources, padding_mode: str, scale) -> ExactTensor:
+    st = None if scale is None else sliced.grad_weight(geo, src.gy, src.x, src.cd, padding_mode)
+    return _sliced_or_terms(st, (geo.C_out, geo.Cg, geo.K),
+                            lambda: grad_weight_terms(geo, *src.gy_parts(), src.operands(), padding_mode),
+                            scale, src.mantissa_bits)
 
 
-def grad_bias_exact(geo, gyr, gyi, scale, mantissa_bits, precision: int = 53) -> ExactTensor:
-    sums = None if scale is None else sliced.grad_bias(geo, gyr, gyi, precision)
-    return _sliced_or_terms(sums, (geo.C_out,), lambda: grad_bias_terms(geo, gyr, gyi), scale, mantissa_bits)
+def grad_bias_exact(geo: Geometry, src: Sources, scale) -> ExactTensor:
+    st = None if scale is None else sliced.grad_bias(geo, src.gy, src.cd)
+    return _sliced_or_terms(st, (geo.C_out,), lambda: grad_bias_terms(geo, *src.gy_parts()), scale, src.mantissa_bits)
+
+
+@dataclass(frozen=True)
+class Sources:
+    """The validated inputs in their case dtype (batched); float64 parts on demand."""
+
+    cd: CaseDtype
+    x: np.ndarray
+    w: np.ndarray
+    b: np.ndarray | None
+    gy: np.ndarray | None = None
+
+    @property
+    def mantissa_bits(self) -> int:
+        return 53 if self.cd.part.precision > 24 else 24
+
+    def operands(self) -> "Operands":
+        xr, xi = to_float64_parts(self.x, self.cd)
+        wr, wi = to_float64_parts(self.w, self.cd)
+        br = bi = None
+        if self.b is not None:
+            br, bi = to_float64_parts(self.b, self.cd)
+        return Operands(xr, xi, wr, wi, br, bi)
+
+    def gy_parts(self):
+        return to_float64_parts(self.gy, self.cd)
 
 
 def forward_terms(geo: Geometry, ops: Operands, padding_mode: str, src: np.ndarray | None = None) -> Terms:

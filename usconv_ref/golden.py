@@ -115,9 +115,9 @@ def case_arrays(case: Case) -> dict[str, np.ndarray]:
     prep, y = exact_forward(inp["x"], inp["w"], inp.get("b"), case.spec)
     _, gx, gw, gb = exact_backward(inp["grad_y"], inp["x"], inp["w"], inp.get("b"), case.spec)
     unbatch = (lambda a: a[0]) if not prep.geo.batched else (lambda a: a)
-    outs = {"y": (y, unbatch), "grad_x": (gx, unbatch), "grad_w": (gw, lambda a: a)}
+    outs = {"y": (y.materialize(), unbatch), "grad_x": (gx.materialize(), unbatch), "grad_w": (gw.materialize(), lambda a: a)}
     if gb is not None:
-        outs["grad_b"] = (gb, lambda a: a)
+        outs["grad_b"] = (gb.materialize(), lambda a: a)
     arrays = {k: encode(v, cd) for k, v in inp.items()}
     for name, (t, fix) in outs.items():
         arrays[name] = encode(fix(t.round(cd)), cd)

@@ -12,23 +12,28 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import correlation
-from .correlation import ExactTensor, Operands
-from .dtypes import CaseDtype, case_dtype, to_float64_parts
+from .correlation import ExactTensor, Operands, Sources
+from .dtypes import CaseDtype, case_dtype
 from .scaling import UnitScales, exact_unit_scales
 from .spec import Conv1dSpec, Geometry, resolve_geometry
 
 
 @dataclass(frozen=True)
 class Prepared:
-    """Validated inputs of one call: geometry, case dtype, float64 parts (batched)."""
+    """Validated inputs of one call: geometry, case dtype, the arrays (batched)."""
 
     geo: Geometry
     dtype: CaseDtype
-    ops: Operands
+    sources: Sources
 
     @property
     def mantissa_bits(self) -> int:
-        return 53 if self.dtype.part.precision > 24 else 24
+        return self.sources.mantissa_bits
+
+    @property
+    def ops(self) -> Operands:
+        """float64 parts of x, w, b (converted on each access)."""
+        return self.sources.operands()
 
 
 def _as_array(name: str, a) -> np.ndarray:
@@ -69,12 +74,13 @@ def prepare(input, weight, bias, spec: Conv1dSpec, extra: dict | None = None) ->
     x, w = arrays["input"], arrays["weight"]
     geo = resolve_geometry(x.shape, w.shape, None if bias is None else arrays["bias"].shape, spec)
     xb = x if geo.batched else x[None]
-    xr, xi = to_float64_parts(xb, cd)
-    wr, wi = to_float64_parts(w, cd)
-    br = bi = None
-    if bias is not None:
-        br, bi = to_float64_parts(arrays["bias"], cd)
-    return Prepared(geo, cd, Operands(xr, xi, wr, wi, br, bi)), arrays
+    gy = arrays.get("grad_output")
+    if gy is not None:
+        if tuple(gy.shape) != geo.y_shape:
+            raise ValueError(f"grad_output: expected shape {geo.y_shape} (the output's), got {tuple(gy.shape)}")
+        gy = gy if geo.batched else gy[None]
+    src = Sources(cd, xb, w, arrays.get("bias"), gy)
+    return Prepared(geo, cd, src), arrays
 
 
 def _out_dtype(out_dtype, cd: CaseDtype) -> CaseDtype:
@@ -93,23 +99,17 @@ def _spec(kw) -> Conv1dSpec:
 def exact_forward(input, weight, bias, spec: Conv1dSpec) -> tuple[Prepared, ExactTensor]:
     prep, _ = prepare(input, weight, bias, spec)
     scales = exact_unit_scales(prep.geo, spec)
-    return prep, correlation.forward_exact(prep.geo, prep.ops, spec.padding_mode, scales.output, prep.mantissa_bits,
-                                             prep.dtype.part.precision)
+    return prep, correlation.forward_exact(prep.geo, prep.sources, spec.padding_mode, scales.output)
 
 
 def exact_backward(grad_output, input, weight, bias, spec: Conv1dSpec):
     """``(prep, grad_x, grad_w, grad_b or None)`` as :class:`ExactTensor` s (batched shapes)."""
-    prep, arrays = prepare(input, weight, bias, spec, {"grad_output": grad_output})
-    geo = prep.geo
-    gy = arrays["grad_output"]
-    if tuple(gy.shape) != geo.y_shape:
-        raise ValueError(f"grad_output: expected shape {geo.y_shape} (the output's), got {tuple(gy.shape)}")
-    gyr, gyi = to_float64_parts(gy if geo.batched else gy[None], prep.dtype)
+    prep, _ = prepare(input, weight, bias, spec, {"grad_output": grad_output})
+    geo, src, mode = prep.geo, prep.sources, spec.padding_mode
     scales = exact_unit_scales(geo, spec)
-    mb, pr = prep.mantissa_bits, prep.dtype.part.precision
-    gx = correlation.grad_input_exact(geo, gyr, gyi, prep.ops, spec.padding_mode, scales.grad_input, mb, pr)
-    gw = correlation.grad_weight_exact(geo, gyr, gyi, prep.ops, spec.padding_mode, scales.grad_weight, mb, pr)
-    gb = correlation.grad_bias_exact(geo, gyr, gyi, scales.grad_weight, mb, pr) if bias is not None else None
+    gx = correlation.grad_input_exact(geo, src, mode, scales.grad_input)
+    gw = correlation.grad_weight_exact(geo, src, mode, scales.grad_weight)
+    gb = correlation.grad_bias_exact(geo, src, scales.grad_weight) if bias is not None else None
     return prep, gx, gw, gb
 
 

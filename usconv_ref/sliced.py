@@ -36,13 +36,15 @@ exponent spreads that need more than ``MAX_PASSES`` passes or ``MAX_LIMBS`` limb
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from functools import lru_cache
 from fractions import Fraction
 from typing import Callable
 
 import numpy as np
 
 from . import fast
+from .dtypes import to_float64_parts
 from .numerics import RowSums, _fast_two_sum, _two_prod, _two_sum, decide, normalize_sign, round_exact
 from .padding import forward_positions, source_index
 from .spec import Geometry
@@ -50,42 +52,43 @@ from .spec import Geometry
 MAX_PASSES = 64
 MAX_LIMBS = 64
 _CHUNK = 1 << 15  # rows rounded at a time (temporaries stay in cache)
+_BLOCK = 1 << 15  # output elements per streamed block
 _MANT = 53
+_WIDTH = 24  # limb width of the exact fallback
 
 
-@dataclass(frozen=True)
-class Operand:
-    """One operand of a contraction: its real parts (``[re]`` or ``[re, im]``, float64, in the
-    layout the slab axes refer to), its format precision and slab axes."""
+def _stats(parts: list, axes: tuple):
+    """Per slab (keepdims over ``axes``): the largest and the smallest nonzero magnitude."""
+    amax = amin = None
+    for p in parts:
+        ab = np.abs(p)
+        mx = np.max(ab, axis=axes, keepdims=True, initial=0.0)
+        ab[ab == 0] = np.inf
+        mn = np.min(ab, axis=axes, keepdims=True, initial=np.inf)
+        amax = mx if amax is None else np.maximum(amax, mx)
+        amin = mn if amin is None else np.minimum(amin, mn)
+    return amax, amin
 
-    parts: list
-    precision: int
-    axes: tuple
 
-    def slab(self):
-        """``(E, bits)``: per slab (keepdims) the exponent with ``|a| < 2**E`` (0 for an
-        all-zero slab) and the largest ``E - (lowest exponent - precision)`` over the slabs,
-        an upper bound on the bits any slab needs."""
-        amax = None
-        amin = None
-        for p in self.parts:
-            ab = np.abs(p)
-            mx = np.max(ab, axis=self.axes, keepdims=True, initial=0.0)
-            mn = np.min(np.where(ab > 0, ab, np.inf), axis=self.axes, keepdims=True, initial=np.inf)
-            amax = mx if amax is None else np.maximum(amax, mx)
-            amin = mn if amin is None else np.minimum(amin, mn)
-        E = np.frexp(amax)[1].astype(np.int64)
-        nz = amax > 0
-        if not nz.any():
-            return E, 0
-        low = np.frexp(np.where(nz, amin, 1.0))[1].astype(np.int64) - self.precision
-        return E, int(np.max(np.where(nz, E - low, 0)))
+def exponents(amax: np.ndarray, amin: np.ndarray, precision: int):
+    """``(E, bits)``: per slab the exponent with ``|a| < 2**E`` (0 for an all-zero slab), and
+    the largest ``E - (exponent of the smallest nonzero value - precision)`` over the slabs:
+    an upper bound on the bits a slab needs (every value is a multiple of
+    ``2**(its exponent - precision)``)."""
+    E = np.frexp(amax)[1].astype(np.int64)
+    nz = amax > 0
+    if not nz.any():
+        return E, 0
+    low = np.frexp(np.where(nz, amin, 1.0))[1].astype(np.int64) - precision
+    return E, int(np.max(np.where(nz, E - low, 0)))
 
 
 def slices(parts: list, E: np.ndarray, beta: int, count: int):
     """Yield ``count`` slices (each a list over parts of integer-valued float64 arrays with
     ``|q| <= 2**beta``) with ``a = sum_i q_i * 2**(E - beta*(i+1))``; asserts that nothing
     is left over."""
+    if count == 0:  # the other operand is all zero: nothing to compute
+        return
     shift = (beta - E).astype(np.int32)
     rs = [np.ldexp(p, shift) for p in parts]
     for i in range(count):
@@ -98,17 +101,63 @@ def slices(parts: list, E: np.ndarray, beta: int, count: int):
         raise AssertionError("sliced: operand not exhausted by its slices")
 
 
-def choose_beta(bits_a: int, bits_b: int, n_products: int):
-    """``(beta, s_a, s_b)`` minimizing the passes ``s_a * s_b`` (``s = ceil(bits / beta)``)
-    subject to ``2*beta + ceil(log2(n_products * min(s_a, s_b))) <= 53``."""
+@dataclass(frozen=True)
+class Plan:
+    """How a contraction is sliced: ``s_a`` slices of ``beta_a`` bits times ``s_b`` of
+    ``beta_b``. Pair ``(i, j)`` lands ``shift(i, j) = beta_a(s_a-1-i) + beta_b(s_b-1-j)`` bits
+    above ``base = E_a + E_b - beta_a s_a - beta_b s_b``; pairs with equal shifts share a
+    float64 buffer (``shifts`` lists the distinct ones, ``m`` the most pairs sharing one)."""
+
+    beta_a: int
+    beta_b: int
+    sa: int
+    sb: int
+
+    def shift(self, i: int, j: int) -> int:
+        return self.beta_a * (self.sa - 1 - i) + self.beta_b * (self.sb - 1 - j)
+
+    @property
+    def shifts(self) -> list:
+        return sorted({self.shift(i, j) for i in range(self.sa) for j in range(self.sb)})
+
+    @property
+    def m(self) -> int:
+        counts: dict = {}
+        for i in range(self.sa):
+            for j in range(self.sb):
+                counts[self.shift(i, j)] = counts.get(self.shift(i, j), 0) + 1
+        return max(counts.values(), default=1)
+
+    @property
+    def drop(self) -> int:
+        return self.beta_a * self.sa + self.beta_b * self.sb
+
+    @property
+    def passes(self) -> int:
+        return self.sa * self.sb
+
+
+EMPTY_PLAN = Plan(26, 26, 0, 0)
+
+
+@lru_cache(maxsize=4096)
+def choose_plan(bits_a: int, bits_b: int, n_products: int) -> Plan | None:
+    """The plan with the fewest passes (then fewest buffers) such that every buffer stays exact:
+    ``beta_a + beta_b + ceil(log2(n_products * m)) <= 53`` (each slice ``|q| <= 2**beta``)."""
     best = None
-    for beta in range(26, 7, -1):
-        sa, sb = -(-bits_a // beta), -(-bits_b // beta)
-        count = max(1, n_products * max(1, min(sa, sb)))
-        if 2 * beta + int(np.ceil(np.log2(count))) > _MANT:
-            continue
-        if best is None or sa * sb < best[1] * best[2]:
-            best = (beta, sa, sb)
+    room = _MANT - int(np.ceil(np.log2(max(1, n_products))))
+    for ba in range(8, 46):
+        sa = -(-bits_a // ba)
+        for bb in range(8, min(46, room - ba + 1)):
+            sb = -(-bits_b // bb)
+            if best is not None and sa * sb > best.passes:
+                continue
+            p = Plan(ba, bb, sa, sb)
+            if ba + bb + int(np.ceil(np.log2(max(1, n_products * p.m)))) > _MANT:
+                continue
+            key = (p.passes, len(p.shifts), -(ba + bb))
+            if best is None or key < (best.passes, len(best.shifts), -(best.beta_a + best.beta_b)):
+                best = p
     return best
 
 
@@ -141,68 +190,76 @@ def _place(limbs: np.ndarray, base: np.ndarray, values: np.ndarray, width: int):
     return limbs, base
 
 
-Combo = list  # per output part: [(sign, index into a.parts, index into b.parts)]
+Combo = list  # per output part: [(sign, index into a's parts, index into b's parts)]
 
 
-def contract(a: Operand, b: Operand, F: Callable, combos: Combo, n_products: int,
-             a_to_out: Callable, b_to_out: Callable, out_shape: tuple, bias=None):
-    """Exact ``part_p = sum_(sign, ia, ib) sign * F(a.parts[ia], b.parts[ib]) (+ bias_p)`` for
-    every output part, as one :class:`RowSums` per part (rows in C order of ``out_shape``),
-    or None when the spread of exponents is beyond the caps. ``a_to_out``/``b_to_out`` map a
-    slab exponent array onto ``out_shape`` (broadcasting); ``bias`` is None or one float64
-    array per part broadcastable to ``out_shape``."""
-    Ea, bits_a = a.slab()
-    Eb, bits_b = b.slab()
-    terms = max(len(c) for c in combos)
-    rows = int(np.prod(out_shape))
-    if bits_a == 0 or bits_b == 0:  # an all-zero operand: the sum is the bias alone
-        beta, sa, sb = 26, 0, 0
-    else:
-        choice = choose_beta(bits_a, bits_b, n_products * terms)
-        if choice is None:
-            return None
-        beta, sa, sb = choice
-        if sa * sb > MAX_PASSES or (max(sa, sb) - 1) * beta > 900:  # keep slicing clear of underflow
-            return None
-    n_diag = max(sa + sb - 1, 0)
-    bufs = [[np.zeros(out_shape) for _ in range(n_diag)] for _ in combos]
-    b_slices = list(slices(b.parts, Eb, beta, sb)) if sb else []
-    for i, qa in enumerate(slices(a.parts, Ea, beta, sa) if sa else ()):
+def plan(bits_a: int, bits_b: int, n_products: int, combos: Combo) -> Plan | None:
+    """The contraction's :class:`Plan` (:data:`EMPTY_PLAN` when an operand is all zero), None
+    beyond the caps (too many passes, or slices that would reach the underflow range)."""
+    if bits_a == 0 or bits_b == 0:
+        return EMPTY_PLAN
+    p = choose_plan(bits_a, bits_b, n_products * max(len(c) for c in combos))
+    if p is None or p.passes > MAX_PASSES or (p.sa - 1) * p.beta_a > 900 or (p.sb - 1) * p.beta_b > 900:
+        return None
+    return p
+
+
+def new_buffers(p: Plan, combos: Combo, shape: tuple) -> list:
+    return [[np.zeros(shape) for _ in p.shifts] for _ in combos]
+
+
+def accumulate(bufs: list, p: Plan, a_slices, b_slices: list, F: Callable, combos: Combo) -> None:
+    """``bufs[part][slot(i, j)] += sign * F(a_i, b_j)`` over every slice pair and term."""
+    slot = {s: k for k, s in enumerate(p.shifts)}
+    for i, qa in enumerate(a_slices):
         for j, qb in enumerate(b_slices):
-            for p, combo in enumerate(combos):
+            k = slot[p.shift(i, j)]
+            for part, combo in enumerate(combos):
                 for sign, ia, ib in combo:
                     t = F(qa[ia], qb[ib])
                     if sign > 0:
-                        bufs[p][i + j] += t
+                        bufs[part][k] += t
                     else:
-                        bufs[p][i + j] -= t
-    base = np.broadcast_to(a_to_out(Ea) + b_to_out(Eb) - beta * (sa + sb), out_shape).reshape(-1).copy()
+                        bufs[part][k] -= t
+
+
+def _sums(bufs: list, p: Plan, base: np.ndarray, bias) -> list:
+    """One :class:`SlicedSums` per part from the buffers."""
+    base = np.ascontiguousarray(base).reshape(-1)
     out = []
-    for p in range(len(combos)):
-        pb = None if bias is None else np.broadcast_to(bias[p], out_shape).reshape(-1)
-        out.append(SlicedSums([d.reshape(-1) for d in bufs[p][::-1]], base, beta, pb))
+    for part, terms in enumerate(bufs):
+        pb = None if bias is None else np.ascontiguousarray(bias[part]).reshape(-1)
+        out.append(SlicedSums([t.reshape(-1) for t in terms], p.shifts, base, pb))
     return out
 
 
 @dataclass
 class SlicedSums:
-    """Exact values ``V_r = sum_i diag[i][r] * 2**(base[r] + width*i) + bias[r]``: integer-valued
-    float64 ``|diag| <= 2**53`` (least significant first), finite float64 bias or None."""
+    """Exact values ``V_r = sum_i terms[i][r] * 2**(base[r] + shifts[i]) + bias[r]``:
+    integer-valued float64 ``|terms| <= 2**53``, ``shifts >= 0``, finite float64 bias or None."""
 
-    diag: list
+    terms: list
+    shifts: list
     base: np.ndarray
-    width: int
     bias: np.ndarray | None
 
     def __len__(self) -> int:
         return self.base.shape[0]
 
+    def take(self, sl) -> "SlicedSums":
+        return SlicedSums([t[sl] for t in self.terms], self.shifts, self.base[sl],
+                          None if self.bias is None else self.bias[sl])
+
     def row_sums(self, rows: np.ndarray) -> RowSums | None:
-        """The rows' exact values as integer limbs of width ``width`` (None beyond MAX_LIMBS)."""
-        width, n = self.width, len(self.diag)
-        limbs = np.zeros((rows.size, n + 1 + -(-_MANT // width)), np.int64)
-        for i, d in enumerate(self.diag):
-            limbs[:, i] = d[rows].astype(np.int64)
+        """The rows' exact values as integer limbs of width 24 (None beyond MAX_LIMBS)."""
+        width = _WIDTH
+        top = max(self.shifts, default=0)
+        limbs = np.zeros((rows.size, top // width + 2 + -(-_MANT // width)), np.int64)
+        for t, sh in zip(self.terms, self.shifts):
+            M = t[rows].astype(np.int64)
+            q, r = divmod(sh, width)
+            limbs[:, q] += (M & ((1 << (width - r)) - 1)) << r  # < 2**width
+            limbs[:, q + 1] += M >> (width - r)  # floor: M = hi * 2**(width-r) + low bits
         base = self.base[rows]
         if self.bias is not None:
             limbs, base = _place(limbs, base, self.bias[rows], width)
@@ -217,7 +274,7 @@ class SlicedSums:
         :meth:`round`), ``A >= sum of the magnitudes`` in those units; rows whose bias does not
         scale exactly get ``A = inf``. ``double``: ``S + Sl`` a cascaded (Sum2) double-double
         sum, else ``Sl = 0``."""
-        terms = [ldexp_safe(d, self.width * i) for i, d in enumerate(self.diag)]
+        terms = [t * 2.0**sh if sh else t for t, sh in zip(self.terms, self.shifts)]
         bad = None
         if self.bias is not None:
             with np.errstate(over="ignore", under="ignore"):
@@ -246,9 +303,7 @@ class SlicedSums:
         out = np.empty(rows)
         for r0 in range(0, rows, _CHUNK):
             sl = slice(r0, min(rows, r0 + _CHUNK))
-            part = SlicedSums([d[sl] for d in self.diag], self.base[sl], self.width,
-                              None if self.bias is None else self.bias[sl])
-            out[sl] = part._round(scale, fmt)
+            out[sl] = self.take(sl)._round(scale, fmt)
         return out
 
     def _round(self, scale, fmt) -> np.ndarray:
@@ -259,8 +314,8 @@ class SlicedSums:
         resp. ``|sh| A (n+2)**2 u**2 + 2**-98 |z|`` of ``scale * V``. :func:`decide` rounds what
         that bound allows (and where the sign is certain); the rest goes through the limbs."""
         rows = len(self)
-        n = len(self.diag) + (self.bias is not None)
-        if scale.extreme or n == 0 or self.width * n + _MANT > 1000:
+        n = len(self.terms) + (self.bias is not None)
+        if scale.extreme or n == 0 or max(self.shifts, default=0) + _MANT > 1000:
             rs = self.row_sums(np.arange(rows))
             return _rounded_rows(rs, self, np.arange(rows), scale, fmt)
         double = fmt.precision > 24
@@ -319,11 +374,6 @@ def round_bits(z: np.ndarray, off: np.ndarray, err_ulps: np.ndarray, fmt):
     return val, decided
 
 
-def ldexp_safe(d: np.ndarray, e: int) -> np.ndarray:
-    """``d * 2**e`` for the diagonal weights (exact: ``e <= 1000 - 53`` by the caller's check)."""
-    return d if e == 0 else d * 2.0**e
-
-
 def _rounded_rows(rs: RowSums | None, sums: SlicedSums, rows: np.ndarray, scale, fmt) -> np.ndarray:
     if rs is not None:
         return rs.round(scale, fmt)
@@ -331,20 +381,26 @@ def _rounded_rows(rs: RowSums | None, sums: SlicedSums, rows: np.ndarray, scale,
     out = np.empty(rows.size)
     for k, r in enumerate(rows):
         v = Fraction(0)
-        for i, d in enumerate(sums.diag):
-            v += Fraction(int(d[r])) * Fraction(2) ** (int(sums.base[r]) + sums.width * i)
+        for t, sh in zip(sums.terms, sums.shifts):
+            v += Fraction(int(t[r])) * Fraction(2) ** (int(sums.base[r]) + sh)
         if sums.bias is not None:
             v += Fraction(float(sums.bias[r]))
         out[k] = round_exact(v, scale, fmt) if v >= 0 else -round_exact(-v, scale, fmt)
     return out
 
 
-def _finite(*arrays) -> bool:
-    return all(a is None or np.isfinite(a).all() for a in arrays)
+class Source:
+    """A tensor of the case dtype whose real parts are converted to float64 a block at a time."""
 
+    def __init__(self, array: np.ndarray, cd, shape: tuple):
+        self.array, self.cd, self.shape = array, cd, shape
 
-def _parts(re, im):
-    return [re] if im is None else [re, im]
+    def parts(self, index=()) -> list:
+        re, im = to_float64_parts(self.array.reshape(self.shape)[index], self.cd)
+        return [re] if im is None else [re, im]
+
+    def finite(self) -> bool:
+        return all(np.isfinite(p).all() for p in self.parts())
 
 
 # Complex conventions (``s`` marks the conjugated factor): forward ``x*w``:
@@ -360,23 +416,86 @@ def _combos(complex_: bool, conj: bool) -> Combo:
     return _CONJ if conj else _PLAIN
 
 
-def forward(geo: Geometry, ops, padding_mode: str, precision: int):
-    """Exact forward sums (before the scale) as one RowSums per part, or None."""
-    if geo.N * geo.C_out * geo.L_out == 0 or not _finite(ops.xr, ops.xi, ops.wr, ops.wi, ops.br, ops.bi):
+def _blocks(N: int, G: int, per_n: int, per_g: int) -> list:
+    """(n-slice, g-slice) blocks of about ``_BLOCK`` output elements (``per_n`` per batch
+    element, ``per_g`` per group of one batch element)."""
+    if per_n <= _BLOCK:
+        nb = max(1, _BLOCK // max(per_n, 1))
+        return [(slice(n, min(N, n + nb)), slice(0, G)) for n in range(0, N, nb)]
+    gb = max(1, _BLOCK // max(per_g, 1))
+    return [(slice(n, n + 1), slice(g, min(G, g + gb))) for n in range(N) for g in range(0, G, gb)]
+
+
+def _sub(geo: Geometry, ns: slice, gs: slice, N: int | None = None) -> Geometry:
+    """The geometry of batch elements ``ns`` and groups ``gs`` (a smaller grouped conv)."""
+    gb = gs.stop - gs.start
+    return replace(geo, N=(ns.stop - ns.start) if N is None else N, batched=True, C_in=gb * geo.Cg,
+                   C_out=gb * geo.Og, groups=gb)
+
+
+class Streamed:
+    """An exact output computed block by block: ``blocks()`` yields ``(index, sums per part)``
+    with ``index`` a tuple of slices into the output (rows of each block in C order)."""
+
+    def __init__(self, n_parts: int, blocks: Callable):
+        self.n_parts, self.blocks = n_parts, blocks
+
+
+def _per_ng(geo: Geometry, a: Source, b_parts: list, b_axes: tuple, F_block: Callable,
+            combos: Combo, n_products: int, out_block, b_to_out: Callable, bias=None):
+    """Outputs whose ``a`` slabs are (batch element, group) — forward and grad_x. ``a``
+    is laid out (N, G, ., .); ``b`` is small and sliced once."""
+    G = geo.groups
+    Eb, bits_b = exponents(*_stats(b_parts, b_axes), a.cd.part.precision)
+    per_g = int(np.prod(out_block(1, 1)))
+    blocks = _blocks(geo.N, G, per_g * G, per_g)
+    Ea = np.zeros((geo.N, G, 1, 1), np.int64)
+    bits_a = 0
+    for ns, gs in blocks:  # pass 1: slab exponents, finiteness
+        parts = a.parts((ns, gs))
+        if not all(np.isfinite(p).all() for p in parts):
+            return None
+        E, bits = exponents(*_stats(parts, (2, 3)), a.cd.part.precision)
+        Ea[ns, gs], bits_a = E, max(bits_a, bits)
+    p = plan(bits_a, bits_b, n_products, combos)
+    if p is None:
         return None
-    G, Og, Cg = geo.groups, geo.Og, geo.Cg
-    view = lambda v: v.reshape(geo.N, G, Cg, geo.L)
-    wview = lambda v: v.reshape(G, Og, Cg, geo.K)
-    a = Operand([view(p) for p in _parts(ops.xr, ops.xi)], precision, (2, 3))  # slab: x[n, group]
-    b = Operand([wview(p) for p in _parts(ops.wr, ops.wi)], precision, (2, 3))  # slab: w[o]
-    F = lambda x, w: fast.forward_raw(x.reshape(geo.N, geo.C_in, geo.L), w, geo, padding_mode)
+    b_slices = list(slices(b_parts, Eb, p.beta_b, p.sb))
+
+    def gen():
+        for ns, gs in blocks:
+            nb, gb = ns.stop - ns.start, gs.stop - gs.start
+            shape = out_block(nb, gb)
+            sub = _sub(geo, ns, gs)
+            parts = a.parts((ns, gs))
+            bufs = new_buffers(p, combos, shape)
+            accumulate(bufs, p, slices(parts, Ea[ns, gs], p.beta_a, p.sa), [[q[gs] for q in qs] for qs in b_slices],
+                       lambda qa, qb: F_block(sub, qa, qb), combos)
+            base = np.broadcast_to(Ea[ns, gs] + b_to_out(Eb[gs]) - p.drop, shape)
+            bb = None if bias is None else [np.broadcast_to(p[gs].reshape(1, gb, -1, 1), shape) for p in bias]
+            per = shape[2]
+            yield (ns, slice(gs.start * per, gs.stop * per), slice(None)), _sums(bufs, p, base, bb)
+
+    return Streamed(len(combos), gen)
+
+
+def forward(geo: Geometry, x: np.ndarray, w: np.ndarray, b, cd, padding_mode: str):
+    """Exact forward sums (before the scale) of the batched case-dtype ``x``: a
+    :class:`Streamed`, or None where the engine does not apply."""
+    if geo.N * geo.C_out * geo.L_out == 0:
+        return None
+    G, Og, Cg, K = geo.groups, geo.Og, geo.Cg, geo.K
+    wsrc = Source(w, cd, (G, Og, Cg, K))
+    if not wsrc.finite() or (b is not None and not Source(b, cd, (G, Og)).finite()):
+        return None
+    a = Source(x, cd, (geo.N, G, Cg, geo.L))
+    F = lambda sub, xq, wq: fast.forward_raw(xq.reshape(sub.N, sub.C_in, sub.L), wq.reshape(sub.C_out, Cg, K),
+                                             sub, padding_mode)
     bias = None
-    if ops.br is not None:
-        bias = [bb.reshape(1, G, Og, 1) for bb in _parts(ops.br, ops.bi)]
-        if ops.xi is not None and ops.bi is None:
-            bias.append(np.zeros((1, G, Og, 1)))
-    return contract(a, b, F, _combos(ops.xi is not None, False), Cg * geo.K,
-                    lambda E: E, lambda E: E.reshape(1, G, Og, 1), (geo.N, G, Og, geo.L_out), bias)
+    if b is not None:
+        bias = Source(b, cd, (G, Og)).parts()
+    return _per_ng(geo, a, wsrc.parts(), (2, 3), F, _combos(cd.is_complex, False), Cg * K,
+                   lambda nb, gb: (nb, gb, Og, geo.L_out), lambda E: E.reshape(1, -1, Og, 1), bias)
 
 
 def _input_fanin(geo: Geometry, padding_mode: str) -> int:
@@ -386,40 +505,91 @@ def _input_fanin(geo: Geometry, padding_mode: str) -> int:
     return int(np.bincount(j[j >= 0], minlength=1).max(initial=0))
 
 
-def grad_input(geo: Geometry, gyr, gyi, ops, padding_mode: str, precision: int):
-    """Exact grad_x sums ``sum gy * conj(w)`` (before the scale), one RowSums per part, or None."""
-    if geo.N * geo.C_in * geo.L == 0 or not _finite(gyr, gyi, ops.wr, ops.wi):
+def grad_input(geo: Geometry, gy: np.ndarray, w: np.ndarray, cd, padding_mode: str):
+    """Exact grad_x sums ``sum gy * conj(w)`` (before the scale): a :class:`Streamed` or None."""
+    if geo.N * geo.C_in * geo.L == 0:
         return None
-    G, Og, Cg = geo.groups, geo.Og, geo.Cg
-    a = Operand([p.reshape(geo.N, G, Og, geo.L_out) for p in _parts(gyr, gyi)], precision, (2, 3))
-    b = Operand([p.reshape(G, Og, Cg, geo.K) for p in _parts(ops.wr, ops.wi)], precision, (1, 3))
-    F = lambda g, w: fast.grad_input_raw(g.reshape(geo.N, geo.C_out, geo.L_out), w.reshape(geo.C_out, Cg, geo.K),
-                                         geo, padding_mode).reshape(geo.N, G, Cg, geo.L)
+    G, Og, Cg, K = geo.groups, geo.Og, geo.Cg, geo.K
+    wsrc = Source(w, cd, (G, Og, Cg, K))
+    if not wsrc.finite():
+        return None
+    a = Source(gy, cd, (geo.N, G, Og, geo.L_out))
+    F = lambda sub, gq, wq: fast.grad_input_raw(gq.reshape(sub.N, sub.C_out, sub.L_out), wq.reshape(sub.C_out, Cg, K),
+                                                sub, padding_mode).reshape(sub.N, sub.groups, Cg, sub.L)
     n = Og * max(_input_fanin(geo, padding_mode), 1)
-    return contract(a, b, F, _combos(gyi is not None, True), n,
-                    lambda E: E, lambda E: E.reshape(1, G, Cg, 1), (geo.N, G, Cg, geo.L))
+    return _per_ng(geo, a, wsrc.parts(), (1, 3), F, _combos(cd.is_complex, True), n,
+                   lambda nb, gb: (nb, gb, Cg, geo.L), lambda E: E.reshape(1, -1, Cg, 1))
 
 
-def grad_weight(geo: Geometry, gyr, gyi, ops, padding_mode: str, precision: int):
-    """Exact grad_w sums ``sum_{n,t} gy * conj(xp)`` (before the scale), or None."""
-    if geo.C_out * geo.Cg * geo.K == 0 or geo.N * geo.L_out == 0 or not _finite(gyr, gyi, ops.xr, ops.xi):
+def _over_n(geo: Geometry, a: Source, b: Source | None, F_block: Callable, combos: Combo, n_products: int,
+            out_shape: tuple, a_to_out: Callable, b_to_out: Callable):
+    """Outputs summed over the batch — grad_w (``b`` = x) and grad_b (``b`` None: ones). Slabs
+    span all batch elements: pass 1 gathers their exponents block by block, pass 2 slices each
+    block on those global grids and adds its products into diagonal buffers of the (small)
+    output."""
+    G = geo.groups
+    per_g = a.shape[2] * a.shape[3] + (0 if b is None else b.shape[2] * b.shape[3])
+    blocks = _blocks(geo.N, G, per_g * G, per_g)
+    prec = a.cd.part.precision
+    stats = {}
+    for name, src in (("a", a), ("b", b)):
+        if src is None:
+            continue
+        amax = np.zeros((1, G, src.shape[2], 1))
+        amin = np.full((1, G, src.shape[2], 1), np.inf)
+        for ns, gs in blocks:
+            parts = src.parts((ns, gs))
+            if not all(np.isfinite(p).all() for p in parts):
+                return None
+            mx, mn = _stats(parts, (0, 3))
+            amax[:, gs], amin[:, gs] = np.maximum(amax[:, gs], mx), np.minimum(amin[:, gs], mn)
+        stats[name] = exponents(amax, amin, prec)
+    Ea, bits_a = stats["a"]
+    Eb, bits_b = stats["b"] if b is not None else (np.ones((1, G, 1, 1), np.int64), 1)
+    p = plan(bits_a, bits_b, n_products, combos)
+    if p is None:
         return None
-    G, Og, Cg = geo.groups, geo.Og, geo.Cg
-    a = Operand([p.reshape(geo.N, G, Og, geo.L_out) for p in _parts(gyr, gyi)], precision, (0, 3))
-    b = Operand([p.reshape(geo.N, G, Cg, geo.L) for p in _parts(ops.xr, ops.xi)], precision, (0, 3))
-    F = lambda g, x: fast.grad_weight_raw(g.reshape(geo.N, geo.C_out, geo.L_out), x.reshape(geo.N, geo.C_in, geo.L),
-                                          geo, padding_mode)
-    return contract(a, b, F, _combos(gyi is not None, True), geo.N * geo.L_out,
-                    lambda E: E.reshape(G, Og, 1, 1), lambda E: E.reshape(G, 1, Cg, 1), (G, Og, Cg, geo.K))
+
+    def gen():
+        bufs = new_buffers(p, combos, out_shape)
+        for ns, gs in blocks:
+            sub = _sub(geo, ns, gs)
+            if b is None:
+                b_sl = [[np.full((1, gs.stop - gs.start, 1, 1), 2.0 ** (p.beta_b - 1))]] if p.sb else []
+            else:
+                b_sl = list(slices(b.parts((ns, gs)), Eb[:, gs], p.beta_b, p.sb))
+            blk = new_buffers(p, combos, (gs.stop - gs.start,) + tuple(out_shape[1:]))
+            accumulate(blk, p, slices(a.parts((ns, gs)), Ea[:, gs], p.beta_a, p.sa), b_sl,
+                       lambda qa, qb: F_block(sub, qa, qb), combos)
+            for part in range(len(bufs)):
+                for k in range(len(bufs[part])):
+                    bufs[part][k][gs] += blk[part][k]
+        base = np.broadcast_to(a_to_out(Ea) + b_to_out(Eb) - p.drop, out_shape)
+        yield slice(None), _sums(bufs, p, base, None)  # the whole output, flat
+
+    return Streamed(len(combos), gen)
 
 
-def grad_bias(geo: Geometry, gyr, gyi, precision: int):
-    """Exact grad_b sums ``sum_{n,t} gy`` (before the scale), or None."""
-    if geo.C_out == 0 or geo.N * geo.L_out == 0 or not _finite(gyr, gyi):
+def grad_weight(geo: Geometry, gy: np.ndarray, x: np.ndarray, cd, padding_mode: str):
+    """Exact grad_w sums ``sum_{n,t} gy * conj(xp)`` (before the scale), as (G, Og, Cg, K)."""
+    if geo.C_out * geo.Cg * geo.K == 0 or geo.N * geo.L_out == 0:
         return None
-    a = Operand([p.reshape(geo.N, geo.C_out, geo.L_out) for p in _parts(gyr, gyi)], precision, (0, 2))
-    b = Operand([np.ones(1)], 1, (0,))
-    combos = [[(1, 0, 0)]] if gyi is None else [[(1, 0, 0)], [(1, 1, 0)]]
-    F = lambda g, one: g.sum(axis=(0, 2)) * one[0]
-    return contract(a, b, F, combos, geo.N * geo.L_out,
-                    lambda E: E.reshape(geo.C_out), lambda E: E.reshape(()), (geo.C_out,))
+    G, Og, Cg, K = geo.groups, geo.Og, geo.Cg, geo.K
+    a = Source(gy, cd, (geo.N, G, Og, geo.L_out))
+    b = Source(x, cd, (geo.N, G, Cg, geo.L))
+    F = lambda sub, gq, xq: fast.grad_weight_raw(gq.reshape(sub.N, sub.C_out, sub.L_out), xq.reshape(sub.N, sub.C_in, sub.L),
+                                                 sub, padding_mode)
+    return _over_n(geo, a, b, F, _combos(cd.is_complex, True), geo.N * geo.L_out, (G, Og, Cg, K),
+                   lambda E: E.reshape(G, Og, 1, 1), lambda E: E.reshape(G, 1, Cg, 1))
+
+
+def grad_bias(geo: Geometry, gy: np.ndarray, cd):
+    """Exact grad_b sums ``sum_{n,t} gy`` (before the scale), as (G, Og)."""
+    if geo.C_out == 0 or geo.N * geo.L_out == 0:
+        return None
+    G, Og = geo.groups, geo.Og
+    a = Source(gy, cd, (geo.N, G, Og, geo.L_out))
+    combos = [[(1, 0, 0)]] if not cd.is_complex else [[(1, 0, 0)], [(1, 1, 0)]]
+    F = lambda sub, gq, one: gq.sum(axis=(0, 3)) * one[0, :, 0, :]
+    return _over_n(geo, a, None, F, combos, geo.N * geo.L_out, (G, Og),
+                   lambda E: E.reshape(G, Og), lambda E: E.reshape(G, 1))
