@@ -41,6 +41,9 @@ SMALL_GROUP = 16   # row-tiled kernels when a group has at most this many channe
 PER = 8
 SMEM_LIMIT = 48 * 1024
 TARGET_THREADS = 1 << 17  # grad_w: split long (n, t) reductions until about this many threads
+DW_KMAX = (4, 8, 16, 32, 64)  # dw_vec instantiations (taps unrolled up to KMAX)
+DW_TYPES = ("__half", "bf16_t", "float")
+DW_BLOCK = 128  # dw_vec threads per block; 8 outputs each
 
 
 class CupyBackend(Backend):
@@ -77,9 +80,12 @@ class CupyBackend(Backend):
         if self._module is None:
             import cupy
             names = [self._expr(k, t, c) for k in KERNELS for t, c, _ in set(STORAGE.values())]
+            names += [self._dw_expr(t, km, bwd) for t in DW_TYPES for km in DW_KMAX for bwd in (False, True)]
+            names += [f"dw_grad_w_vec<{t}, {km}>" for t in DW_TYPES for km in DW_KMAX]
             code = SOURCE.read_text() + "\n" + "\n".join(
                 f"INSTANTIATE({t}, {'true' if c else 'false'}) INSTANTIATE_TILES({t}, {'true' if c else 'false'})"
-                for t, c, _ in sorted(set(STORAGE.values()), key=str))
+                for t, c, _ in sorted(set(STORAGE.values()), key=str)) + "\n" + "\n".join(
+                f"INSTANTIATE_DW({t})" for t in DW_TYPES)
             # IEEE behaviour spelled out: subnormals kept, correctly rounded division/sqrt.
             self._module = cupy.RawModule(code=code, options=("-std=c++17", "-ftz=false", "-prec-div=true",
                                                               "-prec-sqrt=true"), name_expressions=names)
@@ -90,6 +96,28 @@ class CupyBackend(Backend):
     def _expr(kernel, t, c):
         extra = f", {PER}" if kernel in TILE_KERNELS else ""
         return f"{kernel}<{t}, {'true' if c else 'false'}{extra}>"
+
+    @staticmethod
+    def _dw_expr(t, kmax, bwd):
+        return f"dw_vec<{t}, {kmax}, {'true' if bwd else 'false'}>"
+
+    @staticmethod
+    def _dw_kmax(cd, geo, spec):
+        """The dw_vec instantiation for this call, or None: depthwise, stride 1, dilation 1,
+        real 16/32-bit storage, K <= 64."""
+        if not (geo.Cg == 1 and geo.Og == 1 and spec.stride == 1 and (spec.dilation == 1 or geo.K == 1)):
+            return None
+        if cd.is_complex or cd.part.name == "float64" or geo.L_pad >= 2**31 or geo.N * geo.C_out == 0:
+            return None
+        return next((k for k in DW_KMAX if geo.K <= k), None)
+
+    def _launch_dw(self, cd, geo, kmax, bwd, length, *args):
+        t = STORAGE[cd.name][0]
+        T = DW_BLOCK * 8
+        tiles = -(-length // T)
+        smem = (T + 2 * geo.K + 4) * 4
+        fn = self.module().get_function(self._dw_expr(t, kmax, bwd))
+        fn((geo.N * geo.C_out * tiles,), (DW_BLOCK,), args, shared_mem=smem)
 
     def _kernel(self, kernel: str, dtype: str):
         t, c, _ = STORAGE[dtype]
@@ -154,6 +182,10 @@ class CupyBackend(Backend):
         geo, gp = self._geometry(x_shape, w_shape, spec)
         s = float(exact_unit_scales(geo, spec).output)
         y = self._empty(geo.y_shape, cd)
+        kmax = self._dw_kmax(cd, geo, spec)
+        if kmax is not None:
+            self._launch_dw(cd, geo, kmax, False, geo.L_out, dx, dw, db, y, *gp, np.float64(s))
+            return y
         tiles = -(-geo.L_out // (self.block * PER))
         T = -(-geo.L_out // tiles)  # balanced tiles: no nearly empty last tile
         span = (T - 1) * geo.stride + (geo.K - 1) * geo.dilation + 1
@@ -174,7 +206,10 @@ class CupyBackend(Backend):
         T = self.block * PER
         tn = (T + (geo.K - 1) * geo.dilation) // geo.stride + 2
         smem = tn * self._pair_bytes(cd)
-        if geo.Og <= SMALL_GROUP and smem <= SMEM_LIMIT and geo.L_pad < 2**31:
+        kmax = self._dw_kmax(cd, geo, spec)
+        if kmax is not None:
+            self._launch_dw(cd, geo, kmax, True, geo.L, dgy, dw, None, gx, *gp, np.float64(s_gx))
+        elif geo.Og <= SMALL_GROUP and smem <= SMEM_LIMIT and geo.L_pad < 2**31:
             tiles = -(-geo.L // T)
             self._launch_blocks("conv_grad_x_tile", cd.name, geo.N * geo.C_in * tiles, smem, dgy, dw, gx, *gp,
                                 np.float64(s_gx))
@@ -183,7 +218,16 @@ class CupyBackend(Backend):
         E = int(np.prod(w_shape))
         chunks = max(1, min(TARGET_THREADS // max(E, 1), (geo.N * geo.L_out) // 256))
         rows = geo.C_out * geo.Cg
-        if geo.Cg <= SMALL_GROUP and geo.N > 0 and geo.L_pad < 2**31:  # per-row blocks, fixed-order tree reduction
+        if kmax is not None:  # depthwise: per-tile partial sums, then the fixed-order final sum
+            import cupy
+            T = DW_BLOCK * 8
+            tiles = -(-geo.L_out // T)
+            partial = cupy.empty(geo.N * tiles * E, np.float32)
+            fn = self.module().get_function(f"dw_grad_w_vec<{STORAGE[cd.name][0]}, {kmax}>")
+            fn((geo.N * geo.C_out * tiles,), (DW_BLOCK,), (dgy, dx, partial, *gp, np.float64(s_gw)),
+               shared_mem=(T + 2 * geo.K + 4) * 4 + 4 * kmax * 4)
+            self._launch("conv_grad_w_final", cd.name, E, partial, gw, np.int64(E), np.int64(geo.N * tiles))
+        elif geo.Cg <= SMALL_GROUP and geo.N > 0 and geo.L_pad < 2**31:  # per-row blocks, fixed-order tree reduction
             import cupy
             chunks = max(1, min(geo.N, -(-2048 // rows)))
             acc = np.float64 if cd.part.name == "float64" else np.float32

@@ -489,3 +489,226 @@ __global__ void conv_grad_w_rows(const S* __restrict__ gy, const S* __restrict__
     template __global__ void conv_fwd_tile<S, C, 8>(const S*, const S*, const S*, S*, GEO_TYPES, double, int); \
     template __global__ void conv_grad_x_tile<S, C, 8>(const S*, const S*, S*, GEO_TYPES, double); \
     template __global__ void conv_grad_w_rows<S, C>(const S*, const S*, typename Acc<S>::type*, GEO_TYPES, long long, double);
+
+
+// ---------------------------------------------------------------------------------------
+// Depthwise (one input and one output channel per group), stride 1, dilation 1, float
+// accumulation (16-bit and float32 storage): the forward, and the main copy of grad_x as the
+// same correlation of grad_y with the taps reversed. A block stages the input span of a tile
+// of T = 8 * blockDim.x outputs of one row in shared memory as float (the padding map only at
+// row edges); each thread computes two quads of 4 consecutive outputs from a register window
+// read with 16-byte shared loads, taps unrolled up to KMAX; 16-byte (float32) or 8-byte
+// (16-bit) stores. Per output: K fused multiply-adds and about 3 other instructions.
+// Sum order: taps ascending (forward) / descending (grad_x), then the bias: deterministic.
+
+template <typename S> __device__ __forceinline__ void store4(S* p, float a, float b, float c, float d);
+template <> __device__ __forceinline__ void store4<float>(float* p, float a, float b, float c, float d) {
+    *reinterpret_cast<float4*>(p) = make_float4(a, b, c, d);
+}
+template <> __device__ __forceinline__ void store4<__half>(__half* p, float a, float b, float c, float d) {
+    __half2 lo = __halves2half2(__float2half_rn(a), __float2half_rn(b));
+    __half2 hi = __halves2half2(__float2half_rn(c), __float2half_rn(d));
+    uint2 v;
+    v.x = *reinterpret_cast<unsigned*>(&lo);
+    v.y = *reinterpret_cast<unsigned*>(&hi);
+    *reinterpret_cast<uint2*>(p) = v;
+}
+template <> __device__ __forceinline__ void store4<bf16_t>(bf16_t* p, float a, float b, float c, float d) {
+    bf16_t q[4] = {__float2bfloat16_rn(a), __float2bfloat16_rn(b), __float2bfloat16_rn(c), __float2bfloat16_rn(d)};
+    uint2 v;
+    v.x = (unsigned)(*reinterpret_cast<unsigned short*>(&q[0])) | ((unsigned)(*reinterpret_cast<unsigned short*>(&q[1])) << 16);
+    v.y = (unsigned)(*reinterpret_cast<unsigned short*>(&q[2])) | ((unsigned)(*reinterpret_cast<unsigned short*>(&q[3])) << 16);
+    *reinterpret_cast<uint2*>(p) = v;
+}
+
+// sm[q] = padded input at i0 + q for q < span (span <= 8 * blockDim.x + halo): the 8 loads of
+// each thread are issued before any store (latency overlapped); the padding map (forward) or
+// zeros (grad_x reading grad_y) only in tiles that touch a row end.
+template <typename S, bool BWD>
+__device__ __forceinline__ void stage_row(float* sm, const S* __restrict__ src, int i0, int span, int Lin, const Geo& g) {
+    const int nt = (int)blockDim.x;
+    if (i0 >= 0 && i0 + span <= Lin) {
+        float v[8];
+#pragma unroll
+        for (int u = 0; u < 8; ++u) {
+            const int q = threadIdx.x + u * nt;
+            v[u] = q < span ? to_acc(src[i0 + q]) : 0.f;
+        }
+#pragma unroll
+        for (int u = 0; u < 8; ++u) {
+            const int q = threadIdx.x + u * nt;
+            if (q < span) sm[q] = v[u];
+        }
+        for (int q = threadIdx.x + 8 * nt; q < span; q += nt) sm[q] = to_acc(src[i0 + q]);
+    } else {
+        const int pl = (int)g.pl, Lpad = (int)(g.L + g.pl + g.pr);
+        for (int q = threadIdx.x; q < span; q += nt) {
+            const int j = i0 + q;
+            float v = 0.f;
+            if (j >= 0 && j < Lin) v = to_acc(src[j]);
+            else if (!BWD && j + pl < Lpad) {
+                const long long jj = src_index(j + pl, g.L, g.pl, g.mode);
+                if (jj >= 0) v = to_acc(src[jj]);
+            }
+            sm[q] = v;
+        }
+    }
+}
+
+template <typename S, int KMAX, bool BWD>
+__global__ void __launch_bounds__(128) dw_vec(const S* __restrict__ in, const S* __restrict__ w,
+                                              const S* __restrict__ b, S* __restrict__ out, GEO_ARGS, double scale) {
+    extern __shared__ __align__(16) unsigned char smem_raw[];
+    float* sm = reinterpret_cast<float*>(smem_raw);
+    GEO_MAKE
+    const int K = (int)g.K, pl = (int)g.pl;
+    // forward: in = x rows of L, out = y rows of Lout; grad_x: in = grad_y rows of Lout, out = grad_x rows of L
+    const int Lin = BWD ? (int)g.Lout : (int)g.L, Lo = BWD ? (int)g.L : (int)g.Lout;
+    const int T = (int)blockDim.x * 8;
+    const unsigned tiles = (unsigned)((Lo + T - 1) / T);
+    const unsigned row = blockIdx.x / tiles;  // n * C + c
+    const int t0 = (int)(blockIdx.x - row * tiles) * T;
+    const unsigned c = row % (unsigned)g.Cout;
+    const int span = T + K - 1, alloc = T + K + 4;
+    float* ws = sm + alloc;
+    const float s = (float)scale;
+    if ((int)threadIdx.x < K) {  // scaled taps, reversed for grad_x
+        int k = (int)threadIdx.x;
+        ws[BWD ? K - 1 - k : k] = mul_ieee(to_acc(w[(long long)c * K + k]), s);
+    }
+    // staged input: sm[q] = padded input at position i0 + q
+    const int i0 = BWD ? t0 + pl - (K - 1) : t0 - pl;
+    const S* src = in + (long long)row * Lin;
+    stage_row<S, BWD>(sm, src, i0, span, Lin, g);
+    for (int q = span + threadIdx.x; q < alloc; q += blockDim.x) sm[q] = 0.f;
+    __syncthreads();
+    float br = 0.f;
+    if (!BWD && b) br = mul_ieee(to_acc(b[c]), s);
+    constexpr int NW = KMAX + 4;  // window: 4 outputs + KMAX - 1 taps, in whole float4s
+    for (int rr = 0; rr < 2; ++rr) {
+        const int qb = (rr * (int)blockDim.x + (int)threadIdx.x) * 4;
+        if (t0 + qb >= Lo) break;
+        float win[NW];
+#pragma unroll
+        for (int m = 0; m < NW / 4; ++m) {
+            if (4 * m < K + 3) {
+                float4 v = *reinterpret_cast<const float4*>(sm + qb + 4 * m);
+                win[4 * m] = v.x; win[4 * m + 1] = v.y; win[4 * m + 2] = v.z; win[4 * m + 3] = v.w;
+            }
+        }
+        float acc[4] = {0.f, 0.f, 0.f, 0.f};
+#pragma unroll
+        for (int k = 0; k < KMAX; ++k) {
+            if (k < K) {
+                const float wk = ws[k];
+#pragma unroll
+                for (int r = 0; r < 4; ++r) acc[r] = fma_ieee(win[r + k], wk, acc[r]);
+            }
+        }
+        if (BWD && g.mode != 0) {  // extra padding copies: only within max(pl, pr) + 1 of a row end
+            const int E = (int)(g.pl > g.pr ? g.pl : g.pr) + 1;
+            for (int r = 0; r < 4; ++r) {
+                const long long j = t0 + qb + r;
+                if (j >= Lo || (j >= E && j < Lo - E)) continue;
+                long long lo[4], hi[4];
+                const int m = copies(j, g, lo, hi);
+                float si = 0.f;
+                for (int q = 1; q < m; ++q)
+                    add_copies<S, false, float>(in, w, g, row / (unsigned)g.Cout, c, 0, lo[q], hi[q], s, acc[r], si);
+            }
+        }
+        S* dst = out + (long long)row * Lo + t0 + qb;
+        if (t0 + qb + 4 <= Lo && (((long long)row * Lo + t0 + qb) & 3) == 0) {
+            store4<S>(dst, add_ieee(acc[0], br), add_ieee(acc[1], br), add_ieee(acc[2], br), add_ieee(acc[3], br));
+        } else {
+            for (int r = 0; r < 4 && t0 + qb + r < Lo; ++r) dst[r] = from_acc<S>(add_ieee(acc[r], br));
+        }
+    }
+}
+
+// Depthwise grad_w partial sums, stride 1, dilation 1: block = tile of T = 8 * blockDim.x
+// outputs of row (n, c); the tile's x span is staged as in the forward, each thread takes two
+// quads of grad_y (scaled) and accumulates sum_t gy[t] * xp[t + k] for every tap; then a fixed
+// shuffle tree per warp and the 4 warps in order: partial[(n * tiles + tile) * C + c][k].
+// conv_grad_w_final sums the partials in a fixed order. Deterministic.
+template <typename S, int KMAX>
+__global__ void __launch_bounds__(128) dw_grad_w_vec(const S* __restrict__ gy, const S* __restrict__ x,
+                                                     float* __restrict__ partial, GEO_ARGS, double scale) {
+    extern __shared__ __align__(16) unsigned char smem_raw[];
+    float* sm = reinterpret_cast<float*>(smem_raw);
+    GEO_MAKE
+    const int K = (int)g.K, pl = (int)g.pl, L = (int)g.L, Lout = (int)g.Lout;
+    const int T = (int)blockDim.x * 8;
+    const unsigned tiles = (unsigned)((Lout + T - 1) / T), C = (unsigned)g.Cout;
+    const unsigned row = blockIdx.x / tiles;
+    const unsigned tile = blockIdx.x - row * tiles;
+    const int t0 = (int)tile * T;
+    const int span = T + K - 1, alloc = T + K + 4;
+    stage_row<S, false>(sm, x + (long long)row * L, t0 - pl, span, L, g);
+    for (int q = span + threadIdx.x; q < alloc; q += blockDim.x) sm[q] = 0.f;
+    __syncthreads();
+    const float s = (float)scale;
+    float acc[KMAX];
+#pragma unroll
+    for (int k = 0; k < KMAX; ++k) acc[k] = 0.f;
+    constexpr int NW = KMAX + 4;
+    const S* grow = gy + (long long)row * Lout;
+    for (int rr = 0; rr < 2; ++rr) {
+        const int qb = (rr * (int)blockDim.x + (int)threadIdx.x) * 4;
+        if (t0 + qb >= Lout) break;
+        float gv[4];
+#pragma unroll
+        for (int r = 0; r < 4; ++r) gv[r] = t0 + qb + r < Lout ? mul_ieee(to_acc(grow[t0 + qb + r]), s) : 0.f;
+        float win[NW];
+#pragma unroll
+        for (int m = 0; m < NW / 4; ++m) {
+            if (4 * m < K + 3) {
+                float4 v = *reinterpret_cast<const float4*>(sm + qb + 4 * m);
+                win[4 * m] = v.x; win[4 * m + 1] = v.y; win[4 * m + 2] = v.z; win[4 * m + 3] = v.w;
+            }
+        }
+#pragma unroll
+        for (int k = 0; k < KMAX; ++k) {
+            if (k < K) {
+#pragma unroll
+                for (int r = 0; r < 4; ++r) acc[k] = fma_ieee(gv[r], win[r + k], acc[k]);
+            }
+        }
+    }
+    __syncthreads();  // sm is reused for the per-warp results
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+#pragma unroll
+    for (int k = 0; k < KMAX; ++k) {
+        if (k < K) {
+            float v = acc[k];
+#pragma unroll
+            for (int h = 16; h > 0; h >>= 1) v = add_ieee(v, __shfl_down_sync(0xffffffffu, v, h));
+            if (lane == 0) sm[warp * KMAX + k] = v;
+        }
+    }
+    __syncthreads();
+    if ((int)threadIdx.x < K) {
+        const int k = (int)threadIdx.x;
+        float v = sm[k];
+        for (int q = 1; q < (int)(blockDim.x >> 5); ++q) v = add_ieee(v, sm[q * KMAX + k]);
+        const unsigned n = row / C, c = row - n * C;
+        partial[((long long)(n * tiles + tile) * C + c) * K + k] = v;
+    }
+}
+
+#define INSTANTIATE_DW(S) \
+    template __global__ void dw_grad_w_vec<S, 4>(const S*, const S*, float*, GEO_TYPES, double); \
+    template __global__ void dw_grad_w_vec<S, 8>(const S*, const S*, float*, GEO_TYPES, double); \
+    template __global__ void dw_grad_w_vec<S, 16>(const S*, const S*, float*, GEO_TYPES, double); \
+    template __global__ void dw_grad_w_vec<S, 32>(const S*, const S*, float*, GEO_TYPES, double); \
+    template __global__ void dw_grad_w_vec<S, 64>(const S*, const S*, float*, GEO_TYPES, double); \
+    template __global__ void dw_vec<S, 4, false>(const S*, const S*, const S*, S*, GEO_TYPES, double); \
+    template __global__ void dw_vec<S, 8, false>(const S*, const S*, const S*, S*, GEO_TYPES, double); \
+    template __global__ void dw_vec<S, 16, false>(const S*, const S*, const S*, S*, GEO_TYPES, double); \
+    template __global__ void dw_vec<S, 32, false>(const S*, const S*, const S*, S*, GEO_TYPES, double); \
+    template __global__ void dw_vec<S, 64, false>(const S*, const S*, const S*, S*, GEO_TYPES, double); \
+    template __global__ void dw_vec<S, 4, true>(const S*, const S*, const S*, S*, GEO_TYPES, double); \
+    template __global__ void dw_vec<S, 8, true>(const S*, const S*, const S*, S*, GEO_TYPES, double); \
+    template __global__ void dw_vec<S, 16, true>(const S*, const S*, const S*, S*, GEO_TYPES, double); \
+    template __global__ void dw_vec<S, 32, true>(const S*, const S*, const S*, S*, GEO_TYPES, double); \
+    template __global__ void dw_vec<S, 64, true>(const S*, const S*, const S*, S*, GEO_TYPES, double);

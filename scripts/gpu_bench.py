@@ -114,7 +114,7 @@ def main(argv=None):
                 cp.backward_device(cd, xs, ws, spec, dgy, dx, dw, False)
 
             t_fb, c_fb = timeit(torch_fb, reps=10), timeit(cupy_fb, reps=5)
-            bytes_fb = bytes_fwd + (2 * N * Co * L_out + N * Ci * L + N * Ci * L) * isz
+            bytes_fb = bytes_fwd + (N * Co * L_out + 2 * N * Ci * L) * isz  # + grad_y, x read, grad_x written
             row.update(torch_fb_ms=t_fb, cupy_fb_ms=c_fb, speedup_fb=t_fb / c_fb,
                        cupy_fb_pct_floor=100 * bytes_fb / c_fb / 1e6 / bw)
         rows.append(row)

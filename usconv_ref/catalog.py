@@ -132,6 +132,21 @@ def build_catalog() -> list[Case]:
         cases.append(_case(A, f"scale-power-{i}", scale_power=list(p), constraint=None, stride=2,
                            dtype=("float32", "float64", "bfloat16", "float16", "complex64")[i]))
     cases += _pairs_cases()
+    # depthwise, stride 1, dilation 1 over rows longer than a GPU tile (1024 outputs): the
+    # specialised depthwise kernels' interior tiles, row ends, padding modes and tap counts
+    D = "dw"
+    cases += [
+        _case(D, "f32-zeros-K4-causal", N=2, C_in=3, C_out=3, L=2500, K=4, padding=3, groups=3),
+        _case(D, "f16-reflect-K9", N=2, C_in=3, C_out=3, L=2051, K=9, padding=4, groups=3, padding_mode="reflect",
+              dtype="float16"),
+        _case(D, "bf16-replicate-K31", N=1, C_in=4, C_out=4, L=1100, K=31, padding=15, groups=4,
+              padding_mode="replicate", dtype="bfloat16"),
+        _case(D, "f32-circular-K64-same", N=1, C_in=2, C_out=2, L=2048, K=64, padding="same", groups=2,
+              padding_mode="circular"),
+        _case(D, "f32-K1-nobias", N=2, C_in=3, C_out=3, L=1030, K=1, padding=0, groups=3, bias=False),
+        _case(D, "f16-sparse-K7", N=1, C_in=2, C_out=2, L=1500, K=7, padding=3, groups=2, dtype="float16",
+              dataset="sparse"),
+    ]
     ids = [c.id for c in cases]
     assert len(ids) == len(set(ids)), "duplicate case ids"
     return cases

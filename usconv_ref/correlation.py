@@ -16,6 +16,8 @@ Complex terms are split into real products (``re = ar*br - ai*bi``,
 """
 from __future__ import annotations
 
+import os
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Callable, Iterable
 
@@ -36,9 +38,9 @@ Parts = list  # [(A_re, B_re)] or [(A_re, B_re), (A_im, B_im)]
 
 @dataclass
 class ExactTensor:
-    """One output tensor known exactly, block by block: ``blocks()`` yields ``(index, sums)``
-    with ``index`` a flat slice or a tuple of slices into the output and ``sums`` one exact-sum
-    object per part (real[, imag]; :class:`~usconv_ref.numerics.RowSums` or
+    """One output tensor known exactly, block by block: ``blocks()`` yields ``(index, thunk)``
+    with ``index`` a flat slice or a tuple of slices into the output and ``thunk()`` giving one
+    exact-sum object per part (real[, imag]; :class:`~usconv_ref.numerics.RowSums` or
     :class:`~usconv_ref.sliced.SlicedSums`, rows in C order). ``scale`` None means an empty sum
     (exactly zero). Blocks may be computed on demand (then each :meth:`round` recomputes
     them; :meth:`materialize` keeps them)."""
@@ -47,25 +49,42 @@ class ExactTensor:
     blocks: Callable[[], Iterable]
     scale: ExactScale | None
 
-    def round(self, cd: CaseDtype) -> np.ndarray:
+    def round(self, cd: CaseDtype, workers: int | None = None) -> np.ndarray:
         """Every element correctly rounded once into ``cd`` (real or complex as the op),
-        written block by block into the result."""
+        block by block straight into the result; blocks are computed and rounded on
+        ``workers`` threads (default: the CPU count; NumPy and BLAS release the GIL)."""
         out = np.zeros(self.shape, cd.numpy)
         if self.scale is None:
             return out
-        for index, sums in self.blocks():
-            target = out.reshape(-1) if isinstance(index, slice) else out
+        flat = out.reshape(-1)
+
+        def work(item):
+            index, thunk = item
+            target = flat if isinstance(index, slice) else out
             shape = target[index].shape
-            values = [s.round(self.scale, cd.part).reshape(shape) for s in sums]
+            values = [s.round(self.scale, cd.part).reshape(shape) for s in thunk()]
             re = values[0]
             im = values[1] if len(values) > 1 else (np.zeros_like(re) if cd.is_complex else None)
             target[index] = from_float64_parts(re, im, cd)
+
+        items = list(self.blocks())
+        workers = min(workers or os.cpu_count() or 1, len(items))
+        if workers <= 1:
+            for item in items:
+                work(item)
+        else:
+            with ThreadPoolExecutor(workers) as ex:
+                list(ex.map(work, items))  # disjoint blocks of the output; re-raises errors
         return out
 
     def materialize(self) -> "ExactTensor":
         """The same tensor with its blocks computed once and kept (for several roundings)."""
-        kept = list(self.blocks()) if self.scale is not None else []
+        kept = [(index, _const(thunk())) for index, thunk in self.blocks()] if self.scale is not None else []
         return ExactTensor(self.shape, lambda: kept, self.scale)
+
+
+def _const(value):
+    return lambda: value
 
 
 def _products(ar, ai, br, bi, conj: bool) -> Parts:
@@ -96,7 +115,7 @@ def evaluate(shape, n_terms: int, builder: Callable[[np.ndarray], Parts], n_part
     blocks = []
     for r0 in range(0, rows, per_block):
         r = np.arange(r0, min(rows, r0 + per_block), dtype=np.int64)
-        blocks.append((slice(r0, r0 + r.size), [exact_row_sums(a, b, mantissa_bits) for a, b in builder(r)]))
+        blocks.append((slice(r0, r0 + r.size), _const([exact_row_sums(a, b, mantissa_bits) for a, b in builder(r)])))
     return ExactTensor(tuple(shape), lambda: blocks, scale)
 
 

@@ -37,7 +37,7 @@ exponent spreads that need more than ``MAX_PASSES`` passes or ``MAX_LIMBS`` limb
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from functools import lru_cache
+from functools import lru_cache, partial
 from fractions import Fraction
 from typing import Callable
 
@@ -434,8 +434,9 @@ def _sub(geo: Geometry, ns: slice, gs: slice, N: int | None = None) -> Geometry:
 
 
 class Streamed:
-    """An exact output computed block by block: ``blocks()`` yields ``(index, sums per part)``
-    with ``index`` a tuple of slices into the output (rows of each block in C order)."""
+    """An exact output computed block by block: ``blocks()`` yields ``(index, thunk)`` with
+    ``index`` slices into the output and ``thunk()`` the block's sums per part (rows in C
+    order); thunks are independent, so blocks may be computed in any order or concurrently."""
 
     def __init__(self, n_parts: int, blocks: Callable):
         self.n_parts, self.blocks = n_parts, blocks
@@ -462,19 +463,22 @@ def _per_ng(geo: Geometry, a: Source, b_parts: list, b_axes: tuple, F_block: Cal
         return None
     b_slices = list(slices(b_parts, Eb, p.beta_b, p.sb))
 
+    def block(ns: slice, gs: slice):
+        nb, gb = ns.stop - ns.start, gs.stop - gs.start
+        shape = out_block(nb, gb)
+        sub = _sub(geo, ns, gs)
+        parts = a.parts((ns, gs))
+        bufs = new_buffers(p, combos, shape)
+        accumulate(bufs, p, slices(parts, Ea[ns, gs], p.beta_a, p.sa), [[q[gs] for q in qs] for qs in b_slices],
+                   lambda qa, qb: F_block(sub, qa, qb), combos)
+        base = np.broadcast_to(Ea[ns, gs] + b_to_out(Eb[gs]) - p.drop, shape)
+        bb = None if bias is None else [np.broadcast_to(q[gs].reshape(1, gb, -1, 1), shape) for q in bias]
+        return _sums(bufs, p, base, bb)
+
     def gen():
+        per = out_block(1, 1)[2]
         for ns, gs in blocks:
-            nb, gb = ns.stop - ns.start, gs.stop - gs.start
-            shape = out_block(nb, gb)
-            sub = _sub(geo, ns, gs)
-            parts = a.parts((ns, gs))
-            bufs = new_buffers(p, combos, shape)
-            accumulate(bufs, p, slices(parts, Ea[ns, gs], p.beta_a, p.sa), [[q[gs] for q in qs] for qs in b_slices],
-                       lambda qa, qb: F_block(sub, qa, qb), combos)
-            base = np.broadcast_to(Ea[ns, gs] + b_to_out(Eb[gs]) - p.drop, shape)
-            bb = None if bias is None else [np.broadcast_to(p[gs].reshape(1, gb, -1, 1), shape) for p in bias]
-            per = shape[2]
-            yield (ns, slice(gs.start * per, gs.stop * per), slice(None)), _sums(bufs, p, base, bb)
+            yield (ns, slice(gs.start * per, gs.stop * per), slice(None)), partial(block, ns, gs)
 
     return Streamed(len(combos), gen)
 
@@ -550,7 +554,7 @@ def _over_n(geo: Geometry, a: Source, b: Source | None, F_block: Callable, combo
     if p is None:
         return None
 
-    def gen():
+    def whole():
         bufs = new_buffers(p, combos, out_shape)
         for ns, gs in blocks:
             sub = _sub(geo, ns, gs)
@@ -565,7 +569,10 @@ def _over_n(geo: Geometry, a: Source, b: Source | None, F_block: Callable, combo
                 for k in range(len(bufs[part])):
                     bufs[part][k][gs] += blk[part][k]
         base = np.broadcast_to(a_to_out(Ea) + b_to_out(Eb) - p.drop, out_shape)
-        yield slice(None), _sums(bufs, p, base, None)  # the whole output, flat
+        return _sums(bufs, p, base, None)
+
+    def gen():
+        yield slice(None), whole  # the whole output, flat
 
     return Streamed(len(combos), gen)
 
