@@ -9,10 +9,12 @@
 #include <hip/hip_fp16.h>
 #include <hip/hip_bf16.h>
 typedef __hip_bfloat16 bf16_t;
+typedef __hip_bfloat162 bf162_t;
 #else
 #include <cuda_fp16.h>
 #include <cuda_bf16.h>
 typedef __nv_bfloat16 bf16_t;
+typedef __nv_bfloat162 bf162_t;
 #endif
 
 template <typename S> struct Acc { typedef float type; };
@@ -501,32 +503,88 @@ __global__ void conv_grad_w_rows(const S* __restrict__ gy, const S* __restrict__
 // (16-bit) stores. Per output: K fused multiply-adds and about 3 other instructions.
 // Sum order: taps ascending (forward) / descending (grad_x), then the bias: deterministic.
 
+// Four consecutive values at a 4-element-aligned address, one 16-byte (float32) or 8-byte load.
+template <typename S> __device__ __forceinline__ void load4(const S* p, float v[4]) {
+    const uint2 u = *reinterpret_cast<const uint2*>(p);
+    unsigned short h[4] = {(unsigned short)(u.x & 0xffffu), (unsigned short)(u.x >> 16),
+                           (unsigned short)(u.y & 0xffffu), (unsigned short)(u.y >> 16)};
+#pragma unroll
+    for (int r = 0; r < 4; ++r) v[r] = to_acc(*reinterpret_cast<const S*>(&h[r]));
+}
+template <> __device__ __forceinline__ void load4<float>(const float* p, float v[4]) {
+    const float4 u = *reinterpret_cast<const float4*>(p);
+    v[0] = u.x; v[1] = u.y; v[2] = u.z; v[3] = u.w;
+}
+
 template <typename S> __device__ __forceinline__ void store4(S* p, float a, float b, float c, float d);
 template <> __device__ __forceinline__ void store4<float>(float* p, float a, float b, float c, float d) {
     *reinterpret_cast<float4*>(p) = make_float4(a, b, c, d);
 }
 template <> __device__ __forceinline__ void store4<__half>(__half* p, float a, float b, float c, float d) {
-    __half2 lo = __halves2half2(__float2half_rn(a), __float2half_rn(b));
-    __half2 hi = __halves2half2(__float2half_rn(c), __float2half_rn(d));
+    __half2 lo = __floats2half2_rn(a, b);  // one conversion per pair, round to nearest even
+    __half2 hi = __floats2half2_rn(c, d);
     uint2 v;
     v.x = *reinterpret_cast<unsigned*>(&lo);
     v.y = *reinterpret_cast<unsigned*>(&hi);
     *reinterpret_cast<uint2*>(p) = v;
 }
 template <> __device__ __forceinline__ void store4<bf16_t>(bf16_t* p, float a, float b, float c, float d) {
-    bf16_t q[4] = {__float2bfloat16_rn(a), __float2bfloat16_rn(b), __float2bfloat16_rn(c), __float2bfloat16_rn(d)};
+    bf162_t lo = __floats2bfloat162_rn(a, b), hi = __floats2bfloat162_rn(c, d);
     uint2 v;
-    v.x = (unsigned)(*reinterpret_cast<unsigned short*>(&q[0])) | ((unsigned)(*reinterpret_cast<unsigned short*>(&q[1])) << 16);
-    v.y = (unsigned)(*reinterpret_cast<unsigned short*>(&q[2])) | ((unsigned)(*reinterpret_cast<unsigned short*>(&q[3])) << 16);
+    v.x = *reinterpret_cast<unsigned*>(&lo);
+    v.y = *reinterpret_cast<unsigned*>(&hi);
     *reinterpret_cast<uint2*>(p) = v;
 }
 
 // sm[q] = padded input at i0 + q for q < span (span <= 8 * blockDim.x + halo): the 8 loads of
 // each thread are issued before any store (latency overlapped); the padding map (forward) or
 // zeros (grad_x reading grad_y) only in tiles that touch a row end.
+// Two packed 16-bit values to floats, one conversion instruction.
+template <typename S> __device__ __forceinline__ float2 pair_to_float2(unsigned v);
+template <> __device__ __forceinline__ float2 pair_to_float2<__half>(unsigned v) {
+    return __half22float2(*reinterpret_cast<__half2*>(&v));
+}
+template <> __device__ __forceinline__ float2 pair_to_float2<bf16_t>(unsigned v) {
+    return __bfloat1622float2(*reinterpret_cast<bf162_t*>(&v));
+}
+template <> __device__ __forceinline__ float2 pair_to_float2<float>(unsigned v) { return make_float2(0.f, 0.f); }
+
 template <typename S, bool BWD>
 __device__ __forceinline__ void stage_row(float* sm, const S* __restrict__ src, int i0, int span, int Lin, const Geo& g) {
     const int nt = (int)blockDim.x;
+    if constexpr (sizeof(S) == 2) {
+    if (i0 >= 1 && i0 + span + 1 <= Lin && ((((size_t)(src + i0)) & 3) == 0 || (((size_t)(src + i0 - 1)) & 3) == 0)) {
+        // 16-bit storage: aligned 32-bit pair loads (the first pair may start one before i0)
+        const int a0 = (((size_t)(src + i0)) & 3) == 0 ? i0 : i0 - 1;
+        const int npair = (i0 + span - a0 + 1) >> 1;
+        const unsigned* p32 = reinterpret_cast<const unsigned*>(src + a0);
+        unsigned v[4];
+#pragma unroll
+        for (int u = 0; u < 4; ++u) {
+            const int p = threadIdx.x + u * nt;
+            v[u] = p < npair ? p32[p] : 0u;
+        }
+#pragma unroll
+        for (int u = 0; u < 4; ++u) {
+            const int p = threadIdx.x + u * nt;
+            if (p < npair) {
+                const float2 f = pair_to_float2<S>(v[u]);
+                const int q = a0 + 2 * p - i0;
+                if (q >= 0 && q < span) sm[q] = f.x;
+                if (q + 1 < span) sm[q + 1] = f.y;
+            }
+        }
+        for (int p = threadIdx.x + 4 * nt; p < npair; p += nt) {
+            unsigned w32 = p32[p];
+            unsigned short l16 = (unsigned short)(w32 & 0xffffu), h16 = (unsigned short)(w32 >> 16);
+            S lo = *reinterpret_cast<S*>(&l16), hi = *reinterpret_cast<S*>(&h16);
+            const int q = a0 + 2 * p - i0;
+            if (q >= 0 && q < span) sm[q] = to_acc(lo);
+            if (q + 1 < span) sm[q + 1] = to_acc(hi);
+        }
+        return;
+    }
+    }
     if (i0 >= 0 && i0 + span <= Lin) {
         float v[8];
 #pragma unroll
@@ -557,14 +615,15 @@ __device__ __forceinline__ void stage_row(float* sm, const S* __restrict__ src, 
 
 template <typename S, int KMAX, bool BWD>
 __global__ void __launch_bounds__(128) dw_vec(const S* __restrict__ in, const S* __restrict__ w,
-                                              const S* __restrict__ b, S* __restrict__ out, GEO_ARGS, double scale) {
+                                              const S* __restrict__ b, S* __restrict__ out, GEO_ARGS, double scale,
+                                              int T) {
     extern __shared__ __align__(16) unsigned char smem_raw[];
     float* sm = reinterpret_cast<float*>(smem_raw);
     GEO_MAKE
     const int K = (int)g.K, pl = (int)g.pl;
     // forward: in = x rows of L, out = y rows of Lout; grad_x: in = grad_y rows of Lout, out = grad_x rows of L
     const int Lin = BWD ? (int)g.Lout : (int)g.L, Lo = BWD ? (int)g.L : (int)g.Lout;
-    const int T = (int)blockDim.x * 8;
+    // T: outputs per tile, a multiple of 4 and <= 8 * blockDim.x, balanced over the row by the host
     const unsigned tiles = (unsigned)((Lo + T - 1) / T);
     const unsigned row = blockIdx.x / tiles;  // n * C + c
     const int t0 = (int)(blockIdx.x - row * tiles) * T;
@@ -587,7 +646,7 @@ __global__ void __launch_bounds__(128) dw_vec(const S* __restrict__ in, const S*
     constexpr int NW = KMAX + 4;  // window: 4 outputs + KMAX - 1 taps, in whole float4s
     for (int rr = 0; rr < 2; ++rr) {
         const int qb = (rr * (int)blockDim.x + (int)threadIdx.x) * 4;
-        if (t0 + qb >= Lo) break;
+        if (qb >= T || t0 + qb >= Lo) break;
         float win[NW];
 #pragma unroll
         for (int m = 0; m < NW / 4; ++m) {
@@ -609,7 +668,7 @@ __global__ void __launch_bounds__(128) dw_vec(const S* __restrict__ in, const S*
             const int E = (int)(g.pl > g.pr ? g.pl : g.pr) + 1;
             for (int r = 0; r < 4; ++r) {
                 const long long j = t0 + qb + r;
-                if (j >= Lo || (j >= E && j < Lo - E)) continue;
+                if (qb + r >= T || j >= Lo || (j >= E && j < Lo - E)) continue;
                 long long lo[4], hi[4];
                 const int m = copies(j, g, lo, hi);
                 float si = 0.f;
@@ -618,10 +677,10 @@ __global__ void __launch_bounds__(128) dw_vec(const S* __restrict__ in, const S*
             }
         }
         S* dst = out + (long long)row * Lo + t0 + qb;
-        if (t0 + qb + 4 <= Lo && (((long long)row * Lo + t0 + qb) & 3) == 0) {
+        if (qb + 4 <= T && t0 + qb + 4 <= Lo && (((long long)row * Lo + t0 + qb) & 3) == 0) {
             store4<S>(dst, add_ieee(acc[0], br), add_ieee(acc[1], br), add_ieee(acc[2], br), add_ieee(acc[3], br));
         } else {
-            for (int r = 0; r < 4 && t0 + qb + r < Lo; ++r) dst[r] = from_acc<S>(add_ieee(acc[r], br));
+            for (int r = 0; r < 4 && qb + r < T && t0 + qb + r < Lo; ++r) dst[r] = from_acc<S>(add_ieee(acc[r], br));
         }
     }
 }
@@ -633,12 +692,11 @@ __global__ void __launch_bounds__(128) dw_vec(const S* __restrict__ in, const S*
 // conv_grad_w_final sums the partials in a fixed order. Deterministic.
 template <typename S, int KMAX>
 __global__ void __launch_bounds__(128) dw_grad_w_vec(const S* __restrict__ gy, const S* __restrict__ x,
-                                                     float* __restrict__ partial, GEO_ARGS, double scale) {
+                                                     float* __restrict__ partial, GEO_ARGS, double scale, int T) {
     extern __shared__ __align__(16) unsigned char smem_raw[];
     float* sm = reinterpret_cast<float*>(smem_raw);
     GEO_MAKE
     const int K = (int)g.K, pl = (int)g.pl, L = (int)g.L, Lout = (int)g.Lout;
-    const int T = (int)blockDim.x * 8;
     const unsigned tiles = (unsigned)((Lout + T - 1) / T), C = (unsigned)g.Cout;
     const unsigned row = blockIdx.x / tiles;
     const unsigned tile = blockIdx.x - row * tiles;
@@ -655,10 +713,16 @@ __global__ void __launch_bounds__(128) dw_grad_w_vec(const S* __restrict__ gy, c
     const S* grow = gy + (long long)row * Lout;
     for (int rr = 0; rr < 2; ++rr) {
         const int qb = (rr * (int)blockDim.x + (int)threadIdx.x) * 4;
-        if (t0 + qb >= Lout) break;
+        if (qb >= T || t0 + qb >= Lout) break;
         float gv[4];
+        if (qb + 4 <= T && t0 + qb + 4 <= Lout && (((long long)row * Lout + t0 + qb) & 3) == 0) {
+            load4<S>(grow + t0 + qb, gv);
 #pragma unroll
-        for (int r = 0; r < 4; ++r) gv[r] = t0 + qb + r < Lout ? mul_ieee(to_acc(grow[t0 + qb + r]), s) : 0.f;
+            for (int r = 0; r < 4; ++r) gv[r] = mul_ieee(gv[r], s);
+        } else {
+#pragma unroll
+            for (int r = 0; r < 4; ++r) gv[r] = (qb + r < T && t0 + qb + r < Lout) ? mul_ieee(to_acc(grow[t0 + qb + r]), s) : 0.f;
+        }
         float win[NW];
 #pragma unroll
         for (int m = 0; m < NW / 4; ++m) {
@@ -697,18 +761,18 @@ __global__ void __launch_bounds__(128) dw_grad_w_vec(const S* __restrict__ gy, c
 }
 
 #define INSTANTIATE_DW(S) \
-    template __global__ void dw_grad_w_vec<S, 4>(const S*, const S*, float*, GEO_TYPES, double); \
-    template __global__ void dw_grad_w_vec<S, 8>(const S*, const S*, float*, GEO_TYPES, double); \
-    template __global__ void dw_grad_w_vec<S, 16>(const S*, const S*, float*, GEO_TYPES, double); \
-    template __global__ void dw_grad_w_vec<S, 32>(const S*, const S*, float*, GEO_TYPES, double); \
-    template __global__ void dw_grad_w_vec<S, 64>(const S*, const S*, float*, GEO_TYPES, double); \
-    template __global__ void dw_vec<S, 4, false>(const S*, const S*, const S*, S*, GEO_TYPES, double); \
-    template __global__ void dw_vec<S, 8, false>(const S*, const S*, const S*, S*, GEO_TYPES, double); \
-    template __global__ void dw_vec<S, 16, false>(const S*, const S*, const S*, S*, GEO_TYPES, double); \
-    template __global__ void dw_vec<S, 32, false>(const S*, const S*, const S*, S*, GEO_TYPES, double); \
-    template __global__ void dw_vec<S, 64, false>(const S*, const S*, const S*, S*, GEO_TYPES, double); \
-    template __global__ void dw_vec<S, 4, true>(const S*, const S*, const S*, S*, GEO_TYPES, double); \
-    template __global__ void dw_vec<S, 8, true>(const S*, const S*, const S*, S*, GEO_TYPES, double); \
-    template __global__ void dw_vec<S, 16, true>(const S*, const S*, const S*, S*, GEO_TYPES, double); \
-    template __global__ void dw_vec<S, 32, true>(const S*, const S*, const S*, S*, GEO_TYPES, double); \
-    template __global__ void dw_vec<S, 64, true>(const S*, const S*, const S*, S*, GEO_TYPES, double);
+    template __global__ void dw_grad_w_vec<S, 4>(const S*, const S*, float*, GEO_TYPES, double, int); \
+    template __global__ void dw_grad_w_vec<S, 8>(const S*, const S*, float*, GEO_TYPES, double, int); \
+    template __global__ void dw_grad_w_vec<S, 16>(const S*, const S*, float*, GEO_TYPES, double, int); \
+    template __global__ void dw_grad_w_vec<S, 32>(const S*, const S*, float*, GEO_TYPES, double, int); \
+    template __global__ void dw_grad_w_vec<S, 64>(const S*, const S*, float*, GEO_TYPES, double, int); \
+    template __global__ void dw_vec<S, 4, false>(const S*, const S*, const S*, S*, GEO_TYPES, double, int); \
+    template __global__ void dw_vec<S, 8, false>(const S*, const S*, const S*, S*, GEO_TYPES, double, int); \
+    template __global__ void dw_vec<S, 16, false>(const S*, const S*, const S*, S*, GEO_TYPES, double, int); \
+    template __global__ void dw_vec<S, 32, false>(const S*, const S*, const S*, S*, GEO_TYPES, double, int); \
+    template __global__ void dw_vec<S, 64, false>(const S*, const S*, const S*, S*, GEO_TYPES, double, int); \
+    template __global__ void dw_vec<S, 4, true>(const S*, const S*, const S*, S*, GEO_TYPES, double, int); \
+    template __global__ void dw_vec<S, 8, true>(const S*, const S*, const S*, S*, GEO_TYPES, double, int); \
+    template __global__ void dw_vec<S, 16, true>(const S*, const S*, const S*, S*, GEO_TYPES, double, int); \
+    template __global__ void dw_vec<S, 32, true>(const S*, const S*, const S*, S*, GEO_TYPES, double, int); \
+    template __global__ void dw_vec<S, 64, true>(const S*, const S*, const S*, S*, GEO_TYPES, double, int);

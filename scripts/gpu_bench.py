@@ -1,6 +1,8 @@
 #!/usr/bin/env python
 """GPU benchmark: the CuPy raw-kernel backend against torch (cuDNN / torch's own kernels)
-in the same run. Median of CUDA-event timings after warm-up; tensors far larger than L2.
+in the same run. Median of CUDA-event timings (batches of back-to-back calls) after warm-up;
+tensors far larger than L2. Also % of the roofline bound (bytes at the measured copy
+bandwidth vs real fp32 FMAs at peak, whichever is larger).
 Prints, per configuration: time, ratio torch/cupy, achieved GB/s (bytes moved floor) and
 % of the copy bandwidth measured in the same run.
 
@@ -18,7 +20,10 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 
-def timeit(fn, reps=20, warmup=3):
+def timeit(fn, reps=20, warmup=3, inner=5):
+    """Median over ``reps`` samples of the time per call of ``inner`` back-to-back calls between
+    two CUDA events (so host-side preparation overlaps the previous call's GPU work, as in a
+    model; the same for torch and CuPy)."""
     import cupy
     for _ in range(warmup):
         fn()
@@ -27,10 +32,11 @@ def timeit(fn, reps=20, warmup=3):
     for _ in range(reps):
         a, b = cupy.cuda.Event(), cupy.cuda.Event()
         a.record()
-        fn()
+        for _ in range(inner):
+            fn()
         b.record()
         b.synchronize()
-        times.append(cupy.cuda.get_elapsed_time(a, b))
+        times.append(cupy.cuda.get_elapsed_time(a, b) / inner)
     return statistics.median(times)
 
 
@@ -38,7 +44,7 @@ def copy_bandwidth():
     import cupy
     a = cupy.ones(1 << 28, cupy.float32)  # 1 GiB
     b = cupy.empty_like(a)
-    ms = timeit(lambda: cupy.copyto(b, a))
+    ms = timeit(lambda: cupy.copyto(b, a), inner=1)
     return 2 * a.nbytes / ms / 1e6  # GB/s, read + write
 
 
@@ -47,13 +53,24 @@ CONFIGS = [
     ("dw N16 C2048 L4096 K4", 16, 2048, 2048, 4096, 4, 2048, "float32", dict(padding=3), True),
     ("dw N16 C2048 L4096 K4", 16, 2048, 2048, 4096, 4, 2048, "float16", dict(padding=3), True),
     ("dw N16 C2048 L4096 K4", 16, 2048, 2048, 4096, 4, 2048, "bfloat16", dict(padding=3), True),
-    ("dw N8 C4096 L2048 K4", 8, 4096, 4096, 2048, 4, 4096, "float32", dict(padding=3), False),
-    ("dw N8 C1024 L4096 K31", 8, 1024, 1024, 4096, 31, 1024, "float32", dict(padding=15), False),
-    ("dw N8 C1024 L4096 K4 c64", 8, 1024, 1024, 4096, 4, 1024, "complex64", dict(padding=3), False),
-    ("g16 N8 C1024 L4096 K7", 8, 1024, 1024, 4096, 7, 128, "float32", dict(padding=3), False),
+    ("dw N8 C4096 L2048 K4", 8, 4096, 4096, 2048, 4, 4096, "float32", dict(padding=3), True),
+    ("dw N8 C1024 L4096 K31", 8, 1024, 1024, 4096, 31, 1024, "float32", dict(padding=15), True),
+    ("dw N8 C1024 L4096 K64", 8, 1024, 1024, 4096, 64, 1024, "float16", dict(padding=32), True),
+    ("dw N8 C1024 L4096 K9 dil2", 8, 1024, 1024, 4096, 9, 1024, "float32", dict(padding=8, dilation=2), True),
+    ("dw N8 C1024 L4096 K4 stride2", 8, 1024, 1024, 4096, 4, 1024, "float32", dict(padding=3, stride=2), True),
+    ("dw x2 N8 C1024->2048 L4096 K4", 8, 1024, 2048, 4096, 4, 1024, "float32", dict(padding=3), True),
+    ("g128 (8 ch/g) N8 C1024 L4096 K7", 8, 1024, 1024, 4096, 7, 128, "float32", dict(padding=3), True),
+    ("dw N8 C1024 L4096 K4 c64", 8, 1024, 1024, 4096, 4, 1024, "complex64", dict(padding=3), True),
     ("dense N32 C512 L4096 K3", 32, 512, 512, 4096, 3, 1, "float16", dict(padding=1), False),
     ("dense N32 C512 L4096 K3", 32, 512, 512, 4096, 3, 1, "float32", dict(padding=1), False),
 ]
+FMA_PER_S = 33.5e12  # H100 SXM fp32 FMA/s (132 SMs x 128 lanes x 1.98 GHz)
+
+
+def roofline_ms(bytes_moved, fmas, bw_GBs):
+    """The lower bound of METHOD.md: the larger of moving the bytes at the copy bandwidth measured
+    in this run and issuing the real fp32 FMAs at peak."""
+    return max(bytes_moved / bw_GBs / 1e6, fmas / FMA_PER_S * 1e3)
 
 
 def main(argv=None):
@@ -90,21 +107,25 @@ def main(argv=None):
         F = torch.nn.functional
         pad = kw["padding"]
         torch.backends.cudnn.allow_tf32 = False
-        t_fwd = timeit(lambda: F.conv1d(xt, wt, None, padding=pad, groups=G))
-        c_fwd = timeit(lambda: cp.forward_device(cd, xs, ws, spec, dx, dw, None), reps=5 if G == 1 else 20)
+        sd = dict(stride=kw.get("stride", 1), dilation=kw.get("dilation", 1))
+        t_fwd = timeit(lambda: F.conv1d(xt, wt, None, padding=pad, groups=G, **sd))
+        c_fwd = timeit(lambda: cp.forward_device(cd, xs, ws, spec, dx, dw, None), reps=3 if G == 1 else 20,
+                       inner=1 if G == 1 else 5)
         y = cp.forward_device(cd, xs, ws, spec, dx, dw, None)
         L_out = y.shape[2]
         isz = xt.element_size()
         bytes_fwd = (N * Ci * L + N * Co * L_out) * isz
+        fmas = N * Co * L_out * (Ci // G) * K * (4 if cd.is_complex else 1)
         row = dict(config=name, dtype=dt, torch_fwd_ms=t_fwd, cupy_fwd_ms=c_fwd, speedup_fwd=t_fwd / c_fwd,
-                   cupy_fwd_GBs=bytes_fwd / c_fwd / 1e6, cupy_fwd_pct_copy=100 * bytes_fwd / c_fwd / 1e6 / bw)
+                   cupy_fwd_GBs=bytes_fwd / c_fwd / 1e6, cupy_fwd_pct_copy=100 * bytes_fwd / c_fwd / 1e6 / bw,
+                   cupy_fwd_pct_roofline=100 * roofline_ms(bytes_fwd, fmas, bw) / c_fwd)
         if bwd:
             xg = xt.clone().requires_grad_(True)
             wg = wt.clone().requires_grad_(True)
             gy = torch.randn((N, Co, L_out), device="cuda", dtype=torch.float32, generator=g).to(tdt[dt])
 
             def torch_fb():
-                out = F.conv1d(xg, wg, None, padding=pad, groups=G)
+                out = F.conv1d(xg, wg, None, padding=pad, groups=G, **sd)
                 torch.autograd.grad(out, (xg, wg), gy)
 
             dgy = as_cp(gy)
@@ -113,15 +134,17 @@ def main(argv=None):
                 cp.forward_device(cd, xs, ws, spec, dx, dw, None)
                 cp.backward_device(cd, xs, ws, spec, dgy, dx, dw, False)
 
-            t_fb, c_fb = timeit(torch_fb, reps=10), timeit(cupy_fb, reps=5)
+            t_fb, c_fb = timeit(torch_fb, reps=10), timeit(cupy_fb, reps=10)
             bytes_fb = bytes_fwd + (N * Co * L_out + 2 * N * Ci * L) * isz  # + grad_y, x read, grad_x written
             row.update(torch_fb_ms=t_fb, cupy_fb_ms=c_fb, speedup_fb=t_fb / c_fb,
-                       cupy_fb_pct_floor=100 * bytes_fb / c_fb / 1e6 / bw)
+                       cupy_fb_pct_floor=100 * bytes_fb / c_fb / 1e6 / bw,
+                       cupy_fb_pct_roofline=100 * roofline_ms(bytes_fb, 3 * fmas, bw) / c_fb)
         rows.append(row)
-        print(f"{name:28s} {dt:9s} fwd torch {t_fwd:8.3f} ms cupy {c_fwd:8.3f} ms ({t_fwd / c_fwd:5.2f}x, "
-              f"{row['cupy_fwd_pct_copy']:5.1f}% of copy bw)" +
+        print(f"{name:32s} {dt:9s} fwd torch {t_fwd:8.3f} ms cupy {c_fwd:8.3f} ms ({t_fwd / c_fwd:5.2f}x, "
+              f"{row['cupy_fwd_pct_copy']:5.1f}% copy bw, {row['cupy_fwd_pct_roofline']:5.1f}% roofline)" +
               (f" | fwd+bwd torch {row['torch_fb_ms']:8.3f} cupy {row['cupy_fb_ms']:8.3f} ({row['speedup_fb']:5.2f}x, "
-               f"{row['cupy_fb_pct_floor']:5.1f}% of floor)" if bwd else ""), flush=True)
+               f"{row['cupy_fb_pct_floor']:5.1f}% floor, {row['cupy_fb_pct_roofline']:5.1f}% roofline)" if bwd else ""),
+              flush=True)
         del xt, wt, dx, dw, y
         torch.cuda.empty_cache()
         cupy.get_default_memory_pool().free_all_blocks()

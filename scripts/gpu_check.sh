@@ -19,10 +19,13 @@ on torch && { step "torch-cuda[tf32=false,declare=fp32]: must pass"; $U check --
 on torch && { step "torch-cuda[deterministic=true]";                $U check --backend 'torch-cuda[deterministic=true]' -q > "$OUT/det.txt"; grep -E "^torch|^FAIL" "$OUT/det.txt"; }
 on det && { step "determinism, 10 runs";  python3 scripts/gpu_determinism.py; }
 on memcheck && { step "compute-sanitizer memcheck (subset)";
-compute-sanitizer --tool memcheck --error-exitcode 9 python3 -m usconv_ref.cli check --backend cupy -q --no-determinism --filter 'pairs.*' > "$OUT/memcheck.log" 2>&1
+compute-sanitizer --tool memcheck --error-exitcode 9 python3 -m usconv_ref.cli check --backend cupy -q --no-determinism --filter '[pd][aw]*' > "$OUT/memcheck.log" 2>&1
 echo "memcheck exit: $? (0 = clean; 9 = errors found)"; tail -n 4 "$OUT/memcheck.log"; }
 on bench && { step "benchmark"; python3 scripts/gpu_bench.py --out "$OUT/bench.json"; }
-on ncu && { step "ncu: depthwise fp32 forward tile kernel"; ncu --kernel-name regex:conv_fwd_tile --launch-count 1 --section SpeedOfLight --section Occupancy --section LaunchStats python3 scripts/gpu_bench.py --quick 2>&1 | grep -E "Duration|Throughput|Occupancy|Registers|Shared Memory|Block Size|Grid Size|Waves" | head -n 30; }
+on ncu && { step "ncu: depthwise fp32 forward kernel"; ncu --kernel-name regex:dw_vec --launch-count 1 --section SpeedOfLight --section Occupancy --section LaunchStats python3 scripts/gpu_bench.py --quick 2>&1 | grep -E "Duration|Throughput|Occupancy|Registers|Shared Memory|Block Size|Grid Size|Waves" | head -n 30; }
 on racecheck && { step "compute-sanitizer racecheck (tiled kernels use shared memory)"
-compute-sanitizer --tool racecheck --error-exitcode 9 python3 -m usconv_ref.cli check --backend cupy -q --no-determinism --filter 'pairs.0*' > "$OUT/racecheck.log" 2>&1
+compute-sanitizer --tool racecheck --error-exitcode 9 python3 -m usconv_ref.cli check --backend cupy -q --no-determinism --filter 'dw.*' > "$OUT/racecheck.log" 2>&1
 echo "racecheck exit: $? (0 = clean; 9 = hazards found)"; tail -n 4 "$OUT/racecheck.log"; }
+on ncu2 && { step "ncu: dw_vec on K31 fp32 and K4 fp16 (details)";
+ncu --kernel-name regex:dw_vec --launch-skip 0 --launch-count 1 --section SpeedOfLight --section WarpStateStats --section ComputeWorkloadAnalysis --section MemoryWorkloadAnalysis --section LaunchStats --section Occupancy python3 scripts/gpu_one.py K31 2>&1 | grep -E "Duration|Throughput|Registers|Stall|Warp Cycles|Issue|Executed Ipc|Achieved Occupancy|Local|Spill" | head -n 40
+ncu --kernel-name regex:dw_vec --launch-count 1 --section SpeedOfLight --section WarpStateStats --section LaunchStats python3 scripts/gpu_one.py fp16 2>&1 | grep -E "Duration|Throughput|Registers|Stall|Warp Cycles|Issue|Executed Ipc" | head -n 30; }

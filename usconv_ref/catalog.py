@@ -144,6 +144,8 @@ def build_catalog() -> list[Case]:
         _case(D, "f32-circular-K64-same", N=1, C_in=2, C_out=2, L=2048, K=64, padding="same", groups=2,
               padding_mode="circular"),
         _case(D, "f32-K1-nobias", N=2, C_in=3, C_out=3, L=1030, K=1, padding=0, groups=3, bias=False),
+        _case(D, "f16-tiny-K4", N=1, C_in=2, C_out=2, L=1100, K=4, padding=3, groups=2, dtype="float16",
+              dataset="tiny"),
         _case(D, "f16-sparse-K7", N=1, C_in=2, C_out=2, L=1500, K=7, padding=3, groups=2, dtype="float16",
               dataset="sparse"),
     ]
