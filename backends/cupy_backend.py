@@ -44,6 +44,7 @@ TARGET_THREADS = 1 << 17  # grad_w: split long (n, t) reductions until about thi
 DW_KMAX = (4, 8, 16, 32, 64)  # dw_vec instantiations (taps unrolled up to KMAX)
 DW_TYPES = ("__half", "bf16_t", "float")
 DW_BLOCK = 128  # dw_vec threads per block; 8 outputs each
+GEMM_TYPES = ("__half", "bf16_t", "float", "double")  # conv_fwd_gemm: real storage types
 
 
 class CupyBackend(Backend):
@@ -83,10 +84,11 @@ class CupyBackend(Backend):
             names = [self._expr(k, t, c) for k in KERNELS for t, c, _ in set(STORAGE.values())]
             names += [self._dw_expr(t, km, bwd) for t in DW_TYPES for km in DW_KMAX for bwd in (False, True)]
             names += [f"dw_grad_w_vec<{t}, {km}>" for t in DW_TYPES for km in DW_KMAX]
+            names += [f"conv_fwd_gemm<{t}>" for t in GEMM_TYPES]
             code = SOURCE.read_text() + "\n" + "\n".join(
                 f"INSTANTIATE({t}, {'true' if c else 'false'}) INSTANTIATE_TILES({t}, {'true' if c else 'false'})"
                 for t, c, _ in sorted(set(STORAGE.values()), key=str)) + "\n" + "\n".join(
-                f"INSTANTIATE_DW({t})" for t in DW_TYPES)
+                f"INSTANTIATE_DW({t})" for t in DW_TYPES) + "\n" + "\n".join(f"INSTANTIATE_GEMM({t})" for t in GEMM_TYPES)
             # IEEE behaviour spelled out: subnormals kept, correctly rounded division/sqrt.
             self._module = cupy.RawModule(code=code, options=("-std=c++17", "-ftz=false", "-prec-div=true",
                                                               "-prec-sqrt=true"), name_expressions=names)
@@ -213,6 +215,10 @@ class CupyBackend(Backend):
         if geo.Cg <= SMALL_GROUP and smem <= SMEM_LIMIT and geo.L_pad < 2**31:
             self._launch_blocks("conv_fwd_tile", cd.name, geo.N * geo.C_out * tiles, smem, dx, dw, db, y, *gp,
                                 np.float64(s), np.int32(T))
+        elif not cd.is_complex and geo.L_pad < 2**31 and geo.Cg * geo.K < 2**31 and geo.N * geo.C_out > 0:
+            fn = self.module().get_function(f"conv_fwd_gemm<{STORAGE[cd.name][0]}>")
+            grid = (geo.N * -(-geo.L_out // 128), -(-geo.Og // 128), geo.groups)
+            fn(grid, (256,), (dx, dw, db, y, *gp, np.float64(s)))
         else:
             self._launch("conv_fwd", cd.name, geo.N * geo.C_out * geo.L_out, dx, dw, db, y, *gp, np.float64(s))
         return y

@@ -776,3 +776,123 @@ __global__ void __launch_bounds__(128) dw_grad_w_vec(const S* __restrict__ gy, c
     template __global__ void dw_vec<S, 16, true>(const S*, const S*, const S*, S*, GEO_TYPES, double, int); \
     template __global__ void dw_vec<S, 32, true>(const S*, const S*, const S*, S*, GEO_TYPES, double, int); \
     template __global__ void dw_vec<S, 64, true>(const S*, const S*, const S*, S*, GEO_TYPES, double, int);
+
+// ---------------------------------------------------------------------------------------
+// Dense / wide-group forward as an implicit GEMM on the SIMT cores (no tensor cores, IEEE
+// fused multiply-adds: the class of the other kernels). Per group: Y[o, (n,t)] =
+// sum_q Ws[o, q] * B[q, (n,t)] with q = c*K + k, Ws = w * scale, B[q, (n,t)] = xp[n, c, t*stride
+// + k*dil] read through the padding map (never materialized). Block tile 128 (o) x 128 (t of
+// one n) x 8 (q); 256 threads, 8 x 8 outputs each; operands staged in shared memory as Acc.
+// Sum order per output: q ascending, then the bias. Deterministic.
+// A-tile value Ws[o0 + m, q] for element e of the tile (4 per thread; q fastest in memory).
+template <typename S, typename A>
+__device__ __forceinline__ A gemm_a(const S* __restrict__ wg, int e, int o0, int q0, int Og, int Q, A s) {
+    const int kk = e & 7, m = e >> 3, o = o0 + m, q = q0 + kk;
+    return (o < Og && q < Q) ? mul_ieee(to_acc(wg[(long long)o * Q + q]), s) : (A)0;
+}
+
+// B-tile value xp[n, c, t*stride + k*dil] for element e (t fastest: coalesced); the thread's
+// (c, k) of that tile row is tracked incrementally (no division per element).
+template <typename S, typename A>
+__device__ __forceinline__ A gemm_b(const S* __restrict__ xg, int e, int c, int k, int t0, int Cg, int Lout,
+                                    int L, int st, int dil, int pl, const Geo& g) {
+    const int t = t0 + (e & 127);
+    if (c >= Cg || t >= Lout) return (A)0;
+    int i = t * st + k * dil - pl;
+    if ((unsigned)i >= (unsigned)L) i = (int)src_index(i + pl, g.L, g.pl, g.mode);
+    return i >= 0 ? to_acc(xg[(long long)c * L + i]) : (A)0;
+}
+
+template <typename S>
+__global__ void __launch_bounds__(256) conv_fwd_gemm(const S* __restrict__ x, const S* __restrict__ w,
+                                                     const S* __restrict__ b, S* __restrict__ y, GEO_ARGS,
+                                                     double scale) {
+    typedef typename Acc<S>::type A;
+    constexpr int BM = 128, BN = 128, BK = 8;
+    __shared__ __align__(16) A As[BK][BM];
+    __shared__ __align__(16) A Bs[BK][BN];
+    GEO_MAKE
+    const int Cg = (int)(g.Cin / g.G), Og = (int)(g.Cout / g.G), K = (int)g.K, Q = Cg * K;
+    const int Lout = (int)g.Lout, L = (int)g.L, st = (int)g.stride, dil = (int)g.dil, pl = (int)g.pl;
+    const int tiles_t = (Lout + BN - 1) / BN;
+    const int n = blockIdx.x / tiles_t, t0 = (blockIdx.x - n * tiles_t) * BN;
+    const int o0 = blockIdx.y * BM, grp = blockIdx.z;
+    const int tx = threadIdx.x & 15, ty = threadIdx.x >> 4;  // 16 x 16 threads
+    const A s = (A)scale;
+    const S* xg = x + ((long long)n * g.Cin + (long long)grp * Cg) * L;
+    const S* wg = w + (long long)grp * Og * Q;
+    A acc[8][8];
+#pragma unroll
+    for (int i = 0; i < 8; ++i)
+#pragma unroll
+        for (int j = 0; j < 8; ++j) acc[i][j] = 0;
+    // the next tile's operands are loaded into registers while the current one is multiplied
+    A ra[4], rb[4];
+    int bc[4], bk[4];  // (c, k) of this thread's B rows q = c*K + k (row kk = e >> 7 of the tile)
+#pragma unroll
+    for (int r = 0; r < 4; ++r) {
+        const int e = threadIdx.x + r * 256, q = e >> 7;
+        bc[r] = q / K;
+        bk[r] = q - bc[r] * K;
+        ra[r] = gemm_a<S, A>(wg, e, o0, 0, Og, Q, s);
+        rb[r] = gemm_b<S, A>(xg, e, bc[r], bk[r], t0, Cg, Lout, L, st, dil, pl, g);
+    }
+    for (int q0 = 0; q0 < Q; q0 += BK) {
+#pragma unroll
+        for (int r = 0; r < 4; ++r) {
+            const int e = threadIdx.x + r * 256;
+            As[e & 7][e >> 3] = ra[r];
+            Bs[e >> 7][e & 127] = rb[r];
+        }
+        __syncthreads();
+        if (q0 + BK < Q) {
+#pragma unroll
+            for (int r = 0; r < 4; ++r) {
+                const int e = threadIdx.x + r * 256;
+                bk[r] += BK;  // advance q by BK
+                while (bk[r] >= K) { bk[r] -= K; ++bc[r]; }
+                ra[r] = gemm_a<S, A>(wg, e, o0, q0 + BK, Og, Q, s);
+                rb[r] = gemm_b<S, A>(xg, e, bc[r], bk[r], t0, Cg, Lout, L, st, dil, pl, g);
+            }
+        }
+#pragma unroll
+        for (int kk = 0; kk < BK; ++kk) {
+            A a[8], bv[8];
+            if constexpr (sizeof(A) == 4) {  // 16-byte shared loads
+                const float4 a0 = *reinterpret_cast<const float4*>(&As[kk][ty * 8]);
+                const float4 a1 = *reinterpret_cast<const float4*>(&As[kk][ty * 8 + 4]);
+                const float4 b0 = *reinterpret_cast<const float4*>(&Bs[kk][tx * 8]);
+                const float4 b1 = *reinterpret_cast<const float4*>(&Bs[kk][tx * 8 + 4]);
+                a[0] = a0.x; a[1] = a0.y; a[2] = a0.z; a[3] = a0.w; a[4] = a1.x; a[5] = a1.y; a[6] = a1.z; a[7] = a1.w;
+                bv[0] = b0.x; bv[1] = b0.y; bv[2] = b0.z; bv[3] = b0.w; bv[4] = b1.x; bv[5] = b1.y; bv[6] = b1.z; bv[7] = b1.w;
+            } else {
+#pragma unroll
+                for (int i = 0; i < 8; ++i) a[i] = As[kk][ty * 8 + i];
+#pragma unroll
+                for (int j = 0; j < 8; ++j) bv[j] = Bs[kk][tx * 8 + j];
+            }
+#pragma unroll
+            for (int i = 0; i < 8; ++i)
+#pragma unroll
+                for (int j = 0; j < 8; ++j) acc[i][j] = fma_ieee(a[i], bv[j], acc[i][j]);
+        }
+        __syncthreads();
+    }
+#pragma unroll
+    for (int i = 0; i < 8; ++i) {
+        const int o = o0 + ty * 8 + i;
+        if (o >= Og) continue;
+        const long long oc = (long long)grp * Og + o;
+        A br = 0;
+        if (b) br = mul_ieee(to_acc(b[oc]), s);
+        S* yrow = y + ((long long)n * g.Cout + oc) * Lout;
+#pragma unroll
+        for (int j = 0; j < 8; ++j) {
+            const int t = t0 + tx * 8 + j;
+            if (t < Lout) yrow[t] = from_acc<S>(add_ieee(acc[i][j], br));
+        }
+    }
+}
+
+#define INSTANTIATE_GEMM(S) \
+    template __global__ void conv_fwd_gemm<S>(const S*, const S*, const S*, S*, GEO_TYPES, double);

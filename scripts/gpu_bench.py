@@ -76,6 +76,7 @@ def roofline_ms(bytes_moved, fmas, bw_GBs):
 def main(argv=None):
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--only", help="run only configs whose name contains this text")
     ap.add_argument("--out")
     args = ap.parse_args(argv)
     import cupy
@@ -89,7 +90,10 @@ def main(argv=None):
           f"cupy {cupy.__version__}; copy bandwidth {bw:.0f} GB/s (read+write)")
     rows = []
     tdt = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16, "complex64": torch.complex64}
-    for name, N, Ci, Co, L, K, G, dt, kw, bwd in CONFIGS[:3] if args.quick else CONFIGS:
+    configs = CONFIGS[:3] if args.quick else CONFIGS
+    if args.only:
+        configs = [c for c in configs if args.only in c[0]]
+    for name, N, Ci, Co, L, K, G, dt, kw, bwd in configs:
         cd = case_dtype(dt)
         spec = Conv1dSpec(groups=G, **kw)
         xs, ws = (N, Ci, L), (Co, Ci // G, K)
