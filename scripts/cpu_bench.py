@@ -1,15 +1,16 @@
 #!/usr/bin/env python
 """CPU benchmark of the reference: the exact path and the plain fast float64 path against
 torch CPU float64 (2 threads) measured in the same run, forward and forward+backward, per
-dtype: the median over interleaved rounds of our time / torch's best-of-3, and peak memory
+dtype: our best of 3 (each path in a fresh child process) over torch's best of 10, and peak memory
 (tracemalloc) relative to the bytes of the inputs and outputs of the call (forward: x, w in,
 y out; backward: grad_y, x, w in, grad_x, grad_w out).
 
-    python scripts/bench.py cpu [--quick] [--rounds 3] [--golden] [--out table.md]
+    python scripts/bench.py cpu [--quick] [--golden] [--out table.md]
 """
 from __future__ import annotations
 
 import argparse
+import json
 import shutil
 import statistics
 import subprocess
@@ -27,6 +28,7 @@ import numpy as np  # noqa: E402
 
 import usconv_ref as ur  # noqa: E402
 from usconv_ref import fast  # noqa: E402
+from usconv_ref.catalog import build_catalog  # noqa: E402
 from usconv_ref.spec import Conv1dSpec  # noqa: E402
 
 CONFIGS = [("dense N8 C64->64 L1024 K7 pad3", (8, 64, 1024), (64, 64, 7), dict(padding=3)),
@@ -52,18 +54,42 @@ def peak(fn):
     return p
 
 
-def rounds(pairs, n, ours_reps=1):
-    """Median over ``n`` interleaved rounds of ``ours / torch`` for each (ours, torch) pair of
-    callables (torch: best of 3 per round, ours: best of ``ours_reps``), so that the machine's
-    noise (this VM's timings vary up to 2x between runs) hits both."""
-    ratios = [[] for _ in pairs]
-    for ours, theirs in pairs:  # warm-up: first-touch page faults are not the engine's cost
-        ours(), theirs()
-    for _ in range(n):
-        for k, (ours, theirs) in enumerate(pairs):
-            t = best(theirs, 3)
-            ratios[k].append(best(ours, ours_reps) / t)
-    return [statistics.median(r) for r in ratios]
+def inputs(ci: int, dtype: str):
+    """The config's float64 inputs (seeded) and the case-dtype copies."""
+    name, xs, ws, kw = CONFIGS[ci]
+    rng = np.random.default_rng(0)
+    x64, w64 = rng.standard_normal(xs), rng.standard_normal(ws)
+    spec = Conv1dSpec(**kw)
+    gy64 = rng.standard_normal(fast.conv1d_float64(x64, w64, None, spec).shape)
+    t = DTYPES[dtype]
+    return kw, spec, x64, w64, gy64, x64.astype(t), w64.astype(t), gy64.astype(t)
+
+
+def child(ci: int, dtype: str, path: str, reps: int) -> dict:
+    """Our timings in this (fresh) process: best of ``reps`` after a warm-up, forward and
+    forward+backward, and peak memory (exact path)."""
+    kw, spec, x64, w64, gy64, x, w, gy = inputs(ci, dtype)
+    if path == "fast":
+        fwd = lambda: fast.conv1d_float64(x64, w64, None, spec)
+        bwd = lambda: fast.conv1d_backward_float64(gy64, x64, w64, None, spec)
+    else:
+        fwd = lambda: ur.conv1d(x, w, **kw)
+        bwd = lambda: ur.conv1d_backward(gy, x, w, **kw)
+    fwd(), bwd()  # warm-up: first-touch page faults are not the engine's cost
+    out = dict(fwd=best(fwd, reps), fb=best(lambda: (fwd(), bwd()), reps))
+    if path == "exact":
+        out["mem_fwd"] = peak(fwd) / (x.nbytes + w.nbytes + gy.nbytes)  # x, w in; y out
+        out["mem_bwd"] = peak(bwd) / (gy.nbytes + 2 * (x.nbytes + w.nbytes))  # grad_y, x, w in; grad_x, grad_w out
+    return out
+
+
+def ours(ci: int, dtype: str, path: str, reps: int) -> dict:
+    """:func:`child` in a fresh interpreter: no torch OpenMP or OpenBLAS workers left spinning
+    from the competitor's runs, no allocator state from other configs (on this VM either
+    changed our timings by up to 3x)."""
+    r = subprocess.run([sys.executable, str(Path(__file__).resolve()), "--child", str(ci), dtype, path, str(reps)],
+                       check=True, capture_output=True, text=True, cwd=ROOT)
+    return json.loads(r.stdout.strip().splitlines()[-1])
 
 
 def golden_times():
@@ -84,22 +110,22 @@ def golden_times():
 
 def main(argv=None):
     ap = argparse.ArgumentParser()
-    ap.add_argument("--quick", action="store_true", help="float64 only, one round")
-    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--quick", action="store_true", help="float64 only, one repetition")
     ap.add_argument("--golden", action="store_true", help="also time a full golden regeneration (-j 1, -j 2)")
     ap.add_argument("--out", type=Path)
+    ap.add_argument("--child", nargs=4, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
+    if args.child:
+        ci, dtype, path, reps = args.child
+        print(json.dumps(child(int(ci), dtype, path, int(reps))))
+        return
     import torch
     torch.set_num_threads(2)
     F = torch.nn.functional
-    n_rounds = 1 if args.quick else args.rounds
+    reps = 1 if args.quick else 3
     rows = []
-    for name, xs, ws, kw in CONFIGS:
-        rng = np.random.default_rng(0)
-        x64, w64 = rng.standard_normal(xs), rng.standard_normal(ws)
-        spec = Conv1dSpec(**kw)
-        y64 = fast.conv1d_float64(x64, w64, None, spec)
-        gy64 = rng.standard_normal(y64.shape)
+    for ci, (name, xs, ws, kw) in enumerate(CONFIGS):
+        _, spec, x64, w64, gy64, *_ = inputs(ci, "float64")
         xt, wt = torch.tensor(x64, requires_grad=True), torch.tensor(w64, requires_grad=True)
         pad, groups = kw["padding"], kw.get("groups", 1)
         t_fwd = lambda: F.conv1d(xt, wt, padding=pad, groups=groups)
@@ -108,26 +134,18 @@ def main(argv=None):
             y = F.conv1d(xt, wt, padding=pad, groups=groups)
             torch.autograd.grad(y, (xt, wt), torch.from_numpy(gy64))
 
-        f_fwd = lambda: fast.conv1d_float64(x64, w64, None, spec)
-        f_fb = lambda: (fast.conv1d_float64(x64, w64, None, spec), fast.conv1d_backward_float64(gy64, x64, w64, None, spec))
-        a, b = rounds([(f_fwd, t_fwd), (f_fb, t_fb)], n_rounds, 3)
-        torch_ms = (best(t_fwd, 5) * 1e3, best(t_fb, 5) * 1e3)
-        rows.append((name, "float64 fast path", a, b, None, None))
-        print(f"{name:34s} torch fp64 fwd {torch_ms[0]:.1f} ms, fwd+bwd {torch_ms[1]:.1f} ms; fast path {a:.2f}x / {b:.2f}x",
-              flush=True)
+        t_fwd(), t_fb()
+        tf, tb = best(t_fwd, 10), best(t_fb, 10)
+        f = ours(ci, "float64", "fast", reps)
+        rows.append((name, "float64 fast path", f["fwd"] / tf, f["fb"] / tb, None, None))
+        print(f"{name:34s} torch fp64 fwd {tf * 1e3:.1f} ms, fwd+bwd {tb * 1e3:.1f} ms; fast path "
+              f"{f['fwd'] / tf:.2f}x / {f['fb'] / tb:.2f}x", flush=True)
         for dt in (["float64"] if args.quick else DTYPES):
-            t = DTYPES[dt]
-            x, w, gy = x64.astype(t), w64.astype(t), gy64.astype(t)
-            e_fwd = lambda: ur.conv1d(x, w, **kw)
-            e_fb = lambda: (ur.conv1d(x, w, **kw), ur.conv1d_backward(gy, x, w, **kw))
-            a, b = rounds([(e_fwd, t_fwd), (e_fb, t_fb)], n_rounds, 2)
-            io_f = x.nbytes + w.nbytes + gy.nbytes  # x, w in; y out
-            io_b = gy.nbytes + 2 * (x.nbytes + w.nbytes)  # grad_y, x, w in; grad_x, grad_w out
-            m_f = peak(e_fwd) / io_f
-            m_b = peak(lambda: ur.conv1d_backward(gy, x, w, **kw)) / io_b
-            rows.append((name, f"{dt} exact", a, b, m_f, m_b))
-            print(f"{name:34s} {dt:9s} exact fwd {a:6.1f}x torch fp64  fwd+bwd {b:6.1f}x  peak fwd {m_f:4.1f}x io, "
-                  f"bwd {m_b:4.1f}x io", flush=True)
+            e = ours(ci, dt, "exact", reps)
+            rows.append((name, f"{dt} exact", e["fwd"] / tf, e["fb"] / tb, e["mem_fwd"], e["mem_bwd"]))
+            print(f"{name:34s} {dt:9s} exact fwd {e['fwd'] * 1e3:7.1f} ms ({e['fwd'] / tf:5.1f}x)  fwd+bwd "
+                  f"{e['fb'] * 1e3:7.1f} ms ({e['fb'] / tb:5.1f}x)  peak fwd {e['mem_fwd']:4.1f}x io, "
+                  f"bwd {e['mem_bwd']:4.1f}x io", flush=True)
     lines = ["| config | path | fwd / torch fp64 | fwd+bwd / torch fp64 | peak memory / io, fwd | peak memory / io, bwd |",
              "|---|---|---|---|---|---|"]
     for name, path, a, b, m, mb in rows:
@@ -136,7 +154,7 @@ def main(argv=None):
     text = "\n".join(lines)
     if args.golden:
         g = golden_times()
-        text += f"\n\nGolden regeneration (100 cases): {g[1]:.1f} s with -j 1, {g[2]:.1f} s with -j 2."
+        text += f"\n\nGolden regeneration ({len(build_catalog())} cases): {g[1]:.1f} s with -j 1, {g[2]:.1f} s with -j 2."
     print(text)
     if args.out:
         args.out.write_text(text + "\n")

@@ -171,3 +171,29 @@ def test_streamed_blocks_and_chunks_match_term_lists(gi, dtype, monkeypatch):
     for seed, dataset in enumerate(["normal", "cancel"]):
         cd, spec, x, w, b = _case(GEOMETRIES[gi], dtype, dataset, seed + 10, bias=True)
         _both(cd, spec, x, w, b, seed)
+
+
+def test_round_bits_dd_agrees_with_exact_rounding_where_it_decides():
+    """float64 targets from a double-double: values at, next to and between midpoints (also
+    just below powers of two); decided results equal exact rounding of everything within err."""
+    f = FORMATS["float64"]
+    rng = np.random.default_rng(12)
+    m = 6000
+    zh = np.ldexp(rng.integers(2**52, 2**53, m).astype(np.float64), rng.integers(-40, 40, m))
+    zh[:500] = np.exp2(rng.integers(-30, 30, 500).astype(np.float64))  # powers of two
+    ulp = np.spacing(zh)
+    frac = rng.choice([0.5, -0.5, 0.25, -0.25, 0.49999, -0.2, 0.0, 1e-3], m)
+    zl = frac * ulp
+    off = rng.integers(-900, 900, m).astype(np.int64)
+    err = rng.choice([0.0, 1e-3, 0.3], m) * ulp
+    val, decided = sliced.round_bits_dd(zh, zl, off, err)
+    assert decided.mean() > 0.3
+    for i in np.flatnonzero(decided):
+        exact = (Fraction(float(zh[i])) + Fraction(float(zl[i]))) * Fraction(2) ** int(off[i])
+        e = Fraction(float(err[i])) * Fraction(2) ** int(off[i])
+        for v in (exact - e, exact, exact + e):
+            assert round_fraction(v, f) == val[i], (zh[i], zl[i], off[i], err[i])
+    # exact ties (|zl| = half an ulp, or a quarter below a power of two) are never decided
+    pow2 = zh == np.exp2(np.floor(np.log2(zh)))
+    tie = (np.abs(frac) == 0.5) | (pow2 & (frac == -0.25))
+    assert not decided[tie].any()

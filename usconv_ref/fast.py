@@ -175,8 +175,10 @@ def conv1d_backward_float64(gy, x, w, b, spec: Conv1dSpec, scales=None):
         s_gw = 0.0 if sc.grad_weight is None else float(sc.grad_weight)
     else:
         s_gx, s_gw = scales
-    gx = grad_input_raw(gyb, np.conj(w), geo, spec.padding_mode)
+    conj = (lambda a: np.conj(a)) if np.iscomplexobj(w) else (lambda a: a)  # no copies for real inputs
+    gx = grad_input_raw(gyb, conj(w), geo, spec.padding_mode)
     gx *= s_gx
-    gw = grad_weight_raw(gyb, np.conj(xb), geo, spec.padding_mode).reshape(w.shape) * s_gw
+    gw = grad_weight_raw(gyb, conj(xb), geo, spec.padding_mode).reshape(w.shape)
+    gw *= s_gw
     gb = None if b is None else gyb.sum(axis=(0, 2)) * s_gw
     return (gx if geo.batched else gx[0]), gw, gb

@@ -51,7 +51,7 @@ from .spec import Geometry
 
 MAX_PASSES = 64
 MAX_LIMBS = 64
-_CHUNK = 1 << 15  # rows rounded at a time (temporaries stay in cache)
+_CHUNK = 1 << 14  # rows rounded at a time (temporaries stay in cache)
 _BLOCK = 1 << 15  # output elements per streamed block
 _MANT = 53
 _WIDTH = 24  # limb width of the exact fallback
@@ -225,7 +225,7 @@ def accumulate(bufs: list, p: Plan, a_slices, b_slices: list, F: Callable, combo
 
 def _sums(bufs: list, p: Plan, base: np.ndarray, bias) -> list:
     """One :class:`SlicedSums` per part from the buffers."""
-    base = np.ascontiguousarray(base).reshape(-1)
+    base = np.ascontiguousarray(base, np.int32).reshape(-1)  # exponents: int32 halves the memory
     out = []
     for part, terms in enumerate(bufs):
         pb = None if bias is None else np.ascontiguousarray(bias[part]).reshape(-1)
@@ -260,7 +260,7 @@ class SlicedSums:
             q, r = divmod(sh, width)
             limbs[:, q] += (M & ((1 << (width - r)) - 1)) << r  # < 2**width
             limbs[:, q + 1] += M >> (width - r)  # floor: M = hi * 2**(width-r) + low bits
-        base = self.base[rows]
+        base = self.base[rows].astype(np.int64)
         if self.bias is not None:
             limbs, base = _place(limbs, base, self.bias[rows], width)
         if limbs.shape[1] > MAX_LIMBS:
@@ -328,13 +328,20 @@ class SlicedSums:
             err = abs(sh) * A * ((n + 2) ** 2 * 2.0**-106) + np.abs(zh) * 2.0**-98
             neg = zh < 0
             zh, zl = np.abs(zh), np.where(neg, -zl, zl)
+            off = self.base.astype(np.int64) + es
             with np.errstate(invalid="ignore", over="ignore"):
-                val, decided = decide(zh, zl, self.base + es, err, fmt)
+                if fmt.precision == _MANT:
+                    val, decided = round_bits_dd(zh, zl, off, err)
+                else:
+                    val, decided = np.zeros(rows), np.zeros(rows, bool)
+                other = np.flatnonzero(~decided)  # subnormal/overflowing results, other formats
+                if other.size:
+                    val[other], decided[other] = decide(zh[other], zl[other], off[other], err[other], fmt)
             decided &= err < zh
         else:
             with np.errstate(invalid="ignore", over="ignore"):
                 zh = S * sh
-                val, decided = round_bits(zh, self.base + es, np.abs(sh) * A / np.abs(zh) * (n + 6), fmt)
+                val, decided = round_bits(zh, self.base.astype(np.int64) + es, np.abs(sh) * A / np.abs(zh) * (n + 6), fmt)
             neg = zh < 0
         exact_zero = A == 0
         decided |= exact_zero
@@ -347,6 +354,26 @@ class SlicedSums:
 
 _EXP_MASK = np.int64(0x7FF)
 _ABS_MASK = np.int64(0x7FFFFFFFFFFFFFFF)
+
+
+def round_bits_dd(zh: np.ndarray, zl: np.ndarray, off: np.ndarray, err: np.ndarray):
+    """Round ``(zh + zl) * 2**off`` into float64 (``zh >= 0`` the rounded sum of a normalized
+    double-double, so ``zh = RN(zh + zl)``): the result is ``zh`` scaled by ``2**off`` (an add
+    to the exponent field), decided where every value within ``err`` (same units as ``zh``) of
+    ``zh + zl`` has the same nearest float64: ``zl + err`` below half an ulp of ``zh`` and
+    ``err - zl`` below the distance down to the lower midpoint (half an ulp, a quarter at a
+    power of two, whose lower neighbour is closer), and the scaled result normal. Returns ``(magnitudes, decided)``."""
+    mag = zh.view(np.int64)
+    E = mag >> 52
+    e_new = E + off
+    ok = (E > 60) & (E < 2047) & (e_new >= 1) & (e_new <= 2046)
+    half_ulp = ((np.maximum(E, 54) - 53) << 52).view(np.float64)  # 2**(exponent - 53)
+    pow2 = (mag & np.int64((1 << 52) - 1)) == 0
+    below = np.where(pow2, 0.5 * half_ulp, half_ulp)  # room down to the lower midpoint
+    c = 1.0 - 2.0**-40
+    decided = ok & (zl + err < half_ulp * c) & (err - zl < below * c)
+    val = (mag + (np.where(ok, off, 0) << 52)).view(np.float64)
+    return val, decided
 
 
 def round_bits(z: np.ndarray, off: np.ndarray, err_ulps: np.ndarray, fmt):
