@@ -15,9 +15,13 @@ CASES = [dict(padding=2), dict(padding=3, padding_mode="reflect", stride=2, grou
          dict(padding="valid", stride=5), dict(padding=1, groups=8, padding_mode="reflect")]
 
 
+@pytest.mark.parametrize("threads", [False, True])
 @pytest.mark.parametrize("complex_", [False, True])
 @pytest.mark.parametrize("kw", CASES)
-def test_fast_path_matches_reference(kw, complex_):
+def test_fast_path_matches_reference(kw, complex_, threads, monkeypatch):
+    if threads:  # tiny chunks on two threads: the depthwise loops' threaded path
+        monkeypatch.setattr(fast, "_CHUNK_ELEMS", 16)
+        monkeypatch.setattr(fast, "_WORKERS", 2)
     rng = np.random.default_rng(1)
     draw = (lambda s: rng.standard_normal(s) + 1j * rng.standard_normal(s)) if complex_ else rng.standard_normal
     g = kw.get("groups", 1)
@@ -33,4 +37,23 @@ def test_fast_path_matches_reference(kw, complex_):
     got = fast.conv1d_backward_float64(gy, x, w, b, spec)
     for r, f in zip(ref, got):
         assert r.shape == f.shape
+        np.testing.assert_allclose(f, r, rtol=0, atol=1e-13 * np.abs(r).max())
+
+
+@pytest.mark.parametrize("threads", [False, True])
+@pytest.mark.parametrize("mode", ["zeros", "reflect", "replicate", "circular"])
+def test_fast_depthwise_matches_reference(mode, threads, monkeypatch):
+    """Depthwise (one input and one output channel per group): the chunked element-wise loops."""
+    if threads:
+        monkeypatch.setattr(fast, "_CHUNK_ELEMS", 16)
+        monkeypatch.setattr(fast, "_WORKERS", 2)
+    rng = np.random.default_rng(2)
+    kw = dict(padding=3, groups=6, padding_mode=mode, dilation=2 if mode == "reflect" else 1)
+    x, w, b = rng.standard_normal((3, 6, 19)), rng.standard_normal((6, 1, 4)), rng.standard_normal(6)
+    spec = Conv1dSpec(**kw)
+    y = ur.conv1d(x, w, b, out_dtype=np.float64, **kw)
+    np.testing.assert_allclose(fast.conv1d_float64(x, w, b, spec), y, rtol=0, atol=1e-14 * np.abs(y).max())
+    gy = rng.standard_normal(y.shape)
+    for r, f in zip(ur.conv1d_backward(gy, x, w, b, out_dtype=np.float64, **kw),
+                    fast.conv1d_backward_float64(gy, x, w, b, spec)):
         np.testing.assert_allclose(f, r, rtol=0, atol=1e-13 * np.abs(r).max())

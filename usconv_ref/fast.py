@@ -9,6 +9,9 @@ element-wise multiply-add per tap over cache-sized chunks of rows.
 """
 from __future__ import annotations
 
+import os
+from concurrent.futures import ThreadPoolExecutor
+
 import numpy as np
 
 from .padding import source_index
@@ -17,7 +20,19 @@ from .spec import Conv1dSpec, Geometry, resolve_geometry
 
 
 # Depthwise rows are processed in chunks of about this many elements (cache-sized temporaries).
-_CHUNK_ELEMS = 1 << 17
+_CHUNK_ELEMS = 1 << 15
+_WORKERS = os.cpu_count() or 1  # threads of the public fast-path functions (the exact engine threads blocks itself)
+
+
+def _each_chunk(body, chunks: list, workers: int) -> None:
+    """``body(chunk)`` for every chunk (they write disjoint rows): in order, or on ``workers``
+    threads (NumPy releases the GIL inside its loops)."""
+    if workers <= 1 or len(chunks) < 2:
+        for sl in chunks:
+            body(sl)
+        return
+    with ThreadPoolExecutor(min(workers, len(chunks))) as ex:
+        list(ex.map(body, chunks))
 
 
 def _pad_rows(x: np.ndarray, geo: Geometry, mode: str) -> np.ndarray:
@@ -62,14 +77,15 @@ def _row_chunks(rows: int, length: int):
     return [slice(r0, min(rows, r0 + step)) for r0 in range(0, rows, step)]
 
 
-def forward_raw(xb: np.ndarray, w: np.ndarray, geo: Geometry, mode: str) -> np.ndarray:
+def forward_raw(xb: np.ndarray, w: np.ndarray, geo: Geometry, mode: str, workers: int = 1) -> np.ndarray:
     """``sum_{c,k} w[o,c,k] * xp[n, g(o)Cg + c, t*stride + k*dilation]`` as (N, G, Og, L_out),
     no scale, no bias. For integer-valued inputs whose products sum (in absolute value) to at
     most 2**53 per element every partial sum is an exact integer, so the result is exact in
     any summation order (the sliced exact engine relies on this).
 
-    Depthwise: per chunk of (n, channel) rows, a multiply-add per tap in cache. Otherwise per
-    batch element one matrix product per tap over the group's channels."""
+    Depthwise: per chunk of (n, channel) rows, a multiply-add per tap in cache (chunks on
+    ``workers`` threads). Otherwise per batch element one matrix product per tap over the
+    group's channels (BLAS threads)."""
     dtype = np.result_type(xb, w, np.float64)
     G, Og, Cg, K = geo.groups, geo.Og, geo.Cg, geo.K
     if _depthwise(geo):
@@ -77,7 +93,8 @@ def forward_raw(xb: np.ndarray, w: np.ndarray, geo: Geometry, mode: str) -> np.n
         xr = xb.reshape(rows, geo.L)
         wr = w.reshape(G, K)
         y = np.empty((rows, geo.L_out), dtype)
-        for sl in _row_chunks(rows, geo.L_pad):
+
+        def body(sl):
             xp = _pad_rows(xr[sl], geo, mode)
             wc = wr[np.arange(sl.start, sl.stop) % G]
             yc = y[sl]
@@ -86,6 +103,8 @@ def forward_raw(xb: np.ndarray, w: np.ndarray, geo: Geometry, mode: str) -> np.n
             for k in range(1, K):
                 np.multiply(_tap(xp, geo, k), wc[:, k:k + 1], out=tmp)
                 yc += tmp
+
+        _each_chunk(body, _row_chunks(rows, geo.L_pad), workers)
         return y.reshape(geo.N, G, 1, geo.L_out)
     wg = w.reshape(G, Og, Cg, K)
     y = np.zeros((geo.N, G, Og, geo.L_out), dtype)
@@ -96,7 +115,7 @@ def forward_raw(xb: np.ndarray, w: np.ndarray, geo: Geometry, mode: str) -> np.n
     return y
 
 
-def grad_input_raw(gyb: np.ndarray, w: np.ndarray, geo: Geometry, mode: str) -> np.ndarray:
+def grad_input_raw(gyb: np.ndarray, w: np.ndarray, geo: Geometry, mode: str, workers: int = 1) -> np.ndarray:
     """``padding_adjoint(sum_{o,k} gy[n,o,t] * w[o,c,k] at t*stride + k*dilation)`` as
     (N, C_in, L): no conjugation, no scale (exact for integer-valued inputs as
     :func:`forward_raw`)."""
@@ -107,7 +126,8 @@ def grad_input_raw(gyb: np.ndarray, w: np.ndarray, geo: Geometry, mode: str) -> 
         gr = gyb.reshape(rows, geo.L_out)
         wr = w.reshape(G, K)
         gx = np.empty((rows, geo.L), dtype)
-        for sl in _row_chunks(rows, geo.L_pad):
+
+        def body(sl):
             gc = gr[sl]
             wc = wr[np.arange(sl.start, sl.stop) % G]
             gxp = np.zeros((gc.shape[0], geo.L_pad), dtype)
@@ -116,6 +136,8 @@ def grad_input_raw(gyb: np.ndarray, w: np.ndarray, geo: Geometry, mode: str) -> 
                 np.multiply(gc, wc[:, k:k + 1], out=tmp)
                 _tap(gxp, geo, k)[...] += tmp  # the view scatters into the padded positions
             gx[sl] = _unpad_adjoint(gxp, geo, mode)
+
+        _each_chunk(body, _row_chunks(rows, geo.L_pad), workers)
         return gx.reshape(geo.N, geo.C_in, geo.L)
     wt = np.swapaxes(w.reshape(G, Og, Cg, K), 1, 2)  # (G, Cg, Og, K)
     gyg = gyb.reshape(geo.N, G, Og, geo.L_out)
@@ -128,7 +150,7 @@ def grad_input_raw(gyb: np.ndarray, w: np.ndarray, geo: Geometry, mode: str) -> 
     return gx
 
 
-def grad_weight_raw(gyb: np.ndarray, xb: np.ndarray, geo: Geometry, mode: str) -> np.ndarray:
+def grad_weight_raw(gyb: np.ndarray, xb: np.ndarray, geo: Geometry, mode: str, workers: int = 1) -> np.ndarray:
     """``sum_{n,t} gy[n,o,t] * xp[n, g(o)Cg + c, t*stride + k*dilation]`` as (G, Og, Cg, K):
     no conjugation, no scale (exact for integer-valued inputs as :func:`forward_raw`)."""
     dtype = np.result_type(gyb, xb, np.float64)
@@ -138,10 +160,13 @@ def grad_weight_raw(gyb: np.ndarray, xb: np.ndarray, geo: Geometry, mode: str) -
         gr = gyb.reshape(rows, geo.L_out)
         xr = xb.reshape(rows, geo.L)
         acc = np.empty((rows, K), dtype)
-        for sl in _row_chunks(rows, geo.L_pad):
+
+        def body(sl):
             xp = _pad_rows(xr[sl], geo, mode)
             for k in range(K):
                 acc[sl, k] = np.einsum("rt,rt->r", gr[sl], _tap(xp, geo, k))
+
+        _each_chunk(body, _row_chunks(rows, geo.L_pad), workers)
         return acc.reshape(geo.N, G, K).sum(axis=0).reshape(G, 1, 1, K)
     gyg = gyb.reshape(geo.N, G, Og, geo.L_out)
     gw = np.zeros((G, Og, Cg, K), dtype)
@@ -157,7 +182,7 @@ def conv1d_float64(x, w, b, spec: Conv1dSpec, scales=None) -> np.ndarray:
     ``(s_out,)`` (floats); default: the unit scale rounded to float64."""
     geo, xb = _geometry(x, w, b, spec)
     s_out = float(exact_unit_scales(geo, spec).output) if scales is None else scales[0]
-    y = forward_raw(xb, w, geo, spec.padding_mode).reshape(geo.N, geo.C_out, geo.L_out)
+    y = forward_raw(xb, w, geo, spec.padding_mode, _WORKERS).reshape(geo.N, geo.C_out, geo.L_out)
     if b is not None:
         y += b[None, :, None]
     y *= s_out
@@ -176,9 +201,9 @@ def conv1d_backward_float64(gy, x, w, b, spec: Conv1dSpec, scales=None):
     else:
         s_gx, s_gw = scales
     conj = (lambda a: np.conj(a)) if np.iscomplexobj(w) else (lambda a: a)  # no copies for real inputs
-    gx = grad_input_raw(gyb, conj(w), geo, spec.padding_mode)
+    gx = grad_input_raw(gyb, conj(w), geo, spec.padding_mode, _WORKERS)
     gx *= s_gx
-    gw = grad_weight_raw(gyb, conj(xb), geo, spec.padding_mode).reshape(w.shape)
+    gw = grad_weight_raw(gyb, conj(xb), geo, spec.padding_mode, _WORKERS).reshape(w.shape)
     gw *= s_gw
     gb = None if b is None else gyb.sum(axis=(0, 2)) * s_gw
     return (gx if geo.batched else gx[0]), gw, gb
