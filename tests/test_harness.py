@@ -268,3 +268,25 @@ def test_entry_point_backends_are_found(tmp_path):
     env = {"PYTHONPATH": f"{tmp_path}:{ROOT}", "PATH": "/usr/bin:/bin"}
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=str(tmp_path))
     assert r.returncode == 0 and r.stdout.split() == ["numpy", "True"], r.stderr
+
+
+def test_non_deterministic_cases_are_named():
+    """A backend whose second run differs is reported case by case (not only as a count)."""
+    from backends.numpy_backend import NumpyBackend
+    from usconv_ref.report import failure_lines
+
+    class Flaky(NumpyBackend):
+        calls = 0
+
+        def conv1d(self, x, w, b, spec):
+            Flaky.calls += 1
+            y = super().conv1d(x, w, b, spec)
+            if Flaky.calls % 2 == 0 and y.size and y.dtype == np.float32:
+                y = y.copy()
+                y.flat[0] = np.nextafter(y.flat[0], np.float32(np.inf))
+            return y
+
+    cases = [c for c in build_catalog() if c.id == "axis.mode-zeros"]
+    res = check_backend(Flaky(), "flaky", cases, G.default_golden_dir(), determinism=True)
+    lines = failure_lines(res)
+    assert any(line.startswith("NOT DETERMINISTIC") and "axis.mode-zeros" in line for line in lines), lines

@@ -51,6 +51,10 @@ def failure_lines(res: BackendResult, include_known: bool = True) -> list[str]:
                 if t.status == "fail":
                     lines.append("    " + _tensor_line(t))
             lines.append("    reproduce: " + reproduce_command(res, c.case_id))
+    for c in res.cases:
+        if c.deterministic is False:
+            lines.append(f"NOT DETERMINISTIC {res.name} {c.case_id} ({c.dtype}): a second run differs bitwise")
+            lines.append("    reproduce: " + reproduce_command(res, c.case_id))
     for p in res.pooled:
         if p.stats.failed:
             s = p.stats
