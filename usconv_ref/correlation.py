@@ -61,8 +61,13 @@ class ExactTensor:
         def work(item):
             index, thunk = item
             target = flat if isinstance(index, slice) else out
+            sums = thunk()
+            if isinstance(index, slice) and not cd.is_complex and hasattr(sums[0], "take"):
+                region = flat[index]  # real, contiguous: converted chunk by chunk
+                sums[0].round(self.scale, cd.part, sink=lambda sl, v: region.__setitem__(sl, from_float64_parts(v, None, cd)))
+                return
             shape = target[index].shape
-            values = [s.round(self.scale, cd.part).reshape(shape) for s in thunk()]
+            values = [s.round(self.scale, cd.part).reshape(shape) for s in sums]
             re = values[0]
             im = values[1] if len(values) > 1 else (np.zeros_like(re) if cd.is_complex else None)
             target[index] = from_float64_parts(re, im, cd)

@@ -77,7 +77,8 @@ def _row_chunks(rows: int, length: int):
     return [slice(r0, min(rows, r0 + step)) for r0 in range(0, rows, step)]
 
 
-def forward_raw(xb: np.ndarray, w: np.ndarray, geo: Geometry, mode: str, workers: int = 1) -> np.ndarray:
+def forward_raw(xb: np.ndarray, w: np.ndarray, geo: Geometry, mode: str, workers: int = 1,
+                out: np.ndarray | None = None, negate: bool = False) -> np.ndarray:
     """``sum_{c,k} w[o,c,k] * xp[n, g(o)Cg + c, t*stride + k*dilation]`` as (N, G, Og, L_out),
     no scale, no bias. For integer-valued inputs whose products sum (in absolute value) to at
     most 2**53 per element every partial sum is an exact integer, so the result is exact in
@@ -85,33 +86,41 @@ def forward_raw(xb: np.ndarray, w: np.ndarray, geo: Geometry, mode: str, workers
 
     Depthwise: per chunk of (n, channel) rows, a multiply-add per tap in cache (chunks on
     ``workers`` threads). Otherwise per batch element one matrix product per tap over the
-    group's channels (BLAS threads)."""
+    group's channels (BLAS threads). ``out`` (float64, that shape): the result is added to it
+    (subtracted with ``negate``) in place, no full-size temporary."""
     dtype = np.result_type(xb, w, np.float64)
     G, Og, Cg, K = geo.groups, geo.Og, geo.Cg, geo.K
     if _depthwise(geo):
         rows = geo.N * G
         xr = xb.reshape(rows, geo.L)
         wr = w.reshape(G, K)
-        y = np.empty((rows, geo.L_out), dtype)
+        acc = out is not None
+        y = out.reshape(rows, geo.L_out) if acc else np.empty((rows, geo.L_out), dtype)
+        add = np.subtract if negate else np.add
 
         def body(sl):
             xp = _pad_rows(xr[sl], geo, mode)
             wc = wr[np.arange(sl.start, sl.stop) % G]
             yc = y[sl]
-            np.multiply(_tap(xp, geo, 0), wc[:, 0:1], out=yc)
             tmp = np.empty_like(yc)
-            for k in range(1, K):
+            for k in range(K):
+                if k == 0 and not acc:
+                    np.multiply(_tap(xp, geo, 0), wc[:, 0:1], out=yc)
+                    continue
                 np.multiply(_tap(xp, geo, k), wc[:, k:k + 1], out=tmp)
-                yc += tmp
+                add(yc, tmp, out=yc)
 
         _each_chunk(body, _row_chunks(rows, geo.L_pad), workers)
         return y.reshape(geo.N, G, 1, geo.L_out)
     wg = w.reshape(G, Og, Cg, K)
-    y = np.zeros((geo.N, G, Og, geo.L_out), dtype)
+    y = out if out is not None else np.zeros((geo.N, G, Og, geo.L_out), dtype)
+    add = np.subtract if negate else np.add
+    tmp = np.empty((G, Og, geo.L_out), dtype)
     for n in range(geo.N):
         xp = _pad_rows(xb[n], geo, mode).reshape(G, Cg, geo.L_pad)
         for k in range(K):
-            y[n] += np.matmul(wg[:, :, :, k], _tap(xp, geo, k))  # (G, Og, Cg) @ (G, Cg, L_out)
+            np.matmul(wg[:, :, :, k], _tap(xp, geo, k), out=tmp)  # (G, Og, Cg) @ (G, Cg, L_out)
+            add(y[n], tmp, out=y[n])
     return y
 
 

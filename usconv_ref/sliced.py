@@ -83,22 +83,26 @@ def exponents(amax: np.ndarray, amin: np.ndarray, precision: int):
     return E, int(np.max(np.where(nz, E - low, 0)))
 
 
-def slices(parts: list, E: np.ndarray, beta: int, count: int):
-    """Yield ``count`` slices (each a list over parts of integer-valued float64 arrays with
-    ``|q| <= 2**beta``) with ``a = sum_i q_i * 2**(E - beta*(i+1))``; asserts that nothing
-    is left over."""
+def slices(parts: list, E: np.ndarray, beta: int, count: int, consume: bool = False):
+    """Yield up to ``count`` slices (each a list over parts of integer-valued float64 arrays
+    with ``|q| <= 2**beta``) with ``a = sum_i q_i * 2**(E - beta*(i+1))``, stopping early once
+    the remainder is zero (later slices would be zero: their passes are skipped); asserts that
+    nothing is left over. ``consume``: the parts may be overwritten (saves two copies)."""
     if count == 0:  # the other operand is all zero: nothing to compute
         return
     shift = (beta - E).astype(np.int32)
-    rs = [np.ldexp(p, shift) for p in parts]
+    rs = [np.ldexp(p, shift, out=p) if consume else np.ldexp(p, shift) for p in parts]
     for i in range(count):
         if i:
-            rs = [np.ldexp(r, beta) for r in rs]
+            for r in rs:
+                np.ldexp(r, beta, out=r)
         qs = [np.rint(r) for r in rs]
-        rs = [r - q for r, q in zip(rs, qs)]
+        for r, q in zip(rs, qs):
+            r -= q  # exact: the fraction of r
         yield qs
-    if any(r.any() for r in rs):  # pragma: no cover - excluded by the bits bound
-        raise AssertionError("sliced: operand not exhausted by its slices")
+        if not any(r.any() for r in rs):
+            return
+    raise AssertionError("sliced: operand not exhausted by its slices")  # pragma: no cover - excluded by the bits bound
 
 
 @dataclass(frozen=True)
@@ -209,18 +213,26 @@ def new_buffers(p: Plan, combos: Combo, shape: tuple) -> list:
 
 
 def accumulate(bufs: list, p: Plan, a_slices, b_slices: list, F: Callable, combos: Combo) -> None:
-    """``bufs[part][slot(i, j)] += sign * F(a_i, b_j)`` over every slice pair and term."""
+    """``bufs[part][slot(i, j)] += sign * F(a_i, b_j)`` over every slice pair and term;
+    ``F(a, b, buf, negate)`` adds (subtracts) its result into ``buf`` itself."""
     slot = {s: k for k, s in enumerate(p.shifts)}
     for i, qa in enumerate(a_slices):
         for j, qb in enumerate(b_slices):
             k = slot[p.shift(i, j)]
             for part, combo in enumerate(combos):
                 for sign, ia, ib in combo:
-                    t = F(qa[ia], qb[ib])
-                    if sign > 0:
-                        bufs[part][k] += t
-                    else:
-                        bufs[part][k] -= t
+                    F(qa[ia], qb[ib], bufs[part][k], sign < 0)
+
+
+def adding(raw: Callable) -> Callable:
+    """``F(a, b, buf, negate)`` from a function returning its result: ``buf += raw(a, b)``."""
+    def F(a, b, buf, negate):
+        t = raw(a, b)
+        if negate:
+            buf -= t
+        else:
+            buf += t
+    return F
 
 
 def _sums(bufs: list, p: Plan, base: np.ndarray, bias) -> list:
@@ -295,15 +307,20 @@ class SlicedSums:
             A = np.where(bad, np.inf, A)
         return S, Sl, A
 
-    def round(self, scale, fmt) -> np.ndarray:
-        """``round_fmt(scale * V)`` per row, in chunks of rows that stay in cache."""
+    def round(self, scale, fmt, sink=None) -> np.ndarray | None:
+        """``round_fmt(scale * V)`` per row, in chunks of rows that stay in cache: returned as
+        float64, or handed chunk by chunk to ``sink(rows_slice, values)`` (no full-size array)."""
         rows = len(self)
-        if rows <= _CHUNK:
+        if sink is None and rows <= _CHUNK:
             return self._round(scale, fmt)
-        out = np.empty(rows)
+        out = None if sink is not None else np.empty(rows)
         for r0 in range(0, rows, _CHUNK):
             sl = slice(r0, min(rows, r0 + _CHUNK))
-            out[sl] = self.take(sl)._round(scale, fmt)
+            vals = self.take(sl)._round(scale, fmt)
+            if sink is None:
+                out[sl] = vals
+            else:
+                sink(sl, vals)
         return out
 
     def _round(self, scale, fmt) -> np.ndarray:
@@ -488,7 +505,7 @@ def _per_ng(geo: Geometry, a: Source, b_parts: list, b_axes: tuple, F_block: Cal
     p = plan(bits_a, bits_b, n_products, combos)
     if p is None:
         return None
-    b_slices = list(slices(b_parts, Eb, p.beta_b, p.sb))
+    b_slices = list(slices(b_parts, Eb, p.beta_b, p.sb, consume=True))
 
     def block(ns: slice, gs: slice):
         nb, gb = ns.stop - ns.start, gs.stop - gs.start
@@ -496,16 +513,18 @@ def _per_ng(geo: Geometry, a: Source, b_parts: list, b_axes: tuple, F_block: Cal
         sub = _sub(geo, ns, gs)
         parts = a.parts((ns, gs))
         bufs = new_buffers(p, combos, shape)
-        accumulate(bufs, p, slices(parts, Ea[ns, gs], p.beta_a, p.sa), [[q[gs] for q in qs] for qs in b_slices],
-                   lambda qa, qb: F_block(sub, qa, qb), combos)
+        accumulate(bufs, p, slices(parts, Ea[ns, gs], p.beta_a, p.sa, consume=True), [[q[gs] for q in qs] for qs in b_slices],
+                   lambda qa, qb, buf, neg: F_block(sub, qa, qb, buf, neg), combos)
         base = np.broadcast_to(Ea[ns, gs] + b_to_out(Eb[gs]) - p.drop, shape)
         bb = None if bias is None else [np.broadcast_to(q[gs].reshape(1, gb, -1, 1), shape) for q in bias]
         return _sums(bufs, p, base, bb)
 
     def gen():
-        per = out_block(1, 1)[2]
+        # a block is whole batch elements, or groups of one batch element: contiguous rows
+        per = int(np.prod(out_block(1, 1)))  # outputs per (batch element, group)
         for ns, gs in blocks:
-            yield (ns, slice(gs.start * per, gs.stop * per), slice(None)), partial(block, ns, gs)
+            start = (ns.start * G + gs.start) * per
+            yield slice(start, start + (ns.stop - ns.start) * (gs.stop - gs.start) * per), partial(block, ns, gs)
 
     return Streamed(len(combos), gen)
 
@@ -520,8 +539,8 @@ def forward(geo: Geometry, x: np.ndarray, w: np.ndarray, b, cd, padding_mode: st
     if not wsrc.finite() or (b is not None and not Source(b, cd, (G, Og)).finite()):
         return None
     a = Source(x, cd, (geo.N, G, Cg, geo.L))
-    F = lambda sub, xq, wq: fast.forward_raw(xq.reshape(sub.N, sub.C_in, sub.L), wq.reshape(sub.C_out, Cg, K),
-                                             sub, padding_mode)
+    F = lambda sub, xq, wq, buf, neg: fast.forward_raw(xq.reshape(sub.N, sub.C_in, sub.L), wq.reshape(sub.C_out, Cg, K),
+                                                       sub, padding_mode, out=buf, negate=neg)
     bias = None
     if b is not None:
         bias = Source(b, cd, (G, Og)).parts()
@@ -545,8 +564,9 @@ def grad_input(geo: Geometry, gy: np.ndarray, w: np.ndarray, cd, padding_mode: s
     if not wsrc.finite():
         return None
     a = Source(gy, cd, (geo.N, G, Og, geo.L_out))
-    F = lambda sub, gq, wq: fast.grad_input_raw(gq.reshape(sub.N, sub.C_out, sub.L_out), wq.reshape(sub.C_out, Cg, K),
-                                                sub, padding_mode).reshape(sub.N, sub.groups, Cg, sub.L)
+    F = lambda sub, gq, wq, buf, neg: adding(lambda g_, w_: fast.grad_input_raw(
+        g_.reshape(sub.N, sub.C_out, sub.L_out), w_.reshape(sub.C_out, Cg, K), sub, padding_mode
+    ).reshape(sub.N, sub.groups, Cg, sub.L))(gq, wq, buf, neg)
     n = Og * max(_input_fanin(geo, padding_mode), 1)
     return _per_ng(geo, a, wsrc.parts(), (1, 3), F, _combos(cd.is_complex, True), n,
                    lambda nb, gb: (nb, gb, Cg, geo.L), lambda E: E.reshape(1, -1, Cg, 1))
@@ -588,10 +608,10 @@ def _over_n(geo: Geometry, a: Source, b: Source | None, F_block: Callable, combo
             if b is None:
                 b_sl = [[np.full((1, gs.stop - gs.start, 1, 1), 2.0 ** (p.beta_b - 1))]] if p.sb else []
             else:
-                b_sl = list(slices(b.parts((ns, gs)), Eb[:, gs], p.beta_b, p.sb))
+                b_sl = list(slices(b.parts((ns, gs)), Eb[:, gs], p.beta_b, p.sb, consume=True))
             blk = new_buffers(p, combos, (gs.stop - gs.start,) + tuple(out_shape[1:]))
-            accumulate(blk, p, slices(a.parts((ns, gs)), Ea[:, gs], p.beta_a, p.sa), b_sl,
-                       lambda qa, qb: F_block(sub, qa, qb), combos)
+            accumulate(blk, p, slices(a.parts((ns, gs)), Ea[:, gs], p.beta_a, p.sa, consume=True), b_sl,
+                       adding(lambda qa, qb: F_block(sub, qa, qb)), combos)
             for part in range(len(bufs)):
                 for k in range(len(bufs[part])):
                     bufs[part][k][gs] += blk[part][k]
