@@ -8,8 +8,9 @@ operands are integers whose products sum, per output element and in absolute val
 can round. This module cuts the operands into such integers.
 
 Slabs. The elements of ``a`` that meet in one output element share an exponent ``E`` with
-``|a| < 2**E`` on their *slab* (forward: all of ``x[n, group]``; the weights of one output
-channel; see the ``_*_slabs`` functions). Slicing with ``beta`` bits per slice::
+``|a| < 2**E`` on their *slab* (forward: all of ``x[n, group]`` and the weights of one output
+channel; grad_x: ``gy[n, group]`` and ``w[group, :, c]``; grad_w: ``gy[:, o]`` and ``x[:, c]``).
+Slicing with ``beta`` bits per slice (:func:`slices`)::
 
     r_0 = a * 2**(beta - E),   q_i = rint(r_i),   r_{i+1} = (r_i - q_i) * 2**beta
 
@@ -18,18 +19,23 @@ so ``a = sum_{i<s} q_i * 2**(E - beta*(i+1))`` exactly once ``s*beta`` covers th
 every step is exact (power-of-two scalings of values far from under/overflow, and ``r - rint(r)``
 is the fraction of ``r``), and ``|q_i| <= 2**beta``. We check that the last remainder is zero.
 
-Passes. With ``s_a``, ``s_b`` slices, ``sum_{i,j} F(q_a,i, q_b,j) 2**(E_a + E_b - beta(i+j+2))``
-is the exact value. Pairs with equal ``d = i + j`` share a weight and are added into one
-float64 buffer per ``d``; with ``n`` products per element, ``T`` real terms per product (2 for
-complex parts) and at most ``m = min(s_a, s_b)`` pairs per ``d``, choosing
-``2*beta + log2(n*T*m) <= 53`` keeps every buffer exact. ``beta`` is chosen to minimize the
-number of passes ``s_a * s_b``.
+Passes (:class:`Plan`). With ``s_a`` slices of ``beta_a`` bits and ``s_b`` of ``beta_b``,
+``sum_{i,j} F(q_a,i, q_b,j) 2**(base + shift(i, j))``, ``shift = beta_a(s_a-1-i) + beta_b(s_b-1-j)``,
+``base = E_a + E_b - beta_a s_a - beta_b s_b``, is the exact value. Pairs with equal shifts add
+into one float64 buffer; with ``n`` products per element, ``T`` real terms per product (2 for
+complex parts) and at most ``m`` pairs per buffer, ``beta_a + beta_b + log2(n*T*m) <= 53``
+keeps every buffer exact; :func:`choose_plan` takes the widths with the fewest passes.
 
-Combination. Buffer ``d`` is an integer of at most 53 bits at weight
-``2**(base + beta*(s_a + s_b - 2 - d))`` with ``base = E_a + E_b - beta*(s_a + s_b)``, so the
-buffers are int64 limbs of width ``beta`` (:class:`~usconv_ref.numerics.RowSums` with
-``width=beta``) after carrying; the bias is placed at its own offset. Rounding is then the same
-as for the term-list engine of :mod:`usconv_ref.correlation`.
+Rounding (:class:`SlicedSums`). The buffers are summed in float64 (double-double for float64
+results) with a proven error bound, and the rounding is decided by integer operations on the
+float64 encoding (:func:`round_bits`, :func:`round_bits_dd`); elements too close to a rounding
+boundary go through exact integer limbs (:class:`~usconv_ref.numerics.RowSums`, width 24, the
+bias placed at its own offset) and, at near-ties, rational arithmetic — the same as for the
+term-list engine of :mod:`usconv_ref.correlation`.
+
+Streaming. Inputs are converted, sliced, multiplied and rounded one (batch, group) block at a
+time (:class:`Streamed`); contractions summed over the batch (grad_w, grad_b) gather their slab
+exponents in a first pass and accumulate blocks into the small output's buffers.
 
 Returns None (the caller uses the term-list engine) for non-finite inputs, empty tensors, and
 exponent spreads that need more than ``MAX_PASSES`` passes or ``MAX_LIMBS`` limbs.
