@@ -539,6 +539,18 @@ template <> __device__ __forceinline__ void store4<bf16_t>(bf16_t* p, float a, f
 // sm[q] = padded input at i0 + q for q < span (span <= 8 * blockDim.x + halo): the 8 loads of
 // each thread are issued before any store (latency overlapped); the padding map (forward) or
 // zeros (grad_x reading grad_y) only in tiles that touch a row end.
+// The register window sm[0 : K+3] of one quad of outputs, in 16-byte shared loads.
+template <int NW>
+__device__ __forceinline__ void load_window(const float* sm, int K, float win[NW]) {
+#pragma unroll
+    for (int m = 0; m < NW / 4; ++m) {
+        if (4 * m < K + 3) {
+            const float4 v = *reinterpret_cast<const float4*>(sm + 4 * m);
+            win[4 * m] = v.x; win[4 * m + 1] = v.y; win[4 * m + 2] = v.z; win[4 * m + 3] = v.w;
+        }
+    }
+}
+
 // Two packed 16-bit values to floats, one conversion instruction.
 template <typename S> __device__ __forceinline__ float2 pair_to_float2(unsigned v);
 template <> __device__ __forceinline__ float2 pair_to_float2<__half>(unsigned v) {
@@ -648,13 +660,7 @@ __global__ void __launch_bounds__(128) dw_vec(const S* __restrict__ in, const S*
         const int qb = (rr * (int)blockDim.x + (int)threadIdx.x) * 4;
         if (qb >= T || t0 + qb >= Lo) break;
         float win[NW];
-#pragma unroll
-        for (int m = 0; m < NW / 4; ++m) {
-            if (4 * m < K + 3) {
-                float4 v = *reinterpret_cast<const float4*>(sm + qb + 4 * m);
-                win[4 * m] = v.x; win[4 * m + 1] = v.y; win[4 * m + 2] = v.z; win[4 * m + 3] = v.w;
-            }
-        }
+        load_window<NW>(sm + qb, K, win);
         float acc[4] = {0.f, 0.f, 0.f, 0.f};
 #pragma unroll
         for (int k = 0; k < KMAX; ++k) {
@@ -724,13 +730,7 @@ __global__ void __launch_bounds__(128) dw_grad_w_vec(const S* __restrict__ gy, c
             for (int r = 0; r < 4; ++r) gv[r] = (qb + r < T && t0 + qb + r < Lout) ? mul_ieee(to_acc(grow[t0 + qb + r]), s) : 0.f;
         }
         float win[NW];
-#pragma unroll
-        for (int m = 0; m < NW / 4; ++m) {
-            if (4 * m < K + 3) {
-                float4 v = *reinterpret_cast<const float4*>(sm + qb + 4 * m);
-                win[4 * m] = v.x; win[4 * m + 1] = v.y; win[4 * m + 2] = v.z; win[4 * m + 3] = v.w;
-            }
-        }
+        load_window<NW>(sm + qb, K, win);
 #pragma unroll
         for (int k = 0; k < KMAX; ++k) {
             if (k < K) {

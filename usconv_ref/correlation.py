@@ -25,7 +25,7 @@ import numpy as np
 
 from .dtypes import CaseDtype, from_float64_parts, to_float64_parts
 from . import sliced
-from .numerics import RowSums, exact_row_sums
+from .numerics import exact_row_sums
 from .padding import forward_positions, grad_input_taps, source_index
 from .scaling import ExactScale
 from .spec import Geometry

@@ -71,6 +71,11 @@ def _depthwise(geo: Geometry) -> bool:
     return geo.Cg == 1 and geo.Og == 1
 
 
+def _row_taps(wr: np.ndarray, sl: slice) -> np.ndarray:
+    """The (G, K) depthwise taps of rows ``sl`` of an (N*G)-row layout (row r is group r % G)."""
+    return wr[np.arange(sl.start, sl.stop) % wr.shape[0]]
+
+
 def _row_chunks(rows: int, length: int):
     """Slices of about ``_CHUNK_ELEMS / length`` rows covering ``range(rows)``."""
     step = max(1, _CHUNK_ELEMS // max(length, 1))
@@ -100,7 +105,7 @@ def forward_raw(xb: np.ndarray, w: np.ndarray, geo: Geometry, mode: str, workers
 
         def body(sl):
             xp = _pad_rows(xr[sl], geo, mode)
-            wc = wr[np.arange(sl.start, sl.stop) % G]
+            wc = _row_taps(wr, sl)
             yc = y[sl]
             tmp = np.empty_like(yc)
             for k in range(K):
@@ -138,7 +143,7 @@ def grad_input_raw(gyb: np.ndarray, w: np.ndarray, geo: Geometry, mode: str, wor
 
         def body(sl):
             gc = gr[sl]
-            wc = wr[np.arange(sl.start, sl.stop) % G]
+            wc = _row_taps(wr, sl)
             gxp = np.zeros((gc.shape[0], geo.L_pad), dtype)
             tmp = np.empty_like(gc)
             for k in range(K):

@@ -42,6 +42,7 @@ exponent spreads that need more than ``MAX_PASSES`` passes or ``MAX_LIMBS`` limb
 """
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass, replace
 from functools import lru_cache, partial
 from fractions import Fraction
@@ -132,10 +133,7 @@ class Plan:
 
     @property
     def m(self) -> int:
-        counts: dict = {}
-        for i in range(self.sa):
-            for j in range(self.sb):
-                counts[self.shift(i, j)] = counts.get(self.shift(i, j), 0) + 1
+        counts = Counter(self.shift(i, j) for i in range(self.sa) for j in range(self.sb))
         return max(counts.values(), default=1)
 
     @property
@@ -375,7 +373,6 @@ class SlicedSums:
         return out
 
 
-_EXP_MASK = np.int64(0x7FF)
 _ABS_MASK = np.int64(0x7FFFFFFFFFFFFFFF)
 
 
@@ -450,7 +447,11 @@ class Source:
         return [re] if im is None else [re, im]
 
     def finite(self) -> bool:
-        return all(np.isfinite(p).all() for p in self.parts())
+        return _finite(self.parts())
+
+
+def _finite(parts: list) -> bool:
+    return all(np.isfinite(p).all() for p in parts)
 
 
 # Complex conventions (``s`` marks the conjugated factor): forward ``x*w``:
@@ -476,11 +477,10 @@ def _blocks(N: int, G: int, per_n: int, per_g: int) -> list:
     return [(slice(n, n + 1), slice(g, min(G, g + gb))) for n in range(N) for g in range(0, G, gb)]
 
 
-def _sub(geo: Geometry, ns: slice, gs: slice, N: int | None = None) -> Geometry:
+def _sub(geo: Geometry, ns: slice, gs: slice) -> Geometry:
     """The geometry of batch elements ``ns`` and groups ``gs`` (a smaller grouped conv)."""
     gb = gs.stop - gs.start
-    return replace(geo, N=(ns.stop - ns.start) if N is None else N, batched=True, C_in=gb * geo.Cg,
-                   C_out=gb * geo.Og, groups=gb)
+    return replace(geo, N=ns.stop - ns.start, batched=True, C_in=gb * geo.Cg, C_out=gb * geo.Og, groups=gb)
 
 
 class Streamed:
@@ -488,14 +488,15 @@ class Streamed:
     ``index`` slices into the output and ``thunk()`` the block's sums per part (rows in C
     order); thunks are independent, so blocks may be computed in any order or concurrently."""
 
-    def __init__(self, n_parts: int, blocks: Callable):
-        self.n_parts, self.blocks = n_parts, blocks
+    def __init__(self, blocks: Callable):
+        self.blocks = blocks
 
 
 def _per_ng(geo: Geometry, a: Source, b_parts: list, b_axes: tuple, F_block: Callable,
             combos: Combo, n_products: int, out_block, b_to_out: Callable, bias=None):
     """Outputs whose ``a`` slabs are (batch element, group) — forward and grad_x. ``a``
-    is laid out (N, G, ., .); ``b`` is small and sliced once."""
+    is laid out (N, G, ., .); ``b`` is small and sliced once. ``F_block(sub)`` gives the
+    accumulating ``F`` of :func:`accumulate` for a block's geometry ``sub``."""
     G = geo.groups
     Eb, bits_b = exponents(*_stats(b_parts, b_axes), a.cd.part.precision)
     per_g = int(np.prod(out_block(1, 1)))
@@ -504,7 +505,7 @@ def _per_ng(geo: Geometry, a: Source, b_parts: list, b_axes: tuple, F_block: Cal
     bits_a = 0
     for ns, gs in blocks:  # pass 1: slab exponents, finiteness
         parts = a.parts((ns, gs))
-        if not all(np.isfinite(p).all() for p in parts):
+        if not _finite(parts):
             return None
         E, bits = exponents(*_stats(parts, (2, 3)), a.cd.part.precision)
         Ea[ns, gs], bits_a = E, max(bits_a, bits)
@@ -520,19 +521,18 @@ def _per_ng(geo: Geometry, a: Source, b_parts: list, b_axes: tuple, F_block: Cal
         parts = a.parts((ns, gs))
         bufs = new_buffers(p, combos, shape)
         accumulate(bufs, p, slices(parts, Ea[ns, gs], p.beta_a, p.sa, consume=True), [[q[gs] for q in qs] for qs in b_slices],
-                   lambda qa, qb, buf, neg: F_block(sub, qa, qb, buf, neg), combos)
+                   F_block(sub), combos)
         base = np.broadcast_to(Ea[ns, gs] + b_to_out(Eb[gs]) - p.drop, shape)
         bb = None if bias is None else [np.broadcast_to(q[gs].reshape(1, gb, -1, 1), shape) for q in bias]
         return _sums(bufs, p, base, bb)
 
     def gen():
         # a block is whole batch elements, or groups of one batch element: contiguous rows
-        per = int(np.prod(out_block(1, 1)))  # outputs per (batch element, group)
         for ns, gs in blocks:
-            start = (ns.start * G + gs.start) * per
-            yield slice(start, start + (ns.stop - ns.start) * (gs.stop - gs.start) * per), partial(block, ns, gs)
+            start = (ns.start * G + gs.start) * per_g
+            yield slice(start, start + (ns.stop - ns.start) * (gs.stop - gs.start) * per_g), partial(block, ns, gs)
 
-    return Streamed(len(combos), gen)
+    return Streamed(gen)
 
 
 def forward(geo: Geometry, x: np.ndarray, w: np.ndarray, b, cd, padding_mode: str):
@@ -545,8 +545,8 @@ def forward(geo: Geometry, x: np.ndarray, w: np.ndarray, b, cd, padding_mode: st
     if not wsrc.finite() or (b is not None and not Source(b, cd, (G, Og)).finite()):
         return None
     a = Source(x, cd, (geo.N, G, Cg, geo.L))
-    F = lambda sub, xq, wq, buf, neg: fast.forward_raw(xq.reshape(sub.N, sub.C_in, sub.L), wq.reshape(sub.C_out, Cg, K),
-                                                       sub, padding_mode, out=buf, negate=neg)
+    F = lambda sub: lambda xq, wq, buf, neg: fast.forward_raw(
+        xq.reshape(sub.N, sub.C_in, sub.L), wq.reshape(sub.C_out, Cg, K), sub, padding_mode, out=buf, negate=neg)
     bias = None
     if b is not None:
         bias = Source(b, cd, (G, Og)).parts()
@@ -570,9 +570,9 @@ def grad_input(geo: Geometry, gy: np.ndarray, w: np.ndarray, cd, padding_mode: s
     if not wsrc.finite():
         return None
     a = Source(gy, cd, (geo.N, G, Og, geo.L_out))
-    F = lambda sub, gq, wq, buf, neg: adding(lambda g_, w_: fast.grad_input_raw(
-        g_.reshape(sub.N, sub.C_out, sub.L_out), w_.reshape(sub.C_out, Cg, K), sub, padding_mode
-    ).reshape(sub.N, sub.groups, Cg, sub.L))(gq, wq, buf, neg)
+    F = lambda sub: adding(lambda gq, wq: fast.grad_input_raw(
+        gq.reshape(sub.N, sub.C_out, sub.L_out), wq.reshape(sub.C_out, Cg, K), sub, padding_mode
+    ).reshape(sub.N, sub.groups, Cg, sub.L))
     n = Og * max(_input_fanin(geo, padding_mode), 1)
     return _per_ng(geo, a, wsrc.parts(), (1, 3), F, _combos(cd.is_complex, True), n,
                    lambda nb, gb: (nb, gb, Cg, geo.L), lambda E: E.reshape(1, -1, Cg, 1))
@@ -582,8 +582,8 @@ def _over_n(geo: Geometry, a: Source, b: Source | None, F_block: Callable, combo
             out_shape: tuple, a_to_out: Callable, b_to_out: Callable):
     """Outputs summed over the batch — grad_w (``b`` = x) and grad_b (``b`` None: ones). Slabs
     span all batch elements: pass 1 gathers their exponents block by block, pass 2 slices each
-    block on those global grids and adds its products into diagonal buffers of the (small)
-    output."""
+    block on those global grids and adds its products into buffers of the (small) output.
+    ``F_block`` as in :func:`_per_ng`."""
     G = geo.groups
     per_g = a.shape[2] * a.shape[3] + (0 if b is None else b.shape[2] * b.shape[3])
     blocks = _blocks(geo.N, G, per_g * G, per_g)
@@ -596,7 +596,7 @@ def _over_n(geo: Geometry, a: Source, b: Source | None, F_block: Callable, combo
         amin = np.full((1, G, src.shape[2], 1), np.inf)
         for ns, gs in blocks:
             parts = src.parts((ns, gs))
-            if not all(np.isfinite(p).all() for p in parts):
+            if not _finite(parts):
                 return None
             mx, mn = _stats(parts, (0, 3))
             amax[:, gs], amin[:, gs] = np.maximum(amax[:, gs], mx), np.minimum(amin[:, gs], mn)
@@ -617,7 +617,7 @@ def _over_n(geo: Geometry, a: Source, b: Source | None, F_block: Callable, combo
                 b_sl = list(slices(b.parts((ns, gs)), Eb[:, gs], p.beta_b, p.sb, consume=True))
             blk = new_buffers(p, combos, (gs.stop - gs.start,) + tuple(out_shape[1:]))
             accumulate(blk, p, slices(a.parts((ns, gs)), Ea[:, gs], p.beta_a, p.sa, consume=True), b_sl,
-                       adding(lambda qa, qb: F_block(sub, qa, qb)), combos)
+                       F_block(sub), combos)
             for part in range(len(bufs)):
                 for k in range(len(bufs[part])):
                     bufs[part][k][gs] += blk[part][k]
@@ -627,7 +627,7 @@ def _over_n(geo: Geometry, a: Source, b: Source | None, F_block: Callable, combo
     def gen():
         yield slice(None), whole  # the whole output, flat
 
-    return Streamed(len(combos), gen)
+    return Streamed(gen)
 
 
 def grad_weight(geo: Geometry, gy: np.ndarray, x: np.ndarray, cd, padding_mode: str):
@@ -637,8 +637,8 @@ def grad_weight(geo: Geometry, gy: np.ndarray, x: np.ndarray, cd, padding_mode: 
     G, Og, Cg, K = geo.groups, geo.Og, geo.Cg, geo.K
     a = Source(gy, cd, (geo.N, G, Og, geo.L_out))
     b = Source(x, cd, (geo.N, G, Cg, geo.L))
-    F = lambda sub, gq, xq: fast.grad_weight_raw(gq.reshape(sub.N, sub.C_out, sub.L_out), xq.reshape(sub.N, sub.C_in, sub.L),
-                                                 sub, padding_mode)
+    F = lambda sub: adding(lambda gq, xq: fast.grad_weight_raw(
+        gq.reshape(sub.N, sub.C_out, sub.L_out), xq.reshape(sub.N, sub.C_in, sub.L), sub, padding_mode))
     return _over_n(geo, a, b, F, _combos(cd.is_complex, True), geo.N * geo.L_out, (G, Og, Cg, K),
                    lambda E: E.reshape(G, Og, 1, 1), lambda E: E.reshape(G, 1, Cg, 1))
 
@@ -650,6 +650,6 @@ def grad_bias(geo: Geometry, gy: np.ndarray, cd):
     G, Og = geo.groups, geo.Og
     a = Source(gy, cd, (geo.N, G, Og, geo.L_out))
     combos = [[(1, 0, 0)]] if not cd.is_complex else [[(1, 0, 0)], [(1, 1, 0)]]
-    F = lambda sub, gq, one: gq.sum(axis=(0, 3)) * one[0, :, 0, :]
+    F = lambda sub: adding(lambda gq, one: gq.sum(axis=(0, 3)) * one[0, :, 0, :])
     return _over_n(geo, a, None, F, combos, geo.N * geo.L_out, (G, Og),
                    lambda E: E.reshape(G, Og), lambda E: E.reshape(G, 1))
