@@ -5,7 +5,11 @@ launches; no cuDNN, cuBLAS or ``cupy.convolve``.
 Kernels: one thread per output element with fixed-order loops (deterministic, no atomics);
 padding modes as index maps; accumulation in float32 (float16, bfloat16, float32,
 complex32, complex64 — fused multiply-adds, no TF32) or float64 (float64, complex128);
-complex products by the textbook formula. The unit scales (``usconv_ref``) multiply one
+complex products by the textbook formula. Dense and wide-group float16/bfloat16 forwards
+(more than 16 channels per group) run on the tensor cores (``conv_fwd_mma``: mma.sync with
+float32 accumulators over exact products, unscaled sums times the scale at the end); their
+adders truncate, so the 16-bit dtypes declare the class ``tc-fp32-acc`` (u_acc = 2**-23,
+toward zero) rather than IEEE float32 accumulation. The unit scales (``usconv_ref``) multiply one
 factor of every product (the weight in the forward and grad_x, grad_y in grad_w and grad_b;
 and the bias), so sums are formed at the scale of the result and an unscaled sum cannot
 overflow where the result does not; scales are float32 for the float32-accumulated dtypes
@@ -18,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from usconv_ref.compare import FP32_ACC, FP64_ACC
+from usconv_ref.compare import FP32_ACC, FP64_ACC, TC_FP32
 from usconv_ref.dtypes import COMPLEX32, case_dtype
 from usconv_ref.scaling import exact_unit_scales
 from usconv_ref.spec import resolve_geometry
@@ -45,6 +49,9 @@ DW_KMAX = (4, 8, 16, 32, 64)  # dw_vec instantiations (taps unrolled up to KMAX)
 DW_TYPES = ("__half", "bf16_t", "float")
 DW_BLOCK = 128  # dw_vec threads per block; 8 outputs each
 GEMM_TYPES = ("__half", "bf16_t", "float", "double")  # conv_fwd_gemm: real storage types
+MMA_TYPES = {"float16": "__half", "bfloat16": "bf16_t"}  # conv_fwd_mma: tensor cores
+MMA_BM, MMA_BN, MMA_BK, MMA_LD = 128, 128, 32, 40  # as in cupy_kernels.cu
+MMA_SMEM_MAX = 227 * 1024  # H100/A100 opt-in limit per block
 
 
 class CupyBackend(Backend):
@@ -75,6 +82,8 @@ class CupyBackend(Backend):
         cd = case_dtype(dtype)
         if cd.part.name == "float64":
             return replace(FP64_ACC, name="ieee-fp64-acc+fma")
+        if cd.name in MMA_TYPES:  # dense forwards run on the tensor cores (truncating float32 adders)
+            return replace(TC_FP32, name="tc-fp32-acc+scale-fp32", scale_dtype="float32")
         return replace(FP32_ACC, name="ieee-fp32-acc+fma+scale-fp32", scale_dtype="float32")
 
     # --- compilation and launch ---
@@ -85,10 +94,12 @@ class CupyBackend(Backend):
             names += [self._dw_expr(t, km, bwd) for t in DW_TYPES for km in DW_KMAX for bwd in (False, True)]
             names += [f"dw_grad_w_vec<{t}, {km}>" for t in DW_TYPES for km in DW_KMAX]
             names += [f"conv_fwd_gemm<{t}>" for t in GEMM_TYPES]
+            names += [f"conv_fwd_mma<{t}>" for t in MMA_TYPES.values()] + ["pack_x", "pack_w"]
             code = SOURCE.read_text() + "\n" + "\n".join(
                 f"INSTANTIATE({t}, {'true' if c else 'false'}) INSTANTIATE_TILES({t}, {'true' if c else 'false'})"
                 for t, c, _ in sorted(set(STORAGE.values()), key=str)) + "\n" + "\n".join(
-                f"INSTANTIATE_DW({t})" for t in DW_TYPES) + "\n" + "\n".join(f"INSTANTIATE_GEMM({t})" for t in GEMM_TYPES)
+                f"INSTANTIATE_DW({t})" for t in DW_TYPES) + "\n" + "\n".join(f"INSTANTIATE_GEMM({t})" for t in GEMM_TYPES) + "\n" + "\n".join(
+                f"INSTANTIATE_MMA({t})" for t in MMA_TYPES.values())
             # IEEE behaviour spelled out: subnormals kept, correctly rounded division/sqrt.
             self._module = cupy.RawModule(code=code, options=("-std=c++17", "-ftz=false", "-prec-div=true",
                                                               "-prec-sqrt=true"), name_expressions=names)
@@ -126,6 +137,42 @@ class CupyBackend(Backend):
         smem = (T + 2 * geo.K + 4) * 4
         fn = self.module().get_function(self._dw_expr(STORAGE[cd.name][0], kmax, bwd))
         fn((geo.N * geo.C_out * tiles,), (DW_BLOCK,), args + (np.int32(T),), shared_mem=smem)  # one block per tile
+
+    @staticmethod
+    def _mma_plan(cd, geo):
+        """``(P, Op, Cp, span, stages, smem)`` of the tensor-core forward (conv_fwd_mma), or
+        None: real 16-bit storage, more than SMALL_GROUP channels per group, one stage in
+        shared memory (two, pipelined, where they fit). ``span``: x rows one 128-output tile reads; ``P``: packed x rows (the
+        padded length, or more so that the last tile stays inside); ``Op``, ``Cp``: Og and Cg
+        rounded up to the tile."""
+        if cd.name not in MMA_TYPES or geo.Cg <= SMALL_GROUP or geo.N * geo.C_out * geo.L_out == 0:
+            return None
+        tiles = -(-geo.L_out // MMA_BN)
+        span = (MMA_BN - 1) * geo.stride + (geo.K - 1) * geo.dilation + 1
+        P = max(geo.L_pad, (tiles - 1) * MMA_BN * geo.stride + span)
+        Op, Cp = -(-geo.Og // MMA_BM) * MMA_BM, -(-geo.Cg // MMA_BK) * MMA_BK
+        stage = (geo.K * MMA_BM + span) * MMA_LD * 2
+        stages = 2 if 2 * stage <= MMA_SMEM_MAX else 1
+        big = max(geo.N * geo.groups * P * Cp, geo.groups * geo.K * Op * Cp, geo.N * tiles)
+        if stage > MMA_SMEM_MAX or big >= 2**31 or geo.L_pad >= 2**31:
+            return None
+        return P, Op, Cp, span, stages, max(stages * stage, MMA_BM * (MMA_BN + 8) * 2)  # >= the epilogue's tile
+
+    def _launch_mma(self, cd, geo, gp, plan, dx, dw, db, y, s):
+        import cupy
+        P, Op, Cp, span, stages, smem = plan
+        t, mod = MMA_TYPES[cd.name], self.module()
+        xt = cupy.empty(geo.N * geo.groups * P * Cp, np.uint16)  # raw 16-bit patterns
+        wt = cupy.empty(geo.groups * geo.K * Op * Cp, np.uint16)
+        mod.get_function("pack_x")((geo.N * geo.groups, -(-P // 64), -(-Cp // 64)), (32, 8),
+                                         (dx, xt, *gp, np.int32(P), np.int32(Cp)))
+        mod.get_function("pack_w")((-(-wt.size // 256),), (256,), (dw, wt, *gp, np.int32(Op), np.int32(Cp)))
+        fn = mod.get_function(f"conv_fwd_mma<{t}>")
+        if fn.max_dynamic_shared_size_bytes < smem:
+            fn.max_dynamic_shared_size_bytes = smem
+        fn((geo.N * -(-geo.L_out // MMA_BN), Op // MMA_BM, geo.groups), (256,),
+           (xt, wt, dx, dw, db, y, *gp, np.float64(s), np.int32(P), np.int32(Op), np.int32(Cp), np.int32(span),
+            np.int32(stages)), shared_mem=smem)
 
     def _kernel(self, kernel: str, dtype: str):
         t, c, _ = STORAGE[dtype]
@@ -206,9 +253,12 @@ class CupyBackend(Backend):
         T = -(-geo.L_out // tiles)  # balanced tiles: no nearly empty last tile
         span = (T - 1) * geo.stride + (geo.K - 1) * geo.dilation + 1
         smem = span * self._pair_bytes(cd)
+        mma = self._mma_plan(cd, geo)
         if geo.Cg <= SMALL_GROUP and smem <= SMEM_LIMIT and geo.L_pad < 2**31:
             self._launch_blocks("conv_fwd_tile", cd.name, geo.N * geo.C_out * tiles, smem, dx, dw, db, y, *gp,
                                 np.float64(s), np.int32(T))
+        elif mma is not None:
+            self._launch_mma(cd, geo, gp, mma, dx, dw, db, y, s)
         elif not cd.is_complex and geo.L_pad < 2**31 and geo.Cg * geo.K < 2**31 and geo.N * geo.C_out > 0:
             fn = self.module().get_function(f"conv_fwd_gemm<{STORAGE[cd.name][0]}>")
             grid = (geo.N * -(-geo.L_out // 128), -(-geo.Og // 128), geo.groups)

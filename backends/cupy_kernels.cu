@@ -110,18 +110,14 @@ __device__ __forceinline__ void mac(A& sr, A& si, A ar, A ai, A br, A bi) {
     si = fma_ieee(ar, bi, si); si = fma_ieee(ai, br, si);
 }
 
+// One forward output y[n, o, t] by the fixed-order scaled loop (c, then k, then the bias).
 template <typename S, bool CPLX>
-__global__ void conv_fwd(const S* __restrict__ x, const S* __restrict__ w, const S* __restrict__ b,
-                         S* __restrict__ y, GEO_ARGS, double scale) {
-    GEO_MAKE
+__device__ void fwd_point(const S* __restrict__ x, const S* __restrict__ w, const S* __restrict__ b, const Geo& g,
+                          long long n, long long o, long long t, typename Acc<S>::type s,
+                          typename Acc<S>::type& sr, typename Acc<S>::type& si) {
     typedef typename Acc<S>::type A;
-    long long idx = (long long)blockIdx.x * blockDim.x + threadIdx.x;
-    long long total = g.N * g.Cout * g.Lout;
-    if (idx >= total) return;
-    long long t = idx % g.Lout, o = (idx / g.Lout) % g.Cout, n = idx / (g.Lout * g.Cout);
     long long Cg = g.Cin / g.G, Og = g.Cout / g.G, grp = o / Og;
-    const A s = (A)scale;
-    A sr = 0, si = 0;
+    sr = 0; si = 0;
     for (long long c = 0; c < Cg; ++c) {
         long long ci = grp * Cg + c;
         for (long long k = 0; k < g.K; ++k) {
@@ -133,6 +129,19 @@ __global__ void conv_fwd(const S* __restrict__ x, const S* __restrict__ w, const
         }
     }
     if (b) { A br, bi; load_scaled<S, CPLX>(b, o, s, br, bi); sr = add_ieee(sr, br); si = add_ieee(si, bi); }
+}
+
+template <typename S, bool CPLX>
+__global__ void conv_fwd(const S* __restrict__ x, const S* __restrict__ w, const S* __restrict__ b,
+                         S* __restrict__ y, GEO_ARGS, double scale) {
+    GEO_MAKE
+    typedef typename Acc<S>::type A;
+    long long idx = (long long)blockIdx.x * blockDim.x + threadIdx.x;
+    long long total = g.N * g.Cout * g.Lout;
+    if (idx >= total) return;
+    long long t = idx % g.Lout, o = (idx / g.Lout) % g.Cout, n = idx / (g.Lout * g.Cout);
+    A sr, si;
+    fwd_point<S, CPLX>(x, w, b, g, n, o, t, (A)scale, sr, si);
     store<S, CPLX>(y, idx, sr, si);
 }
 
@@ -896,3 +905,216 @@ __global__ void __launch_bounds__(256) conv_fwd_gemm(const S* __restrict__ x, co
 
 #define INSTANTIATE_GEMM(S) \
     template __global__ void conv_fwd_gemm<S>(const S*, const S*, const S*, S*, GEO_TYPES, double);
+
+// ---------------------------------------------------------------------------------------
+// Dense / wide-group forward on the tensor cores (float16, bfloat16): mma.sync m16n8k16 with
+// float32 accumulators. Both operands are first packed (one cheap pass each) into zero-padded
+// channels-last copies, xt[n, g, p, c] = xp[n, g*Cg + c, p] (padding mode applied; p over
+// [0, P), c over [0, Cp)) and wt[g, k, o, c] = w[g*Og + o, c, k] (o over [0, Op)), so the GEMM
+// has no bounds checks and moves 16-byte rows with cp.async (two-stage pipeline). Per group,
+// unscaled: Y[o, t] = sum_c sum_k wt[k, o, c] * xt[t*stride + k*dil, c]; block tile 128 (o) x
+// 128 (t of one n) x 32 (c), all K taps of a channel chunk from one shared x tile (the taps are
+// row shifts of it: ldmatrix takes a row address per lane). Products of 16-bit values are exact
+// in float32; the tensor cores' float32 additions truncate (declared class "tc-fp32-acc").
+// Epilogue: fma(acc, scale, scale*bias) rounded once to S. An accumulator that is not finite
+// (the unscaled sum overflowed, or non-finite inputs) is recomputed by conv_fwd's scaled loop,
+// so those outputs are exactly the IEEE kernels'. Deterministic: fixed tiles and order.
+// (Both 16-bit formats are packed as raw bits: all-zero bits are +0.)
+typedef unsigned short u16;
+__global__ void pack_x(const u16* __restrict__ x, u16* __restrict__ xt, GEO_ARGS, int P, int Cp) {
+    // One 64 (c) x 64 (p) tile per block of 32 x 8 threads; each thread moves pairs: two
+    // positions of a row on the way in (coalesced along p), two channels on the way out (one
+    // 32-bit store, coalesced along c). Index maps only at the edges.
+    GEO_MAKE
+    __shared__ __align__(4) u16 tile[64][66];  // [c][p]
+    const int Cg = (int)(g.Cin / g.G), L = (int)g.L, pl = (int)g.pl, Lp = (int)(g.L + g.pl + g.pr);
+    const long long ng = blockIdx.x, n = ng / g.G, grp = ng - n * g.G;
+    const int p0 = blockIdx.y * 64, c0 = blockIdx.z * 64, tx = threadIdx.x, ty = threadIdx.y;
+    const int pa = p0 + 2 * tx;
+    int i0 = pa - pl, i1 = i0 + 1;
+    if ((unsigned)i0 >= (unsigned)L) i0 = pa < Lp ? (int)src_index(pa, g.L, g.pl, g.mode) : -1;
+    if ((unsigned)i1 >= (unsigned)L) i1 = pa + 1 < Lp ? (int)src_index(pa + 1, g.L, g.pl, g.mode) : -1;
+    const u16* xr = x + (n * g.Cin + grp * Cg + c0) * g.L;
+#pragma unroll
+    for (int j = 0; j < 8; ++j) {
+        const int cl = ty + 8 * j;
+        u16 v0 = 0, v1 = 0;
+        if (c0 + cl < Cg) {
+            const u16* row = xr + (long long)cl * L;
+            if (i0 >= 0) v0 = row[i0];
+            if (i1 >= 0) v1 = row[i1];
+        }
+        *reinterpret_cast<unsigned*>(&tile[cl][2 * tx]) = v0 | ((unsigned)v1 << 16);
+    }
+    __syncthreads();
+    if (c0 + 2 * tx >= Cp) return;
+    u16* out = xt + (ng * P + p0) * Cp + c0 + 2 * tx;
+#pragma unroll
+    for (int j = 0; j < 8; ++j) {
+        const int r = ty + 8 * j;
+        if (p0 + r < P)
+            *reinterpret_cast<unsigned*>(out + (long long)r * Cp) = tile[2 * tx][r] | ((unsigned)tile[2 * tx + 1][r] << 16);
+    }
+}
+
+__global__ void pack_w(const u16* __restrict__ w, u16* __restrict__ wt, GEO_ARGS, int Op, int Cp) {
+    GEO_MAKE
+    const long long e = (long long)blockIdx.x * blockDim.x + threadIdx.x;
+    const int Cg = (int)(g.Cin / g.G), Og = (int)(g.Cout / g.G), K = (int)g.K;
+    if (e >= g.G * K * (long long)Op * Cp) return;
+    const int c = (int)(e % Cp);
+    long long r = e / Cp;
+    const int o = (int)(r % Op);
+    r /= Op;
+    const int k = (int)(r % K);
+    const long long grp = r / K;
+    wt[e] = (o < Og && c < Cg) ? w[((grp * Og + o) * Cg + c) * K + k] : (u16)0;
+}
+
+__device__ __forceinline__ unsigned smem_u32(const void* p) { return (unsigned)__cvta_generic_to_shared(p); }
+__device__ __forceinline__ void cp_async16(unsigned dst, const void* src) {
+    asm volatile("cp.async.cg.shared.global [%0], [%1], 16;\n" ::"r"(dst), "l"(src));
+}
+__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::); }
+template <int N> __device__ __forceinline__ void cp_async_wait() { asm volatile("cp.async.wait_group %0;\n" ::"n"(N)); }
+__device__ __forceinline__ void ldsm_x4(unsigned addr, unsigned& r0, unsigned& r1, unsigned& r2, unsigned& r3) {
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+                 : "=r"(r0), "=r"(r1), "=r"(r2), "=r"(r3) : "r"(addr));
+}
+template <typename S> __device__ __forceinline__ void mma16816(float c[4], const unsigned a[4], unsigned b0, unsigned b1);
+template <> __device__ __forceinline__ void mma16816<__half>(float c[4], const unsigned a[4], unsigned b0, unsigned b1) {
+    asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
+                 "{%0,%1,%2,%3};\n"
+                 : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+                 : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+}
+template <> __device__ __forceinline__ void mma16816<bf16_t>(float c[4], const unsigned a[4], unsigned b0, unsigned b1) {
+    asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
+                 "{%0,%1,%2,%3};\n"
+                 : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+                 : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+}
+
+constexpr int MMA_BM = 128, MMA_BN = 128, MMA_BK = 32, MMA_LD = MMA_BK + 8;  // LD: 80-byte rows, ldmatrix conflict-free
+
+template <typename S>
+__global__ void __launch_bounds__(256, 2) conv_fwd_mma(const S* __restrict__ xt, const S* __restrict__ wt,
+                                                       const S* __restrict__ x, const S* __restrict__ w,
+                                                       const S* __restrict__ b, S* __restrict__ y, GEO_ARGS,
+                                                       double scale, int P, int Op, int Cp, int span, int stages) {
+    extern __shared__ __align__(16) unsigned char smem_raw[];
+    GEO_MAKE
+    const int K = (int)g.K, st = (int)g.stride, dil = (int)g.dil, Og = (int)(g.Cout / g.G), Lout = (int)g.Lout;
+    const int tiles_t = (Lout + MMA_BN - 1) / MMA_BN;
+    const int n = blockIdx.x / tiles_t, t0 = (blockIdx.x - n * tiles_t) * MMA_BN;
+    const int o0 = blockIdx.y * MMA_BM, grp = blockIdx.z;
+    const int w_stage = K * MMA_BM * MMA_LD, x_stage = span * MMA_LD;
+    S* Ws = reinterpret_cast<S*>(smem_raw);  // [stages][K][BM][LD]
+    S* Xs = Ws + stages * w_stage;            // [stages][span][LD]
+    const S* wsrc = wt + ((long long)grp * K * Op + o0) * Cp;
+    const S* xsrc = xt + (((long long)n * g.G + grp) * P + (long long)t0 * st) * Cp;
+    auto issue = [&](int chunk, int stage) {
+        const int c0 = chunk * MMA_BK;
+        S* wd = Ws + stage * w_stage;
+        S* xd = Xs + stage * x_stage;
+        for (int e = threadIdx.x; e < K * MMA_BM * 4; e += 256) {
+            const int seg = e & 3, row = e >> 2, k = row / MMA_BM, r = row - k * MMA_BM;
+            cp_async16(smem_u32(wd + row * MMA_LD + seg * 8), wsrc + ((long long)k * Op + r) * Cp + c0 + seg * 8);
+        }
+        for (int e = threadIdx.x; e < span * 4; e += 256) {
+            const int seg = e & 3, row = e >> 2;
+            cp_async16(smem_u32(xd + row * MMA_LD + seg * 8), xsrc + (long long)row * Cp + c0 + seg * 8);
+        }
+        cp_async_commit();
+    };
+    const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+    const int wm = warp >> 2, wn = warp & 3;  // 2 x 4 warps, warp tile 64 (o) x 32 (t)
+    float acc[4][4][4];
+#pragma unroll
+    for (int i = 0; i < 4; ++i)
+#pragma unroll
+        for (int j = 0; j < 4; ++j)
+#pragma unroll
+            for (int r = 0; r < 4; ++r) acc[i][j][r] = 0.f;
+    const int nchunks = Cp / MMA_BK;
+    issue(0, 0);
+    for (int ch = 0; ch < nchunks; ++ch) {  // two stages: the next chunk loads during this one's products
+        const int cur = stages == 2 ? (ch & 1) : 0;
+        if (stages == 2 && ch + 1 < nchunks) {
+            issue(ch + 1, cur ^ 1);
+            cp_async_wait<1>();
+        } else {
+            cp_async_wait<0>();
+        }
+        __syncthreads();
+        const S* wsb = Ws + cur * w_stage;
+        const S* xsb = Xs + cur * x_stage;
+        for (int k = 0; k < K; ++k) {
+#pragma unroll
+            for (int ks = 0; ks < MMA_BK / 16; ++ks) {
+                unsigned a[4][4], bf[4][2];
+#pragma unroll
+                for (int mi = 0; mi < 4; ++mi)
+                    ldsm_x4(smem_u32(wsb + (k * MMA_BM + wm * 64 + mi * 16 + (lane & 15)) * MMA_LD + ks * 16 +
+                                     8 * (lane >> 4)),
+                            a[mi][0], a[mi][1], a[mi][2], a[mi][3]);
+#pragma unroll
+                for (int nj = 0; nj < 2; ++nj) {
+                    const int tl = wn * 32 + (nj * 2 + (lane >> 4)) * 8 + (lane & 7);
+                    ldsm_x4(smem_u32(xsb + (tl * st + k * dil) * MMA_LD + ks * 16 + 8 * ((lane >> 3) & 1)),
+                            bf[2 * nj][0], bf[2 * nj][1], bf[2 * nj + 1][0], bf[2 * nj + 1][1]);
+                }
+#pragma unroll
+                for (int mi = 0; mi < 4; ++mi)
+#pragma unroll
+                    for (int ni = 0; ni < 4; ++ni) mma16816<S>(acc[mi][ni], a[mi], bf[ni][0], bf[ni][1]);
+            }
+        }
+        __syncthreads();
+        if (stages == 1 && ch + 1 < nchunks) issue(ch + 1, 0);
+    }
+    // Epilogue: scaled results into shared memory (the pipeline's buffers are free now), then
+    // 16-byte row segments to y (element by element where L_out is not a multiple of 8).
+    constexpr int YLD = MMA_BN + 8;  // 272-byte rows: fragment writes conflict-free
+    S* Ys = reinterpret_cast<S*>(smem_raw);
+    const float s = (float)scale;
+#pragma unroll
+    for (int mi = 0; mi < 4; ++mi)
+#pragma unroll
+        for (int h = 0; h < 2; ++h) {
+            const int ol = wm * 64 + mi * 16 + (lane >> 2) + 8 * h, o = o0 + ol;
+            const long long oc = (long long)grp * Og + (o < Og ? o : Og - 1);
+            const float br = b ? mul_ieee(to_acc(b[oc]), s) : 0.f;
+#pragma unroll
+            for (int ni = 0; ni < 4; ++ni)
+#pragma unroll
+                for (int j = 0; j < 2; ++j) {
+                    const int tl = wn * 32 + ni * 8 + 2 * (lane & 3) + j, t = t0 + tl;
+                    float v = acc[mi][ni][2 * h + j];
+                    if (isfinite(v)) {
+                        v = fma_ieee(v, s, br);
+                    } else if (o < Og && t < Lout) {
+                        float vi;
+                        fwd_point<S, false>(x, w, b, g, n, oc, t, s, v, vi);
+                    }
+                    Ys[ol * YLD + tl] = from_acc<S>(v);
+                }
+        }
+    __syncthreads();
+    const bool vec = (Lout & 7) == 0;
+    for (int e = threadIdx.x; e < MMA_BM * (MMA_BN / 8); e += 256) {
+        const int r = e / (MMA_BN / 8), seg = e - r * (MMA_BN / 8), o = o0 + r, t = t0 + seg * 8;
+        if (o >= Og || t >= Lout) continue;
+        S* dst = y + ((long long)n * g.Cout + (long long)grp * Og + o) * Lout + t;
+        const S* src = Ys + r * YLD + seg * 8;
+        if (vec) {
+            *reinterpret_cast<uint4*>(dst) = *reinterpret_cast<const uint4*>(src);
+        } else {
+            for (int q = 0; q < 8 && t + q < Lout; ++q) dst[q] = src[q];
+        }
+    }
+}
+
+#define INSTANTIATE_MMA(S) \
+    template __global__ void conv_fwd_mma<S>(const S*, const S*, const S*, const S*, const S*, S*, GEO_TYPES, \
+                                             double, int, int, int, int, int);

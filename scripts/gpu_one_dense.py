@@ -1,5 +1,6 @@
 #!/usr/bin/env python
-"""One dense forward of the CuPy backend (for ncu): N32 C512->512 L4096 K3 pad 1, float32."""
+"""One dense forward of the CuPy backend (for ncu): N32 C512->512 L4096 K3 pad 1, in the
+dtype given as the first argument (float32, float16 or bfloat16; default float32)."""
 import sys
 from pathlib import Path
 
@@ -10,7 +11,9 @@ import backends  # noqa: E402
 from usconv_ref.dtypes import case_dtype  # noqa: E402
 from usconv_ref.spec import Conv1dSpec  # noqa: E402
 
-x = cupy.random.standard_normal((32, 512, 4096), dtype=cupy.float32)
-w = cupy.random.standard_normal((512, 512, 3), dtype=cupy.float32)
-backends.get("cupy").forward_device(case_dtype("float32"), x.shape, w.shape, Conv1dSpec(padding=1), x, w, None)
+dt = sys.argv[1] if len(sys.argv) > 1 else "float32"
+store = {"float32": cupy.float32, "float16": cupy.float16, "bfloat16": cupy.uint16}[dt]
+x = cupy.random.standard_normal((32, 512, 4096), dtype=cupy.float32).astype(cupy.float16).astype(store)
+w = cupy.random.standard_normal((512, 512, 3), dtype=cupy.float32).astype(cupy.float16).astype(store)
+backends.get("cupy").forward_device(case_dtype(dt), x.shape, w.shape, Conv1dSpec(padding=1), x, w, None)
 cupy.cuda.Device().synchronize()

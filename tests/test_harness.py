@@ -17,7 +17,8 @@ from usconv_ref.catalog import build_catalog
 import backends
 import mutants
 from usconv_ref import golden as G
-from usconv_ref.compare import (EXACT, FP32_ACC, TF32, check_elements, element_bound, pooled_statistics)
+from usconv_ref.compare import (EXACT, FP32_ACC, TC_FP32, TF32, PrecisionClass, check_elements, element_bound,
+                                pooled_statistics)
 from usconv_ref.dtypes import FORMATS
 from usconv_ref.harness import check_backend
 
@@ -82,6 +83,46 @@ def test_statistics_accept_honest_and_catch_biased_errors():
     assert np.all(np.abs(biased - ref) <= lim)
     st = pooled_statistics(biased, ref, bnd, n, FP32_ACC, F32)
     assert {"bias", "correlation"} & set(st.failed) or "mean-square" in st.failed
+
+
+def _truncating_sum(terms, group):
+    """float32 accumulation rounding toward zero after every ``group`` exact products (the
+    tensor cores' adders: group 16 for mma m16n8k16; group 1 is the worst case)."""
+    def rz32(v):
+        f = v.astype(np.float32).astype(np.float64)
+        over = np.abs(f) > np.abs(v)
+        f[over] = np.nextafter(f[over].astype(np.float32), np.float32(0)).astype(np.float64)
+        return f
+    acc = np.zeros(terms.shape[0])
+    for j in range(0, terms.shape[1], group):
+        acc = rz32(acc + terms[:, j:j + group].sum(1))
+    return acc
+
+
+@pytest.mark.parametrize("positive", [False, True])
+def test_truncating_accumulation_needs_its_class(positive):
+    """Truncating float32 accumulators (tensor cores) pass the declared "tc-fp32-acc" class —
+    also on all-positive data, where every truncation has the same sign — while per-product
+    truncation fails the round-to-nearest class's pooled statistics; a dropped product fails
+    the per-element bound of the truncating class."""
+    rng = np.random.default_rng(1)
+    m, n = 4000, 256
+    a, b = (rng.standard_normal((m, n)).astype(np.float16).astype(np.float64) for _ in range(2))
+    if positive:
+        a, b = np.abs(a), np.abs(b)
+    terms = a * b
+    ref, bnd, nn = terms.sum(1), np.abs(terms).sum(1), np.full(m, float(n))
+    for group in (16, 1):
+        imp = _truncating_sum(terms, group)
+        lim = element_bound(bnd, nn, ref, TC_FP32, F32)
+        assert check_elements(imp, ref, lim, nn, F32, bnd).failures == 0
+        assert not pooled_statistics(imp, ref, bnd, nn, TC_FP32, F32).failed
+    if not positive:
+        assert pooled_statistics(_truncating_sum(terms, 1), ref, bnd, nn, FP32_ACC, F32).failed
+    dropped = _truncating_sum(terms[:, 1:], 16)
+    assert check_elements(dropped, ref, element_bound(bnd, nn, ref, TC_FP32, F32), nn, F32, bnd).failures > m // 2
+    with pytest.raises(ValueError, match="acc_rounding"):
+        PrecisionClass.from_json({**TC_FP32.to_json(), "acc_rounding": "up"})
 
 
 # --- the mutant self-test ----------------------------------------------------------------

@@ -1,0 +1,91 @@
+#!/usr/bin/env python
+"""Checks of the tensor-core forward (conv_fwd_mma) beyond the golden catalog: random
+float16/bfloat16 cases over strides, dilations, padding modes, groups and ragged tile edges,
+each against torch float64 on the GPU with the declared class's per-element bound
+``|y - ref| <= n*2**-23*bnd + u_out*|ref|*(1+u_out) + floor`` (bnd = the same conv on |x|, |w|),
+plus an unscaled-sum overflow that must take the scalar fallback. Prints one line per case;
+exit status 1 on any failure.
+
+    python scripts/gpu_mma_check.py
+"""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+CASES = [  # N, C_in, C_out, L, K, groups, kwargs
+    (2, 64, 96, 300, 3, 1, dict(padding=1)),
+    (3, 40, 130, 257, 5, 1, dict(padding=4, stride=2, dilation=3, padding_mode="reflect")),
+    (2, 66, 40, 100, 7, 2, dict(padding=3, padding_mode="circular")),
+    (1, 17, 200, 129, 2, 1, dict(padding=5, padding_mode="replicate", bias=True)),
+    (2, 512, 512, 1000, 3, 1, dict(padding=1, bias=True)),
+    (1, 96, 64, 2000, 10, 1, dict(stride=5)),
+    (1, 64, 64, 700, 3, 1, dict(padding=8, dilation=8)),
+    (4, 128, 256, 64, 1, 1, {}),
+]
+
+
+def main():
+    import cupy
+    import numpy as np
+    import torch
+    import torch.nn.functional as F
+    import backends
+    from usconv_ref.dtypes import case_dtype
+    from usconv_ref.scaling import exact_unit_scales
+    from usconv_ref.spec import Conv1dSpec, resolve_geometry
+    cp = backends.get("cupy")
+    bad = 0
+    for dt in ("float16", "bfloat16"):
+        tdt = getattr(torch, dt)
+        cd = case_dtype(dt)
+        u_out = 2.0**-11 if dt == "float16" else 2.0**-8
+        for i, (N, Ci, Co, L, K, G, kw) in enumerate(CASES + [(1, 64, 8, 64, 3, 1, dict(padding=1, huge=True))]):
+            kw = dict(kw)
+            bias, huge = kw.pop("bias", False), kw.pop("huge", False)
+            spec = Conv1dSpec(groups=G, **kw)
+            g = torch.Generator(device="cuda").manual_seed(i)
+            x = torch.randn((N, Ci, L), device="cuda", generator=g).to(tdt)
+            w = torch.randn((Co, Ci // G, K), device="cuda", generator=g).to(tdt)
+            b = torch.randn((Co,), device="cuda", generator=g).to(tdt) if bias else None
+            if huge:  # products ~1e37: the unscaled sum overflows float32, the scaled one does not
+                if dt == "float16":
+                    continue
+                x = torch.full_like(x, 3.2e18)
+                w = torch.full_like(w, 3.2e18)
+            geo = resolve_geometry(tuple(x.shape), tuple(w.shape), None, spec)
+            assert cp._mma_plan(cd, geo) is not None, (dt, i)
+            s = float(np.float32(exact_unit_scales(geo, spec).output))
+
+            def dev(t):
+                return None if t is None else (cupy.asarray(t.view(torch.int16)).view(cupy.uint16) if dt == "bfloat16"
+                                               else cupy.asarray(t))
+            y = cp.forward_device(cd, tuple(x.shape), tuple(w.shape), spec, dev(x), dev(w), dev(b))
+            y = torch.as_tensor(y.view(cupy.int16) if dt == "bfloat16" else y, device="cuda")
+            y = (y.view(torch.bfloat16) if dt == "bfloat16" else y).double()
+            mode = kw.get("padding_mode", "zeros")
+            p = kw.get("padding", 0)
+
+            def conv(a, c, bb):
+                a = F.pad(a, (p, p), mode=mode) if mode != "zeros" and p else a
+                return F.conv1d(a, c, bb, padding=p if mode == "zeros" else 0, stride=kw.get("stride", 1),
+                                dilation=kw.get("dilation", 1), groups=G)
+            ref = conv(x.double(), w.double() * s, None if b is None else b.double() * s)
+            bnd = conv(x.double().abs(), w.double().abs() * s, None if b is None else b.double().abs() * s)
+            n = (Ci // G) * K + (1 if bias else 0)
+            lim = n * 2.0**-23 * bnd + u_out * (1 + u_out) * ref.abs() + 2.0**-40
+            big = ref.abs() > (65504 if dt == "float16" else 3.38e38)
+            err = (y - ref).abs()
+            ok = bool(((err <= lim) | (big & torch.isinf(y))).all()) and bool(torch.isfinite(y[~big]).all())
+            bad += not ok
+            print(f"{dt:9s} case {i} N{N} C{Ci}->{Co} L{L} K{K} g{G} {kw}{' bias' if bias else ''}"
+                  f"{' huge' if huge else ''}: max err/bound {float((err / lim)[~big].max()):.3f} "
+                  f"{'ok' if ok else 'FAIL'}", flush=True)
+    print("mma checks:", "all passed" if not bad else f"{bad} FAILED")
+    return 1 if bad else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
