@@ -1118,3 +1118,171 @@ __global__ void __launch_bounds__(256, 2) conv_fwd_mma(const S* __restrict__ xt,
 #define INSTANTIATE_MMA(S) \
     template __global__ void conv_fwd_mma<S>(const S*, const S*, const S*, const S*, const S*, S*, GEO_TYPES, \
                                              double, int, int, int, int, int);
+
+// ---------------------------------------------------------------------------------------
+// Dense / wide-group complex128 forward on the float64 tensor cores (DMMA: mma.sync m8n8k4
+// .f64, IEEE double fused operations). Operands packed as above, one 16-byte (re, im) element
+// per (p, c) and (k, o, c) (pack_x_wide / pack_w_wide). Per output the textbook product:
+// re += xr*wr - xi*wi, im += xr*wi + xi*wr, four DMMAs per fragment pair, unscaled; the
+// epilogue forms fma(acc, scale, scale*bias) and recomputes non-finite accumulators by
+// conv_fwd's scaled loop. Block tile 64 (o) x 64 (t) x 8 (c); 4 warps of 32 x 32.
+template <typename E>
+__global__ void pack_x_wide(const E* __restrict__ x, E* __restrict__ xt, GEO_ARGS, int P, int Cp) {
+    GEO_MAKE
+    __shared__ E tile[32][33];  // [c][p]
+    const int Cg = (int)(g.Cin / g.G), L = (int)g.L, pl = (int)g.pl, Lp = (int)(g.L + g.pl + g.pr);
+    const long long ng = blockIdx.x, n = ng / g.G, grp = ng - n * g.G;
+    const int p0 = blockIdx.y * 32, c0 = blockIdx.z * 32, tx = threadIdx.x, ty = threadIdx.y;
+    const int pa = p0 + tx;
+    int i = pa - pl;
+    if ((unsigned)i >= (unsigned)L) i = pa < Lp ? (int)src_index(pa, g.L, g.pl, g.mode) : -1;
+    const E* xr = x + (n * g.Cin + grp * Cg + c0) * g.L;
+#pragma unroll
+    for (int j = 0; j < 4; ++j) {
+        const int cl = ty + 8 * j;
+        E v{};
+        if (c0 + cl < Cg && i >= 0) v = xr[(long long)cl * L + i];
+        tile[cl][tx] = v;
+    }
+    __syncthreads();
+    if (c0 + tx >= Cp) return;
+#pragma unroll
+    for (int j = 0; j < 4; ++j) {
+        const int r = ty + 8 * j;
+        if (p0 + r < P) xt[(ng * P + p0 + r) * Cp + c0 + tx] = tile[tx][r];
+    }
+}
+
+template <typename E>
+__global__ void pack_w_wide(const E* __restrict__ w, E* __restrict__ wt, GEO_ARGS, int Op, int Cp) {
+    GEO_MAKE
+    const long long e = (long long)blockIdx.x * blockDim.x + threadIdx.x;
+    const int Cg = (int)(g.Cin / g.G), Og = (int)(g.Cout / g.G), K = (int)g.K;
+    if (e >= g.G * K * (long long)Op * Cp) return;
+    const int c = (int)(e % Cp);
+    long long r = e / Cp;
+    const int o = (int)(r % Op);
+    r /= Op;
+    const int k = (int)(r % K);
+    const long long grp = r / K;
+    E v{};
+    if (o < Og && c < Cg) v = w[((grp * Og + o) * Cg + c) * K + k];
+    wt[e] = v;
+}
+
+__device__ __forceinline__ void dmma884(double c[2], double a, double b) {
+    asm volatile("mma.sync.aligned.m8n8k4.row.col.f64.f64.f64.f64 {%0,%1}, {%2}, {%3}, {%0,%1};\n"
+                 : "+d"(c[0]), "+d"(c[1]) : "d"(a), "d"(b));
+}
+
+constexpr int Z_BM = 64, Z_BN = 64, Z_BK = 8, Z_LD = 12;  // LD: 192-byte rows, 16-byte loads conflict-free
+
+__global__ void __launch_bounds__(128) conv_fwd_zmma(const double2* __restrict__ xt, const double2* __restrict__ wt,
+                                                     const double* __restrict__ x, const double* __restrict__ w,
+                                                     const double* __restrict__ b, double* __restrict__ y, GEO_ARGS,
+                                                     double scale, int P, int Op, int Cp, int span, int stages) {
+    extern __shared__ __align__(16) unsigned char smem_raw[];
+    GEO_MAKE
+    const int K = (int)g.K, st = (int)g.stride, dil = (int)g.dil, Og = (int)(g.Cout / g.G), Lout = (int)g.Lout;
+    const int tiles_t = (Lout + Z_BN - 1) / Z_BN;
+    const int n = blockIdx.x / tiles_t, t0 = (blockIdx.x - n * tiles_t) * Z_BN;
+    const int o0 = blockIdx.y * Z_BM, grp = blockIdx.z;
+    const int w_stage = K * Z_BM * Z_LD, x_stage = span * Z_LD;
+    double2* Ws = reinterpret_cast<double2*>(smem_raw);  // [stages][K][BM][LD]
+    double2* Xs = Ws + stages * w_stage;                 // [stages][span][LD]
+    const double2* wsrc = wt + ((long long)grp * K * Op + o0) * Cp;
+    const double2* xsrc = xt + (((long long)n * g.G + grp) * P + (long long)t0 * st) * Cp;
+    auto issue = [&](int chunk, int stage) {
+        const int c0 = chunk * Z_BK;
+        double2* wd = Ws + stage * w_stage;
+        double2* xd = Xs + stage * x_stage;
+        for (int e = threadIdx.x; e < K * Z_BM * Z_BK; e += 128) {
+            const int cl = e & (Z_BK - 1), row = e / Z_BK, k = row / Z_BM, r = row - k * Z_BM;
+            cp_async16(smem_u32(wd + row * Z_LD + cl), wsrc + ((long long)k * Op + r) * Cp + c0 + cl);
+        }
+        for (int e = threadIdx.x; e < span * Z_BK; e += 128) {
+            const int cl = e & (Z_BK - 1), row = e / Z_BK;
+            cp_async16(smem_u32(xd + row * Z_LD + cl), xsrc + (long long)row * Cp + c0 + cl);
+        }
+        cp_async_commit();
+    };
+    const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+    const int wm = warp >> 1, wn = warp & 1;
+    double accr[4][4][2], acci[4][4][2];
+#pragma unroll
+    for (int i = 0; i < 4; ++i)
+#pragma unroll
+        for (int j = 0; j < 4; ++j) accr[i][j][0] = accr[i][j][1] = acci[i][j][0] = acci[i][j][1] = 0.0;
+    const int nchunks = Cp / Z_BK;
+    issue(0, 0);
+    for (int ch = 0; ch < nchunks; ++ch) {
+        const int cur = stages == 2 ? (ch & 1) : 0;
+        if (stages == 2 && ch + 1 < nchunks) {
+            issue(ch + 1, cur ^ 1);
+            cp_async_wait<1>();
+        } else {
+            cp_async_wait<0>();
+        }
+        __syncthreads();
+        const double2* wsb = Ws + cur * w_stage;
+        const double2* xsb = Xs + cur * x_stage;
+        for (int k = 0; k < K; ++k) {
+#pragma unroll
+            for (int ks = 0; ks < Z_BK / 4; ++ks) {
+                double ar[4], ai[4], br[4], bi[4];
+#pragma unroll
+                for (int mi = 0; mi < 4; ++mi) {
+                    const double2 v = wsb[(k * Z_BM + wm * 32 + mi * 8 + (lane >> 2)) * Z_LD + ks * 4 + (lane & 3)];
+                    ar[mi] = v.x;
+                    ai[mi] = v.y;
+                }
+#pragma unroll
+                for (int ni = 0; ni < 4; ++ni) {
+                    const int tl = wn * 32 + ni * 8 + (lane >> 2);
+                    const double2 v = xsb[(tl * st + k * dil) * Z_LD + ks * 4 + (lane & 3)];
+                    br[ni] = v.x;
+                    bi[ni] = v.y;
+                }
+#pragma unroll
+                for (int mi = 0; mi < 4; ++mi)
+#pragma unroll
+                    for (int ni = 0; ni < 4; ++ni) {
+                        dmma884(accr[mi][ni], ar[mi], br[ni]);
+                        dmma884(accr[mi][ni], -ai[mi], bi[ni]);
+                        dmma884(acci[mi][ni], ar[mi], bi[ni]);
+                        dmma884(acci[mi][ni], ai[mi], br[ni]);
+                    }
+            }
+        }
+        __syncthreads();
+        if (stages == 1 && ch + 1 < nchunks) issue(ch + 1, 0);
+    }
+#pragma unroll
+    for (int mi = 0; mi < 4; ++mi) {
+        const int o = o0 + wm * 32 + mi * 8 + (lane >> 2);
+        if (o >= Og) continue;
+        const long long oc = (long long)grp * Og + o;
+        double bre = 0.0, bim = 0.0;
+        if (b) load_scaled<double, true>(b, oc, scale, bre, bim);
+        double* yrow = y + ((long long)n * g.Cout + oc) * Lout * 2;
+#pragma unroll
+        for (int ni = 0; ni < 4; ++ni)
+#pragma unroll
+            for (int j = 0; j < 2; ++j) {
+                const int t = t0 + wn * 32 + ni * 8 + 2 * (lane & 3) + j;
+                if (t >= Lout) continue;
+                double vr = accr[mi][ni][j], vi = acci[mi][ni][j];
+                if (isfinite(vr) && isfinite(vi)) {
+                    vr = fma(vr, scale, bre);
+                    vi = fma(vi, scale, bim);
+                } else {
+                    fwd_point<double, true>(x, w, b, g, n, oc, t, scale, vr, vi);
+                }
+                yrow[2 * t] = vr;
+                yrow[2 * t + 1] = vi;
+            }
+    }
+}
+
+template __global__ void pack_x_wide<double2>(const double2*, double2*, GEO_TYPES, int, int);
+template __global__ void pack_w_wide<double2>(const double2*, double2*, GEO_TYPES, int, int);
