@@ -10,7 +10,9 @@ complex products by the textbook formula. Dense and wide-group float16/bfloat16 
 float32 accumulators over exact products, unscaled sums times the scale at the end); their
 adders truncate, so the 16-bit dtypes declare the class ``tc-fp32-acc`` (u_acc = 2**-23,
 toward zero) rather than IEEE float32 accumulation. Dense complex128 forwards run on the
-float64 tensor cores (``conv_fwd_zmma``, DMMA: IEEE double operations, class unchanged). The unit scales (``usconv_ref``) multiply one
+float64 tensor cores (``conv_fwd_dmma``, DMMA: IEEE double operations), and so do dense
+float32, float64 and complex64 ones (32-bit parts widened exactly to double: products exact,
+sums in float64 — more accurate than their declared float32 class, and no TF32). The unit scales (``usconv_ref``) multiply one
 factor of every product (the weight in the forward and grad_x, grad_y in grad_w and grad_b;
 and the bias), so sums are formed at the scale of the result and an unscaled sum cannot
 overflow where the result does not; scales are float32 for the float32-accumulated dtypes
@@ -53,7 +55,11 @@ GEMM_TYPES = ("__half", "bf16_t", "float", "double")  # conv_fwd_gemm: real stor
 MMA_TYPES = {"float16": "__half", "bfloat16": "bf16_t"}  # conv_fwd_mma: tensor cores
 MMA_BM, MMA_BN, MMA_BK, MMA_LD = 128, 128, 32, 40  # as in cupy_kernels.cu
 MMA_SMEM_MAX = 227 * 1024  # H100/A100 opt-in limit per block
-Z_BM, Z_BN, Z_BK, Z_LD = 64, 64, 8, 12  # conv_fwd_zmma (complex128 on the float64 tensor cores)
+Z_BM, Z_BN, Z_BK, Z_LD = 64, 64, 8, 12  # conv_fwd_dmma (the float64 tensor cores)
+# case dtype -> (input element, packed element, (storage type, complex)) of conv_fwd_dmma
+DMMA = {"float32": ("float", "double", ("float", "false")), "float64": ("double", "double", ("double", "false")),
+        "complex64": ("float2", "double2", ("float", "true")),
+        "complex128": ("double2", "double2", ("double", "true"))}
 
 
 class CupyBackend(Backend):
@@ -97,7 +103,8 @@ class CupyBackend(Backend):
             names += [f"dw_grad_w_vec<{t}, {km}>" for t in DW_TYPES for km in DW_KMAX]
             names += [f"conv_fwd_gemm<{t}>" for t in GEMM_TYPES]
             names += [f"conv_fwd_mma<{t}>" for t in MMA_TYPES.values()] + ["pack_x", "pack_w"]
-            names += ["conv_fwd_zmma", "pack_x_wide<double2>", "pack_w_wide<double2>"]
+            names += [f"{k}<{ein}, {e}>" for _, (ein, e, _) in DMMA.items() for k in ("pack_x_wide", "pack_w_wide")]
+            names += [f"conv_fwd_dmma<{s}, {c}>" for _, (_, _, (s, c)) in DMMA.items()]
             code = SOURCE.read_text() + "\n" + "\n".join(
                 f"INSTANTIATE({t}, {'true' if c else 'false'}) INSTANTIATE_TILES({t}, {'true' if c else 'false'})"
                 for t, c, _ in sorted(set(STORAGE.values()), key=str)) + "\n" + "\n".join(
@@ -162,33 +169,35 @@ class CupyBackend(Backend):
         return P, Op, Cp, span, stages, max(stages * stage, MMA_BM * (MMA_BN + 8) * 2)  # >= the epilogue's tile
 
     @staticmethod
-    def _zmma_plan(cd, geo):
-        """As :meth:`_mma_plan`, for the complex128 forward on the float64 tensor cores
-        (conv_fwd_zmma: 64 x 64 output tiles, 8-channel chunks, 16-byte elements)."""
-        if cd.name != "complex128" or geo.Cg <= SMALL_GROUP or geo.N * geo.C_out * geo.L_out == 0:
+    def _dmma_plan(cd, geo):
+        """As :meth:`_mma_plan`, for the 32/64-bit real and complex forwards on the float64
+        tensor cores (conv_fwd_dmma: 64 x 64 output tiles, 8-channel chunks of doubles or
+        (re, im) double pairs)."""
+        if cd.name not in DMMA or geo.Cg <= SMALL_GROUP or geo.N * geo.C_out * geo.L_out == 0:
             return None
         tiles = -(-geo.L_out // Z_BN)
         span = (Z_BN - 1) * geo.stride + (geo.K - 1) * geo.dilation + 1
         P = max(geo.L_pad, (tiles - 1) * Z_BN * geo.stride + span)
         Op, Cp = -(-geo.Og // Z_BM) * Z_BM, -(-geo.Cg // Z_BK) * Z_BK
-        stage = (geo.K * Z_BM + span) * Z_LD * 16
+        stage = (geo.K * Z_BM + span) * Z_LD * (16 if cd.is_complex else 8)
         stages = 2 if 2 * stage <= MMA_SMEM_MAX else 1
         big = max(geo.N * geo.groups * P * Cp, geo.groups * geo.K * Op * Cp, geo.N * tiles)
         if stage > MMA_SMEM_MAX or big >= 2**31 or geo.L_pad >= 2**31:
             return None
         return P, Op, Cp, span, stages, stages * stage
 
-    def _launch_zmma(self, geo, gp, plan, dx, dw, db, y, s):
+    def _launch_dmma(self, cd, geo, gp, plan, dx, dw, db, y, s):
         import cupy
         P, Op, Cp, span, stages, smem = plan
-        mod = self.module()
-        xt = cupy.empty(geo.N * geo.groups * P * Cp * 2, np.float64)  # (re, im) pairs
-        wt = cupy.empty(geo.groups * geo.K * Op * Cp * 2, np.float64)
-        mod.get_function("pack_x_wide<double2>")((geo.N * geo.groups, -(-P // 32), -(-Cp // 32)), (32, 8),
-                                                 (dx, xt, *gp, np.int32(P), np.int32(Cp)))
-        mod.get_function("pack_w_wide<double2>")((-(-(wt.size // 2) // 256),), (256,),
-                                                 (dw, wt, *gp, np.int32(Op), np.int32(Cp)))
-        fn = mod.get_function("conv_fwd_zmma")
+        mod, (ein, e, (st, c)) = self.module(), DMMA[cd.name]
+        parts = 2 if cd.is_complex else 1  # doubles per packed element
+        xt = cupy.empty(geo.N * geo.groups * P * Cp * parts, np.float64)
+        wt = cupy.empty(geo.groups * geo.K * Op * Cp * parts, np.float64)
+        mod.get_function(f"pack_x_wide<{ein}, {e}>")((geo.N * geo.groups, -(-P // 32), -(-Cp // 32)), (32, 8),
+                                                    (dx, xt, *gp, np.int32(P), np.int32(Cp)))
+        mod.get_function(f"pack_w_wide<{ein}, {e}>")((-(-(wt.size // parts) // 256),), (256,),
+                                                    (dw, wt, *gp, np.int32(Op), np.int32(Cp)))
+        fn = mod.get_function(f"conv_fwd_dmma<{st}, {c}>")
         if fn.max_dynamic_shared_size_bytes < smem:
             fn.max_dynamic_shared_size_bytes = smem
         fn((geo.N * -(-geo.L_out // Z_BN), Op // Z_BM, geo.groups), (128,),
@@ -291,14 +300,14 @@ class CupyBackend(Backend):
         span = (T - 1) * geo.stride + (geo.K - 1) * geo.dilation + 1
         smem = span * self._pair_bytes(cd)
         mma = self._mma_plan(cd, geo)
-        zmma = self._zmma_plan(cd, geo)
+        dmma = self._dmma_plan(cd, geo)
         if geo.Cg <= SMALL_GROUP and smem <= SMEM_LIMIT and geo.L_pad < 2**31:
             self._launch_blocks("conv_fwd_tile", cd.name, geo.N * geo.C_out * tiles, smem, dx, dw, db, y, *gp,
                                 np.float64(s), np.int32(T))
         elif mma is not None:
             self._launch_mma(cd, geo, gp, mma, dx, dw, db, y, s)
-        elif zmma is not None:
-            self._launch_zmma(geo, gp, zmma, dx, dw, db, y, s)
+        elif dmma is not None:
+            self._launch_dmma(cd, geo, gp, dmma, dx, dw, db, y, s)
         elif not cd.is_complex and geo.L_pad < 2**31 and geo.Cg * geo.K < 2**31 and geo.N * geo.C_out > 0:
             fn = self.module().get_function(f"conv_fwd_gemm<{STORAGE[cd.name][0]}>")
             grid = (geo.N * -(-geo.L_out // 128), -(-geo.Og // 128), geo.groups)

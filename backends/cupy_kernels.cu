@@ -1120,14 +1120,23 @@ __global__ void __launch_bounds__(256, 2) conv_fwd_mma(const S* __restrict__ xt,
                                              double, int, int, int, int, int);
 
 // ---------------------------------------------------------------------------------------
-// Dense / wide-group complex128 forward on the float64 tensor cores (DMMA: mma.sync m8n8k4
-// .f64, IEEE double fused operations). Operands packed as above, one 16-byte (re, im) element
-// per (p, c) and (k, o, c) (pack_x_wide / pack_w_wide). Per output the textbook product:
-// re += xr*wr - xi*wi, im += xr*wi + xi*wr, four DMMAs per fragment pair, unscaled; the
-// epilogue forms fma(acc, scale, scale*bias) and recomputes non-finite accumulators by
-// conv_fwd's scaled loop. Block tile 64 (o) x 64 (t) x 8 (c); 4 warps of 32 x 32.
-template <typename E>
-__global__ void pack_x_wide(const E* __restrict__ x, E* __restrict__ xt, GEO_ARGS, int P, int Cp) {
+// Dense / wide-group float32, float64, complex64 and complex128 forwards on the float64 tensor
+// cores (DMMA: mma.sync m8n8k4 .f64, IEEE double fused operations). float32 parts widen to
+// double exactly, so products are exact and sums carry 53 bits: at least as accurate as the
+// float32 class (no TF32 anywhere). Operands packed as for the 16-bit kernel, widened to
+// double (or (re, im) double pairs): pack_x_wide / pack_w_wide. Complex outputs by the
+// textbook product, re += xr*wr - xi*wi, im += xr*wi + xi*wr: four DMMAs per fragment pair.
+// Unscaled sums; the epilogue forms fma(acc, scale, scale*bias) in double (the scale as the
+// class declares it: rounded to float32 for 32-bit parts) and recomputes non-finite
+// accumulators by conv_fwd's scaled loop. Block tile 64 (o) x 64 (t) x 8 (c); 4 warps of
+// 32 x 32. Deterministic.
+__device__ __forceinline__ double widen(float v) { return (double)v; }
+__device__ __forceinline__ double widen(double v) { return v; }
+__device__ __forceinline__ double2 widen(float2 v) { return make_double2(v.x, v.y); }
+__device__ __forceinline__ double2 widen(double2 v) { return v; }
+
+template <typename Ein, typename E>
+__global__ void pack_x_wide(const Ein* __restrict__ x, E* __restrict__ xt, GEO_ARGS, int P, int Cp) {
     GEO_MAKE
     __shared__ E tile[32][33];  // [c][p]
     const int Cg = (int)(g.Cin / g.G), L = (int)g.L, pl = (int)g.pl, Lp = (int)(g.L + g.pl + g.pr);
@@ -1136,12 +1145,12 @@ __global__ void pack_x_wide(const E* __restrict__ x, E* __restrict__ xt, GEO_ARG
     const int pa = p0 + tx;
     int i = pa - pl;
     if ((unsigned)i >= (unsigned)L) i = pa < Lp ? (int)src_index(pa, g.L, g.pl, g.mode) : -1;
-    const E* xr = x + (n * g.Cin + grp * Cg + c0) * g.L;
+    const Ein* xr = x + (n * g.Cin + grp * Cg + c0) * g.L;
 #pragma unroll
     for (int j = 0; j < 4; ++j) {
         const int cl = ty + 8 * j;
         E v{};
-        if (c0 + cl < Cg && i >= 0) v = xr[(long long)cl * L + i];
+        if (c0 + cl < Cg && i >= 0) v = widen(xr[(long long)cl * L + i]);
         tile[cl][tx] = v;
     }
     __syncthreads();
@@ -1153,8 +1162,8 @@ __global__ void pack_x_wide(const E* __restrict__ x, E* __restrict__ xt, GEO_ARG
     }
 }
 
-template <typename E>
-__global__ void pack_w_wide(const E* __restrict__ w, E* __restrict__ wt, GEO_ARGS, int Op, int Cp) {
+template <typename Ein, typename E>
+__global__ void pack_w_wide(const Ein* __restrict__ w, E* __restrict__ wt, GEO_ARGS, int Op, int Cp) {
     GEO_MAKE
     const long long e = (long long)blockIdx.x * blockDim.x + threadIdx.x;
     const int Cg = (int)(g.Cin / g.G), Og = (int)(g.Cout / g.G), K = (int)g.K;
@@ -1166,7 +1175,7 @@ __global__ void pack_w_wide(const E* __restrict__ w, E* __restrict__ wt, GEO_ARG
     const int k = (int)(r % K);
     const long long grp = r / K;
     E v{};
-    if (o < Og && c < Cg) v = w[((grp * Og + o) * Cg + c) * K + k];
+    if (o < Og && c < Cg) v = widen(w[((grp * Og + o) * Cg + c) * K + k]);
     wt[e] = v;
 }
 
@@ -1174,13 +1183,26 @@ __device__ __forceinline__ void dmma884(double c[2], double a, double b) {
     asm volatile("mma.sync.aligned.m8n8k4.row.col.f64.f64.f64.f64 {%0,%1}, {%2}, {%3}, {%0,%1};\n"
                  : "+d"(c[0]), "+d"(c[1]) : "d"(a), "d"(b));
 }
+__device__ __forceinline__ void parts(double v, double& r, double& i) { r = v; i = 0.0; }
+__device__ __forceinline__ void parts(double2 v, double& r, double& i) { r = v.x; i = v.y; }
+__device__ __forceinline__ void cp_async_elem(unsigned dst, const double* src) {
+    asm volatile("cp.async.ca.shared.global [%0], [%1], 8;\n" ::"r"(dst), "l"(src));
+}
+__device__ __forceinline__ void cp_async_elem(unsigned dst, const double2* src) { cp_async16(dst, src); }
 
-constexpr int Z_BM = 64, Z_BN = 64, Z_BK = 8, Z_LD = 12;  // LD: 192-byte rows, 16-byte loads conflict-free
+constexpr int Z_BM = 64, Z_BN = 64, Z_BK = 8, Z_LD = 12;  // LD: 12-element rows, fragment loads conflict-free
+template <bool CPLX> struct Wide { typedef double type; };  // packed element of the DMMA kernel
+template <> struct Wide<true> { typedef double2 type; };
 
-__global__ void __launch_bounds__(128) conv_fwd_zmma(const double2* __restrict__ xt, const double2* __restrict__ wt,
-                                                     const double* __restrict__ x, const double* __restrict__ w,
-                                                     const double* __restrict__ b, double* __restrict__ y, GEO_ARGS,
+template <typename S, bool CPLX>
+__global__ void __launch_bounds__(128) conv_fwd_dmma(const void* __restrict__ xt_, const void* __restrict__ wt_,
+                                                     const S* __restrict__ x, const S* __restrict__ w,
+                                                     const S* __restrict__ b, S* __restrict__ y, GEO_ARGS,
                                                      double scale, int P, int Op, int Cp, int span, int stages) {
+    typedef typename Wide<CPLX>::type E;
+    typedef typename Acc<S>::type A;
+    const E* __restrict__ xt = static_cast<const E*>(xt_);
+    const E* __restrict__ wt = static_cast<const E*>(wt_);
     extern __shared__ __align__(16) unsigned char smem_raw[];
     GEO_MAKE
     const int K = (int)g.K, st = (int)g.stride, dil = (int)g.dil, Og = (int)(g.Cout / g.G), Lout = (int)g.Lout;
@@ -1188,21 +1210,21 @@ __global__ void __launch_bounds__(128) conv_fwd_zmma(const double2* __restrict__
     const int n = blockIdx.x / tiles_t, t0 = (blockIdx.x - n * tiles_t) * Z_BN;
     const int o0 = blockIdx.y * Z_BM, grp = blockIdx.z;
     const int w_stage = K * Z_BM * Z_LD, x_stage = span * Z_LD;
-    double2* Ws = reinterpret_cast<double2*>(smem_raw);  // [stages][K][BM][LD]
-    double2* Xs = Ws + stages * w_stage;                 // [stages][span][LD]
-    const double2* wsrc = wt + ((long long)grp * K * Op + o0) * Cp;
-    const double2* xsrc = xt + (((long long)n * g.G + grp) * P + (long long)t0 * st) * Cp;
+    E* Ws = reinterpret_cast<E*>(smem_raw);  // [stages][K][BM][LD]
+    E* Xs = Ws + stages * w_stage;           // [stages][span][LD]
+    const E* wsrc = wt + ((long long)grp * K * Op + o0) * Cp;
+    const E* xsrc = xt + (((long long)n * g.G + grp) * P + (long long)t0 * st) * Cp;
     auto issue = [&](int chunk, int stage) {
         const int c0 = chunk * Z_BK;
-        double2* wd = Ws + stage * w_stage;
-        double2* xd = Xs + stage * x_stage;
+        E* wd = Ws + stage * w_stage;
+        E* xd = Xs + stage * x_stage;
         for (int e = threadIdx.x; e < K * Z_BM * Z_BK; e += 128) {
             const int cl = e & (Z_BK - 1), row = e / Z_BK, k = row / Z_BM, r = row - k * Z_BM;
-            cp_async16(smem_u32(wd + row * Z_LD + cl), wsrc + ((long long)k * Op + r) * Cp + c0 + cl);
+            cp_async_elem(smem_u32(wd + row * Z_LD + cl), wsrc + ((long long)k * Op + r) * Cp + c0 + cl);
         }
         for (int e = threadIdx.x; e < span * Z_BK; e += 128) {
             const int cl = e & (Z_BK - 1), row = e / Z_BK;
-            cp_async16(smem_u32(xd + row * Z_LD + cl), xsrc + (long long)row * Cp + c0 + cl);
+            cp_async_elem(smem_u32(xd + row * Z_LD + cl), xsrc + (long long)row * Cp + c0 + cl);
         }
         cp_async_commit();
     };
@@ -1224,47 +1246,48 @@ __global__ void __launch_bounds__(128) conv_fwd_zmma(const double2* __restrict__
             cp_async_wait<0>();
         }
         __syncthreads();
-        const double2* wsb = Ws + cur * w_stage;
-        const double2* xsb = Xs + cur * x_stage;
+        const E* wsb = Ws + cur * w_stage;
+        const E* xsb = Xs + cur * x_stage;
         for (int k = 0; k < K; ++k) {
 #pragma unroll
             for (int ks = 0; ks < Z_BK / 4; ++ks) {
                 double ar[4], ai[4], br[4], bi[4];
 #pragma unroll
-                for (int mi = 0; mi < 4; ++mi) {
-                    const double2 v = wsb[(k * Z_BM + wm * 32 + mi * 8 + (lane >> 2)) * Z_LD + ks * 4 + (lane & 3)];
-                    ar[mi] = v.x;
-                    ai[mi] = v.y;
-                }
+                for (int mi = 0; mi < 4; ++mi)
+                    parts(wsb[(k * Z_BM + wm * 32 + mi * 8 + (lane >> 2)) * Z_LD + ks * 4 + (lane & 3)], ar[mi], ai[mi]);
 #pragma unroll
-                for (int ni = 0; ni < 4; ++ni) {
-                    const int tl = wn * 32 + ni * 8 + (lane >> 2);
-                    const double2 v = xsb[(tl * st + k * dil) * Z_LD + ks * 4 + (lane & 3)];
-                    br[ni] = v.x;
-                    bi[ni] = v.y;
-                }
+                for (int ni = 0; ni < 4; ++ni)
+                    parts(xsb[((wn * 32 + ni * 8 + (lane >> 2)) * st + k * dil) * Z_LD + ks * 4 + (lane & 3)], br[ni],
+                          bi[ni]);
 #pragma unroll
                 for (int mi = 0; mi < 4; ++mi)
 #pragma unroll
                     for (int ni = 0; ni < 4; ++ni) {
                         dmma884(accr[mi][ni], ar[mi], br[ni]);
-                        dmma884(accr[mi][ni], -ai[mi], bi[ni]);
-                        dmma884(acci[mi][ni], ar[mi], bi[ni]);
-                        dmma884(acci[mi][ni], ai[mi], br[ni]);
+                        if (CPLX) {
+                            dmma884(accr[mi][ni], -ai[mi], bi[ni]);
+                            dmma884(acci[mi][ni], ar[mi], bi[ni]);
+                            dmma884(acci[mi][ni], ai[mi], br[ni]);
+                        }
                     }
             }
         }
         __syncthreads();
         if (stages == 1 && ch + 1 < nchunks) issue(ch + 1, 0);
     }
+    const double sd = (double)(A)scale;  // the scale as declared: float32 for 32-bit parts
 #pragma unroll
     for (int mi = 0; mi < 4; ++mi) {
         const int o = o0 + wm * 32 + mi * 8 + (lane >> 2);
         if (o >= Og) continue;
         const long long oc = (long long)grp * Og + o;
         double bre = 0.0, bim = 0.0;
-        if (b) load_scaled<double, true>(b, oc, scale, bre, bim);
-        double* yrow = y + ((long long)n * g.Cout + oc) * Lout * 2;
+        if (b) {
+            A r, i;
+            load<S, CPLX>(b, oc, r, i);
+            bre = (double)r * sd;
+            bim = (double)i * sd;
+        }
 #pragma unroll
         for (int ni = 0; ni < 4; ++ni)
 #pragma unroll
@@ -1272,17 +1295,24 @@ __global__ void __launch_bounds__(128) conv_fwd_zmma(const double2* __restrict__
                 const int t = t0 + wn * 32 + ni * 8 + 2 * (lane & 3) + j;
                 if (t >= Lout) continue;
                 double vr = accr[mi][ni][j], vi = acci[mi][ni][j];
+                A outr, outi;
                 if (isfinite(vr) && isfinite(vi)) {
-                    vr = fma(vr, scale, bre);
-                    vi = fma(vi, scale, bim);
+                    outr = (A)fma(vr, sd, bre);
+                    outi = (A)fma(vi, sd, bim);
                 } else {
-                    fwd_point<double, true>(x, w, b, g, n, oc, t, scale, vr, vi);
+                    fwd_point<S, CPLX>(x, w, b, g, n, oc, t, (A)scale, outr, outi);
                 }
-                yrow[2 * t] = vr;
-                yrow[2 * t + 1] = vi;
+                store<S, CPLX>(y, ((long long)n * g.Cout + oc) * Lout + t, outr, outi);
             }
     }
 }
 
-template __global__ void pack_x_wide<double2>(const double2*, double2*, GEO_TYPES, int, int);
-template __global__ void pack_w_wide<double2>(const double2*, double2*, GEO_TYPES, int, int);
+#define INSTANTIATE_DMMA(S, E, C) \
+    template __global__ void pack_x_wide<E, Wide<C>::type>(const E*, Wide<C>::type*, GEO_TYPES, int, int); \
+    template __global__ void pack_w_wide<E, Wide<C>::type>(const E*, Wide<C>::type*, GEO_TYPES, int, int); \
+    template __global__ void conv_fwd_dmma<S, C>(const void*, const void*, const S*, const S*, const S*, S*, GEO_TYPES, \
+                                                 double, int, int, int, int, int);
+INSTANTIATE_DMMA(float, float, false)
+INSTANTIATE_DMMA(double, double, false)
+INSTANTIATE_DMMA(float, float2, true)
+INSTANTIATE_DMMA(double, double2, true)

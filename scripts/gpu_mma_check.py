@@ -3,9 +3,10 @@
 float16/bfloat16 cases over strides, dilations, padding modes, groups and ragged tile edges,
 each against torch float64 on the GPU with the declared class's per-element bound
 ``|y - ref| <= n*2**-23*bnd + u_out*|ref|*(1+u_out) + floor`` (bnd = the same conv on |x|, |w|),
-plus an unscaled-sum overflow that must take the scalar fallback. Complex128 cases (the
-float64 tensor cores, conv_fwd_zmma) against torch complex128 with twice the float64 bound
-(both results carry accumulation error). Prints one line per case;
+plus an unscaled-sum overflow that must take the scalar fallback. float32, float64,
+complex64 and complex128 cases (the float64 tensor cores, conv_fwd_dmma) against torch in
+float64/complex128 with twice the float64 accumulation bound (both results carry
+accumulation error) plus the output rounding. Prints one line per case;
 exit status 1 on any failure.
 
     python scripts/gpu_mma_check.py
@@ -85,12 +86,13 @@ def main():
             print(f"{dt:9s} case {i} N{N} C{Ci}->{Co} L{L} K{K} g{G} {kw}{' bias' if bias else ''}"
                   f"{' huge' if huge else ''}: max err/bound {float((err / lim)[~big].max()):.3f} "
                   f"{'ok' if ok else 'FAIL'}", flush=True)
-    bad += complex128_cases(cp)
+    for dt in ("float32", "float64", "complex64", "complex128"):
+        bad += dmma_cases(cp, dt)
     print("mma checks:", "all passed" if not bad else f"{bad} FAILED")
     return 1 if bad else 0
 
 
-def complex128_cases(cp):
+def dmma_cases(cp, dt):
     import cupy
     import numpy as np
     import torch
@@ -98,10 +100,13 @@ def complex128_cases(cp):
     from usconv_ref.dtypes import case_dtype
     from usconv_ref.scaling import exact_unit_scales
     from usconv_ref.spec import Conv1dSpec, resolve_geometry
-    cd = case_dtype("complex128")
+    cd = case_dtype(dt)
+    wide = dt in ("float64", "complex128")
+    u_out = 2.0**-53 if wide else 2.0**-24
     bad = 0
-    cases = CASES[:4] + [(2, 100, 70, 333, 3, 1, dict(padding=1, bias=True)),
-                         (1, 64, 8, 64, 3, 1, dict(padding=1, huge=True))]
+    cases = CASES[:4] + [(2, 100, 70, 333, 3, 1, dict(padding=1, bias=True))]
+    if dt == "complex128":
+        cases.append((1, 64, 8, 64, 3, 1, dict(padding=1, huge=True)))
     for i, (N, Ci, Co, L, K, G, kw) in enumerate(cases):
         kw = dict(kw)
         bias, huge = kw.pop("bias", False), kw.pop("huge", False)
@@ -109,42 +114,58 @@ def complex128_cases(cp):
         g = torch.Generator(device="cuda").manual_seed(100 + i)
 
         def rnd(shape):
-            return torch.complex(torch.randn(shape, device="cuda", dtype=torch.float64, generator=g),
-                                 torch.randn(shape, device="cuda", dtype=torch.float64, generator=g))
+            r = torch.randn(shape, device="cuda", dtype=torch.float64, generator=g)
+            if cd.is_complex:
+                r = torch.complex(r, torch.randn(shape, device="cuda", dtype=torch.float64, generator=g))
+            return r if wide else r.to(torch.complex64 if cd.is_complex else torch.float32).to(r.dtype)
         x, w = rnd((N, Ci, L)), rnd((Co, Ci // G, K))
         b = rnd((Co,)) if bias else None
         if huge:  # real products ~2e306: the unscaled sum overflows, the scaled one does not
             x = torch.full_like(x, 1.38e153)
             w = torch.full_like(w, 1.38e153)
         geo = resolve_geometry(tuple(x.shape), tuple(w.shape), None, spec)
-        assert cp._zmma_plan(cd, geo) is not None, i
+        assert cp._dmma_plan(cd, geo) is not None, i
         s = float(exact_unit_scales(geo, spec).output)
+        if not wide:
+            s = float(np.float32(s))
 
         def dev(t):
-            return None if t is None else cupy.asarray(torch.view_as_real(t).contiguous())
+            if t is None:
+                return None
+            t = t if wide else t.to(torch.complex64 if cd.is_complex else torch.float32)
+            return cupy.asarray(torch.view_as_real(t).contiguous() if cd.is_complex else t)
         y = cp.forward_device(cd, tuple(x.shape), tuple(w.shape), spec, dev(x), dev(w), dev(b))
-        y = torch.view_as_complex(torch.as_tensor(y, device="cuda"))
+        y = torch.as_tensor(y, device="cuda").double()
+        y = torch.view_as_complex(y) if cd.is_complex else y
         mode, p = kw.get("padding_mode", "zeros"), kw.get("padding", 0)
 
         def conv(a, c, bb):
             a = F.pad(a, (p, p), mode=mode) if mode != "zeros" and p else a
             return F.conv1d(a, c, bb, padding=p if mode == "zeros" else 0, stride=kw.get("stride", 1),
                             dilation=kw.get("dilation", 1), groups=G)
-        xr, xi, wr, wi = x.real.abs(), x.imag.abs(), w.real.abs() * s, w.imag.abs() * s
         ref = conv(x, w * s, None if b is None else b * s)
-        bnd_r = conv(xr, wr, None if b is None else b.real.abs() * s) + conv(xi, wi, None)
-        bnd_i = conv(xr, wi, None if b is None else b.imag.abs() * s) + conv(xi, wr, None)
-        n = 2 * (Ci // G) * K + 2
-        err_r, err_i = (y.real - ref.real).abs(), (y.imag - ref.imag).abs()
-        lim_r, lim_i = (2 * n * 2.0**-53 * t + 1e-300 for t in (bnd_r, bnd_i))
-        ok = bool((err_r <= lim_r).all() and (err_i <= lim_i).all() and torch.isfinite(torch.view_as_real(y)).all())
+        if cd.is_complex:
+            xr, xi, wr, wi = x.real.abs(), x.imag.abs(), w.real.abs() * s, w.imag.abs() * s
+            bnds = (conv(xr, wr, None if b is None else b.real.abs() * s) + conv(xi, wi, None),
+                    conv(xr, wi, None if b is None else b.imag.abs() * s) + conv(xi, wr, None))
+            pairs = ((y.real, ref.real), (y.imag, ref.imag))
+        else:
+            bnds = (conv(x.abs(), w.abs() * s, None if b is None else b.abs() * s),)
+            pairs = ((y, ref),)
+        n = (2 if cd.is_complex else 1) * (Ci // G) * K + 2
+        ok, ratio = bool(torch.isfinite(torch.view_as_real(y) if cd.is_complex else y).all()), 0.0
+        for (a, r), bnd in zip(pairs, bnds):
+            lim = 2 * n * 2.0**-53 * bnd + u_out * (1 + u_out) * r.abs() + 1e-300
+            err = (a - r).abs()
+            ok &= bool((err <= lim).all())
+            ratio = max(ratio, float((err / lim).max()))
         if huge:  # the torch reference itself overflows here: compare with the scaled sum in float64
             exact = (1.38e153 * (1.38e153 * s)) * Ci * torch.as_tensor(np.array(
                 [[[min(t + 1, L - 1) - max(t - 1, 0) + 1 for t in range(L)]]]), device="cuda")
             ok = bool(torch.isfinite(y.real).all() and ((y.real - exact).abs() <= 1e-12 * exact).all())
+            ratio = 0.0
         bad += not ok
-        ratio = float(max((err_r / lim_r).max(), (err_i / lim_i).max())) if not huge else 0.0
-        print(f"complex128 case {i} N{N} C{Ci}->{Co} L{L} K{K} g{G} {kw}{' bias' if bias else ''}"
+        print(f"{dt:10s} case {i} N{N} C{Ci}->{Co} L{L} K{K} g{G} {kw}{' bias' if bias else ''}"
               f"{' huge' if huge else ''}: max err/bound {ratio:.3f} {'ok' if ok else 'FAIL'}", flush=True)
     return bad
 
