@@ -144,8 +144,9 @@ class TorchBackend(Backend):
             base = FP64_ACC
         elif part == "float32":
             base = self.declare or (TF32 if self._tf32_on() else FP32_ACC)
-        elif gpu or tensor in ("grad_x", "grad_w") or cd.name == "complex32":
-            # measured: torch 2.13 CPU's 16-bit backward and complex32, and cuDNN 9.19's 16-bit convolutions
+        elif gpu or tensor in ("grad_x", "grad_w", "grad_b") or cd.name == "complex32":
+            # measured: torch 2.13 CPU's 16-bit backward (grad_b too: tc.f16-reflect-s2-d2, 66-term sums
+            # 4.7x beyond the float32 bound) and complex32, and cuDNN 9.19's 16-bit convolutions
             # (H100; grouped/strided and with bias), round partial results to the 16-bit dtype
             base = FP16_ACC if part == "float16" else BF16_ACC
         else:  # float16 / bfloat16 forward on CPU: float32 accumulation

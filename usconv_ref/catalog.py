@@ -5,7 +5,8 @@ Families (see golden/FORMAT.md):
 - ``axis``: around the base, every value of every axis at least once (padding modes and
   their edges, padding forms, stride, dilation, groups, bias, constraints, scale powers,
   unbatched, N = 0, long accumulations);
-- ``pairs``: a covering array holding every pair of padding mode x stride x dilation x groups.
+- ``pairs``: a covering array holding every pair of padding mode x stride x dilation x groups;
+- ``dw``: depthwise rows longer than a GPU tile; ``tc``: dense cases for the tensor-core paths.
 
 Seeds are ``crc32(id)``, recorded in the catalog, so a case's inputs depend on its id only.
 Every id of a case with a non-zero padding mode names the mode (so known deviations can be
@@ -148,6 +149,22 @@ def build_catalog() -> list[Case]:
               dataset="tiny"),
         _case(D, "f16-sparse-K7", N=1, C_in=2, C_out=2, L=1500, K=7, padding=3, groups=2, dtype="float16",
               dataset="sparse"),
+    ]
+    # dense / wide groups (more than 16 channels per group): the GPU tensor-core paths, with
+    # ragged tile edges, strides, dilations and padding modes, and data sets whose unscaled sums
+    # overflow (large) or hold inf/NaN (special), which those kernels hand to a scalar fallback
+    T = "tc"
+    cases += [
+        _case(T, "f16-reflect-s2-d2", N=2, C_in=48, C_out=40, L=70, K=5, stride=2, dilation=2, padding=4,
+              padding_mode="reflect", dtype="float16"),
+        _case(T, "f16-special", N=1, C_in=40, C_out=20, L=30, K=3, padding=1, dtype="float16", dataset="special"),
+        _case(T, "bf16-large", N=1, C_in=64, C_out=8, L=40, K=3, padding=1, dtype="bfloat16", dataset="large"),
+        _case(T, "f32-cancel", N=2, C_in=32, C_out=20, L=40, K=3, padding=1, dataset="cancel"),
+        _case(T, "f64-circular", N=2, C_in=40, C_out=24, L=50, K=3, padding=1, padding_mode="circular",
+              dtype="float64"),
+        _case(T, "c128-replicate", N=1, C_in=20, C_out=18, L=33, K=2, padding=1, padding_mode="replicate",
+              dtype="complex128"),
+        _case(T, "c128-large", N=1, C_in=24, C_out=8, L=20, K=3, padding=1, dtype="complex128", dataset="large"),
     ]
     ids = [c.id for c in cases]
     assert len(ids) == len(set(ids)), "duplicate case ids"
