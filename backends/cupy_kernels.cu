@@ -1179,9 +1179,27 @@ __global__ void pack_w_wide(const Ein* __restrict__ w, E* __restrict__ wt, GEO_A
     wt[e] = v;
 }
 
-__device__ __forceinline__ void dmma884(double c[2], double a, double b) {
+__device__ __forceinline__ void dmma884(double& c0, double& c1, double a, double b) {
     asm volatile("mma.sync.aligned.m8n8k4.row.col.f64.f64.f64.f64 {%0,%1}, {%2}, {%3}, {%0,%1};\n"
-                 : "+d"(c[0]), "+d"(c[1]) : "d"(a), "d"(b));
+                 : "+d"(c0), "+d"(c1) : "d"(a), "d"(b));
+}
+// c (16 x 8) += a (16 x 8) b (8 x 8). Fragments (g = lane/4, q = lane%4): a = (g, q), (g+8, q),
+// (g, q+4), (g+8, q+4); b = (q, g), (q+4, g); c = (g, 2q), (g, 2q+1), (g+8, 2q), (g+8, 2q+1).
+// sm_90 has the m16n8k8 shape (four times the work of m8n8k4 per instruction); earlier
+// architectures get the same product as four m8n8k4 (the fragments line up; the rounding of
+// the partial sums may differ in the last bit between the two forms).
+__device__ __forceinline__ void dmma1688(double c[4], const double a[4], const double b[2]) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+    asm volatile("mma.sync.aligned.m16n8k8.row.col.f64.f64.f64.f64 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
+                 "{%0,%1,%2,%3};\n"
+                 : "+d"(c[0]), "+d"(c[1]), "+d"(c[2]), "+d"(c[3])
+                 : "d"(a[0]), "d"(a[1]), "d"(a[2]), "d"(a[3]), "d"(b[0]), "d"(b[1]));
+#else
+    dmma884(c[0], c[1], a[0], b[0]);
+    dmma884(c[0], c[1], a[2], b[1]);
+    dmma884(c[2], c[3], a[1], b[0]);
+    dmma884(c[2], c[3], a[3], b[1]);
+#endif
 }
 __device__ __forceinline__ void parts(double v, double& r, double& i) { r = v; i = 0.0; }
 __device__ __forceinline__ void parts(double2 v, double& r, double& i) { r = v.x; i = v.y; }
@@ -1228,13 +1246,15 @@ __global__ void __launch_bounds__(128) conv_fwd_dmma(const void* __restrict__ xt
         }
         cp_async_commit();
     };
-    const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
-    const int wm = warp >> 1, wn = warp & 1;
-    double accr[4][4][2], acci[4][4][2];
+    const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, gq = lane >> 2, q = lane & 3;
+    const int wm = warp >> 1, wn = warp & 1;  // 2 x 2 warps of 32 (o) x 32 (t): 2 x 4 fragments
+    double accr[2][4][4], acci[2][4][4];
 #pragma unroll
-    for (int i = 0; i < 4; ++i)
+    for (int i = 0; i < 2; ++i)
 #pragma unroll
-        for (int j = 0; j < 4; ++j) accr[i][j][0] = accr[i][j][1] = acci[i][j][0] = acci[i][j][1] = 0.0;
+        for (int j = 0; j < 4; ++j)
+#pragma unroll
+            for (int r = 0; r < 4; ++r) accr[i][j][r] = acci[i][j][r] = 0.0;
     const int nchunks = Cp / Z_BK;
     issue(0, 0);
     for (int ch = 0; ch < nchunks; ++ch) {
@@ -1248,63 +1268,68 @@ __global__ void __launch_bounds__(128) conv_fwd_dmma(const void* __restrict__ xt
         __syncthreads();
         const E* wsb = Ws + cur * w_stage;
         const E* xsb = Xs + cur * x_stage;
-        for (int k = 0; k < K; ++k) {
+        for (int k = 0; k < K; ++k) {  // one k8 step per tap (Z_BK = 8)
+            double ar[2][4], ai[2][4], nai[2][4], br[4][2], bi[4][2];
 #pragma unroll
-            for (int ks = 0; ks < Z_BK / 4; ++ks) {
-                double ar[4], ai[4], br[4], bi[4];
+            for (int mi = 0; mi < 2; ++mi)
 #pragma unroll
-                for (int mi = 0; mi < 4; ++mi)
-                    parts(wsb[(k * Z_BM + wm * 32 + mi * 8 + (lane >> 2)) * Z_LD + ks * 4 + (lane & 3)], ar[mi], ai[mi]);
+                for (int r = 0; r < 4; ++r) {
+                    parts(wsb[(k * Z_BM + wm * 32 + mi * 16 + gq + 8 * (r & 1)) * Z_LD + q + 4 * (r >> 1)], ar[mi][r],
+                          ai[mi][r]);
+                    nai[mi][r] = -ai[mi][r];
+                }
 #pragma unroll
-                for (int ni = 0; ni < 4; ++ni)
-                    parts(xsb[((wn * 32 + ni * 8 + (lane >> 2)) * st + k * dil) * Z_LD + ks * 4 + (lane & 3)], br[ni],
-                          bi[ni]);
+            for (int ni = 0; ni < 4; ++ni)
 #pragma unroll
-                for (int mi = 0; mi < 4; ++mi)
+                for (int r = 0; r < 2; ++r)
+                    parts(xsb[((wn * 32 + ni * 8 + gq) * st + k * dil) * Z_LD + q + 4 * r], br[ni][r], bi[ni][r]);
 #pragma unroll
-                    for (int ni = 0; ni < 4; ++ni) {
-                        dmma884(accr[mi][ni], ar[mi], br[ni]);
-                        if (CPLX) {
-                            dmma884(accr[mi][ni], -ai[mi], bi[ni]);
-                            dmma884(acci[mi][ni], ar[mi], bi[ni]);
-                            dmma884(acci[mi][ni], ai[mi], br[ni]);
-                        }
+            for (int mi = 0; mi < 2; ++mi)
+#pragma unroll
+                for (int ni = 0; ni < 4; ++ni) {
+                    dmma1688(accr[mi][ni], ar[mi], br[ni]);
+                    if (CPLX) {
+                        dmma1688(accr[mi][ni], nai[mi], bi[ni]);
+                        dmma1688(acci[mi][ni], ar[mi], bi[ni]);
+                        dmma1688(acci[mi][ni], ai[mi], br[ni]);
                     }
-            }
+                }
         }
         __syncthreads();
         if (stages == 1 && ch + 1 < nchunks) issue(ch + 1, 0);
     }
     const double sd = (double)(A)scale;  // the scale as declared: float32 for 32-bit parts
 #pragma unroll
-    for (int mi = 0; mi < 4; ++mi) {
-        const int o = o0 + wm * 32 + mi * 8 + (lane >> 2);
-        if (o >= Og) continue;
-        const long long oc = (long long)grp * Og + o;
-        double bre = 0.0, bim = 0.0;
-        if (b) {
-            A r, i;
-            load<S, CPLX>(b, oc, r, i);
-            bre = (double)r * sd;
-            bim = (double)i * sd;
-        }
+    for (int mi = 0; mi < 2; ++mi)
 #pragma unroll
-        for (int ni = 0; ni < 4; ++ni)
-#pragma unroll
-            for (int j = 0; j < 2; ++j) {
-                const int t = t0 + wn * 32 + ni * 8 + 2 * (lane & 3) + j;
-                if (t >= Lout) continue;
-                double vr = accr[mi][ni][j], vi = acci[mi][ni][j];
-                A outr, outi;
-                if (isfinite(vr) && isfinite(vi)) {
-                    outr = (A)fma(vr, sd, bre);
-                    outi = (A)fma(vi, sd, bim);
-                } else {
-                    fwd_point<S, CPLX>(x, w, b, g, n, oc, t, (A)scale, outr, outi);
-                }
-                store<S, CPLX>(y, ((long long)n * g.Cout + oc) * Lout + t, outr, outi);
+        for (int h = 0; h < 2; ++h) {
+            const int o = o0 + wm * 32 + mi * 16 + gq + 8 * h;
+            if (o >= Og) continue;
+            const long long oc = (long long)grp * Og + o;
+            double bre = 0.0, bim = 0.0;
+            if (b) {
+                A r, i;
+                load<S, CPLX>(b, oc, r, i);
+                bre = (double)r * sd;
+                bim = (double)i * sd;
             }
-    }
+#pragma unroll
+            for (int ni = 0; ni < 4; ++ni)
+#pragma unroll
+                for (int j = 0; j < 2; ++j) {
+                    const int t = t0 + wn * 32 + ni * 8 + 2 * q + j;
+                    if (t >= Lout) continue;
+                    double vr = accr[mi][ni][2 * h + j], vi = acci[mi][ni][2 * h + j];
+                    A outr, outi;
+                    if (isfinite(vr) && isfinite(vi)) {
+                        outr = (A)fma(vr, sd, bre);
+                        outi = (A)fma(vi, sd, bim);
+                    } else {
+                        fwd_point<S, CPLX>(x, w, b, g, n, oc, t, (A)scale, outr, outi);
+                    }
+                    store<S, CPLX>(y, ((long long)n * g.Cout + oc) * Lout + t, outr, outi);
+                }
+        }
 }
 
 #define INSTANTIATE_DMMA(S, E, C) \
