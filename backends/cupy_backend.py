@@ -11,8 +11,8 @@ float32 accumulators over exact products, unscaled sums times the scale at the e
 adders truncate, so the 16-bit dtypes declare the class ``tc-fp32-acc`` (u_acc = 2**-23,
 toward zero) rather than IEEE float32 accumulation. Dense complex128 forwards run on the
 float64 tensor cores (``conv_fwd_dmma``, DMMA: IEEE double operations), and so do dense
-float32, float64 and complex64 ones (32-bit parts widened exactly to double: products exact,
-sums in float64 — more accurate than their declared float32 class, and no TF32). The unit scales (``usconv_ref``) multiply one
+float32, float64 and complex64 ones (32-bit parts widened exactly to double as they are read:
+products exact, sums in float64 — more accurate than their declared float32 class, no TF32). The unit scales (``usconv_ref``) multiply one
 factor of every product (the weight in the forward and grad_x, grad_y in grad_w and grad_b;
 and the bias), so sums are formed at the scale of the result and an unscaled sum cannot
 overflow where the result does not; scales are float32 for the float32-accumulated dtypes
@@ -56,10 +56,9 @@ MMA_TYPES = {"float16": "__half", "bfloat16": "bf16_t"}  # conv_fwd_mma: tensor 
 MMA_BM, MMA_BN, MMA_BK, MMA_LD = 128, 128, 32, 40  # as in cupy_kernels.cu
 MMA_SMEM_MAX = 227 * 1024  # H100/A100 opt-in limit per block
 Z_BM, Z_BN, Z_BK, Z_LD = 64, 64, 8, 12  # conv_fwd_dmma (the float64 tensor cores)
-# case dtype -> (input element, packed element, (storage type, complex)) of conv_fwd_dmma
-DMMA = {"float32": ("float", "double", ("float", "false")), "float64": ("double", "double", ("double", "false")),
-        "complex64": ("float2", "double2", ("float", "true")),
-        "complex128": ("double2", "double2", ("double", "true"))}
+# case dtype -> (packed element, (storage type, complex)) of conv_fwd_dmma
+DMMA = {"float32": ("float", ("float", "false")), "float64": ("double", ("double", "false")),
+        "complex64": ("float2", ("float", "true")), "complex128": ("double2", ("double", "true"))}
 
 
 class CupyBackend(Backend):
@@ -103,8 +102,8 @@ class CupyBackend(Backend):
             names += [f"dw_grad_w_vec<{t}, {km}>" for t in DW_TYPES for km in DW_KMAX]
             names += [f"conv_fwd_gemm<{t}>" for t in GEMM_TYPES]
             names += [f"conv_fwd_mma<{t}>" for t in MMA_TYPES.values()] + ["pack_x", "pack_w"]
-            names += [f"{k}<{ein}, {e}>" for _, (ein, e, _) in DMMA.items() for k in ("pack_x_wide", "pack_w_wide")]
-            names += [f"conv_fwd_dmma<{s}, {c}>" for _, (_, _, (s, c)) in DMMA.items()]
+            names += [f"{k}<{e}>" for e, _ in DMMA.values() for k in ("pack_x_wide", "pack_w_wide")]
+            names += [f"conv_fwd_dmma<{s}, {c}>" for _, (s, c) in DMMA.values()]
             code = SOURCE.read_text() + "\n" + "\n".join(
                 f"INSTANTIATE({t}, {'true' if c else 'false'}) INSTANTIATE_TILES({t}, {'true' if c else 'false'})"
                 for t, c, _ in sorted(set(STORAGE.values()), key=str)) + "\n" + "\n".join(
@@ -179,7 +178,7 @@ class CupyBackend(Backend):
         span = (Z_BN - 1) * geo.stride + (geo.K - 1) * geo.dilation + 1
         P = max(geo.L_pad, (tiles - 1) * Z_BN * geo.stride + span)
         Op, Cp = -(-geo.Og // Z_BM) * Z_BM, -(-geo.Cg // Z_BK) * Z_BK
-        stage = (geo.K * Z_BM + span) * Z_LD * (16 if cd.is_complex else 8)
+        stage = (geo.K * Z_BM + span) * Z_LD * np.dtype(STORAGE[cd.name][2]).itemsize * (2 if cd.is_complex else 1)
         stages = 2 if 2 * stage <= MMA_SMEM_MAX else 1
         big = max(geo.N * geo.groups * P * Cp, geo.groups * geo.K * Op * Cp, geo.N * tiles)
         if stage > MMA_SMEM_MAX or big >= 2**31 or geo.L_pad >= 2**31:
@@ -189,14 +188,14 @@ class CupyBackend(Backend):
     def _launch_dmma(self, cd, geo, gp, plan, dx, dw, db, y, s):
         import cupy
         P, Op, Cp, span, stages, smem = plan
-        mod, (ein, e, (st, c)) = self.module(), DMMA[cd.name]
-        parts = 2 if cd.is_complex else 1  # doubles per packed element
-        xt = cupy.empty(geo.N * geo.groups * P * Cp * parts, np.float64)
-        wt = cupy.empty(geo.groups * geo.K * Op * Cp * parts, np.float64)
-        mod.get_function(f"pack_x_wide<{ein}, {e}>")((geo.N * geo.groups, -(-P // 32), -(-Cp // 32)), (32, 8),
-                                                    (dx, xt, *gp, np.int32(P), np.int32(Cp)))
-        mod.get_function(f"pack_w_wide<{ein}, {e}>")((-(-(wt.size // parts) // 256),), (256,),
-                                                    (dw, wt, *gp, np.int32(Op), np.int32(Cp)))
+        mod, (e, (st, c)) = self.module(), DMMA[cd.name]
+        parts, part = (2 if cd.is_complex else 1), STORAGE[cd.name][2]  # parts per packed element
+        xt = cupy.empty(geo.N * geo.groups * P * Cp * parts, part)
+        wt = cupy.empty(geo.groups * geo.K * Op * Cp * parts, part)
+        mod.get_function(f"pack_x_wide<{e}>")((geo.N * geo.groups, -(-P // 32), -(-Cp // 32)), (32, 8),
+                                              (dx, xt, *gp, np.int32(P), np.int32(Cp)))
+        mod.get_function(f"pack_w_wide<{e}>")((-(-(wt.size // parts) // 256),), (256,),
+                                              (dw, wt, *gp, np.int32(Op), np.int32(Cp)))
         fn = mod.get_function(f"conv_fwd_dmma<{st}, {c}>")
         if fn.max_dynamic_shared_size_bytes < smem:
             fn.max_dynamic_shared_size_bytes = smem

@@ -1121,22 +1121,17 @@ __global__ void __launch_bounds__(256, 2) conv_fwd_mma(const S* __restrict__ xt,
 
 // ---------------------------------------------------------------------------------------
 // Dense / wide-group float32, float64, complex64 and complex128 forwards on the float64 tensor
-// cores (DMMA: mma.sync m8n8k4 .f64, IEEE double fused operations). float32 parts widen to
-// double exactly, so products are exact and sums carry 53 bits: at least as accurate as the
-// float32 class (no TF32 anywhere). Operands packed as for the 16-bit kernel, widened to
-// double (or (re, im) double pairs): pack_x_wide / pack_w_wide. Complex outputs by the
+// cores (DMMA: mma.sync m16n8k8 .f64, IEEE double fused operations). float32 parts widen to
+// double exactly as they are read from shared memory, so products are exact and sums carry 53
+// bits: at least as accurate as the float32 class (no TF32 anywhere). Operands packed as for
+// the 16-bit kernel, in their own width (pack_x_wide / pack_w_wide). Complex outputs by the
 // textbook product, re += xr*wr - xi*wi, im += xr*wi + xi*wr: four DMMAs per fragment pair.
 // Unscaled sums; the epilogue forms fma(acc, scale, scale*bias) in double (the scale as the
 // class declares it: rounded to float32 for 32-bit parts) and recomputes non-finite
 // accumulators by conv_fwd's scaled loop. Block tile 64 (o) x 64 (t) x 8 (c); 4 warps of
 // 32 x 32. Deterministic.
-__device__ __forceinline__ double widen(float v) { return (double)v; }
-__device__ __forceinline__ double widen(double v) { return v; }
-__device__ __forceinline__ double2 widen(float2 v) { return make_double2(v.x, v.y); }
-__device__ __forceinline__ double2 widen(double2 v) { return v; }
-
-template <typename Ein, typename E>
-__global__ void pack_x_wide(const Ein* __restrict__ x, E* __restrict__ xt, GEO_ARGS, int P, int Cp) {
+template <typename E>
+__global__ void pack_x_wide(const E* __restrict__ x, E* __restrict__ xt, GEO_ARGS, int P, int Cp) {
     GEO_MAKE
     __shared__ E tile[32][33];  // [c][p]
     const int Cg = (int)(g.Cin / g.G), L = (int)g.L, pl = (int)g.pl, Lp = (int)(g.L + g.pl + g.pr);
@@ -1145,12 +1140,12 @@ __global__ void pack_x_wide(const Ein* __restrict__ x, E* __restrict__ xt, GEO_A
     const int pa = p0 + tx;
     int i = pa - pl;
     if ((unsigned)i >= (unsigned)L) i = pa < Lp ? (int)src_index(pa, g.L, g.pl, g.mode) : -1;
-    const Ein* xr = x + (n * g.Cin + grp * Cg + c0) * g.L;
+    const E* xr = x + (n * g.Cin + grp * Cg + c0) * g.L;
 #pragma unroll
     for (int j = 0; j < 4; ++j) {
         const int cl = ty + 8 * j;
         E v{};
-        if (c0 + cl < Cg && i >= 0) v = widen(xr[(long long)cl * L + i]);
+        if (c0 + cl < Cg && i >= 0) v = xr[(long long)cl * L + i];
         tile[cl][tx] = v;
     }
     __syncthreads();
@@ -1162,8 +1157,8 @@ __global__ void pack_x_wide(const Ein* __restrict__ x, E* __restrict__ xt, GEO_A
     }
 }
 
-template <typename Ein, typename E>
-__global__ void pack_w_wide(const Ein* __restrict__ w, E* __restrict__ wt, GEO_ARGS, int Op, int Cp) {
+template <typename E>
+__global__ void pack_w_wide(const E* __restrict__ w, E* __restrict__ wt, GEO_ARGS, int Op, int Cp) {
     GEO_MAKE
     const long long e = (long long)blockIdx.x * blockDim.x + threadIdx.x;
     const int Cg = (int)(g.Cin / g.G), Og = (int)(g.Cout / g.G), K = (int)g.K;
@@ -1175,7 +1170,7 @@ __global__ void pack_w_wide(const Ein* __restrict__ w, E* __restrict__ wt, GEO_A
     const int k = (int)(r % K);
     const long long grp = r / K;
     E v{};
-    if (o < Og && c < Cg) v = widen(w[((grp * Og + o) * Cg + c) * K + k]);
+    if (o < Og && c < Cg) v = w[((grp * Og + o) * Cg + c) * K + k];
     wt[e] = v;
 }
 
@@ -1201,23 +1196,24 @@ __device__ __forceinline__ void dmma1688(double c[4], const double a[4], const d
     dmma884(c[2], c[3], a[3], b[1]);
 #endif
 }
+// a packed element's (re, im) as doubles (32-bit parts widen exactly)
+__device__ __forceinline__ void parts(float v, double& r, double& i) { r = v; i = 0.0; }
 __device__ __forceinline__ void parts(double v, double& r, double& i) { r = v; i = 0.0; }
+__device__ __forceinline__ void parts(float2 v, double& r, double& i) { r = v.x; i = v.y; }
 __device__ __forceinline__ void parts(double2 v, double& r, double& i) { r = v.x; i = v.y; }
-__device__ __forceinline__ void cp_async_elem(unsigned dst, const double* src) {
-    asm volatile("cp.async.ca.shared.global [%0], [%1], 8;\n" ::"r"(dst), "l"(src));
-}
-__device__ __forceinline__ void cp_async_elem(unsigned dst, const double2* src) { cp_async16(dst, src); }
 
 constexpr int Z_BM = 64, Z_BN = 64, Z_BK = 8, Z_LD = 12;  // LD: 12-element rows, fragment loads conflict-free
-template <bool CPLX> struct Wide { typedef double type; };  // packed element of the DMMA kernel
-template <> struct Wide<true> { typedef double2 type; };
+template <typename S, bool CPLX> struct Packed { typedef S type; };  // packed element of the DMMA kernel
+template <> struct Packed<float, true> { typedef float2 type; };
+template <> struct Packed<double, true> { typedef double2 type; };
 
 template <typename S, bool CPLX>
 __global__ void __launch_bounds__(128) conv_fwd_dmma(const void* __restrict__ xt_, const void* __restrict__ wt_,
                                                      const S* __restrict__ x, const S* __restrict__ w,
                                                      const S* __restrict__ b, S* __restrict__ y, GEO_ARGS,
                                                      double scale, int P, int Op, int Cp, int span, int stages) {
-    typedef typename Wide<CPLX>::type E;
+    typedef typename Packed<S, CPLX>::type E;
+    constexpr int PER = 16 / (int)sizeof(E), CH = Z_BK / PER;  // elements per 16-byte copy, copies per row
     typedef typename Acc<S>::type A;
     const E* __restrict__ xt = static_cast<const E*>(xt_);
     const E* __restrict__ wt = static_cast<const E*>(wt_);
@@ -1236,13 +1232,13 @@ __global__ void __launch_bounds__(128) conv_fwd_dmma(const void* __restrict__ xt
         const int c0 = chunk * Z_BK;
         E* wd = Ws + stage * w_stage;
         E* xd = Xs + stage * x_stage;
-        for (int e = threadIdx.x; e < K * Z_BM * Z_BK; e += 128) {
-            const int cl = e & (Z_BK - 1), row = e / Z_BK, k = row / Z_BM, r = row - k * Z_BM;
-            cp_async_elem(smem_u32(wd + row * Z_LD + cl), wsrc + ((long long)k * Op + r) * Cp + c0 + cl);
+        for (int e = threadIdx.x; e < K * Z_BM * CH; e += 128) {
+            const int cl = (e % CH) * PER, row = e / CH, k = row / Z_BM, r = row - k * Z_BM;
+            cp_async16(smem_u32(wd + row * Z_LD + cl), wsrc + ((long long)k * Op + r) * Cp + c0 + cl);
         }
-        for (int e = threadIdx.x; e < span * Z_BK; e += 128) {
-            const int cl = e & (Z_BK - 1), row = e / Z_BK;
-            cp_async_elem(smem_u32(xd + row * Z_LD + cl), xsrc + (long long)row * Cp + c0 + cl);
+        for (int e = threadIdx.x; e < span * CH; e += 128) {
+            const int cl = (e % CH) * PER, row = e / CH;
+            cp_async16(smem_u32(xd + row * Z_LD + cl), xsrc + (long long)row * Cp + c0 + cl);
         }
         cp_async_commit();
     };
@@ -1333,8 +1329,8 @@ __global__ void __launch_bounds__(128) conv_fwd_dmma(const void* __restrict__ xt
 }
 
 #define INSTANTIATE_DMMA(S, E, C) \
-    template __global__ void pack_x_wide<E, Wide<C>::type>(const E*, Wide<C>::type*, GEO_TYPES, int, int); \
-    template __global__ void pack_w_wide<E, Wide<C>::type>(const E*, Wide<C>::type*, GEO_TYPES, int, int); \
+    template __global__ void pack_x_wide<E>(const E*, E*, GEO_TYPES, int, int); \
+    template __global__ void pack_w_wide<E>(const E*, E*, GEO_TYPES, int, int); \
     template __global__ void conv_fwd_dmma<S, C>(const void*, const void*, const S*, const S*, const S*, S*, GEO_TYPES, \
                                                  double, int, int, int, int, int);
 INSTANTIATE_DMMA(float, float, false)
