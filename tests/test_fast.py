@@ -57,3 +57,29 @@ def test_fast_depthwise_matches_reference(mode, threads, monkeypatch):
     for r, f in zip(ur.conv1d_backward(gy, x, w, b, out_dtype=np.float64, **kw),
                     fast.conv1d_backward_float64(gy, x, w, b, spec)):
         np.testing.assert_allclose(f, r, rtol=0, atol=1e-13 * np.abs(r).max())
+
+
+@pytest.mark.parametrize("mode", ["zeros", "reflect", "replicate", "circular"])
+def test_fast_depthwise_filter_paths(mode):
+    """The depthwise filter kernels (scipy.ndimage.correlate1d, stride 1): 'same' lengths (the
+    filter pads by itself: every left padding its origin allows, odd/even taps, dilation) and
+    the padded variant; forward and grad_x against the exact reference."""
+    rng = np.random.default_rng(3)
+    for K, d, pad in [(9, 1, 4), (4, 1, (1, 2)), (3, 2, 2), (5, 1, (0, 4)), (2, 3, (3, 0)), (3, 1, 5),
+                      (4, 1, "same"), (2, 3, "same"), (6, 2, "same")]:
+        if isinstance(pad, tuple):
+            if mode != "zeros":
+                continue  # asymmetric padding: via an explicit zero-padded input
+            x = np.pad(rng.standard_normal((2, 5, 13)), ((0, 0), (0, 0), pad))
+            kw = dict(padding=0, groups=5, dilation=d)
+        else:
+            x = rng.standard_normal((2, 5, 13))
+            kw = dict(padding=pad, groups=5, dilation=d, padding_mode=mode)
+        w = rng.standard_normal((5, 1, K))
+        spec = Conv1dSpec(**kw)
+        y = ur.conv1d(x, w, out_dtype=np.float64, **kw)
+        np.testing.assert_allclose(fast.conv1d_float64(x, w, None, spec), y, rtol=0, atol=1e-14 * np.abs(y).max())
+        gy = rng.standard_normal(y.shape)
+        gx = ur.conv1d_backward(gy, x, w, out_dtype=np.float64, **kw)[0]
+        np.testing.assert_allclose(fast.conv1d_backward_float64(gy, x, w, None, spec)[0], gx, rtol=0,
+                                   atol=1e-13 * np.abs(gx).max())

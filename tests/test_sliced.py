@@ -197,3 +197,194 @@ def test_round_bits_dd_agrees_with_exact_rounding_where_it_decides():
     pow2 = zh == np.exp2(np.floor(np.log2(zh)))
     tie = (np.abs(frac) == 0.5) | (pow2 & (frac == -0.25))
     assert not decided[tie].any()
+
+
+# --- a posteriori truncation (sliced.truncated_plan): only the significant slice pairs, a
+# rigorous bound on the rest, and an exact per-row fallback where the bound leaves the rounding open.
+
+def _record_plans(monkeypatch):
+    """Force truncation on small problems and record the (plan, complete plan) choices."""
+    monkeypatch.setattr(sliced, "TRUNCATE_MIN_WORK", 0)
+    seen = []
+    choose = sliced._choose
+
+    def spy(*args):
+        out = choose(*args)
+        seen.append(out)
+        return out
+    monkeypatch.setattr(sliced, "_choose", spy)
+    return seen
+
+
+@pytest.mark.parametrize("gi", range(len(GEOMETRIES) - 1))
+@pytest.mark.parametrize("dtype", ["float64", "complex128", "float32"])
+def test_truncated_plans_match_term_lists(gi, dtype, monkeypatch):
+    """Truncated plans forced on small cases (every dataset; cancellation and sparse data send
+    rows to the per-row fallback) against the term-list engine, bit for bit."""
+    seen = _record_plans(monkeypatch)
+    sliced.FALLBACK_LOG.clear()
+    for seed, dataset in enumerate(["normal", "large", "tiny", "cancel", "sparse"]):
+        cd, spec, x, w, b = _case(GEOMETRIES[gi], dtype, dataset, seed + 3, bias=seed % 2 == 0)
+        _both(cd, spec, x, w, b, seed)
+    if dtype != "float32":  # 53-bit significands: the complete plans have enough passes to cut
+        assert any(p is not None and p.truncated for p, _ in seen)
+    if dtype == "float64" and gi == 0:  # (not every geometry's data happen to need the fallback)
+        assert sum(sliced.FALLBACK_LOG) > 0
+
+
+def test_truncated_whole_block_fallback_matches(monkeypatch):
+    """Every fallback recomputes its block with the complete plan (the path for data where
+    many elements are undecided, e.g. heavy cancellation), and the later blocks of that
+    contraction are computed untruncated (many small blocks, chunks)."""
+    seen = _record_plans(monkeypatch)
+    monkeypatch.setattr(sliced, "_limit", lambda rows, passes: 0)
+    monkeypatch.setattr(sliced, "_CHUNK", 5)
+    monkeypatch.setattr(sliced, "_BLOCK", 7)
+    for gi in (0, 1, 4):
+        for seed, dataset in enumerate(["normal", "cancel"]):
+            cd, spec, x, w, b = _case(GEOMETRIES[gi], "float64", dataset, seed + 20, bias=True)
+            _both(cd, spec, x, w, b, seed)
+    assert any(p is not None and p.truncated for p, _ in seen)
+
+
+def _kept_and_exact(a, b, p):
+    """Exact ``sum a*b`` and the sum of the plan's kept slice pairs, in units of 2**(Ea+Eb);
+    None where ``sa``/``sb`` slices do not exhaust the operands (the plan does not apply)."""
+    Ea, _ = sliced.exponents(*sliced._stats([a], (0,)), 53)
+    Eb, _ = sliced.exponents(*sliced._stats([b], (0,)), 53)
+    try:
+        qa = [q[0] for q in sliced.slices([a], Ea, p.beta_a, p.sa)]
+        qb = [q[0] for q in sliced.slices([b], Eb, p.beta_b, p.sb)]
+    except AssertionError:
+        return None
+    exact = sum(Fraction(float(u)) * Fraction(float(v)) for u, v in zip(a, b)) / Fraction(2) ** int(Ea[0] + Eb[0])
+    kept = Fraction(0)
+    for i, j in p.pairs:
+        if i < len(qa) and j < len(qb):
+            dot = sum(int(u) * int(v) for u, v in zip(qa[i], qb[j]))
+            kept += Fraction(dot) / Fraction(2) ** (p.beta_a * (i + 1) + p.beta_b * (j + 1))
+    return exact, kept
+
+
+def _largest_slices(beta: int, s: int) -> float:
+    """The value whose ``s`` slices are all near their largest: ``q_0 = 2**beta - 1``, later
+    ``q_i = 2**(beta-1) - 1`` (every remainder just under half a unit)."""
+    v = Fraction(2**beta - 1, 2**beta)
+    for i in range(1, s):
+        v += Fraction(2 ** (beta - 1) - 1, 2 ** (beta * (i + 1)))
+    assert float(v) == v
+    return float(v)
+
+
+@pytest.mark.parametrize("n", [1, 3, 16])
+def test_tail_bound_is_an_upper_bound(n):
+    """|exact - kept pairs| <= tail_bound for random operands of every spread the plan covers
+    and for worst-case ones (every slice near its largest, all products of one sign), where
+    the bound is nearly reached (so it is an upper bound, and not a loose one)."""
+    rng = np.random.default_rng(n)
+    for ba, bb, sa, sb, kb in [(10, 12, 4, 3, (3, 2, 1)), (8, 8, 5, 5, (4, 3, 2, 1)), (20, 9, 2, 5, (5, 1)),
+                               (13, 13, 4, 4, (1,)), (11, 17, 4, 3, (3, 3, 1)), (13, 13, 4, 4, (4, 4, 4))]:
+        p = sliced.Plan(ba, bb, sa, sb, kb)
+        t = sliced.tail_bound(ba, bb, sa, sb, kb, n)
+        wa, wb = np.full(n, _largest_slices(ba, sa)), np.full(n, _largest_slices(bb, sb))
+        cases = [(wa, wb), (-wa, wb)]
+        for _ in range(40):
+            bits_a, bits_b = ba * sa, bb * sb
+            a = rng.integers(-2**(bits_a - 1), 2**(bits_a - 1), n).astype(np.float64) * 2.0 ** -bits_a
+            b = rng.integers(-2**(bits_b - 1), 2**(bits_b - 1), n).astype(np.float64) * 2.0 ** -bits_b
+            a *= rng.integers(0, 2, n)  # zeros and
+            cases.append((a, b * np.exp2(-rng.integers(0, 4, n))))  # smaller values
+        worst = Fraction(0)
+        for a, b in cases:
+            r = _kept_and_exact(a, b, p)
+            if r is None:
+                continue
+            exact, kept = r
+            assert abs(exact - kept) <= t, (p, a, b)
+            worst = max(worst, abs(exact - kept))
+        assert worst > t / 2, (p, float(worst), float(t))
+
+
+def _tie_case(out: str, delta: float, K: int = 4):
+    """x, w with one output element exactly at a rounding midpoint of ``out`` (after the
+    scale 1/2 = (1*K)**-1/2, K = 4) plus ``delta`` (a term 2**-300-ish far below the other
+    products: it lies only in slice pairs a truncated plan leaves out)."""
+    h = {"float64": 2.0**-53, "float32": 2.0**-24, "bfloat16": 2.0**-8, "float16": 2.0**-11}[out]
+    # V = 2 * (1 + h) + 2 * delta: y = V / 2 = 1 + h + delta, the midpoint of 1 and 1 + 2h
+    x = np.zeros((1, 1, 12))
+    x[0, 0, :4] = [1.0, 2.0 * h, delta, 0.0]
+    x[0, 0, 5:9] = [0.75, -2.0**-40, 3.0 * 2.0**-200, 1.0]  # more rows near nothing in particular
+    w = np.array([[[2.0, 1.0, 2.0, 1.0]]])
+    return x, w
+
+
+def _exact_y(x, w, scale, out):
+    fmt = FORMATS[out]
+    L_out = x.shape[2] - w.shape[2] + 1
+    res = []
+    for t in range(L_out):
+        v = sum(Fraction(float(w[0, 0, k])) * Fraction(float(x[0, 0, t + k])) for k in range(w.shape[2]))
+        res.append(round_fraction(v * scale, fmt))
+    return np.array(res)
+
+
+@pytest.mark.parametrize("out", ["float64", "float32", "bfloat16", "float16"])
+def test_truncation_decides_ties_through_the_fallback(out, monkeypatch):
+    """Exact ties of the output format plus a part that lies only in the slice pairs a
+    truncated plan omits: the result must equal exact rational rounding and the fallback
+    must have decided them."""
+    import usconv_ref as ur
+    seen = _record_plans(monkeypatch)
+    deltas = [0.0, 2.0**-300, -2.0**-300, 2.0**-120, -2.0**-120, 2.0**-600, -2.0**-600 * 3]
+    for delta in deltas:
+        x, w = _tie_case(out, delta)
+        sliced.FALLBACK_LOG.clear()
+        y = ur.conv1d(x, w, out_dtype=case_dtype(out).numpy)
+        want = _exact_y(x, w, Fraction(1, 2), out)
+        got = np.asarray(y, np.float64)[0, 0]
+        np.testing.assert_array_equal(got, want)
+        assert np.array_equal(np.signbit(got), np.signbit(want))
+        assert seen[-1][0].truncated and sum(sliced.FALLBACK_LOG) >= 1  # the tie went to the fallback
+
+
+def test_truncation_bound_decides_near_ties(monkeypatch):
+    """Near-ties of float64 where the kept pairs say "above the midpoint" (a product
+    2**-45 * w3 far below the rest, inside a kept pair) and the omitted pairs hold a larger
+    negative part (x2 = delta, in a slice no kept pair reaches): only the tail bound stops the
+    truncated sum from rounding up. With the true bound every case goes to the fallback and
+    matches exact rounding; with the bound taken as 0 (a wrong bound) every case rounds wrongly
+    — so this test fails if the bound is too small."""
+    import usconv_ref as ur
+    _record_plans(monkeypatch)
+
+    def case(delta, w3):
+        x = np.zeros((1, 1, 12))
+        x[0, 0, :4] = [1.0, 2.0**-52, delta, 2.0**-45]  # V = 2 + 2**-52 (the tie, times 2) + delta + 2**-45 w3
+        x[0, 0, 5:9] = [0.75, -2.0**-40, 3.0 * 2.0**-200, 1.0]
+        return x, np.array([[[2.0, 1.0, 1.0, w3]]])
+
+    cases = [(-(2.0**-d), 2.0**-e) for d in (75, 80, 85, 90) for e in (40, 45, 50, 55)]
+    try:
+        wrong = _near_ties(ur, case, cases, monkeypatch)
+    finally:
+        sliced.truncated_plan.cache_clear()  # no plans with the wrong bound left behind
+    assert wrong == len(cases)
+
+
+def _near_ties(ur, case, cases, monkeypatch):
+    for bound_ok in (True, False):
+        if not bound_ok:
+            sliced.truncated_plan.cache_clear()
+            monkeypatch.setattr(sliced, "tail_bound", lambda *a: Fraction(0))
+        wrong = 0
+        for delta, w3 in cases:
+            x, w = case(delta, w3)
+            sliced.FALLBACK_LOG.clear()
+            got = ur.conv1d(x, w, out_dtype=np.float64)[0, 0]
+            want = _exact_y(x, w, Fraction(1, 2), "float64")
+            if bound_ok:
+                np.testing.assert_array_equal(got, want)
+                assert sum(sliced.FALLBACK_LOG) >= 1
+            else:
+                wrong += not np.array_equal(got, want)
+    return wrong

@@ -5,7 +5,10 @@ on absolute values), term counts (the op on ones) and for large problems.
 Each direction is a loop over the K taps of strided views of the padded input (no im2col
 copy): per batch element and tap one batched matrix product over the group's channels
 (``np.matmul``), or, when a group has one input and one output channel (depthwise), an
-element-wise multiply-add per tap over cache-sized chunks of rows.
+element-wise multiply-add per tap over cache-sized chunks of rows — at stride 1 in float64,
+forward and grad_x instead run ``scipy.ndimage.correlate1d`` once per channel (a compiled loop
+over the taps; for integer-valued operands with small enough sums exact in any order, like the
+others, which the exact engine relies on).
 """
 from __future__ import annotations
 
@@ -21,6 +24,7 @@ from .spec import Conv1dSpec, Geometry, resolve_geometry
 
 # Depthwise rows are processed in chunks of about this many elements (cache-sized temporaries).
 _CHUNK_ELEMS = 1 << 15
+_FILTER = True  # depthwise stride-1 float64 kernels through scipy.ndimage.correlate1d
 _WORKERS = os.cpu_count() or 1  # threads of the public fast-path functions (the exact engine threads blocks itself)
 
 
@@ -82,6 +86,82 @@ def _row_chunks(rows: int, length: int):
     return [slice(r0, min(rows, r0 + step)) for r0 in range(0, rows, step)]
 
 
+def _dilated(wk: np.ndarray, dilation: int) -> np.ndarray:
+    """Taps ``wk`` with ``dilation - 1`` zeros between them (a filter spanning (K-1)*d+1)."""
+    if dilation == 1:
+        return wk
+    wd = np.zeros((wk.size - 1) * dilation + 1)
+    wd[::dilation] = wk
+    return wd
+
+
+def _group_chunks(G: int, per_group: int) -> list:
+    """Slices of about ``_CHUNK_ELEMS / per_group`` groups covering ``range(G)``."""
+    step = max(1, _CHUNK_ELEMS // max(per_group, 1))
+    return [slice(g0, min(G, g0 + step)) for g0 in range(0, G, step)]
+
+
+def _dw_forward_filter(xr, wr, y, geo: Geometry, mode: str, acc: bool, add, workers: int) -> None:
+    """Depthwise forward at stride 1 with ``scipy.ndimage.correlate1d`` (one compiled pass
+    per channel over its batch rows instead of a multiply and an add per tap): ``y[r, t] =
+    sum_k w[g, k] xp[r, t + k*dilation]`` is the filter's output at ``t + span // 2`` (the
+    filter's centre), every read inside the padded row. Float64 sums in some order: exact for
+    integer-valued operands whose products sum to at most 2**53, as the other kernels."""
+    from scipy import ndimage  # here: importing it costs ~0.3 s, and most calls never need it
+    G, N = wr.shape[0], xr.shape[0] // wr.shape[0]
+    x3, y3 = xr.reshape(N, G, geo.L), y.reshape(N, G, geo.L_out)
+    span = (geo.K - 1) * geo.dilation + 1
+    c = span // 2
+    origin = geo.pl - c
+    # 'same' lengths: the filter pads by itself (its modes are the padding modes), no copies
+    direct = geo.L_out == geo.L and max(geo.pl, geo.pr) < geo.L and -c <= origin <= (span - 1) // 2
+
+    def body(gs):
+        if direct:
+            tmp = np.empty((N, gs.stop - gs.start, geo.L)) if acc else None
+            for i, g in enumerate(range(gs.start, gs.stop)):
+                ndimage.correlate1d(x3[:, g], _dilated(wr[g], geo.dilation), axis=-1,
+                                    output=tmp[:, i] if acc else y3[:, g], mode=_FILTER_MODE[mode], origin=origin)
+            if acc:
+                add(y3[:, gs], tmp, out=y3[:, gs])
+            return
+        xp = _pad_rows(x3[:, gs], geo, mode)  # (N, gb, L_pad)
+        tmp = np.empty_like(xp)
+        for i, g in enumerate(range(gs.start, gs.stop)):
+            ndimage.correlate1d(xp[:, i], _dilated(wr[g], geo.dilation), axis=-1, output=tmp[:, i], mode="constant")
+        res = tmp[..., c:c + geo.L_out]
+        if acc:
+            add(y3[:, gs], res, out=y3[:, gs])
+        else:
+            y3[:, gs] = res
+
+    _each_chunk(body, _group_chunks(G, N * geo.L_pad), workers)
+
+
+_FILTER_MODE = {"zeros": "constant", "reflect": "mirror", "replicate": "nearest", "circular": "wrap"}
+
+
+def _dw_grad_input_filter(gr, wr, gx, geo: Geometry, mode: str, workers: int) -> None:
+    """Depthwise grad_x at stride 1: ``gxp[p] = sum_k w[k] gy[p - k*dilation]`` (a full
+    convolution) is the correlation of gy, zero-extended by ``span - 1`` on both sides, with the
+    reversed (dilated) taps, read at the filter's centre; then the padding adjoint."""
+    from scipy import ndimage
+    G, N = wr.shape[0], gr.shape[0] // wr.shape[0]
+    g3, x3 = gr.reshape(N, G, geo.L_out), gx.reshape(N, G, geo.L)
+    span = (geo.K - 1) * geo.dilation + 1
+    c = span // 2
+
+    def body(gs):
+        ext = np.zeros((N, gs.stop - gs.start, geo.L_pad + span - 1))
+        ext[..., span - 1:span - 1 + geo.L_out] = g3[:, gs]
+        tmp = np.empty_like(ext)
+        for i, g in enumerate(range(gs.start, gs.stop)):
+            ndimage.correlate1d(ext[:, i], _dilated(wr[g], geo.dilation)[::-1], axis=-1, output=tmp[:, i], mode="constant")
+        x3[:, gs] = _unpad_adjoint(tmp[..., c:c + geo.L_pad], geo, mode)
+
+    _each_chunk(body, _group_chunks(G, N * (geo.L_pad + span)), workers)
+
+
 def forward_raw(xb: np.ndarray, w: np.ndarray, geo: Geometry, mode: str, workers: int = 1,
                 out: np.ndarray | None = None, negate: bool = False) -> np.ndarray:
     """``sum_{c,k} w[o,c,k] * xp[n, g(o)Cg + c, t*stride + k*dilation]`` as (N, G, Og, L_out),
@@ -102,6 +182,9 @@ def forward_raw(xb: np.ndarray, w: np.ndarray, geo: Geometry, mode: str, workers
         acc = out is not None
         y = out.reshape(rows, geo.L_out) if acc else np.empty((rows, geo.L_out), dtype)
         add = np.subtract if negate else np.add
+        if _FILTER and geo.stride == 1 and dtype == np.float64:
+            _dw_forward_filter(xr, wr, y, geo, mode, acc, add, workers)
+            return y.reshape(geo.N, G, 1, geo.L_out)
 
         def body(sl):
             xp = _pad_rows(xr[sl], geo, mode)
@@ -140,6 +223,9 @@ def grad_input_raw(gyb: np.ndarray, w: np.ndarray, geo: Geometry, mode: str, wor
         gr = gyb.reshape(rows, geo.L_out)
         wr = w.reshape(G, K)
         gx = np.empty((rows, geo.L), dtype)
+        if _FILTER and geo.stride == 1 and dtype == np.float64:
+            _dw_grad_input_filter(gr, wr, gx, geo, mode, workers)
+            return gx.reshape(geo.N, geo.C_in, geo.L)
 
         def body(sl):
             gc = gr[sl]

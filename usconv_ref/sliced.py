@@ -33,6 +33,18 @@ boundary go through exact integer limbs (:class:`~usconv_ref.numerics.RowSums`, 
 bias placed at its own offset) and, at near-ties, rational arithmetic — the same as for the
 term-list engine of :mod:`usconv_ref.correlation`.
 
+Truncation (:func:`truncated_plan`, large contractions only: ``TRUNCATE_MIN_WORK``). Most slice
+pairs of float64 operands only decide bits far below an output's last place. A truncated plan
+computes the significant pairs only (a staircase: a slice ``i`` meets ``kb[i]`` b slices) and
+carries a rigorous bound on everything omitted (:func:`tail_bound`: from the slicing itself,
+``|later slices| <= 2**(beta-1)`` units and the remainders, times ``n_products``), added to
+the rounding error (inflated by ``1 + 2**-40`` for the bound's own float operations); rows
+that bound leaves undecided — including every row whose kept sum is zero — are rounded
+exactly by a per-row fallback (the term lists of :mod:`usconv_ref.correlation` for the
+block's rows), or, once a block has many of them, by recomputing the block with the complete
+plan (and the later blocks of that contraction untruncated). Results are bit for bit those of
+the complete plan.
+
 Streaming. Inputs are converted, sliced, multiplied and rounded one (batch, group) block at a
 time (:class:`Streamed`); contractions summed over the batch (grad_w, grad_b) gather their slab
 exponents in a first pass and accumulate blocks into the small output's buffers.
@@ -42,9 +54,10 @@ exponent spreads that need more than ``MAX_PASSES`` passes or ``MAX_LIMBS`` limb
 """
 from __future__ import annotations
 
-from collections import Counter
+from collections import Counter, deque
 from dataclasses import dataclass, replace
 from functools import lru_cache, partial
+from itertools import islice
 from fractions import Fraction
 from typing import Callable
 
@@ -117,23 +130,41 @@ class Plan:
     """How a contraction is sliced: ``s_a`` slices of ``beta_a`` bits times ``s_b`` of
     ``beta_b``. Pair ``(i, j)`` lands ``shift(i, j) = beta_a(s_a-1-i) + beta_b(s_b-1-j)`` bits
     above ``base = E_a + E_b - beta_a s_a - beta_b s_b``; pairs with equal shifts share a
-    float64 buffer (``shifts`` lists the distinct ones, ``m`` the most pairs sharing one)."""
+    float64 buffer (``shifts`` lists the distinct ones, ``m`` the most pairs sharing one).
+
+    Truncated plans (:func:`truncated_plan`): ``kb[i]`` is the number of b slices paired with
+    a slice ``i`` (non-increasing; a slices beyond ``len(kb)`` are not computed at all), and
+    ``tail`` a rigorous bound, in units of ``2**base``, on the magnitude of everything left
+    out (per output element, for any inputs); 0 for a complete plan."""
 
     beta_a: int
     beta_b: int
     sa: int
     sb: int
+    kb: tuple | None = None
+    tail: float = 0.0
 
     def shift(self, i: int, j: int) -> int:
         return self.beta_a * (self.sa - 1 - i) + self.beta_b * (self.sb - 1 - j)
 
     @property
+    def pairs(self) -> list:
+        if self.kb is None:
+            return [(i, j) for i in range(self.sa) for j in range(self.sb)]
+        return [(i, j) for i, k in enumerate(self.kb) for j in range(k)]
+
+    @property
     def shifts(self) -> list:
-        return sorted({self.shift(i, j) for i in range(self.sa) for j in range(self.sb)})
+        if self.kb is None:  # (choose_plan's search calls this a lot)
+            return sorted({self.shift(i, j) for i in range(self.sa) for j in range(self.sb)})
+        return sorted({self.shift(i, j) for i, j in self.pairs})
 
     @property
     def m(self) -> int:
-        counts = Counter(self.shift(i, j) for i in range(self.sa) for j in range(self.sb))
+        if self.kb is None:
+            counts = Counter(self.shift(i, j) for i in range(self.sa) for j in range(self.sb))
+        else:
+            counts = Counter(self.shift(i, j) for i, j in self.pairs)
         return max(counts.values(), default=1)
 
     @property
@@ -142,7 +173,11 @@ class Plan:
 
     @property
     def passes(self) -> int:
-        return self.sa * self.sb
+        return self.sa * self.sb if self.kb is None else sum(self.kb)
+
+    @property
+    def truncated(self) -> bool:
+        return self.kb is not None
 
 
 EMPTY_PLAN = Plan(26, 26, 0, 0)
@@ -167,6 +202,82 @@ def choose_plan(bits_a: int, bits_b: int, n_products: int) -> Plan | None:
             if best is None or key < (best.passes, len(best.shifts), -(best.beta_a + best.beta_b)):
                 best = p
     return best
+
+
+def tail_bound(ba: int, bb: int, sa: int, sb: int, kb: tuple, n_products: int) -> Fraction:
+    """Exact bound, in units of ``2**(E_a + E_b)``, on ``|sum of the pairs left out by kb|``
+    per output element of ``n_products`` real products. With ``a_i = q_i 2**(E_a - beta_a(i+1))``
+    the slices, ``|a_0| <= 2**E_a`` and ``|a_i| <= 2**(E_a - beta_a i - 1)`` for ``i >= 1``
+    (each remainder ``r - rint(r)`` is at most 1/2, so later slices are at most ``2**(beta-1)``),
+    and the remainder after ``k >= 1`` slices ``|R(k)| <= 2**(E - beta k - 1)``; ``R(0) = a``,
+    ``|a| < 2**E``. The exact value is ``sum_{i < ka} [sum_{j < kb_i} F(a_i, b_j) + F(a_i,
+    R_b(kb_i))] + F(R_a(ka), b)``, and ``|F(u, v)| <= n_products max|u| max|v|`` (every product
+    of an output element takes one factor from each slab; complex parts count their real
+    products). ``R(s) = 0`` once all ``s`` slices are taken (the slicing is exhaustive)."""
+    t = Fraction(0)
+    half = Fraction(1, 2)
+    for i, k in enumerate(kb):
+        if k < sb:
+            ai = Fraction(1) if i == 0 else half
+            rb = Fraction(1) if k == 0 else half / Fraction(2) ** (bb * k)
+            t += ai / Fraction(2) ** (ba * i) * rb
+    ka = len(kb)
+    if ka < sa:
+        t += half / Fraction(2) ** (ba * ka)
+    return t * n_products
+
+
+# A fallback row costs about this many passes over that row (exact term lists vs one BLAS
+# product / one element-wise multiply-add per product): BLAS contractions, element-wise ones.
+FALLBACK_COST = {"blas": 4000.0, "elementwise": 300.0}
+
+
+@lru_cache(maxsize=4096)
+def truncated_plan(bits_a: int, bits_b: int, n_products: int, cost: float) -> Plan | None:
+    """A posteriori truncation: the plan that computes only the significant slice pairs
+    (a staircase ``kb``), with :func:`tail_bound` on the rest, minimizing ``passes + cost * f``
+    where ``f ~ min(1, 2**62 tail)`` is the expected share of elements whose rounding the bound
+    leaves open (calibrated on normal data, where |V| ~ 2**(E_a + E_b)) and ``cost`` the price
+    of one such element's exact fallback, in passes. None where it would not save a pass over
+    :func:`choose_plan`. Every kept buffer stays exact as in :func:`choose_plan`."""
+    full = choose_plan(bits_a, bits_b, n_products)
+    if full is None or full.passes <= 2:
+        return None
+    lg = int(np.ceil(np.log2(max(1, n_products))))
+    best, best_cost = None, float(full.passes)
+    for ba in range(8, 46):
+        sa = -(-bits_a // ba)
+        if (sa - 1) * ba > 900:
+            continue
+        for bb in range(8, _MANT - lg - ba + 1):
+            sb = -(-bits_b // bb)
+            if (sb - 1) * bb > 900:
+                continue
+            levels = sorted({ba * i + bb * j for i in range(sa) for j in range(sb)})
+            for cut in levels[:-1]:  # keep the pairs at levels <= cut (the last level: complete)
+                kb = tuple(k for k in (min(sb, max(0, (cut - ba * i) // bb + 1)) for i in range(sa)) if k)
+                passes = sum(kb)
+                if passes >= best_cost:
+                    break
+                # approximate tail (float) for the choice; the exact one for the plan chosen
+                t = sum((1.0 if i == 0 else 0.5) * 2.0 ** (-ba * i) * (1.0 if k == 0 else 2.0 ** (-bb * k - 1))
+                        for i, k in enumerate(kb) if k < sb)
+                if len(kb) < sa:
+                    t += 2.0 ** (-ba * len(kb) - 1)
+                c = passes + cost * min(1.0, t * n_products * 2.0**62)
+                if c >= best_cost:
+                    continue
+                p = Plan(ba, bb, sa, sb, kb)
+                if ba + bb + int(np.ceil(np.log2(max(1, n_products * p.m)))) > _MANT:
+                    continue
+                best, best_cost = p, c
+    if best is None:
+        return None
+    units = tail_bound(best.beta_a, best.beta_b, best.sa, best.sb, best.kb, n_products) * Fraction(2) ** best.drop
+    tail = float(units)
+    if Fraction(tail) < units:  # round the bound up
+        tail = float(np.nextafter(tail, np.inf))
+    return replace(best, tail=tail) if np.isfinite(tail) else None
 
 
 def _place(limbs: np.ndarray, base: np.ndarray, values: np.ndarray, width: int):
@@ -217,11 +328,14 @@ def new_buffers(p: Plan, combos: Combo, shape: tuple) -> list:
 
 
 def accumulate(bufs: list, p: Plan, a_slices, b_slices: list, F: Callable, combos: Combo) -> None:
-    """``bufs[part][slot(i, j)] += sign * F(a_i, b_j)`` over every slice pair and term;
-    ``F(a, b, buf, negate)`` adds (subtracts) its result into ``buf`` itself."""
+    """``bufs[part][slot(i, j)] += sign * F(a_i, b_j)`` over every slice pair of the plan and
+    term; ``F(a, b, buf, negate)`` adds (subtracts) its result into ``buf`` itself. A truncated
+    plan stops drawing a slices after ``len(kb)`` and pairs slice ``i`` with ``kb[i]`` b slices."""
     slot = {s: k for k, s in enumerate(p.shifts)}
     for i, qa in enumerate(a_slices):
-        for j, qb in enumerate(b_slices):
+        if p.kb is not None and i >= len(p.kb):
+            break
+        for j, qb in enumerate(b_slices if p.kb is None else b_slices[:p.kb[i]]):
             k = slot[p.shift(i, j)]
             for part, combo in enumerate(combos):
                 for sign, ia, ib in combo:
@@ -239,35 +353,48 @@ def adding(raw: Callable) -> Callable:
     return F
 
 
-def _sums(bufs: list, p: Plan, base: np.ndarray, bias) -> list:
-    """One :class:`SlicedSums` per part from the buffers."""
+def _sums(bufs: list, p: Plan, base: np.ndarray, bias, fallbacks=None) -> list:
+    """One :class:`SlicedSums` per part from the buffers (truncated plans: with the plan's
+    tail bound and the part's exact fallback from ``fallbacks``)."""
     base = np.ascontiguousarray(base, np.int32).reshape(-1)  # exponents: int32 halves the memory
     out = []
     for part, terms in enumerate(bufs):
         pb = None if bias is None else np.ascontiguousarray(bias[part]).reshape(-1)
-        out.append(SlicedSums([t.reshape(-1) for t in terms], p.shifts, base, pb))
+        fb = None if fallbacks is None else fallbacks[part]
+        out.append(SlicedSums([t.reshape(-1) for t in terms], p.shifts, base, pb, p.tail, fb))
     return out
 
 
 @dataclass
 class SlicedSums:
     """Exact values ``V_r = sum_i terms[i][r] * 2**(base[r] + shifts[i]) + bias[r]``:
-    integer-valued float64 ``|terms| <= 2**53``, ``shifts >= 0``, finite float64 bias or None."""
+    integer-valued float64 ``|terms| <= 2**53``, ``shifts >= 0``, finite float64 bias or None.
+
+    Truncated (``fallback`` given): the exact value is that sum plus an unknown ``tau_r`` with
+    ``|tau_r| <= tail * 2**base[r]``; rows the bound leaves undecided are rounded by
+    ``fallback(rows, scale, fmt)`` (row indices of this object; exact)."""
 
     terms: list
     shifts: list
     base: np.ndarray
     bias: np.ndarray | None
+    tail: float = 0.0
+    fallback: Callable | None = None
 
     def __len__(self) -> int:
         return self.base.shape[0]
 
     def take(self, sl) -> "SlicedSums":
+        fb = self.fallback
+        if fb is not None:
+            rows = np.arange(len(self))[sl]
+            fb = partial(_offset_fallback, self.fallback, rows)
         return SlicedSums([t[sl] for t in self.terms], self.shifts, self.base[sl],
-                          None if self.bias is None else self.bias[sl])
+                          None if self.bias is None else self.bias[sl], self.tail, fb)
 
     def row_sums(self, rows: np.ndarray) -> RowSums | None:
         """The rows' exact values as integer limbs of width 24 (None beyond MAX_LIMBS)."""
+        assert self.fallback is None, "a truncated sum is not exact"
         width = _WIDTH
         top = max(self.shifts, default=0)
         limbs = np.zeros((rows.size, top // width + 2 + -(-_MANT // width)), np.int64)
@@ -297,10 +424,12 @@ class SlicedSums:
                 bb = np.ldexp(self.bias, -self.base)
             bad = ~np.isfinite(bb) | (np.ldexp(bb, self.base) != self.bias)
             terms.append(np.where(bad, 0.0, bb))
-        S = np.zeros(len(self))
         Sl = np.zeros(len(self))
-        A = np.zeros(len(self))
-        for t in terms:
+        if not terms:
+            return Sl.copy(), Sl, Sl.copy()
+        S = terms[0] + 0.0  # = _two_sum(0, t0): (t0, 0) exactly
+        A = np.abs(terms[0])
+        for t in terms[1:]:
             if double:
                 S, e = _two_sum(S, t)
                 Sl += e
@@ -313,30 +442,48 @@ class SlicedSums:
 
     def round(self, scale, fmt, sink=None) -> np.ndarray | None:
         """``round_fmt(scale * V)`` per row, in chunks of rows that stay in cache: returned as
-        float64, or handed chunk by chunk to ``sink(rows_slice, values)`` (no full-size array)."""
+        float64, or handed chunk by chunk to ``sink(rows_slice, values)`` (no full-size array).
+        Truncated sums collect the rows their bound leaves open over all chunks and round them
+        exactly in one fallback call at the end (handed to ``sink`` as an index array)."""
         rows = len(self)
-        if sink is None and rows <= _CHUNK:
+        if sink is None and rows <= _CHUNK and self.fallback is None:
             return self._round(scale, fmt)
         out = None if sink is not None else np.empty(rows)
+        pending = [] if self.fallback is not None else None
         for r0 in range(0, rows, _CHUNK):
             sl = slice(r0, min(rows, r0 + _CHUNK))
-            vals = self.take(sl)._round(scale, fmt)
+            vals = self.take(sl)._round(scale, fmt, pending, r0)
             if sink is None:
                 out[sl] = vals
             else:
                 sink(sl, vals)
+        if pending:
+            idx = np.concatenate(pending)
+            vals = self.fallback(idx, scale, fmt)
+            if sink is None:
+                out[idx] = vals
+            else:
+                sink(idx, vals)
         return out
 
-    def _round(self, scale, fmt) -> np.ndarray:
+    def _round(self, scale, fmt, pending: list | None = None, offset: int = 0) -> np.ndarray:
         """``round_fmt(scale * V)`` per row. Fast tier: ``S`` (float64 sum, formats of at most
         24 bits) or the double-double ``S + Sl`` (wider formats) times the scale's leading
         part(s); with ``n`` summed terms and ``u = 2**-53``, ``|S - V| <= 1.01 n u A`` and
         ``|S + Sl - V| <= (n u)**2 A`` (Ogita-Rump-Oishi), so ``z`` is within ``|sh| A (n+6) u``
         resp. ``|sh| A (n+2)**2 u**2 + 2**-98 |z|`` of ``scale * V``. :func:`decide` rounds what
-        that bound allows (and where the sign is certain); the rest goes through the limbs."""
+        that bound allows (and where the sign is certain); the rest goes through the limbs.
+        Truncated: the tail bound joins the error, the rest goes to the fallback — or, with
+        ``pending``, is appended to it (offset by ``offset``) and left for the caller (NaN)."""
         rows = len(self)
         n = len(self.terms) + (self.bias is not None)
+        truncated = self.fallback is not None
         if scale.extreme or n == 0 or max(self.shifts, default=0) + _MANT > 1000:
+            if truncated and pending is not None:
+                pending.append(np.arange(rows) + offset)
+                return np.full(rows, np.nan)
+            if truncated:
+                return self.fallback(np.arange(rows), scale, fmt)
             rs = self.row_sums(np.arange(rows))
             return _rounded_rows(rs, self, np.arange(rows), scale, fmt)
         double = fmt.precision > 24
@@ -347,6 +494,8 @@ class SlicedSums:
             zh, zl = _two_prod(S, sh)
             zh, zl = _fast_two_sum(zh, zl + (S * sl + Sl * sh))
             err = abs(sh) * A * ((n + 2) ** 2 * 2.0**-106) + np.abs(zh) * 2.0**-98
+            if truncated:  # |scale| <= |sh| (1 + 2**-53); the margin covers this line's roundings
+                err = (err + abs(sh) * self.tail) * (1.0 + 2.0**-40)
             neg = zh < 0
             zh, zl = np.abs(zh), np.where(neg, -zl, zl)
             off = self.base.astype(np.int64) + es
@@ -362,15 +511,32 @@ class SlicedSums:
         else:
             with np.errstate(invalid="ignore", over="ignore"):
                 zh = S * sh
-                val, decided = round_bits(zh, self.base.astype(np.int64) + es, np.abs(sh) * A / np.abs(zh) * (n + 6), fmt)
+                err_ulps = np.abs(sh) * A / np.abs(zh) * (n + 6)
+                if truncated:  # the tail in ulps of z (> |z| 2**-53), rounded up by the margin
+                    err_ulps = (err_ulps + np.abs(sh) * self.tail * 2.0**53 / np.abs(zh)) * (1.0 + 2.0**-40)
+                val, decided = round_bits(zh, self.base.astype(np.int64) + es, err_ulps, fmt)
+                del err_ulps
             neg = zh < 0
-        exact_zero = A == 0
-        decided |= exact_zero
-        out = np.where(exact_zero, 0.0, np.where(neg, -val, val))
+        if truncated:  # a zero kept sum says nothing: such rows are undecided
+            out = np.where(neg, -val, val)
+        else:
+            exact_zero = A == 0
+            decided |= exact_zero
+            out = np.where(exact_zero, 0.0, np.where(neg, -val, val))
         rest = np.flatnonzero(~decided)
         if rest.size:
-            out[rest] = _rounded_rows(self.row_sums(rest), self, rest, scale, fmt)
+            if truncated and pending is not None:
+                pending.append(rest + offset)
+                out[rest] = np.nan
+            elif truncated:
+                out[rest] = self.fallback(rest, scale, fmt)
+            else:
+                out[rest] = _rounded_rows(self.row_sums(rest), self, rest, scale, fmt)
         return out
+
+
+def _offset_fallback(fallback: Callable, rows: np.ndarray, sub: np.ndarray, scale, fmt):
+    return fallback(rows[sub], scale, fmt)
 
 
 _ABS_MASK = np.int64(0x7FFFFFFFFFFFFFFF)
@@ -492,11 +658,93 @@ class Streamed:
         self.blocks = blocks
 
 
+# Truncation applies to contractions with at least this many products in all (below it a pass
+# is cheap and the exact fallback's share of the time would dominate).
+TRUNCATE_MIN_WORK = 1 << 22
+
+
+def _choose(bits_a: int, bits_b: int, n_products: int, combos: Combo, work: int, elementwise: bool):
+    """``(plan, full)``: the plan to compute with and the complete plan (the same object when
+    no truncation applies); ``(None, None)`` beyond the caps."""
+    full = plan(bits_a, bits_b, n_products, combos)
+    if full is None or full is EMPTY_PLAN or work < TRUNCATE_MIN_WORK:
+        return full, full
+    n_eff = n_products * max(len(c) for c in combos)
+    tp = truncated_plan(bits_a, bits_b, n_eff, FALLBACK_COST["elementwise" if elementwise else "blas"])
+    return (tp, full) if tp is not None and tp.passes < full.passes else (full, full)
+
+
+class _Fallback:
+    """Exact rounding of the rows a truncated block leaves undecided: per row from the term
+    lists of :mod:`usconv_ref.correlation` (``terms(rows)`` gives each part's factor arrays for
+    rows of the block), or, once more than ``limit`` rows of the block asked, by recomputing
+    the whole block with the complete plan (``full()``, kept; ``on_full()`` is then called).
+    One instance per block; its parts are rounded by one thread."""
+
+    def __init__(self, terms: Callable, full: Callable, limit: int, mantissa_bits: int,
+                 on_full: Callable | None = None):
+        self.terms, self.full, self.limit, self.mb = terms, full, limit, mantissa_bits
+        self.on_full = on_full
+        self.asked = 0
+        self.sums = None
+
+    def part(self, k: int) -> Callable:
+        return partial(self.round, k)
+
+    def round(self, k: int, rows: np.ndarray, scale, fmt) -> np.ndarray:
+        from .numerics import exact_row_sums
+        rows = np.asarray(rows, np.int64)
+        if rows.size == 0:
+            return np.zeros(0)
+        self.asked += rows.size
+        FALLBACK_LOG.append(rows.size)
+        if self.sums is None and self.asked > self.limit:
+            self.sums = self.full()
+            if self.on_full is not None:
+                self.on_full()
+        if self.sums is not None:
+            return self.sums[k].take(rows)._round(scale, fmt)
+        a, b = self.terms(rows)[k]
+        if a.size <= 4096 and not scale.extreme:
+            return _round_rows_int(a, b, scale, fmt)
+        return exact_row_sums(a, b, self.mb).round(scale, fmt)
+
+
+def _round_rows_int(a: np.ndarray, b: np.ndarray, scale, fmt) -> np.ndarray:
+    """``round_fmt(scale * sum_j a[r, j] b[r, j])`` per row of finite float64 factors, with
+    Python integers (a few rows: no vectorized set-up): ``v = m 2**e`` with 53-bit integer
+    ``m``, products summed exactly on the row's lowest exponent; then :func:`round_exact`
+    (a nonzero value that rounds to zero keeps its sign, an exact zero is +0)."""
+    ma, ea = np.frexp(a)
+    mb, eb = np.frexp(b)
+    Ma = np.ldexp(ma, _MANT).astype(np.int64).tolist()
+    Mb = np.ldexp(mb, _MANT).astype(np.int64).tolist()
+    E = (ea.astype(np.int64) + eb.astype(np.int64) - 2 * _MANT).tolist()
+    out = np.empty(a.shape[0])
+    for r, (xa, xb, ee) in enumerate(zip(Ma, Mb, E)):
+        low = min(ee)
+        num = sum((p * q) << (e - low) for p, q, e in zip(xa, xb, ee))
+        v = Fraction(num, 1 << -low) if low < 0 else Fraction(num << low)
+        out[r] = round_exact(v, scale, fmt) if v >= 0 else -round_exact(-v, scale, fmt)
+    return out
+
+
+FALLBACK_LOG: deque = deque(maxlen=4096)  # sizes of the latest fallback calls (tests, diagnostics)
+
+
+def _limit(rows: int, passes: int) -> int:
+    """Fallback rows per block above which recomputing the block completely is cheaper."""
+    return 16 + rows * passes // 2000
+
+
 def _per_ng(geo: Geometry, a: Source, b_parts: list, b_axes: tuple, F_block: Callable,
-            combos: Combo, n_products: int, out_block, b_to_out: Callable, bias=None):
+            combos: Combo, n_products: int, out_block, b_to_out: Callable, bias=None, terms=None):
     """Outputs whose ``a`` slabs are (batch element, group) — forward and grad_x. ``a``
-    is laid out (N, G, ., .); ``b`` is small and sliced once. ``F_block(sub)`` gives the
-    accumulating ``F`` of :func:`accumulate` for a block's geometry ``sub``."""
+    is laid out (N, G, ., .); ``b`` is small and sliced once per plan. ``F_block(sub)`` gives
+    the accumulating ``F`` of :func:`accumulate` for a block's geometry ``sub``. ``terms``
+    enables truncated plans with their exact fallback: ``terms(ns, gs, sub)`` gives the
+    block's :class:`~usconv_ref.correlation.Terms` (rows of the block, from the block's
+    inputs only: no full-size copies)."""
     G = geo.groups
     Eb, bits_b = exponents(*_stats(b_parts, b_axes), a.cd.part.precision)
     per_g = int(np.prod(out_block(1, 1)))
@@ -509,30 +757,79 @@ def _per_ng(geo: Geometry, a: Source, b_parts: list, b_axes: tuple, F_block: Cal
             return None
         E, bits = exponents(*_stats(parts, (2, 3)), a.cd.part.precision)
         Ea[ns, gs], bits_a = E, max(bits_a, bits)
-    p = plan(bits_a, bits_b, n_products, combos)
+    work = geo.N * G * per_g * n_products if terms is not None else 0
+    p, p_full = _choose(bits_a, bits_b, n_products, combos, work, _depthwise(geo))
     if p is None:
         return None
-    b_slices = list(slices(b_parts, Eb, p.beta_b, p.sb, consume=True))
+    b_cache = {}
+    if p is p_full:  # sliced in place, once, now (no reference to the parts is kept)
+        b_cache[p] = list(slices(b_parts, Eb, p.beta_b, p.sb, consume=True))
+        b_keep = None
+    else:  # truncated: each plan slices its own copy, on demand (threads may both do it)
+        b_keep = b_parts
 
-    def block(ns: slice, gs: slice):
+    def b_slices(pl: Plan) -> list:
+        if pl not in b_cache:
+            count = pl.sb if pl.kb is None else pl.kb[0]
+            b_cache[pl] = list(islice(slices([q.copy() for q in b_keep], Eb, pl.beta_b, pl.sb, consume=True), count))
+        return b_cache[pl]
+
+    state = {"full": False}  # set once a block needed its complete recomputation: later blocks skip truncation
+
+    def give_up():
+        state["full"] = True
+
+    def block(ns: slice, gs: slice, pl: Plan, start: int):
+        if state["full"]:
+            pl = p_full
         nb, gb = ns.stop - ns.start, gs.stop - gs.start
         shape = out_block(nb, gb)
         sub = _sub(geo, ns, gs)
         parts = a.parts((ns, gs))
-        bufs = new_buffers(p, combos, shape)
-        accumulate(bufs, p, slices(parts, Ea[ns, gs], p.beta_a, p.sa, consume=True), [[q[gs] for q in qs] for qs in b_slices],
-                   F_block(sub), combos)
-        base = np.broadcast_to(Ea[ns, gs] + b_to_out(Eb[gs]) - p.drop, shape)
+        bufs = new_buffers(pl, combos, shape)
+        accumulate(bufs, pl, slices(parts, Ea[ns, gs], pl.beta_a, pl.sa, consume=True),
+                   [[q[gs] for q in qs] for qs in b_slices(pl)], F_block(sub), combos)
+        base = np.broadcast_to(Ea[ns, gs] + b_to_out(Eb[gs]) - pl.drop, shape)
         bb = None if bias is None else [np.broadcast_to(q[gs].reshape(1, gb, -1, 1), shape) for q in bias]
-        return _sums(bufs, p, base, bb)
+        fbs = None
+        if pl.truncated:
+            rows = int(np.prod(shape))
+            fb = _Fallback(_terms_once(partial(terms, ns, gs, sub)), partial(block, ns, gs, p_full, start),
+                           _limit(rows, p_full.passes), 53 if a.cd.part.precision > 24 else 24, give_up)
+            fbs = [fb.part(k) for k in range(len(combos))]
+        return _sums(bufs, pl, base, bb, fbs)
 
     def gen():
         # a block is whole batch elements, or groups of one batch element: contiguous rows
         for ns, gs in blocks:
             start = (ns.start * G + gs.start) * per_g
-            yield slice(start, start + (ns.stop - ns.start) * (gs.stop - gs.start) * per_g), partial(block, ns, gs)
+            yield slice(start, start + (ns.stop - ns.start) * (gs.stop - gs.start) * per_g), partial(block, ns, gs, p, start)
 
     return Streamed(gen)
+
+
+def _depthwise(geo: Geometry) -> bool:
+    return geo.Cg == 1 and geo.Og == 1
+
+
+def _f64(arr, cd):
+    """float64 parts of a case-dtype array (no copy for float64)."""
+    if arr is None:
+        return None, None
+    if cd.name == "float64":
+        return np.asarray(arr, np.float64), None
+    return to_float64_parts(arr, cd)
+
+
+def _terms_once(make: Callable) -> Callable:
+    """``builder(rows)`` of a lazily built (once) :class:`~usconv_ref.correlation.Terms`."""
+    box = []
+
+    def builder(rows):
+        if not box:
+            box.append(make().builder)
+        return box[0](rows)
+    return builder
 
 
 def forward(geo: Geometry, x: np.ndarray, w: np.ndarray, b, cd, padding_mode: str):
@@ -550,8 +847,18 @@ def forward(geo: Geometry, x: np.ndarray, w: np.ndarray, b, cd, padding_mode: st
     bias = None
     if b is not None:
         bias = Source(b, cd, (G, Og)).parts()
+
+    def terms(ns, gs, sub):  # the block's term lists (the exact fallback of truncated plans)
+        from . import correlation as co
+        nb, gb = ns.stop - ns.start, gs.stop - gs.start
+        xs = [q.reshape(nb, gb * Cg, geo.L) for q in a.parts((ns, gs))]
+        ws = [q[gs].reshape(gb * Og, Cg, K) for q in wsrc.parts()]
+        bs = [None, None] if bias is None else [q[gs].reshape(-1) for q in bias] + [None]
+        return co.forward_terms(sub, co.Operands(xs[0], xs[1] if len(xs) > 1 else None, ws[0],
+                                                 ws[1] if len(ws) > 1 else None, bs[0], bs[1]), padding_mode)
+
     return _per_ng(geo, a, wsrc.parts(), (2, 3), F, _combos(cd.is_complex, False), Cg * K,
-                   lambda nb, gb: (nb, gb, Og, geo.L_out), lambda E: E.reshape(1, -1, Og, 1), bias)
+                   lambda nb, gb: (nb, gb, Og, geo.L_out), lambda E: E.reshape(1, -1, Og, 1), bias, terms)
 
 
 def _input_fanin(geo: Geometry, padding_mode: str) -> int:
@@ -574,16 +881,25 @@ def grad_input(geo: Geometry, gy: np.ndarray, w: np.ndarray, cd, padding_mode: s
         gq.reshape(sub.N, sub.C_out, sub.L_out), wq.reshape(sub.C_out, Cg, K), sub, padding_mode
     ).reshape(sub.N, sub.groups, Cg, sub.L))
     n = Og * max(_input_fanin(geo, padding_mode), 1)
+
+    def terms(ns, gs, sub):  # the block's term lists (the exact fallback of truncated plans)
+        from . import correlation as co
+        nb, gb = ns.stop - ns.start, gs.stop - gs.start
+        gs_ = [q.reshape(nb, gb * Og, geo.L_out) for q in a.parts((ns, gs))]
+        ws = [q[gs].reshape(gb * Og, Cg, K) for q in wsrc.parts()]
+        ops = co.Operands(None, None, ws[0], ws[1] if len(ws) > 1 else None, None, None)
+        return co.grad_input_terms(sub, gs_[0], gs_[1] if len(gs_) > 1 else None, ops, padding_mode)
+
     return _per_ng(geo, a, wsrc.parts(), (1, 3), F, _combos(cd.is_complex, True), n,
-                   lambda nb, gb: (nb, gb, Cg, geo.L), lambda E: E.reshape(1, -1, Cg, 1))
+                   lambda nb, gb: (nb, gb, Cg, geo.L), lambda E: E.reshape(1, -1, Cg, 1), None, terms)
 
 
 def _over_n(geo: Geometry, a: Source, b: Source | None, F_block: Callable, combos: Combo, n_products: int,
-            out_shape: tuple, a_to_out: Callable, b_to_out: Callable):
+            out_shape: tuple, a_to_out: Callable, b_to_out: Callable, terms=None):
     """Outputs summed over the batch — grad_w (``b`` = x) and grad_b (``b`` None: ones). Slabs
     span all batch elements: pass 1 gathers their exponents block by block, pass 2 slices each
     block on those global grids and adds its products into buffers of the (small) output.
-    ``F_block`` as in :func:`_per_ng`."""
+    ``F_block`` and ``terms`` as in :func:`_per_ng`."""
     G = geo.groups
     per_g = a.shape[2] * a.shape[3] + (0 if b is None else b.shape[2] * b.shape[3])
     blocks = _blocks(geo.N, G, per_g * G, per_g)
@@ -603,29 +919,37 @@ def _over_n(geo: Geometry, a: Source, b: Source | None, F_block: Callable, combo
         stats[name] = exponents(amax, amin, prec)
     Ea, bits_a = stats["a"]
     Eb, bits_b = stats["b"] if b is not None else (np.ones((1, G, 1, 1), np.int64), 1)
-    p = plan(bits_a, bits_b, n_products, combos)
+    work = int(np.prod(out_shape)) * n_products if terms is not None else 0
+    p, p_full = _choose(bits_a, bits_b, n_products, combos, work, _depthwise(geo))
     if p is None:
         return None
 
-    def whole():
-        bufs = new_buffers(p, combos, out_shape)
+    def whole(pl: Plan):
+        bufs = new_buffers(pl, combos, out_shape)
         for ns, gs in blocks:
             sub = _sub(geo, ns, gs)
             if b is None:
-                b_sl = [[np.full((1, gs.stop - gs.start, 1, 1), 2.0 ** (p.beta_b - 1))]] if p.sb else []
+                b_sl = [[np.full((1, gs.stop - gs.start, 1, 1), 2.0 ** (pl.beta_b - 1))]] if pl.sb else []
             else:
-                b_sl = list(slices(b.parts((ns, gs)), Eb[:, gs], p.beta_b, p.sb, consume=True))
-            blk = new_buffers(p, combos, (gs.stop - gs.start,) + tuple(out_shape[1:]))
-            accumulate(blk, p, slices(a.parts((ns, gs)), Ea[:, gs], p.beta_a, p.sa, consume=True), b_sl,
+                count = pl.sb if pl.kb is None else pl.kb[0]
+                b_sl = list(islice(slices(b.parts((ns, gs)), Eb[:, gs], pl.beta_b, pl.sb, consume=True), count))
+            blk = new_buffers(pl, combos, (gs.stop - gs.start,) + tuple(out_shape[1:]))
+            accumulate(blk, pl, slices(a.parts((ns, gs)), Ea[:, gs], pl.beta_a, pl.sa, consume=True), b_sl,
                        F_block(sub), combos)
             for part in range(len(bufs)):
                 for k in range(len(bufs[part])):
                     bufs[part][k][gs] += blk[part][k]
-        base = np.broadcast_to(a_to_out(Ea) + b_to_out(Eb) - p.drop, out_shape)
-        return _sums(bufs, p, base, None)
+        base = np.broadcast_to(a_to_out(Ea) + b_to_out(Eb) - pl.drop, out_shape)
+        fbs = None
+        if pl.truncated:
+            rows = int(np.prod(out_shape))
+            fb = _Fallback(terms, partial(whole, p_full), _limit(rows, p_full.passes),
+                           53 if a.cd.part.precision > 24 else 24)
+            fbs = [fb.part(k) for k in range(len(combos))]
+        return _sums(bufs, pl, base, None, fbs)
 
     def gen():
-        yield slice(None), whole  # the whole output, flat
+        yield slice(None), partial(whole, p)  # the whole output, flat
 
     return Streamed(gen)
 
@@ -639,8 +963,15 @@ def grad_weight(geo: Geometry, gy: np.ndarray, x: np.ndarray, cd, padding_mode: 
     b = Source(x, cd, (geo.N, G, Cg, geo.L))
     F = lambda sub: adding(lambda gq, xq: fast.grad_weight_raw(
         gq.reshape(sub.N, sub.C_out, sub.L_out), xq.reshape(sub.N, sub.C_in, sub.L), sub, padding_mode))
+
+    def terms():  # the term lists (the exact fallback of truncated plans); float64: no conversion copies
+        from . import correlation as co
+        xr, xi = _f64(x, cd)
+        return co.grad_weight_terms(geo, *_f64(gy, cd), co.Operands(xr, xi, None, None, None, None), padding_mode)
+
     return _over_n(geo, a, b, F, _combos(cd.is_complex, True), geo.N * geo.L_out, (G, Og, Cg, K),
-                   lambda E: E.reshape(G, Og, 1, 1), lambda E: E.reshape(G, 1, Cg, 1))
+                   lambda E: E.reshape(G, Og, 1, 1), lambda E: E.reshape(G, 1, Cg, 1),
+                   _terms_once(terms))
 
 
 def grad_bias(geo: Geometry, gy: np.ndarray, cd):
