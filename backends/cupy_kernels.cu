@@ -634,6 +634,48 @@ __device__ __forceinline__ void stage_row(float* sm, const S* __restrict__ src, 
     }
 }
 
+// Four consecutive outputs t0+qb .. t0+qb+3 of a depthwise row from the staged input sm (the
+// tile's span) and the staged taps ws (scaled; reversed for grad_x), plus the bias br; grad_x
+// with a non-zero padding mode also adds the extra copies near the row ends. 16- or 8-byte stores
+// where aligned.
+template <typename S, int KMAX, bool BWD>
+__device__ __forceinline__ void dw_out_quad(const float* sm, const float* ws, const S* __restrict__ in,
+                                            const S* __restrict__ w, S* __restrict__ out, const Geo& g,
+                                            unsigned row, unsigned c, int t0, int qb, int T, int Lo, float br,
+                                            float s) {
+    constexpr int NW = KMAX + 4;  // window: 4 outputs + KMAX - 1 taps, in whole float4s
+    const int K = (int)g.K;
+    float win[NW];
+    load_window<NW>(sm + qb, K, win);
+    float acc[4] = {0.f, 0.f, 0.f, 0.f};
+#pragma unroll
+    for (int k = 0; k < KMAX; ++k) {
+        if (k < K) {
+            const float wk = ws[k];
+#pragma unroll
+            for (int r = 0; r < 4; ++r) acc[r] = fma_ieee(win[r + k], wk, acc[r]);
+        }
+    }
+    if (BWD && g.mode != 0) {  // extra padding copies: only within max(pl, pr) + 1 of a row end
+        const int E = (int)(g.pl > g.pr ? g.pl : g.pr) + 1;
+        for (int r = 0; r < 4; ++r) {
+            const long long j = t0 + qb + r;
+            if (qb + r >= T || j >= Lo || (j >= E && j < Lo - E)) continue;
+            long long lo[4], hi[4];
+            const int m = copies(j, g, lo, hi);
+            float si = 0.f;
+            for (int q = 1; q < m; ++q)
+                add_copies<S, false, float>(in, w, g, row / (unsigned)g.Cout, c, 0, lo[q], hi[q], s, acc[r], si);
+        }
+    }
+    S* dst = out + (long long)row * Lo + t0 + qb;
+    if (qb + 4 <= T && t0 + qb + 4 <= Lo && (((long long)row * Lo + t0 + qb) & 3) == 0) {
+        store4<S>(dst, add_ieee(acc[0], br), add_ieee(acc[1], br), add_ieee(acc[2], br), add_ieee(acc[3], br));
+    } else {
+        for (int r = 0; r < 4 && qb + r < T && t0 + qb + r < Lo; ++r) dst[r] = from_acc<S>(add_ieee(acc[r], br));
+    }
+}
+
 template <typename S, int KMAX, bool BWD>
 __global__ void __launch_bounds__(128) dw_vec(const S* __restrict__ in, const S* __restrict__ w,
                                               const S* __restrict__ b, S* __restrict__ out, GEO_ARGS, double scale,
@@ -664,39 +706,48 @@ __global__ void __launch_bounds__(128) dw_vec(const S* __restrict__ in, const S*
     __syncthreads();
     float br = 0.f;
     if (!BWD && b) br = mul_ieee(to_acc(b[c]), s);
-    constexpr int NW = KMAX + 4;  // window: 4 outputs + KMAX - 1 taps, in whole float4s
     for (int rr = 0; rr < 2; ++rr) {
         const int qb = (rr * (int)blockDim.x + (int)threadIdx.x) * 4;
         if (qb >= T || t0 + qb >= Lo) break;
-        float win[NW];
-        load_window<NW>(sm + qb, K, win);
-        float acc[4] = {0.f, 0.f, 0.f, 0.f};
+        dw_out_quad<S, KMAX, BWD>(sm, ws, in, w, out, g, row, c, t0, qb, T, Lo, br, s);
+    }
+}
+
+// grad_w accumulation of one quad: acc[k] += sum_r gv[r] * win[r + k], win read from smx.
+template <int KMAX>
+__device__ __forceinline__ void dw_w_quad(const float gv[4], const float* smx, int K, float acc[KMAX]) {
+    constexpr int NW = KMAX + 4;
+    float win[NW];
+    load_window<NW>(smx, K, win);
 #pragma unroll
-        for (int k = 0; k < KMAX; ++k) {
-            if (k < K) {
-                const float wk = ws[k];
+    for (int k = 0; k < KMAX; ++k) {
+        if (k < K) {
 #pragma unroll
-                for (int r = 0; r < 4; ++r) acc[r] = fma_ieee(win[r + k], wk, acc[r]);
-            }
+            for (int r = 0; r < 4; ++r) acc[k] = fma_ieee(gv[r], win[r + k], acc[k]);
         }
-        if (BWD && g.mode != 0) {  // extra padding copies: only within max(pl, pr) + 1 of a row end
-            const int E = (int)(g.pl > g.pr ? g.pl : g.pr) + 1;
-            for (int r = 0; r < 4; ++r) {
-                const long long j = t0 + qb + r;
-                if (qb + r >= T || j >= Lo || (j >= E && j < Lo - E)) continue;
-                long long lo[4], hi[4];
-                const int m = copies(j, g, lo, hi);
-                float si = 0.f;
-                for (int q = 1; q < m; ++q)
-                    add_copies<S, false, float>(in, w, g, row / (unsigned)g.Cout, c, 0, lo[q], hi[q], s, acc[r], si);
-            }
+    }
+}
+
+// The block's sum of acc[k] over its threads in a fixed order (shuffle tree per warp, then the
+// warps in order) into dst[k]; sm: at least (blockDim.x / 32) * KMAX floats, free to overwrite.
+template <int KMAX>
+__device__ __forceinline__ void dw_w_partial(const float acc[KMAX], float* sm, int K, float* dst) {
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+#pragma unroll
+    for (int k = 0; k < KMAX; ++k) {
+        if (k < K) {
+            float v = acc[k];
+#pragma unroll
+            for (int h = 16; h > 0; h >>= 1) v = add_ieee(v, __shfl_down_sync(0xffffffffu, v, h));
+            if (lane == 0) sm[warp * KMAX + k] = v;
         }
-        S* dst = out + (long long)row * Lo + t0 + qb;
-        if (qb + 4 <= T && t0 + qb + 4 <= Lo && (((long long)row * Lo + t0 + qb) & 3) == 0) {
-            store4<S>(dst, add_ieee(acc[0], br), add_ieee(acc[1], br), add_ieee(acc[2], br), add_ieee(acc[3], br));
-        } else {
-            for (int r = 0; r < 4 && qb + r < T && t0 + qb + r < Lo; ++r) dst[r] = from_acc<S>(add_ieee(acc[r], br));
-        }
+    }
+    __syncthreads();
+    if ((int)threadIdx.x < K) {
+        const int k = (int)threadIdx.x;
+        float v = sm[k];
+        for (int q = 1; q < (int)(blockDim.x >> 5); ++q) v = add_ieee(v, sm[q * KMAX + k]);
+        dst[k] = v;
     }
 }
 
@@ -738,38 +789,81 @@ __global__ void __launch_bounds__(128) dw_grad_w_vec(const S* __restrict__ gy, c
 #pragma unroll
             for (int r = 0; r < 4; ++r) gv[r] = (qb + r < T && t0 + qb + r < Lout) ? mul_ieee(to_acc(grow[t0 + qb + r]), s) : 0.f;
         }
-        float win[NW];
-        load_window<NW>(sm + qb, K, win);
-#pragma unroll
-        for (int k = 0; k < KMAX; ++k) {
-            if (k < K) {
-#pragma unroll
-                for (int r = 0; r < 4; ++r) acc[k] = fma_ieee(gv[r], win[r + k], acc[k]);
-            }
-        }
+        dw_w_quad<KMAX>(gv, sm + qb, K, acc);
     }
     __syncthreads();  // sm is reused for the per-warp results
-    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
-#pragma unroll
-    for (int k = 0; k < KMAX; ++k) {
-        if (k < K) {
-            float v = acc[k];
-#pragma unroll
-            for (int h = 16; h > 0; h >>= 1) v = add_ieee(v, __shfl_down_sync(0xffffffffu, v, h));
-            if (lane == 0) sm[warp * KMAX + k] = v;
-        }
-    }
-    __syncthreads();
+    const unsigned n = row / C, c = row - n * C;
+    dw_w_partial<KMAX>(acc, sm, K, partial + ((long long)(n * tiles + tile) * C + c) * K);
+}
+
+// Depthwise backward in one pass (stride 1, dilation 1): grad_x exactly as dw_vec<BWD> and
+// grad_w's per-tile partial sums as dw_grad_w_vec, from one staging of grad_y (read once, not
+// twice). A tile of T grad_x positions [t0, t0 + T) stages grad_y over [t0 + d, t0 + d + T + K - 1)
+// with d = pl - (K - 1), and x over the padded positions of the same range; its grad_w share is
+// the grad_y positions [t0 + d, t0 + d + T) (grad_y is zero outside [0, L_out)). Positions no
+// share covers (t < d in the first tile, t >= tiles*T + d in the last) are added by thread 0 of
+// those tiles from global memory. Partial sums per (n, tile, c): conv_grad_w_final sums them in a
+// fixed order. Deterministic.
+template <typename S, int KMAX>
+__global__ void __launch_bounds__(128) dw_bwd_vec(const S* __restrict__ gy, const S* __restrict__ w,
+                                                  const S* __restrict__ x, S* __restrict__ gx,
+                                                  float* __restrict__ partial, GEO_ARGS, double s_gx, double s_gw,
+                                                  int T) {
+    extern __shared__ __align__(16) unsigned char smem_raw[];
+    float* sm = reinterpret_cast<float*>(smem_raw);  // staged grad_y
+    GEO_MAKE
+    const int K = (int)g.K, pl = (int)g.pl, L = (int)g.L, Lout = (int)g.Lout, d = pl - (K - 1);
+    const unsigned tiles = (unsigned)((L + T - 1) / T), C = (unsigned)g.Cout;
+    const unsigned row = blockIdx.x / tiles, tile = blockIdx.x - row * tiles;
+    const unsigned n = row / C, c = row - n * C;
+    const int t0 = (int)tile * T, span = T + K - 1, alloc = (T + K + 7) & ~3;  // 16-byte aligned spans
+    float* smx = sm + alloc;  // staged x: padded positions t0 + d + q
+    float* ws = smx + alloc;  // scaled taps, reversed
+    const float sx = (float)s_gx, sw = (float)s_gw;
     if ((int)threadIdx.x < K) {
         const int k = (int)threadIdx.x;
-        float v = sm[k];
-        for (int q = 1; q < (int)(blockDim.x >> 5); ++q) v = add_ieee(v, sm[q * KMAX + k]);
-        const unsigned n = row / C, c = row - n * C;
-        partial[((long long)(n * tiles + tile) * C + c) * K + k] = v;
+        ws[K - 1 - k] = mul_ieee(to_acc(w[(long long)c * K + k]), sx);
     }
+    stage_row<S, true>(sm, gy + (long long)row * Lout, t0 + d, span, Lout, g);
+    stage_row<S, false>(smx, x + (long long)row * L, t0 + d - pl, span, L, g);
+    for (int q = span + threadIdx.x; q < alloc; q += blockDim.x) sm[q] = smx[q] = 0.f;
+    __syncthreads();
+    float acc[KMAX];
+#pragma unroll
+    for (int k = 0; k < KMAX; ++k) acc[k] = 0.f;
+    for (int rr = 0; rr < 2; ++rr) {
+        const int qb = (rr * (int)blockDim.x + (int)threadIdx.x) * 4;
+        if (qb >= T) break;
+        if (t0 + qb < L) dw_out_quad<S, KMAX, true>(sm, ws, gy, w, gx, g, row, c, t0, qb, T, L, 0.f, sx);
+        float gv[4];
+#pragma unroll
+        for (int r = 0; r < 4; ++r) gv[r] = qb + r < T ? mul_ieee(sm[qb + r], sw) : 0.f;
+        dw_w_quad<KMAX>(gv, smx + qb, K, acc);
+    }
+    if (threadIdx.x == 0) {  // grad_y positions outside every tile's share [d, tiles*T + d)
+        auto add = [&](int t) {
+            const float gt = mul_ieee(to_acc(gy[(long long)row * Lout + t]), sw);
+#pragma unroll
+            for (int k = 0; k < KMAX; ++k) {
+                if (k < K) {
+                    const long long j = src_index(t + k, g.L, g.pl, g.mode);
+                    acc[k] = fma_ieee(gt, j >= 0 ? to_acc(x[(long long)row * L + j]) : 0.f, acc[k]);
+                }
+            }
+        };
+        if (tile == 0)
+            for (int t = 0; t < d && t < Lout; ++t) add(t);
+        if (tile == tiles - 1)
+            for (int t = max((int)tiles * T + d, 0); t < Lout; ++t) add(t);
+    }
+    __syncthreads();  // sm is reused for the per-warp results
+    dw_w_partial<KMAX>(acc, sm, K, partial + ((long long)(n * tiles + tile) * C + c) * K);
 }
 
 #define INSTANTIATE_DW(S) \
+    template __global__ void dw_bwd_vec<S, 4>(const S*, const S*, const S*, S*, float*, GEO_TYPES, double, double, int); \
+    template __global__ void dw_bwd_vec<S, 8>(const S*, const S*, const S*, S*, float*, GEO_TYPES, double, double, int); \
+    template __global__ void dw_bwd_vec<S, 16>(const S*, const S*, const S*, S*, float*, GEO_TYPES, double, double, int); \
     template __global__ void dw_grad_w_vec<S, 4>(const S*, const S*, float*, GEO_TYPES, double, int); \
     template __global__ void dw_grad_w_vec<S, 8>(const S*, const S*, float*, GEO_TYPES, double, int); \
     template __global__ void dw_grad_w_vec<S, 16>(const S*, const S*, float*, GEO_TYPES, double, int); \
