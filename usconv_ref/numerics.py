@@ -248,7 +248,8 @@ def decide(zh: np.ndarray, zl: np.ndarray, off: np.ndarray, err: np.ndarray, fmt
     fraction compared with 1/2. Decided where the fraction is farther from 1/2 than the error
     (``margin``, in quanta), the margin is below 1/8 (a value near a power of two may lie in
     the binade below, whose finer grid rounds everything within a quarter quantum to that
-    power too), or z is far below the smallest subnormal / above the overflow threshold."""
+    power too), or z and every value within err of it is far below the smallest subnormal /
+    above the overflow threshold."""
     m, ex = np.frexp(zh)
     # binade of z: zh = fl(z) is a power of two with z possibly just below it when zl <= 0;
     # then take the binade below (see above: both round such values alike).
@@ -269,8 +270,11 @@ def decide(zh: np.ndarray, zl: np.ndarray, off: np.ndarray, err: np.ndarray, fmt
     k = fh.astype(np.int64) + fl.astype(np.int64) + up
     with np.errstate(over="ignore", under="ignore"):
         val = np.ldexp(k.astype(np.float64), qe)
-    tiny = ez + 2 <= fmt.emin - p_  # below a quarter of the smallest subnormal
-    huge = ez > fmt.emax + 1
+    # far out of range for every value within err of z: z < 2**(emin-p-1) and err < z put all
+    # of them below half the smallest subnormal; z >= 2**(emax+2) and err < z/2 keep all above
+    # the overflow threshold (err is not always small: truncated sums carry a tail bound)
+    tiny = (ez + 2 <= fmt.emin - p_) & (err < zh)
+    huge = (ez > fmt.emax + 1) & (2 * err < zh)
     val = np.where(tiny, 0.0, np.where(huge | (val > fmt.max_finite), np.inf, val))
     return val, decided | tiny | huge
 

@@ -54,7 +54,7 @@ exponent spreads that need more than ``MAX_PASSES`` passes or ``MAX_LIMBS`` limb
 """
 from __future__ import annotations
 
-from collections import Counter, deque
+from collections import Counter
 from dataclasses import dataclass, replace
 from functools import lru_cache, partial
 from itertools import islice
@@ -509,7 +509,7 @@ class SlicedSums:
                     val[other], decided[other] = decide(zh[other], zl[other], off[other], err[other], fmt)
             decided &= err < zh
         else:
-            with np.errstate(invalid="ignore", over="ignore"):
+            with np.errstate(invalid="ignore", over="ignore", divide="ignore"):  # zh = 0: undecided
                 zh = S * sh
                 err_ulps = np.abs(sh) * A / np.abs(zh) * (n + 6)
                 if truncated:  # the tail in ulps of z (> |z| 2**-53), rounded up by the margin
@@ -697,7 +697,6 @@ class _Fallback:
         if rows.size == 0:
             return np.zeros(0)
         self.asked += rows.size
-        FALLBACK_LOG.append(rows.size)
         if self.sums is None and self.asked > self.limit:
             self.sums = self.full()
             if self.on_full is not None:
@@ -729,7 +728,6 @@ def _round_rows_int(a: np.ndarray, b: np.ndarray, scale, fmt) -> np.ndarray:
     return out
 
 
-FALLBACK_LOG: deque = deque(maxlen=4096)  # sizes of the latest fallback calls (tests, diagnostics)
 
 
 def _limit(rows: int, passes: int) -> int:
