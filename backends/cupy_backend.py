@@ -151,42 +151,43 @@ class CupyBackend(Backend):
         fn((geo.N * geo.C_out * tiles,), (DW_BLOCK,), args + (np.int32(T),), shared_mem=smem)  # one block per tile
 
     @staticmethod
-    def _mma_plan(cd, geo):
-        """``(P, Op, Cp, span, stages, smem)`` of the tensor-core forward (conv_fwd_mma), or
-        None: real 16-bit storage, more than SMALL_GROUP channels per group, one stage in
-        shared memory (two, pipelined, where they fit). ``span``: x rows one 128-output tile reads; ``P``: packed x rows (the
-        padded length, or more so that the last tile stays inside); ``Op``, ``Cp``: Og and Cg
-        rounded up to the tile."""
+    def _packed_plan(geo, bm, bn, bk, row_bytes, min_smem=0):
+        """``(P, Op, Cp, span, stages, smem)`` for a tensor-core forward over packed operands
+        with ``bm`` output channels x ``bn`` positions per block and ``bk``-channel chunks, or
+        None where one stage does not fit shared memory or an index would pass int32.
+        ``span``: x rows one tile reads; ``P``: packed x rows (the padded length, or more so
+        that the last tile stays inside); ``Op``, ``Cp``: Og and Cg rounded up to the tile; a
+        stage holds the K weight tiles and the x tile in rows of ``row_bytes``; two stages
+        (pipelined) where they fit; ``smem`` at least ``min_smem``."""
+        tiles = -(-geo.L_out // bn)
+        span = (bn - 1) * geo.stride + (geo.K - 1) * geo.dilation + 1
+        P = max(geo.L_pad, (tiles - 1) * bn * geo.stride + span)
+        Op, Cp = -(-geo.Og // bm) * bm, -(-geo.Cg // bk) * bk
+        stage = (geo.K * bm + span) * row_bytes
+        stages = 2 if 2 * stage <= MMA_SMEM_MAX else 1
+        big = max(geo.N * geo.groups * P * Cp, geo.groups * geo.K * Op * Cp, geo.N * tiles)
+        if stage > MMA_SMEM_MAX or big >= 2**31 or geo.L_pad >= 2**31:
+            return None
+        return P, Op, Cp, span, stages, max(stages * stage, min_smem)
+
+    @classmethod
+    def _mma_plan(cls, cd, geo):
+        """The plan (:meth:`_packed_plan`) of the 16-bit tensor-core forward (conv_fwd_mma), or
+        None: real 16-bit storage with more than SMALL_GROUP channels per group only; shared
+        memory also holds the epilogue's output tile."""
         if cd.name not in MMA_TYPES or geo.Cg <= SMALL_GROUP or geo.N * geo.C_out * geo.L_out == 0:
             return None
-        tiles = -(-geo.L_out // MMA_BN)
-        span = (MMA_BN - 1) * geo.stride + (geo.K - 1) * geo.dilation + 1
-        P = max(geo.L_pad, (tiles - 1) * MMA_BN * geo.stride + span)
-        Op, Cp = -(-geo.Og // MMA_BM) * MMA_BM, -(-geo.Cg // MMA_BK) * MMA_BK
-        stage = (geo.K * MMA_BM + span) * MMA_LD * 2
-        stages = 2 if 2 * stage <= MMA_SMEM_MAX else 1
-        big = max(geo.N * geo.groups * P * Cp, geo.groups * geo.K * Op * Cp, geo.N * tiles)
-        if stage > MMA_SMEM_MAX or big >= 2**31 or geo.L_pad >= 2**31:
-            return None
-        return P, Op, Cp, span, stages, max(stages * stage, MMA_BM * (MMA_BN + 8) * 2)  # >= the epilogue's tile
+        return cls._packed_plan(geo, MMA_BM, MMA_BN, MMA_BK, MMA_LD * 2, min_smem=MMA_BM * (MMA_BN + 8) * 2)
 
-    @staticmethod
-    def _dmma_plan(cd, geo):
+    @classmethod
+    def _dmma_plan(cls, cd, geo):
         """As :meth:`_mma_plan`, for the 32/64-bit real and complex forwards on the float64
-        tensor cores (conv_fwd_dmma: 64 x 64 output tiles, 8-channel chunks of doubles or
-        (re, im) double pairs)."""
+        tensor cores (conv_fwd_dmma: 64 x 64 output tiles, 8-channel chunks of the operands'
+        own elements)."""
         if cd.name not in DMMA or geo.Cg <= SMALL_GROUP or geo.N * geo.C_out * geo.L_out == 0:
             return None
-        tiles = -(-geo.L_out // Z_BN)
-        span = (Z_BN - 1) * geo.stride + (geo.K - 1) * geo.dilation + 1
-        P = max(geo.L_pad, (tiles - 1) * Z_BN * geo.stride + span)
-        Op, Cp = -(-geo.Og // Z_BM) * Z_BM, -(-geo.Cg // Z_BK) * Z_BK
-        stage = (geo.K * Z_BM + span) * Z_LD * np.dtype(STORAGE[cd.name][2]).itemsize * (2 if cd.is_complex else 1)
-        stages = 2 if 2 * stage <= MMA_SMEM_MAX else 1
-        big = max(geo.N * geo.groups * P * Cp, geo.groups * geo.K * Op * Cp, geo.N * tiles)
-        if stage > MMA_SMEM_MAX or big >= 2**31 or geo.L_pad >= 2**31:
-            return None
-        return P, Op, Cp, span, stages, stages * stage
+        elem = np.dtype(STORAGE[cd.name][2]).itemsize * (2 if cd.is_complex else 1)
+        return cls._packed_plan(geo, Z_BM, Z_BN, Z_BK, Z_LD * elem)
 
     def _launch_dmma(self, cd, geo, gp, plan, dx, dw, db, y, s):
         import cupy

@@ -30,11 +30,23 @@ CASES = [  # N, C_in, C_out, L, K, groups, kwargs
 ]
 
 
+def reference_conv(kw: dict, groups: int):
+    """``conv(a, c, bias)``: torch's conv1d in the inputs' dtype with the case's padding
+    (mode, size), stride, dilation and groups — the independent reference of the checks."""
+    import torch.nn.functional as F
+    mode, p = kw.get("padding_mode", "zeros"), kw.get("padding", 0)
+
+    def conv(a, c, bb):
+        a = F.pad(a, (p, p), mode=mode) if mode != "zeros" and p else a
+        return F.conv1d(a, c, bb, padding=p if mode == "zeros" else 0, stride=kw.get("stride", 1),
+                        dilation=kw.get("dilation", 1), groups=groups)
+    return conv
+
+
 def main():
     import cupy
     import numpy as np
     import torch
-    import torch.nn.functional as F
     import backends
     from usconv_ref.dtypes import case_dtype
     from usconv_ref.scaling import exact_unit_scales
@@ -68,13 +80,7 @@ def main():
             y = cp.forward_device(cd, tuple(x.shape), tuple(w.shape), spec, dev(x), dev(w), dev(b))
             y = torch.as_tensor(y.view(cupy.int16) if dt == "bfloat16" else y, device="cuda")
             y = (y.view(torch.bfloat16) if dt == "bfloat16" else y).double()
-            mode = kw.get("padding_mode", "zeros")
-            p = kw.get("padding", 0)
-
-            def conv(a, c, bb):
-                a = F.pad(a, (p, p), mode=mode) if mode != "zeros" and p else a
-                return F.conv1d(a, c, bb, padding=p if mode == "zeros" else 0, stride=kw.get("stride", 1),
-                                dilation=kw.get("dilation", 1), groups=G)
+            conv = reference_conv(kw, G)
             ref = conv(x.double(), w.double() * s, None if b is None else b.double() * s)
             bnd = conv(x.double().abs(), w.double().abs() * s, None if b is None else b.double().abs() * s)
             n = (Ci // G) * K + (1 if bias else 0)
@@ -96,7 +102,6 @@ def dmma_cases(cp, dt):
     import cupy
     import numpy as np
     import torch
-    import torch.nn.functional as F
     from usconv_ref.dtypes import case_dtype
     from usconv_ref.scaling import exact_unit_scales
     from usconv_ref.spec import Conv1dSpec, resolve_geometry
@@ -137,12 +142,7 @@ def dmma_cases(cp, dt):
         y = cp.forward_device(cd, tuple(x.shape), tuple(w.shape), spec, dev(x), dev(w), dev(b))
         y = torch.as_tensor(y, device="cuda").double()
         y = torch.view_as_complex(y) if cd.is_complex else y
-        mode, p = kw.get("padding_mode", "zeros"), kw.get("padding", 0)
-
-        def conv(a, c, bb):
-            a = F.pad(a, (p, p), mode=mode) if mode != "zeros" and p else a
-            return F.conv1d(a, c, bb, padding=p if mode == "zeros" else 0, stride=kw.get("stride", 1),
-                            dilation=kw.get("dilation", 1), groups=G)
+        conv = reference_conv(kw, G)
         ref = conv(x, w * s, None if b is None else b * s)
         if cd.is_complex:
             xr, xi, wr, wi = x.real.abs(), x.imag.abs(), w.real.abs() * s, w.imag.abs() * s

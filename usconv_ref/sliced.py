@@ -155,17 +155,11 @@ class Plan:
 
     @property
     def shifts(self) -> list:
-        if self.kb is None:  # (choose_plan's search calls this a lot)
-            return sorted({self.shift(i, j) for i in range(self.sa) for j in range(self.sb)})
         return sorted({self.shift(i, j) for i, j in self.pairs})
 
     @property
     def m(self) -> int:
-        if self.kb is None:
-            counts = Counter(self.shift(i, j) for i in range(self.sa) for j in range(self.sb))
-        else:
-            counts = Counter(self.shift(i, j) for i, j in self.pairs)
-        return max(counts.values(), default=1)
+        return max(Counter(self.shift(i, j) for i, j in self.pairs).values(), default=1)
 
     @property
     def drop(self) -> int:
@@ -214,16 +208,22 @@ def tail_bound(ba: int, bb: int, sa: int, sb: int, kb: tuple, n_products: int) -
     R_b(kb_i))] + F(R_a(ka), b)``, and ``|F(u, v)| <= n_products max|u| max|v|`` (every product
     of an output element takes one factor from each slab; complex parts count their real
     products). ``R(s) = 0`` once all ``s`` slices are taken (the slicing is exhaustive)."""
-    t = Fraction(0)
-    half = Fraction(1, 2)
+    return _tail(ba, bb, sa, sb, kb, n_products, Fraction(1))
+
+
+def _tail(ba: int, bb: int, sa: int, sb: int, kb: tuple, n_products: int, one):
+    """:func:`tail_bound`'s sum in the type of ``one``: exact with a Fraction, an estimate
+    with a float (the planner's search)."""
+    t = one * 0
+    half = one / 2
     for i, k in enumerate(kb):
         if k < sb:
-            ai = Fraction(1) if i == 0 else half
-            rb = Fraction(1) if k == 0 else half / Fraction(2) ** (bb * k)
-            t += ai / Fraction(2) ** (ba * i) * rb
+            ai = one if i == 0 else half
+            rb = one if k == 0 else half / 2 ** (bb * k)
+            t += ai / 2 ** (ba * i) * rb
     ka = len(kb)
     if ka < sa:
-        t += half / Fraction(2) ** (ba * ka)
+        t += half / 2 ** (ba * ka)
     return t * n_products
 
 
@@ -260,11 +260,8 @@ def truncated_plan(bits_a: int, bits_b: int, n_products: int, cost: float) -> Pl
                 if passes >= best_cost:
                     break
                 # approximate tail (float) for the choice; the exact one for the plan chosen
-                t = sum((1.0 if i == 0 else 0.5) * 2.0 ** (-ba * i) * (1.0 if k == 0 else 2.0 ** (-bb * k - 1))
-                        for i, k in enumerate(kb) if k < sb)
-                if len(kb) < sa:
-                    t += 2.0 ** (-ba * len(kb) - 1)
-                c = passes + cost * min(1.0, t * n_products * 2.0**62)
+                t = _tail(ba, bb, sa, sb, kb, n_products, 1.0)
+                c = passes + cost * min(1.0, t * 2.0**62)
                 if c >= best_cost:
                     continue
                 p = Plan(ba, bb, sa, sb, kb)
