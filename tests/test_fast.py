@@ -83,3 +83,98 @@ def test_fast_depthwise_filter_paths(mode):
         gx = ur.conv1d_backward(gy, x, w, out_dtype=np.float64, **kw)[0]
         np.testing.assert_allclose(fast.conv1d_backward_float64(gy, x, w, None, spec)[0], gx, rtol=0,
                                    atol=1e-13 * np.abs(gx).max())
+
+
+_NP_PAD = {"zeros": "constant", "reflect": "reflect", "replicate": "edge", "circular": "wrap"}
+
+
+def _direct_depthwise(x, w, gy, pad, mode, stride, dilation):
+    """Depthwise forward, grad_x and grad_w (complex: against conj(w), conj(x)) by direct loops
+    over the taps (np.pad for the padding, its adjoint through np.add.at on the padded index
+    map): independent of fast.py."""
+    N, C, L = x.shape
+    K = w.shape[-1]
+    Lp = L + 2 * pad
+    idx = np.pad(np.arange(L), pad, mode=_NP_PAD[mode]) if mode != "zeros" else None
+    xp = np.pad(x, ((0, 0), (0, 0), (pad, pad)), mode=_NP_PAD[mode])
+    L_out = (Lp - dilation * (K - 1) - 1) // stride + 1
+    y = np.zeros((N, C, L_out), np.result_type(x, w))
+    gxp = np.zeros((N, C, Lp), np.result_type(gy, w))
+    gw = np.zeros((C, K), np.result_type(gy, x))
+    for k in range(K):
+        pos = np.arange(L_out) * stride + k * dilation
+        y += w[:, 0, k][None, :, None] * xp[..., pos]
+        np.add.at(gxp, (slice(None), slice(None), pos), gy * np.conj(w[:, 0, k])[None, :, None])
+        gw[:, k] = np.sum(gy * np.conj(xp[..., pos]), axis=(0, 2))
+    if mode == "zeros":
+        gx = gxp[..., pad:pad + L]
+    else:
+        gx = np.zeros((N, C, L), gxp.dtype)
+        for i in range(Lp):
+            gx[..., idx[i]] += gxp[..., i]
+    return y, gx, gw.reshape(C, 1, K)
+
+
+@pytest.mark.parametrize("threads", [False, True])
+@pytest.mark.parametrize("mode", ["zeros", "reflect", "replicate", "circular"])
+def test_fast_depthwise_blocked_grad_weight(mode, threads, monkeypatch):
+    """The blocked depthwise grad_w (two BLAS products per row over lag blocks of width B, then
+    a diagonal gather; the last partial block tap by tap) against direct loops: block widths
+    8 and wider (long dilated spans), lengths below, at and between multiples of B (the
+    per-tap fallback below B), stride 1 and 2, real and complex; grad_x and the forward of the
+    same calls too."""
+    if threads:
+        monkeypatch.setattr(fast, "_CHUNK_ELEMS", 16)
+        monkeypatch.setattr(fast, "_WORKERS", 2)
+    rng = np.random.default_rng(4)
+    for K, d, L, pad, stride, cplx in [(9, 1, 13, 4, 1, False), (3, 1, 16, 1, 1, False), (5, 3, 40, 6, 1, False),
+                                       (4, 1, 5, 2, 1, False), (1, 1, 11, 0, 1, False), (9, 1, 8, 4, 1, True),
+                                       (2, 5, 29, 3, 1, False), (7, 2, 33, 3, 2, False), (6, 1, 21, 2, 1, True)]:
+        draw = (lambda s: rng.standard_normal(s) + 1j * rng.standard_normal(s)) if cplx else rng.standard_normal
+        x, w = draw((3, 4, L)), draw((4, 1, K))
+        spec = Conv1dSpec(padding=pad, groups=4, padding_mode=mode, dilation=d, stride=stride)
+        y = fast.conv1d_float64(x, w, None, spec, scales=(1.0,))
+        gy = draw(y.shape)
+        ry, rgx, rgw = _direct_depthwise(x, w, gy, pad, mode, stride, d)
+        gx, gw, _ = fast.conv1d_backward_float64(gy, x, w, None, spec, scales=(1.0, 1.0))
+        for got, ref in ((y, ry), (gx, rgx), (gw, rgw)):
+            assert got.shape == ref.shape
+            np.testing.assert_allclose(got, ref, rtol=0, atol=1e-13 * np.abs(ref).max())
+
+
+def test_fast_depthwise_integer_sums_exact():
+    """What the exact engine relies on: integer-valued operands whose products sum to less
+    than 2**53 give exact results in any summation order — the blocked grad_w, the filter
+    forward and grad_x (incl. the padded positions' gradients) equal exact int64 sums."""
+    rng = np.random.default_rng(5)
+    for mode in ["zeros", "reflect", "circular"]:
+        N, C, L, K, pad = 2, 3, 37, 5, 2
+        x = rng.integers(-2**23, 2**23, (N, C, L))  # products < 2**46, at most 74 per output: < 2**53
+        w = rng.integers(-2**23, 2**23, (C, 1, K))
+        gy = rng.integers(-2**23, 2**23, (N, C, L))  # 'same' length
+        spec = Conv1dSpec(padding=pad, groups=C, padding_mode=mode)
+        ry, rgx, rgw = _direct_depthwise(x, w, gy, pad, mode, 1, 1)  # int64: exact
+        y = fast.conv1d_float64(x.astype(float), w.astype(float), None, spec, scales=(1.0,))
+        gx, gw, _ = fast.conv1d_backward_float64(gy.astype(float), x.astype(float), w.astype(float), None, spec,
+                                                 scales=(1.0, 1.0))
+        for got, ref in ((y, ry), (gx, rgx), (gw, rgw)):
+            assert ref.dtype == np.int64 and np.abs(ref).max() > 2**46  # far beyond float64's ulp 1
+            assert np.array_equal(got, ref.astype(float)) and np.array_equal(got.astype(np.int64), ref)
+
+
+def test_fast_depthwise_nonfinite_reach():
+    """An inf or nan in x or grad_y reaches exactly the outputs a direct loop gives it (the
+    bounds of the harness rely on it): the blocked grad_w sums only each tap's products."""
+    rng = np.random.default_rng(6)
+    for bad, where in [(np.inf, "x"), (-np.inf, "gy"), (np.nan, "x")]:
+        x, w = rng.standard_normal((2, 3, 30)), rng.standard_normal((3, 1, 5))
+        gy = rng.standard_normal((2, 3, 30))
+        (x if where == "x" else gy)[1, 2, 17] = bad
+        spec = Conv1dSpec(padding=2, groups=3)
+        ry, rgx, rgw = _direct_depthwise(x, w, gy, 2, "zeros", 1, 1)
+        gx, gw, _ = fast.conv1d_backward_float64(gy, x, w, None, spec, scales=(1.0, 1.0))
+        y = fast.conv1d_float64(x, w, None, spec, scales=(1.0,))
+        for got, ref in ((y, ry), (gx, rgx), (gw, rgw)):
+            assert np.array_equal(np.isnan(got), np.isnan(ref)) and np.array_equal(np.isinf(got), np.isinf(ref))
+            fin = np.isfinite(ref)
+            np.testing.assert_allclose(got[fin], ref[fin], rtol=0, atol=1e-13 * np.abs(ref[fin]).max())

@@ -7,12 +7,15 @@ copy): per batch element and tap one batched matrix product over the group's cha
 (``np.matmul``), or, when a group has one input and one output channel (depthwise), an
 element-wise multiply-add per tap over cache-sized chunks of rows — at stride 1 in float64,
 forward and grad_x instead run ``scipy.ndimage.correlate1d`` once per channel (a compiled loop
-over the taps; for integer-valued operands with small enough sums exact in any order, like the
-others, which the exact engine relies on).
+over the taps, which releases the GIL), and at stride 1 grad_w is two small BLAS products per
+row over blocks of lags (:func:`_dw_grad_weight_blocked`); for integer-valued operands with
+small enough sums all are exact in any order, like the others, which the exact engine relies
+on. Chunks reuse per-thread scratch buffers (:class:`_Scratch`).
 """
 from __future__ import annotations
 
 import os
+import threading
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -28,15 +31,42 @@ _FILTER = True  # depthwise stride-1 float64 kernels through scipy.ndimage.corre
 _WORKERS = os.cpu_count() or 1  # threads of the public fast-path functions (the exact engine threads blocks itself)
 
 
+class _Scratch:
+    """Buffers reused across the chunks of one call on one thread. A fresh array per chunk
+    costs page faults: glibc hands freed blocks of this size back to the kernel (heap trim /
+    munmap), so every chunk touched new pages (on this project's VM the depthwise fast path
+    spent more time there than computing)."""
+
+    def __init__(self):
+        self.bufs = {}
+
+    def get(self, key: str, shape: tuple, dtype=np.float64) -> np.ndarray:
+        """An uninitialised C-contiguous array of ``shape``, the same memory each time for ``key``."""
+        size = int(np.prod(shape))
+        buf = self.bufs.get(key)
+        if buf is None or buf.size < size or buf.dtype != dtype:
+            buf = self.bufs[key] = np.empty(max(size, 1), dtype)
+        return buf[:size].reshape(shape)
+
+
 def _each_chunk(body, chunks: list, workers: int) -> None:
-    """``body(chunk)`` for every chunk (they write disjoint rows): in order, or on ``workers``
-    threads (NumPy releases the GIL inside its loops)."""
+    """``body(chunk, scratch)`` for every chunk (they write disjoint rows): in order, or on
+    ``workers`` threads (NumPy releases the GIL inside its loops); ``scratch`` is a
+    :class:`_Scratch` of the thread running it."""
     if workers <= 1 or len(chunks) < 2:
+        scratch = _Scratch()
         for sl in chunks:
-            body(sl)
+            body(sl, scratch)
         return
+    local = threading.local()
+
+    def run(sl):
+        if not hasattr(local, "scratch"):
+            local.scratch = _Scratch()
+        body(sl, local.scratch)
+
     with ThreadPoolExecutor(min(workers, len(chunks))) as ex:
-        list(ex.map(body, chunks))
+        list(ex.map(run, chunks))
 
 
 def _pad_rows(x: np.ndarray, geo: Geometry, mode: str) -> np.ndarray:
@@ -48,10 +78,29 @@ def _pad_rows(x: np.ndarray, geo: Geometry, mode: str) -> np.ndarray:
     return x[..., source_index(geo.L, geo.pl, geo.pr, mode)]
 
 
-def _unpad_adjoint(gxp: np.ndarray, geo: Geometry, mode: str) -> np.ndarray:
+def _pad_into(dst: np.ndarray, x: np.ndarray, geo: Geometry, mode: str) -> np.ndarray:
+    """:func:`_pad_rows` written into ``dst[..., :L_pad]`` (no new full-size array); returns that view."""
+    xp = dst[..., :geo.L_pad]
+    xp[..., geo.pl:geo.pl + geo.L] = x
+    edges = np.r_[0:geo.pl, geo.pl + geo.L:geo.L_pad]
+    if edges.size:
+        if mode == "zeros":
+            xp[..., :geo.pl] = 0
+            xp[..., geo.pl + geo.L:] = 0
+        else:
+            xp[..., edges] = x[..., source_index(geo.L, geo.pl, geo.pr, mode)[edges]]
+    return xp
+
+
+def _unpad_adjoint(gxp: np.ndarray, geo: Geometry, mode: str, out: np.ndarray | None = None) -> np.ndarray:
     """The adjoint of padding along the last axis: the interior, plus each padded position's
-    gradient added to its source (a handful of column additions; zeros drops them)."""
-    gx = gxp[..., geo.pl:geo.pl + geo.L].copy()
+    gradient added to its source (a handful of column additions; zeros drops them); into
+    ``out`` if given."""
+    if out is None:
+        gx = gxp[..., geo.pl:geo.pl + geo.L].copy()
+    else:
+        gx = out
+        gx[...] = gxp[..., geo.pl:geo.pl + geo.L]
     if mode != "zeros":
         src = source_index(geo.L, geo.pl, geo.pr, mode)
         for i in list(range(geo.pl)) + list(range(geo.pl + geo.L, geo.L_pad)):
@@ -80,9 +129,9 @@ def _row_taps(wr: np.ndarray, sl: slice) -> np.ndarray:
     return wr[np.arange(sl.start, sl.stop) % wr.shape[0]]
 
 
-def _row_chunks(rows: int, length: int):
-    """Slices of about ``_CHUNK_ELEMS / length`` rows covering ``range(rows)``."""
-    step = max(1, _CHUNK_ELEMS // max(length, 1))
+def _row_chunks(rows: int, length: int, factor: int = 1):
+    """Slices of about ``factor * _CHUNK_ELEMS / length`` rows covering ``range(rows)``."""
+    step = max(1, factor * _CHUNK_ELEMS // max(length, 1))
     return [slice(r0, min(rows, r0 + step)) for r0 in range(0, rows, step)]
 
 
@@ -116,17 +165,18 @@ def _dw_forward_filter(xr, wr, y, geo: Geometry, mode: str, acc: bool, add, work
     # 'same' lengths: the filter pads by itself (its modes are the padding modes), no copies
     direct = geo.L_out == geo.L and max(geo.pl, geo.pr) < geo.L and -c <= origin <= (span - 1) // 2
 
-    def body(gs):
+    def body(gs, scratch):
+        gb = gs.stop - gs.start
         if direct:
-            tmp = np.empty((N, gs.stop - gs.start, geo.L)) if acc else None
+            tmp = scratch.get("tmp", (N, gb, geo.L)) if acc else None
             for i, g in enumerate(range(gs.start, gs.stop)):
                 ndimage.correlate1d(x3[:, g], _dilated(wr[g], geo.dilation), axis=-1,
                                     output=tmp[:, i] if acc else y3[:, g], mode=_FILTER_MODE[mode], origin=origin)
             if acc:
                 add(y3[:, gs], tmp, out=y3[:, gs])
             return
-        xp = _pad_rows(x3[:, gs], geo, mode)  # (N, gb, L_pad)
-        tmp = np.empty_like(xp)
+        xp = _pad_into(scratch.get("xp", (N, gb, geo.L_pad)), x3[:, gs], geo, mode)
+        tmp = scratch.get("tmp", xp.shape)
         for i, g in enumerate(range(gs.start, gs.stop)):
             ndimage.correlate1d(xp[:, i], _dilated(wr[g], geo.dilation), axis=-1, output=tmp[:, i], mode="constant")
         res = tmp[..., c:c + geo.L_out]
@@ -144,22 +194,87 @@ _FILTER_MODE = {"zeros": "constant", "reflect": "mirror", "replicate": "nearest"
 def _dw_grad_input_filter(gr, wr, gx, geo: Geometry, mode: str, workers: int) -> None:
     """Depthwise grad_x at stride 1: ``gxp[p] = sum_k w[k] gy[p - k*dilation]`` (a full
     convolution) is the correlation of gy, zero-extended by ``span - 1`` on both sides, with the
-    reversed (dilated) taps, read at the filter's centre; then the padding adjoint."""
+    reversed (dilated) taps, read at the filter's centre; then the padding adjoint. 'Same'
+    lengths: the filter reads gy zero-extended by itself and writes grad_x's interior in place
+    (no copies); the few padded positions' gradients are then added to their sources."""
     from scipy import ndimage
     G, N = wr.shape[0], gr.shape[0] // wr.shape[0]
     g3, x3 = gr.reshape(N, G, geo.L_out), gx.reshape(N, G, geo.L)
     span = (geo.K - 1) * geo.dilation + 1
     c = span // 2
+    origin = span - 1 - geo.pl - c  # output i reads gy[i + pl - (span - 1) + m] with reversed tap m
+    direct = geo.L_out == geo.L and -c <= origin <= (span - 1) // 2
+    edges = np.r_[0:geo.pl, geo.pl + geo.L:geo.L_pad] if mode != "zeros" else np.zeros(0, np.int64)
+    src = source_index(geo.L, geo.pl, geo.pr, mode)[edges]
+    lag = edges[:, None] - np.arange(geo.K) * geo.dilation  # (edges, K): gy position of tap k
+    valid = (lag >= 0) & (lag < geo.L_out)
 
-    def body(gs):
-        ext = np.zeros((N, gs.stop - gs.start, geo.L_pad + span - 1))
+    def body(gs, scratch):
+        if direct:
+            for g in range(gs.start, gs.stop):
+                ndimage.correlate1d(g3[:, g], _dilated(wr[g], geo.dilation)[::-1], axis=-1, output=x3[:, g],
+                                    mode="constant", origin=origin)
+            if edges.size:  # the padding adjoint: each padded position's gradient into its source
+                gsel = g3[:, gs]
+                pad_grad = np.zeros((N, gs.stop - gs.start, edges.size))
+                for k in range(geo.K):
+                    m = valid[:, k]
+                    pad_grad[..., m] += gsel[..., lag[m, k]] * wr[gs, k][None, :, None]
+                for e in range(edges.size):
+                    x3[:, gs, src[e]] += pad_grad[..., e]
+            return
+        ext = scratch.get("ext", (N, gs.stop - gs.start, geo.L_pad + span - 1))
+        ext[..., :span - 1] = 0
+        ext[..., span - 1 + geo.L_out:] = 0
         ext[..., span - 1:span - 1 + geo.L_out] = g3[:, gs]
-        tmp = np.empty_like(ext)
+        tmp = scratch.get("tmp", ext.shape)
         for i, g in enumerate(range(gs.start, gs.stop)):
             ndimage.correlate1d(ext[:, i], _dilated(wr[g], geo.dilation)[::-1], axis=-1, output=tmp[:, i], mode="constant")
-        x3[:, gs] = _unpad_adjoint(tmp[..., c:c + geo.L_pad], geo, mode)
+        _unpad_adjoint(tmp[..., c:c + geo.L_pad], geo, mode, out=x3[:, gs])
 
     _each_chunk(body, _group_chunks(G, N * (geo.L_pad + span)), workers)
+
+
+_LAG_BLOCK_MAX = 128  # widest lag block of the blocked depthwise grad_w (wider spans: per-tap einsum)
+
+
+def _lag_block(geo: Geometry) -> int:
+    """The block width ``B`` of :func:`_dw_grad_weight_blocked` (0: not applicable): stride 1,
+    ``B >= (K-1)*dilation`` (every tap's lag reaches at most one block ahead), at least 8."""
+    B = max(8, (geo.K - 1) * geo.dilation)
+    return B if geo.stride == 1 and B <= _LAG_BLOCK_MAX and geo.L_out >= B else 0
+
+
+def _dw_grad_weight_blocked(gr, xr, acc, geo: Geometry, mode: str, B: int, workers: int) -> None:
+    """Depthwise grad_w per row at stride 1 as matrix products (BLAS) instead of a pass per
+    tap: with ``t = B*i + j`` (``i < nb = L_out // B``), ``Q[j, m] = sum_i gy[B*i + j] *
+    xp[B*i + m]`` for ``m < 2B`` is two (B, nb) @ (nb, B) products per row (the padded row
+    cut into blocks of B, and the same shifted by one block), and ``acc[r, k] = sum_j Q[j, j +
+    k*dilation]`` (+ the last ``L_out - nb*B`` positions tap by tap). Each used ``Q[j, m]``
+    sums exactly the products of lag ``m - j`` (no other product enters it, so non-finite
+    values reach the same taps as a direct loop); float64 sums in some order, exact for
+    integer-valued operands whose products sum to at most 2**53, as the other kernels."""
+    K, d, L_out = geo.K, geo.dilation, geo.L_out
+    nb = L_out // B
+    width = max(geo.L_pad, (nb + 1) * B)
+    j = np.arange(B)[:, None]
+    lag = j + np.arange(K) * d  # (B, K): the column of Q holding tap k's products of row j
+    dtype = acc.dtype
+
+    def body(sl, scratch):
+        n = sl.stop - sl.start
+        xp = scratch.get("xp", (n, width), dtype)
+        _pad_into(xp, xr[sl], geo, mode)
+        xp[:, geo.L_pad:] = 0  # read only by entries of Q that are not used (hygiene)
+        gyt = np.swapaxes(gr[sl, :nb * B].reshape(n, nb, B), 1, 2)  # (n, B, nb)
+        q = scratch.get("q", (n, B, 2 * B), dtype)
+        np.matmul(gyt, xp[:, :nb * B].reshape(n, nb, B), out=q[:, :, :B])
+        np.matmul(gyt, xp[:, B:(nb + 1) * B].reshape(n, nb, B), out=q[:, :, B:])
+        acc[sl] = q[:, j, lag].sum(axis=1)
+        for t in range(nb * B, L_out):  # the last partial block
+            acc[sl] += gr[sl, t:t + 1] * xp[:, t:t + (K - 1) * d + 1:d]
+
+    _each_chunk(body, _row_chunks(gr.shape[0], width, 4), workers)  # larger chunks: fewer, larger products
 
 
 def forward_raw(xb: np.ndarray, w: np.ndarray, geo: Geometry, mode: str, workers: int = 1,
@@ -186,11 +301,11 @@ def forward_raw(xb: np.ndarray, w: np.ndarray, geo: Geometry, mode: str, workers
             _dw_forward_filter(xr, wr, y, geo, mode, acc, add, workers)
             return y.reshape(geo.N, G, 1, geo.L_out)
 
-        def body(sl):
-            xp = _pad_rows(xr[sl], geo, mode)
+        def body(sl, scratch):
+            xp = _pad_into(scratch.get("xp", (sl.stop - sl.start, geo.L_pad), dtype), xr[sl], geo, mode)
             wc = _row_taps(wr, sl)
             yc = y[sl]
-            tmp = np.empty_like(yc)
+            tmp = scratch.get("tmp", yc.shape, dtype)
             for k in range(K):
                 if k == 0 and not acc:
                     np.multiply(_tap(xp, geo, 0), wc[:, 0:1], out=yc)
@@ -227,15 +342,16 @@ def grad_input_raw(gyb: np.ndarray, w: np.ndarray, geo: Geometry, mode: str, wor
             _dw_grad_input_filter(gr, wr, gx, geo, mode, workers)
             return gx.reshape(geo.N, geo.C_in, geo.L)
 
-        def body(sl):
+        def body(sl, scratch):
             gc = gr[sl]
             wc = _row_taps(wr, sl)
-            gxp = np.zeros((gc.shape[0], geo.L_pad), dtype)
-            tmp = np.empty_like(gc)
+            gxp = scratch.get("gxp", (gc.shape[0], geo.L_pad), dtype)
+            gxp[...] = 0
+            tmp = scratch.get("tmp", gc.shape, dtype)
             for k in range(K):
                 np.multiply(gc, wc[:, k:k + 1], out=tmp)
                 _tap(gxp, geo, k)[...] += tmp  # the view scatters into the padded positions
-            gx[sl] = _unpad_adjoint(gxp, geo, mode)
+            _unpad_adjoint(gxp, geo, mode, out=gx[sl])
 
         _each_chunk(body, _row_chunks(rows, geo.L_pad), workers)
         return gx.reshape(geo.N, geo.C_in, geo.L)
@@ -260,9 +376,13 @@ def grad_weight_raw(gyb: np.ndarray, xb: np.ndarray, geo: Geometry, mode: str, w
         gr = gyb.reshape(rows, geo.L_out)
         xr = xb.reshape(rows, geo.L)
         acc = np.empty((rows, K), dtype)
+        B = _lag_block(geo)
+        if B:
+            _dw_grad_weight_blocked(gr, xr, acc, geo, mode, B, workers)
+            return acc.reshape(geo.N, G, K).sum(axis=0).reshape(G, 1, 1, K)
 
-        def body(sl):
-            xp = _pad_rows(xr[sl], geo, mode)
+        def body(sl, scratch):
+            xp = _pad_into(scratch.get("xp", (sl.stop - sl.start, geo.L_pad), dtype), xr[sl], geo, mode)
             for k in range(K):
                 acc[sl, k] = np.einsum("rt,rt->r", gr[sl], _tap(xp, geo, k))
 
