@@ -51,6 +51,8 @@ TARGET_THREADS = 1 << 17  # grad_w: split long (n, t) reductions until about thi
 DW_KMAX = (4, 8, 16, 32, 64)  # dw_vec instantiations (taps unrolled up to KMAX)
 DW_TYPES = ("__half", "bf16_t", "float")
 DW_BLOCK = 128  # dw_vec threads per block; 8 outputs each
+DWR_KMAX = 4  # dw_reg / dw_reg_bwd (register windows, no staging): K <= DWR_KMAX
+DWR_BLOCK = 128  # their most threads per block; 16 outputs each
 DW_FUSED_KMAX = 16  # dw_bwd_vec (grad_x and grad_w in one pass) up to this many taps; beyond, its
 # registers spill (H100: K31 fwd+bwd 0.87 -> 1.32 ms, K64 1.57 -> 6.4 ms) and two kernels are faster
 GEMM_TYPES = ("__half", "bf16_t", "float", "double")  # conv_fwd_gemm: real storage types
@@ -61,6 +63,27 @@ Z_BM, Z_BN, Z_BK, Z_LD = 64, 64, 8, 12  # conv_fwd_dmma (the float64 tensor core
 # case dtype -> (packed element, (storage type, complex)) of conv_fwd_dmma
 DMMA = {"float32": ("float", ("float", "false")), "float64": ("double", ("double", "false")),
         "complex64": ("float2", ("float", "true")), "complex128": ("double2", ("double", "true"))}
+
+
+def module_source():
+    """``(code, kernel names)``: ``cupy_kernels.cu`` with its explicit instantiations, as
+    compiled by :meth:`CupyBackend.module` (also by ``nvcc`` in ``scripts/nvcc_check.sh``)."""
+    expr = CupyBackend._expr
+    names = [expr(k, t, c) for k in KERNELS for t, c, _ in sorted(set(STORAGE.values()), key=str)]
+    names += [CupyBackend._dw_expr(t, km, bwd) for t in DW_TYPES for km in DW_KMAX for bwd in (False, True)]
+    names += [f"dw_grad_w_vec<{t}, {km}>" for t in DW_TYPES for km in DW_KMAX]
+    names += [f"dw_bwd_vec<{t}, {km}>" for t in DW_TYPES for km in DW_KMAX if km <= DW_FUSED_KMAX]
+    names += [f"{kern}<{t}, {k}>" for kern in ("dw_reg", "dw_reg_bwd") for t in DW_TYPES
+              for k in range(1, DWR_KMAX + 1)] + [f"dw_bwd_edges<{t}>" for t in DW_TYPES]
+    names += [f"conv_fwd_gemm<{t}>" for t in GEMM_TYPES]
+    names += [f"conv_fwd_mma<{t}>" for t in MMA_TYPES.values()] + ["pack_x", "pack_w"]
+    names += [f"{k}<{e}>" for e, _ in DMMA.values() for k in ("pack_x_wide", "pack_w_wide")]
+    names += [f"conv_fwd_dmma<{s}, {c}>" for _, (s, c) in DMMA.values()]
+    lines = [f"INSTANTIATE({t}, {'true' if c else 'false'}) INSTANTIATE_TILES({t}, {'true' if c else 'false'})"
+             for t, c, _ in sorted(set(STORAGE.values()), key=str)]
+    lines += [f"INSTANTIATE_DW({t}) INSTANTIATE_DWR({t})" for t in DW_TYPES]
+    lines += [f"INSTANTIATE_GEMM({t})" for t in GEMM_TYPES] + [f"INSTANTIATE_MMA({t})" for t in MMA_TYPES.values()]
+    return SOURCE.read_text() + "\n" + "\n".join(lines) + "\n", names
 
 
 class CupyBackend(Backend):
@@ -99,19 +122,7 @@ class CupyBackend(Backend):
     def module(self):
         if self._module is None:
             import cupy
-            names = [self._expr(k, t, c) for k in KERNELS for t, c, _ in set(STORAGE.values())]
-            names += [self._dw_expr(t, km, bwd) for t in DW_TYPES for km in DW_KMAX for bwd in (False, True)]
-            names += [f"dw_grad_w_vec<{t}, {km}>" for t in DW_TYPES for km in DW_KMAX]
-            names += [f"dw_bwd_vec<{t}, {km}>" for t in DW_TYPES for km in DW_KMAX if km <= DW_FUSED_KMAX]
-            names += [f"conv_fwd_gemm<{t}>" for t in GEMM_TYPES]
-            names += [f"conv_fwd_mma<{t}>" for t in MMA_TYPES.values()] + ["pack_x", "pack_w"]
-            names += [f"{k}<{e}>" for e, _ in DMMA.values() for k in ("pack_x_wide", "pack_w_wide")]
-            names += [f"conv_fwd_dmma<{s}, {c}>" for _, (s, c) in DMMA.values()]
-            code = SOURCE.read_text() + "\n" + "\n".join(
-                f"INSTANTIATE({t}, {'true' if c else 'false'}) INSTANTIATE_TILES({t}, {'true' if c else 'false'})"
-                for t, c, _ in sorted(set(STORAGE.values()), key=str)) + "\n" + "\n".join(
-                f"INSTANTIATE_DW({t})" for t in DW_TYPES) + "\n" + "\n".join(f"INSTANTIATE_GEMM({t})" for t in GEMM_TYPES) + "\n" + "\n".join(
-                f"INSTANTIATE_MMA({t})" for t in MMA_TYPES.values())
+            code, names = module_source()
             # IEEE behaviour spelled out: subnormals kept, correctly rounded division/sqrt.
             self._module = cupy.RawModule(code=code, options=("-std=c++17", "-ftz=false", "-prec-div=true",
                                                               "-prec-sqrt=true"), name_expressions=names)
@@ -136,6 +147,29 @@ class CupyBackend(Backend):
         if cd.is_complex or cd.part.name == "float64" or geo.L_pad >= 2**31 or geo.N * geo.C_out == 0:
             return None
         return next((k for k in DW_KMAX if geo.K <= k), None)
+
+    @staticmethod
+    def _dwr_threads(cd, geo, spec, arrays, bwd=False):
+        """Threads per block of dw_reg (forward) / dw_reg_bwd (bwd), or None where they do not
+        apply: depthwise, stride 1, dilation 1, real 16/32-bit storage, K <= DWR_KMAX, 16-byte
+        aligned arrays; the backward also needs rows of whole 8-element chunks (L a multiple
+        of 8) and 0 <= pl < K. Warps per block: the fewest tiles of at most DWR_BLOCK threads
+        (16 outputs each) that cover a row, balanced (the kernels derive the tile count from
+        the block size: ceil(span / (16 * threads)), the same)."""
+        if not (geo.Cg == 1 and geo.Og == 1 and spec.stride == 1 and (spec.dilation == 1 or geo.K == 1)):
+            return None
+        if cd.name not in ("float16", "bfloat16", "float32") or not 1 <= geo.K <= DWR_KMAX:
+            return None
+        if geo.L_pad >= 2**31 or geo.N * geo.C_out * geo.L_out == 0 or any(a.data.ptr % 16 for a in arrays):
+            return None
+        if bwd and (geo.L % 8 or not 0 <= geo.pl < geo.K):
+            return None
+        span = geo.L if bwd else geo.L_out + 7  # outputs a row's tiles cover (forward: from the aligned start)
+        tiles = -(-span // (16 * DWR_BLOCK))
+        return -(-span // (16 * 32 * tiles)) * 32  # balanced: no nearly empty last tile (L_out = L + 3)
+
+    def _dwr_fn(self, kernel, cd, geo):
+        return self.module().get_function(f"{kernel}<{STORAGE[cd.name][0]}, {geo.K}>")
 
     @staticmethod
     def _dw_tiles(length):
@@ -237,6 +271,21 @@ class CupyBackend(Backend):
            (dgy, dw, dx, gx, partial, *gp, np.float64(s_gx), np.float64(s_gw), np.int32(T)), shared_mem=smem)
         self._launch("conv_grad_w_final", cd.name, E, partial, gw, np.int64(E), np.int64(geo.N * tiles))
 
+    def _launch_dwr_bwd(self, cd, geo, gp, nt, dgy, dx, dw, gx, gw, s_gx, s_gw):
+        """dw_reg_bwd (grad_x and grad_w's per-(n, tile) partial sums in one pass), the
+        fixed-order sum of the partials, and for a non-zero padding mode dw_bwd_edges (grad_x's
+        extra padded copies near the row ends)."""
+        import cupy
+        tiles, E = -(-geo.L // (16 * nt)), geo.C_out * geo.K
+        partial = cupy.empty(geo.N * tiles * E, np.float32)
+        self._dwr_fn("dw_reg_bwd", cd, geo)((geo.N * geo.C_out * tiles,), (nt,),
+                                            (dgy, dw, dx, gx, partial, *gp, np.float64(s_gx), np.float64(s_gw)))
+        self._launch("conv_grad_w_final", cd.name, E, partial, gw, np.int64(E), np.int64(geo.N * tiles))
+        if gp[11]:  # the padding mode (GEO_ARGS order): not zeros
+            n = geo.N * geo.C_out * min(2 * (max(geo.pl, geo.pr) + 1), geo.L)
+            fn = self.module().get_function(f"dw_bwd_edges<{STORAGE[cd.name][0]}>")
+            fn((-(-n // 256),), (256,), (dgy, dw, gx, *gp, np.float64(s_gx)))
+
     def _kernel(self, kernel: str, dtype: str):
         t, c, _ = STORAGE[dtype]
         return self.module().get_function(self._names[(kernel, t, c)])
@@ -308,6 +357,11 @@ class CupyBackend(Backend):
         geo, gp, sc = self._geometry(x_shape, w_shape, spec)
         s = float(sc.output)
         y = self._empty(geo.y_shape, cd)
+        nt = self._dwr_threads(cd, geo, spec, tuple(a for a in (dx, y, db) if a is not None))
+        if nt is not None:  # depthwise, few taps: register windows, 16 outputs a thread
+            tiles = -(-(geo.L_out + 7) // (16 * nt))  # the kernel's tiles: rows start at any flat alignment
+            self._dwr_fn("dw_reg", cd, geo)((geo.N * geo.C_out * tiles,), (nt,), (dx, dw, db, y, *gp, np.float64(s)))
+            return y
         kmax = self._dw_kmax(cd, geo, spec)
         if kmax is not None:
             self._launch_dw(cd, geo, kmax, False, geo.L_out, dx, dw, db, y, *gp, np.float64(s))
@@ -342,8 +396,11 @@ class CupyBackend(Backend):
         tn = (T + (geo.K - 1) * geo.dilation) // geo.stride + 2
         smem = tn * self._pair_bytes(cd)
         kmax = self._dw_kmax(cd, geo, spec)
-        fused = kmax is not None and kmax <= DW_FUSED_KMAX
-        if fused:  # depthwise, few taps: grad_x and grad_w's per-tile partial sums in one pass
+        nt = self._dwr_threads(cd, geo, spec, (dgy, dx, gx), bwd=True)
+        fused = nt is not None or (kmax is not None and kmax <= DW_FUSED_KMAX)
+        if nt is not None:  # depthwise, few taps: one pass, register windows
+            self._launch_dwr_bwd(cd, geo, gp, nt, dgy, dx, dw, gx, gw, s_gx, s_gw)
+        elif fused:  # depthwise, few taps: grad_x and grad_w's per-tile partial sums in one pass
             self._launch_dw_bwd(cd, geo, gp, kmax, dgy, dx, dw, gx, gw, s_gx, s_gw)
         elif kmax is not None:
             self._launch_dw(cd, geo, kmax, True, geo.L, dgy, dw, None, gx, *gp, np.float64(s_gx))

@@ -525,24 +525,22 @@ template <> __device__ __forceinline__ void load4<float>(const float* p, float v
     v[0] = u.x; v[1] = u.y; v[2] = u.z; v[3] = u.w;
 }
 
-template <typename S> __device__ __forceinline__ void store4(S* p, float a, float b, float c, float d);
+// Two floats rounded to nearest even into one 32-bit word of two 16-bit values (lo first).
+template <typename S> __device__ __forceinline__ unsigned pack2(float a, float b);
+template <> __device__ __forceinline__ unsigned pack2<__half>(float a, float b) {
+    __half2 v = __floats2half2_rn(a, b);  // one conversion per pair
+    return *reinterpret_cast<unsigned*>(&v);
+}
+template <> __device__ __forceinline__ unsigned pack2<bf16_t>(float a, float b) {
+    bf162_t v = __floats2bfloat162_rn(a, b);
+    return *reinterpret_cast<unsigned*>(&v);
+}
+
+template <typename S> __device__ __forceinline__ void store4(S* p, float a, float b, float c, float d) {
+    *reinterpret_cast<uint2*>(p) = make_uint2(pack2<S>(a, b), pack2<S>(c, d));
+}
 template <> __device__ __forceinline__ void store4<float>(float* p, float a, float b, float c, float d) {
     *reinterpret_cast<float4*>(p) = make_float4(a, b, c, d);
-}
-template <> __device__ __forceinline__ void store4<__half>(__half* p, float a, float b, float c, float d) {
-    __half2 lo = __floats2half2_rn(a, b);  // one conversion per pair, round to nearest even
-    __half2 hi = __floats2half2_rn(c, d);
-    uint2 v;
-    v.x = *reinterpret_cast<unsigned*>(&lo);
-    v.y = *reinterpret_cast<unsigned*>(&hi);
-    *reinterpret_cast<uint2*>(p) = v;
-}
-template <> __device__ __forceinline__ void store4<bf16_t>(bf16_t* p, float a, float b, float c, float d) {
-    bf162_t lo = __floats2bfloat162_rn(a, b), hi = __floats2bfloat162_rn(c, d);
-    uint2 v;
-    v.x = *reinterpret_cast<unsigned*>(&lo);
-    v.y = *reinterpret_cast<unsigned*>(&hi);
-    *reinterpret_cast<uint2*>(p) = v;
 }
 
 // sm[q] = padded input at i0 + q for q < span (span <= 8 * blockDim.x + halo): the 8 loads of
@@ -634,6 +632,21 @@ __device__ __forceinline__ void stage_row(float* sm, const S* __restrict__ src, 
     }
 }
 
+// Depthwise grad_x at position j < Lo of row (n, c) with a non-zero padding mode: adds to acc
+// the contributions of the extra padded copies of x[j] (SPEC §2's adjoint; they exist only
+// within max(pl, pr) + 1 of a row end). gy: grad_y; s: the scale, multiplied into the taps.
+template <typename S>
+__device__ __forceinline__ void dw_add_copies(const S* __restrict__ gy, const S* __restrict__ w, const Geo& g,
+                                              unsigned row, unsigned c, long long j, int Lo, float s, float& acc) {
+    const int E = (int)(g.pl > g.pr ? g.pl : g.pr) + 1;
+    if (j >= Lo || (j >= E && j < Lo - E)) return;
+    long long lo[4], hi[4];
+    const int m = copies(j, g, lo, hi);
+    float si = 0.f;
+    for (int q = 1; q < m; ++q)
+        add_copies<S, false, float>(gy, w, g, row / (unsigned)g.Cout, c, 0, lo[q], hi[q], s, acc, si);
+}
+
 // Four consecutive outputs t0+qb .. t0+qb+3 of a depthwise row from the staged input sm (the
 // tile's span) and the staged taps ws (scaled; reversed for grad_x), plus the bias br; grad_x
 // with a non-zero padding mode also adds the extra copies near the row ends. 16- or 8-byte stores
@@ -656,18 +669,9 @@ __device__ __forceinline__ void dw_out_quad(const float* sm, const float* ws, co
             for (int r = 0; r < 4; ++r) acc[r] = fma_ieee(win[r + k], wk, acc[r]);
         }
     }
-    if (BWD && g.mode != 0) {  // extra padding copies: only within max(pl, pr) + 1 of a row end
-        const int E = (int)(g.pl > g.pr ? g.pl : g.pr) + 1;
-        for (int r = 0; r < 4; ++r) {
-            const long long j = t0 + qb + r;
-            if (qb + r >= T || j >= Lo || (j >= E && j < Lo - E)) continue;
-            long long lo[4], hi[4];
-            const int m = copies(j, g, lo, hi);
-            float si = 0.f;
-            for (int q = 1; q < m; ++q)
-                add_copies<S, false, float>(in, w, g, row / (unsigned)g.Cout, c, 0, lo[q], hi[q], s, acc[r], si);
-        }
-    }
+    if (BWD && g.mode != 0)
+        for (int r = 0; r < 4; ++r)
+            if (qb + r < T) dw_add_copies<S>(in, w, g, row, c, t0 + qb + r, Lo, s, acc[r]);
     S* dst = out + (long long)row * Lo + t0 + qb;
     if (qb + 4 <= T && t0 + qb + 4 <= Lo && (((long long)row * Lo + t0 + qb) & 3) == 0) {
         store4<S>(dst, add_ieee(acc[0], br), add_ieee(acc[1], br), add_ieee(acc[2], br), add_ieee(acc[3], br));
@@ -715,7 +719,9 @@ __global__ void __launch_bounds__(128) dw_vec(const S* __restrict__ in, const S*
 
 // grad_w accumulation of one quad: acc[k] += sum_r gv[r] * win[r + k], win read from smx.
 template <int KMAX>
-__device__ __forceinline__ void dw_w_quad(const float gv[4], const float* smx, int K, float acc[KMAX]) {
+// Only the positions r of the bit mask `valid` (real grad_y positions of the tile) take part: a
+// zero stand-in for grad_y outside its row would turn an infinite x into a NaN.
+__device__ __forceinline__ void dw_w_quad(const float gv[4], const float* smx, int K, unsigned valid, float acc[KMAX]) {
     constexpr int NW = KMAX + 4;
     float win[NW];
     load_window<NW>(smx, K, win);
@@ -723,9 +729,18 @@ __device__ __forceinline__ void dw_w_quad(const float gv[4], const float* smx, i
     for (int k = 0; k < KMAX; ++k) {
         if (k < K) {
 #pragma unroll
-            for (int r = 0; r < 4; ++r) acc[k] = fma_ieee(gv[r], win[r + k], acc[k]);
+            for (int r = 0; r < 4; ++r)
+                if ((valid >> r) & 1u) acc[k] = fma_ieee(gv[r], win[r + k], acc[k]);
         }
     }
+}
+
+// Bit r set where 0 <= t + r < n and q + r < T (r < 4).
+__device__ __forceinline__ unsigned quad_mask(long long t, int n, int q, int T) {
+    unsigned m = 0u;
+#pragma unroll
+    for (int r = 0; r < 4; ++r) m |= (t + r >= 0 && t + r < n && q + r < T) ? (1u << r) : 0u;
+    return m;
 }
 
 // The block's sum of acc[k] over its threads in a fixed order (shuffle tree per warp, then the
@@ -789,7 +804,7 @@ __global__ void __launch_bounds__(128) dw_grad_w_vec(const S* __restrict__ gy, c
 #pragma unroll
             for (int r = 0; r < 4; ++r) gv[r] = (qb + r < T && t0 + qb + r < Lout) ? mul_ieee(to_acc(grow[t0 + qb + r]), s) : 0.f;
         }
-        dw_w_quad<KMAX>(gv, sm + qb, K, acc);
+        dw_w_quad<KMAX>(gv, sm + qb, K, quad_mask(t0 + qb, Lout, qb, T), acc);
     }
     __syncthreads();  // sm is reused for the per-warp results
     const unsigned n = row / C, c = row - n * C;
@@ -838,7 +853,7 @@ __global__ void __launch_bounds__(128) dw_bwd_vec(const S* __restrict__ gy, cons
         float gv[4];
 #pragma unroll
         for (int r = 0; r < 4; ++r) gv[r] = qb + r < T ? mul_ieee(sm[qb + r], sw) : 0.f;
-        dw_w_quad<KMAX>(gv, smx + qb, K, acc);
+        dw_w_quad<KMAX>(gv, smx + qb, K, quad_mask(t0 + d + qb, Lout, qb, T), acc);
     }
     if (threadIdx.x == 0) {  // grad_y positions outside every tile's share [d, tiles*T + d)
         auto add = [&](int t) {
@@ -859,6 +874,289 @@ __global__ void __launch_bounds__(128) dw_bwd_vec(const S* __restrict__ gy, cons
     __syncthreads();  // sm is reused for the per-warp results
     dw_w_partial<KMAX>(acc, sm, K, partial + ((long long)(n * tiles + tile) * C + c) * K);
 }
+
+// ---------------------------------------------------------------------------------------
+// Depthwise with few taps (K <= 4), stride 1, dilation 1, input rows of whole 16-byte vectors
+// (L a multiple of 8): register-window kernels, no shared-memory staging. A thread owns chunks
+// of 8 consecutive outputs (DWR_CHUNKS of them; a warp's lanes take consecutive chunks) whose
+// stores are whole aligned 16-byte vectors: chunks are aligned in the flat output array, so a
+// row whose start is not aligned (L_out = L + 3 for K = 4, padding 3) begins and ends with a
+// partial chunk. The window of 8 + K - 1 inputs a chunk needs starts anywhere: the thread loads
+// the NV aligned 16-byte vectors around it as raw 32-bit words (all its loads issued before any
+// use), shifts them by the runtime offset (two selects and a funnel shift per word), converts
+// the window to float once and computes the 8 outputs: per output K fused multiply-adds and one
+// bias add. Chunks that meet a row end (padding map, zeros, or a row boundary inside the chunk)
+// take a scalar path with the same operations in the same order. Sums: taps ascending (forward)
+// / descending (grad_x), then the bias (+0 without one): bitwise those of dw_vec / dw_bwd_vec.
+// Deterministic.
+#define DWR_CHUNKS 2
+
+// 16-byte vectors per window: enough for 8 + K - 1 elements at any offset below a vector.
+template <typename S, int K> struct Dwr {
+    static constexpr int VE = 16 / sizeof(S), NW = 8 + K - 1, NV = (VE - 1 + NW + VE - 1) / VE, WORDS = 4 * NV;
+};
+
+// A 16-bit pattern as float (exact).
+template <typename S> __device__ __forceinline__ float bits_to_float(unsigned h);
+template <> __device__ __forceinline__ float bits_to_float<__half>(unsigned h) {
+    return __half2float(__ushort_as_half((unsigned short)h));
+}
+template <> __device__ __forceinline__ float bits_to_float<bf16_t>(unsigned h) {
+    return __uint_as_float(h << 16);  // bfloat16 is the high half of a float
+}
+template <> __device__ __forceinline__ float bits_to_float<float>(unsigned h) { return __uint_as_float(h); }
+
+// The 16-byte vectors at src + A (A a multiple of VE) that hold elements e0 .. e0 + NW - 1, as
+// words: NV - 1 of them, or NV where the window reaches into the last (zeros in its place
+// otherwise; most rows need one vector less than the worst case).
+template <typename S, int K>
+__device__ __forceinline__ void load_vectors(const S* __restrict__ src, long long A, int e0, unsigned* wd) {
+    typedef Dwr<S, K> D;
+    const uint4* p = reinterpret_cast<const uint4*>(src + A);
+#pragma unroll
+    for (int v = 0; v < D::NV; ++v) {
+        const uint4 u = (v < D::NV - 1 || e0 + D::NW > (D::NV - 1) * D::VE) ? p[v] : make_uint4(0u, 0u, 0u, 0u);
+        wd[4 * v] = u.x; wd[4 * v + 1] = u.y; wd[4 * v + 2] = u.z; wd[4 * v + 3] = u.w;
+    }
+}
+
+// win[m] = element e0 + m (m < NW, 0 <= e0 < VE) of the elements held in wd: a barrel shift by
+// whole words (select by 2 words, then by 1) and, for 16-bit storage, by half a word (funnel shift).
+template <typename S, int K>
+__device__ __forceinline__ void shift_window(const unsigned* wd, int e0, float* win) {
+    typedef Dwr<S, K> D;
+    constexpr int EPW = 4 / sizeof(S);                  // elements per word
+    constexpr int NWW = (D::NW + EPW - 1) / EPW + EPW - 1;  // words before the half-word shift
+    const int ws = e0 / EPW;
+    unsigned b[NWW + 1], c[NWW];
+#pragma unroll
+    for (int q = 0; q < NWW + 1; ++q) b[q] = (ws & 2) ? wd[q + 2] : wd[q];
+#pragma unroll
+    for (int q = 0; q < NWW; ++q) c[q] = (ws & 1) ? b[q + 1] : b[q];
+    if constexpr (EPW == 1) {
+#pragma unroll
+        for (int m = 0; m < D::NW; ++m) win[m] = __uint_as_float(c[m]);
+    } else {
+        const unsigned sh = 16u * (unsigned)(e0 & 1);
+#pragma unroll
+        for (int q = 0; q < NWW - 1; ++q) {
+            const unsigned d = __funnelshift_r(c[q], c[q + 1], sh);
+            if (2 * q < D::NW) win[2 * q] = bits_to_float<S>(d & 0xffffu);
+            if (2 * q + 1 < D::NW) win[2 * q + 1] = bits_to_float<S>(d >> 16);
+        }
+    }
+}
+
+// Element i of a row of n through the padding map (MAP: x in the forward, SPEC §2) or zero
+// outside [0, n) (grad_y), as float.
+template <typename S, bool MAP>
+__device__ __forceinline__ float padded_elem(const S* __restrict__ row, int i, int n, const Geo& g) {
+    if (i >= 0 && i < n) return to_acc(row[i]);
+    if (!MAP || g.mode == 0 || i + g.pl < 0 || i + g.pl >= g.L + g.pl + g.pr) return 0.f;
+    // src_index in 32-bit arithmetic (rows < 2^31; no 64-bit division routine)
+    const int L = (int)g.L;
+    int j = g.mode == 1 ? (i < 0 ? -i : 2 * (L - 1) - i) : g.mode == 2 ? (i < 0 ? 0 : L - 1) : i % L;
+    if (j < 0) j += L;
+    return to_acc(row[j]);
+}
+
+// 8 outputs y[r] = sum_k win[r + k] * ws[k], k ascending (fused multiply-adds from zero).
+template <int K>
+__device__ __forceinline__ void chunk_conv(const float* win, const float* ws, float y[8]) {
+#pragma unroll
+    for (int r = 0; r < 8; ++r) {
+        float acc = 0.f;
+#pragma unroll
+        for (int k = 0; k < K; ++k) acc = fma_ieee(win[r + k], ws[k], acc);
+        y[r] = acc;
+    }
+}
+
+// y[0..8) at the aligned address p: one 16-byte store (16-bit storage) or two (float32).
+template <typename S> __device__ __forceinline__ void store8(S* p, const float y[8]) {
+    if constexpr (sizeof(S) == 4) {
+        store4<S>(p, y[0], y[1], y[2], y[3]);
+        store4<S>(p + 4, y[4], y[5], y[6], y[7]);
+    } else {
+        *reinterpret_cast<uint4*>(p) = make_uint4(pack2<S>(y[0], y[1]), pack2<S>(y[2], y[3]), pack2<S>(y[4], y[5]),
+                                                  pack2<S>(y[6], y[7]));
+    }
+}
+
+// Lane-consecutive chunk j of this thread within its tile: 8 * ((j * warps + warp) * 32 + lane).
+__device__ __forceinline__ int dwr_offset(int j) {
+    return 8 * ((j * (int)(blockDim.x >> 5) + (int)(threadIdx.x >> 5)) * 32 + (int)(threadIdx.x & 31));
+}
+
+// Forward: y[n, c, o] = sum_k xp[o + k] * (w[c, k] * s) + b[c] * s. Block: tile of T = 16 *
+// blockDim.x (<= 128) consecutive chunks' outputs of one row; chunk starts o0 = t0 - delta + 8m,
+// delta = (row * L_out) mod 8, so that the flat output index of every chunk is a multiple of 8.
+template <typename S, int K>
+__global__ void __launch_bounds__(128) dw_reg(const S* __restrict__ x, const S* __restrict__ w,
+                                              const S* __restrict__ b, S* __restrict__ y, GEO_ARGS, double scale) {
+    GEO_MAKE
+    typedef Dwr<S, K> D;
+    const int L = (int)g.L, Lout = (int)g.Lout, pl = (int)g.pl, T = 8 * DWR_CHUNKS * (int)blockDim.x;
+    const unsigned tiles = (unsigned)((Lout + 7 + T - 1) / T);
+    const unsigned row = blockIdx.x / tiles, c = row % (unsigned)g.Cout;
+    const int delta = (int)(((long long)row * Lout) & 7);
+    const int t0 = (int)(blockIdx.x - row * tiles) * T - delta;
+    const long long xend = g.N * g.Cout * g.L;  // elements of x
+    const S* xr = x + (long long)row * L;
+    unsigned wd[DWR_CHUNKS][D::WORDS];
+    bool fast[DWR_CHUNKS];
+    int e0[DWR_CHUNKS];
+#pragma unroll
+    for (int j = 0; j < DWR_CHUNKS; ++j) {  // every load first
+        const int o0 = t0 + dwr_offset(j), i0 = o0 - pl;  // outputs o0..o0+7 read x[i0 .. i0 + NW)
+        const long long A = ((long long)row * L + i0) & ~(long long)(D::VE - 1);
+        e0[j] = (int)((long long)row * L + i0 - A);
+        fast[j] = o0 >= 0 && o0 + 8 <= Lout && i0 >= 0 && i0 + D::NW <= L && A + D::NV * D::VE <= xend;
+        if (fast[j]) load_vectors<S, K>(x, A, e0[j], wd[j]);
+    }
+    const float s = (float)scale;
+    float ws[K];
+#pragma unroll
+    for (int k = 0; k < K; ++k) ws[k] = mul_ieee(to_acc(w[(long long)c * K + k]), s);
+    const float br = b ? mul_ieee(to_acc(b[c]), s) : 0.f;
+    S* yr = y + (long long)row * Lout;
+#pragma unroll
+    for (int j = 0; j < DWR_CHUNKS; ++j) {
+        const int o0 = t0 + dwr_offset(j);
+        if (fast[j]) {
+            float win[D::NW], out[8];
+            shift_window<S, K>(wd[j], e0[j], win);
+            chunk_conv<K>(win, ws, out);
+#pragma unroll
+            for (int r = 0; r < 8; ++r) out[r] = add_ieee(out[r], br);
+            store8<S>(yr + o0, out);
+        } else {
+            for (int r = 0; r < 8; ++r) {
+                const int o = o0 + r;
+                if (o < 0 || o >= Lout) continue;
+                float acc = 0.f;
+#pragma unroll
+                for (int k = 0; k < K; ++k) acc = fma_ieee(padded_elem<S, true>(xr, o - pl + k, L, g), ws[k], acc);
+                yr[o] = from_acc<S>(add_ieee(acc, br));
+            }
+        }
+    }
+}
+
+// Backward in one pass, 0 <= pl < K (so PG = K - 1 - pl >= 0): block = tile of T grad_x
+// positions of one row (aligned: L is a multiple of 8); per chunk o0 .. o0+7:
+// grad_x[o0 + r] = sum_k' gy[o0 + r - PG + k'] * (w[K-1-k'] * s_gx) (k' ascending, then +0: dw_vec's
+// sums; the extra padded copies near the row ends are added by dw_bwd_edges afterwards), and
+// grad_w's share sum_t (gy[t] * s_gw) * xp[t - pl + k] over t = o0 + r < L_out (the last chunk of a
+// row also takes t in [L, L_out)), summed over the thread's chunks in order, a fixed shuffle tree
+// per warp and the warps in order: partial[(n * tiles + tile) * C + c][k]. conv_grad_w_final sums
+// the partials in a fixed order. Deterministic.
+template <typename S, int K>
+__global__ void __launch_bounds__(128) dw_reg_bwd(const S* __restrict__ gy, const S* __restrict__ w,
+                                                  const S* __restrict__ x, S* __restrict__ gx,
+                                                  float* __restrict__ partial, GEO_ARGS, double s_gx, double s_gw) {
+    __shared__ float red[4 * K];
+    GEO_MAKE
+    typedef Dwr<S, K> D;
+    const int L = (int)g.L, Lout = (int)g.Lout, pl = (int)g.pl, PG = K - 1 - pl, T = 8 * DWR_CHUNKS * (int)blockDim.x;
+    const unsigned tiles = (unsigned)((L + T - 1) / T), C = (unsigned)g.Cout;
+    const unsigned row = blockIdx.x / tiles, tile = blockIdx.x - row * tiles;
+    const unsigned n = row / C, c = row - n * C;
+    const int t0 = (int)tile * T;
+    const long long xend = g.N * g.Cout * g.L, gend = g.N * g.Cout * g.Lout;
+    const S* gr = gy + (long long)row * Lout;
+    const S* xr = x + (long long)row * L;
+    unsigned gwd[DWR_CHUNKS][D::WORDS], xwd[DWR_CHUNKS][D::WORDS];
+    bool fast[DWR_CHUNKS];
+    int eg[DWR_CHUNKS], ex[DWR_CHUNKS];
+#pragma unroll
+    for (int j = 0; j < DWR_CHUNKS; ++j) {
+        const int o0 = t0 + dwr_offset(j), g0 = o0 - PG, i0 = o0 - pl;
+        const long long Ag = ((long long)row * Lout + g0) & ~(long long)(D::VE - 1);
+        const long long Ax = ((long long)row * L + i0) & ~(long long)(D::VE - 1);
+        eg[j] = (int)((long long)row * Lout + g0 - Ag);
+        ex[j] = (int)((long long)row * L + i0 - Ax);
+        fast[j] = o0 < L && g0 >= 0 && g0 + D::NW <= Lout && i0 >= 0 && i0 + D::NW <= L &&
+                  Ag + D::NV * D::VE <= gend && Ax + D::NV * D::VE <= xend;
+        if (fast[j]) {
+            load_vectors<S, K>(gy, Ag, eg[j], gwd[j]);
+            load_vectors<S, K>(x, Ax, ex[j], xwd[j]);
+        }
+    }
+    const float sx = (float)s_gx, sw = (float)s_gw;
+    float ws[K], acc[K];
+#pragma unroll
+    for (int k = 0; k < K; ++k) {
+        ws[k] = mul_ieee(to_acc(w[(long long)c * K + K - 1 - k]), sx);
+        acc[k] = 0.f;
+    }
+    S* gxr = gx + (long long)row * L;
+#pragma unroll
+    for (int j = 0; j < DWR_CHUNKS; ++j) {
+        const int o0 = t0 + dwr_offset(j);
+        if (o0 >= L) continue;
+        float gwin[D::NW], xwin[D::NW], out[8];
+        if (fast[j]) {
+            shift_window<S, K>(gwd[j], eg[j], gwin);
+            shift_window<S, K>(xwd[j], ex[j], xwin);
+        } else {
+#pragma unroll
+            for (int m = 0; m < D::NW; ++m) {  // unrolled: the windows stay in registers
+                gwin[m] = padded_elem<S, false>(gr, o0 - PG + m, Lout, g);
+                xwin[m] = padded_elem<S, true>(xr, o0 - pl + m, L, g);
+            }
+        }
+        chunk_conv<K>(gwin, ws, out);
+#pragma unroll
+        for (int r = 0; r < 8; ++r) out[r] = add_ieee(out[r], 0.f);
+        store8<S>(gxr + o0, out);
+#pragma unroll
+        for (int r = 0; r < 8; ++r) {
+            if (o0 + r < Lout) {  // grad_w: gy[o0 + r] is window position PG + r
+                const float gs = mul_ieee(gwin[PG + r], sw);
+#pragma unroll
+                for (int k = 0; k < K; ++k) acc[k] = fma_ieee(gs, xwin[r + k], acc[k]);
+            }
+        }
+        if (o0 + 8 == L)  // grad_y positions past L (L_out > L)
+            for (int t = L; t < Lout; ++t) {
+                const float gs = mul_ieee(to_acc(gr[t]), sw);
+#pragma unroll
+                for (int k = 0; k < K; ++k) acc[k] = fma_ieee(gs, padded_elem<S, true>(xr, t - pl + k, L, g), acc[k]);
+            }
+    }
+    dw_w_partial<K>(acc, red, K, partial + ((long long)(n * tiles + tile) * C + c) * K);
+}
+
+// grad_x near the row ends after dw_reg_bwd, for a non-zero padding mode: one thread per position
+// j within E = max(pl, pr) + 1 of either end recomputes dw_reg_bwd's sum (the same operations in
+// the same order, grad_y zero outside its row) and adds the extra padded copies of x[j].
+template <typename S>
+__global__ void dw_bwd_edges(const S* __restrict__ gy, const S* __restrict__ w, S* __restrict__ gx, GEO_ARGS,
+                             double s_gx) {
+    GEO_MAKE
+    const int K = (int)g.K, L = (int)g.L, Lout = (int)g.Lout, PG = K - 1 - (int)g.pl;
+    const int E = (int)(g.pl > g.pr ? g.pl : g.pr) + 1, nE = 2 * E < L ? 2 * E : L;
+    const long long idx = (long long)blockIdx.x * blockDim.x + threadIdx.x;
+    if (idx >= g.N * g.Cout * nE) return;
+    const unsigned row = (unsigned)(idx / nE), c = row % (unsigned)g.Cout;
+    const int q = (int)(idx - (long long)row * nE), j = (q < E || nE == L) ? q : L - nE + q;
+    const float s = (float)s_gx;
+    float acc = 0.f;
+    for (int k = 0; k < K; ++k) {
+        const float v = padded_elem<S, false>(gy + (long long)row * Lout, j - PG + k, Lout, g);
+        acc = fma_ieee(v, mul_ieee(to_acc(w[(long long)c * K + K - 1 - k]), s), acc);
+    }
+    dw_add_copies<S>(gy, w, g, row, c, j, L, s, acc);
+    gx[(long long)row * L + j] = from_acc<S>(add_ieee(acc, 0.f));
+}
+
+#define DWR_INST1(S, K) \
+    template __global__ void dw_reg<S, K>(const S*, const S*, const S*, S*, GEO_TYPES, double); \
+    template __global__ void dw_reg_bwd<S, K>(const S*, const S*, const S*, S*, float*, GEO_TYPES, double, double);
+#define INSTANTIATE_DWR(S) \
+    template __global__ void dw_bwd_edges<S>(const S*, const S*, S*, GEO_TYPES, double); \
+    DWR_INST1(S, 1) DWR_INST1(S, 2) DWR_INST1(S, 3) DWR_INST1(S, 4)
 
 #define INSTANTIATE_DW(S) \
     template __global__ void dw_bwd_vec<S, 4>(const S*, const S*, const S*, S*, float*, GEO_TYPES, double, double, int); \

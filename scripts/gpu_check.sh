@@ -9,10 +9,11 @@ U="python3 -m usconv_ref.cli"
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader
 python3 -c 'import torch, cupy; print("torch", torch.__version__, "cuDNN", torch.backends.cudnn.version(), "cupy", cupy.__version__)'
 step() { echo; echo "=== $*"; }
-STEPS=${STEPS:-cupy,mma,pytest,torch,det,memcheck,racecheck,bench,ncu}   # choose with STEPS=cupy,bench ...
+STEPS=${STEPS:-cupy,mma,dw,pytest,torch,det,memcheck,racecheck,bench,ncu}   # choose with STEPS=cupy,bench ...
 on() { [[ ",$STEPS," == *",$1,"* ]]; }
 on cupy && { step "cupy conformance (all cases, determinism)";     $U check --backend cupy -q --report "$OUT/cupy.json" > "$OUT/cupy.txt"; grep -E "^cupy|^FAIL|^ERROR|^    [a-z_]+ \[" "$OUT/cupy.txt" | cut -c1-200 | head -n 30; }
 on mma && { step "tensor-core forward: random cases against torch float64"; python3 scripts/gpu_mma_check.py > "$OUT/mma.txt"; tail -n 1 "$OUT/mma.txt"; }
+on dw && { step "register-window depthwise kernels: bitwise against the staged ones, grad_w against torch float64; times"; (cd scripts && python3 gpu_dw_check.py > "$OUT/dw.txt"); echo "exit $?"; grep -v " ok$" "$OUT/dw.txt"; }
 on pytest && { step "pytest: GPU conformance tests"; python3 -m pytest -q -p no:cacheprovider tests/test_conformance.py -k "cupy or cuda" 2>&1 | tail -n 2; }
 on torch && { step "torch-cuda default (TF32 on, declared tf32)";   $U check --backend torch-cuda -q --report "$OUT/torch_cuda.json" > "$OUT/torch.txt"; grep -E "^torch|^FAIL|^ERROR|^    [a-z_]+ \[" "$OUT/torch.txt" | cut -c1-200 | head -n 30; }
 on torch && { step "torch-cuda[declare=fp32] with TF32 on: must fail on fp32 dense";
@@ -24,14 +25,16 @@ on memcheck && { step "compute-sanitizer memcheck (subset)";
 compute-sanitizer --tool memcheck --error-exitcode 9 python3 -m usconv_ref.cli check --backend cupy -q --no-determinism --filter '[pd][aw]*' > "$OUT/memcheck.log" 2>&1
 echo "memcheck exit: $? (0 = clean; 9 = errors found)"; tail -n 4 "$OUT/memcheck.log"
 compute-sanitizer --tool memcheck --error-exitcode 9 python3 scripts/gpu_mma_check.py > "$OUT/memcheck_mma.log" 2>&1
-echo "memcheck (tensor-core cases) exit: $?"; tail -n 2 "$OUT/memcheck_mma.log"; }
+echo "memcheck (tensor-core cases) exit: $?"; tail -n 2 "$OUT/memcheck_mma.log"
+(cd scripts && compute-sanitizer --tool memcheck --error-exitcode 9 python3 gpu_dw_check.py --no-time > "$OUT/memcheck_dw.log" 2>&1)
+echo "memcheck (register-window depthwise cases) exit: $?"; tail -n 2 "$OUT/memcheck_dw.log"; }
 on bench && { step "benchmark"; python3 scripts/gpu_bench.py --out "$OUT/bench.json"; }
-on ncu && { step "ncu: depthwise fp32 forward kernel"; ncu --kernel-name regex:dw_vec --launch-count 1 --section SpeedOfLight --section Occupancy --section LaunchStats python3 scripts/gpu_bench.py --quick 2>&1 | grep -E "Duration|Throughput|Occupancy|Registers|Shared Memory|Block Size|Grid Size|Waves" | head -n 30; }
+on ncu && { step "ncu: depthwise fp32 forward kernel"; ncu --kernel-name regex:dw_reg --launch-count 1 --section SpeedOfLight --section Occupancy --section LaunchStats python3 scripts/gpu_bench.py --quick 2>&1 | grep -E "Duration|Throughput|Occupancy|Registers|Shared Memory|Block Size|Grid Size|Waves" | head -n 30; }
 on racecheck && { step "compute-sanitizer racecheck (tiled kernels use shared memory)"
 compute-sanitizer --tool racecheck --error-exitcode 9 python3 -m usconv_ref.cli check --backend cupy -q --no-determinism --filter 'dw.*' > "$OUT/racecheck.log" 2>&1
 echo "racecheck exit: $? (0 = clean; 9 = hazards found)"; tail -n 4 "$OUT/racecheck.log"
 compute-sanitizer --tool racecheck --error-exitcode 9 python3 scripts/gpu_mma_check.py > "$OUT/racecheck_mma.log" 2>&1
 echo "racecheck (tensor-core cases) exit: $?"; tail -n 2 "$OUT/racecheck_mma.log"; }
-on ncu2 && { step "ncu: dw_vec on K31 fp32 and K4 fp16 (details)";
+on ncu2 && { step "ncu: dw_vec on K31 fp32, dw_reg on K4 fp16 (details)";
 ncu --kernel-name regex:dw_vec --launch-skip 0 --launch-count 1 --section SpeedOfLight --section WarpStateStats --section ComputeWorkloadAnalysis --section MemoryWorkloadAnalysis --section LaunchStats --section Occupancy python3 scripts/gpu_one.py K31 2>&1 | grep -E "Duration|Throughput|Registers|Stall|Warp Cycles|Issue|Executed Ipc|Achieved Occupancy|Local|Spill" | head -n 40
-ncu --kernel-name regex:dw_vec --launch-count 1 --section SpeedOfLight --section WarpStateStats --section LaunchStats python3 scripts/gpu_one.py fp16 2>&1 | grep -E "Duration|Throughput|Registers|Stall|Warp Cycles|Issue|Executed Ipc" | head -n 30; }
+ncu --kernel-name regex:dw_reg --launch-count 1 --section SpeedOfLight --section WarpStateStats --section MemoryWorkloadAnalysis --section LaunchStats --section Occupancy python3 scripts/gpu_one.py fp16 2>&1 | grep -E "Duration|Throughput|Registers|Stall|Warp Cycles|Issue|Executed Ipc|Achieved Occupancy|Local|Spill|Hit" | head -n 40; }

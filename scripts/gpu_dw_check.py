@@ -1,0 +1,136 @@
+#!/usr/bin/env python
+"""Checks of the register-window depthwise kernels (dw_reg forward, dw_reg_bwd + dw_bwd_edges
+backward; K <= 4) beyond the golden catalog, on the GPU:
+
+- y and grad_x bitwise equal to the staged kernels they replace (dw_vec / dw_bwd_vec: the same
+  sums in the same order; those pass the conformance suite), NaN and infinity included;
+- grad_w (a different summation order) against torch in float64 with the float32-accumulation
+  bound ``n*2**-23*bnd + u_out*|ref|*(1+u_out)`` (bnd: the same sums over |grad_y|, |x|), for the
+  new and the old kernels;
+over float16/bfloat16/float32, every K <= 4 and left padding 0..K-1, the four padding modes, row
+lengths from one chunk to several tiles (ragged last tiles), with and without bias; then the
+time of new and old kernels on the benchmark's K4 configurations in the same run.
+Prints one line per case; exit status 1 on any failure.
+
+    python scripts/gpu_dw_check.py [--no-time]
+"""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+MODES = ("zeros", "reflect", "replicate", "circular")
+LENGTHS = (8, 4099, 16, 40, 257, 264, 1032, 2056, 4096, 12)
+
+
+def cases():
+    """(dtype, N, C, L, K, padding, mode, bias, special): every K <= 4 with each symmetric
+    padding 0..K, 'same' and 'valid', rotating over padding modes and row lengths (aligned and
+    not: the forward takes any; the backward's register kernel needs L % 8 == 0 and pl < K)."""
+    i = 0
+    for dt in ("float16", "bfloat16", "float32"):
+        for K in range(1, 5):
+            for padding in list(range(K + 1)) + ["same", "valid"]:
+                L = LENGTHS[i % len(LENGTHS)]
+                yield dt, 1 + i % 3, 2 + i % 5, L, K, padding, MODES[i % 4], i % 2 == 0, i % 7 == 3
+                i += 1
+
+
+def main(argv=None):
+    import cupy
+    import numpy as np
+    import torch
+    import torch.nn.functional as F
+    import backends
+    from usconv_ref.dtypes import case_dtype
+    from usconv_ref.scaling import exact_unit_scales
+    from usconv_ref.spec import Conv1dSpec, resolve_geometry
+    new = backends.get("cupy")
+    old = backends.get("cupy")
+    old._dwr_threads = lambda *a, **k: None  # this instance keeps the staged kernels
+    tdt = {"float16": torch.float16, "bfloat16": torch.bfloat16, "float32": torch.float32}
+
+    def as_cp(t):
+        return cupy.asarray(t.view(torch.int16)).view(cupy.uint16) if t.dtype == torch.bfloat16 else cupy.asarray(t)
+
+    def bits(a):
+        return cupy.asnumpy(a).view(np.uint16 if a.dtype.itemsize == 2 else np.uint32)
+
+    def as_t(a, dt):
+        t = torch.as_tensor(a.view(cupy.int16) if dt == "bfloat16" else a, device="cuda")
+        return (t.view(torch.bfloat16) if dt == "bfloat16" else t).double()
+
+    bad = 0
+    for n_case, (dt, N, C, L, K, padding, mode, bias, special) in enumerate(cases()):
+        cd = case_dtype(dt)
+        spec = Conv1dSpec(groups=C, padding=padding, padding_mode=mode if padding != "valid" else "zeros")
+        xs, ws = (N, C, L), (C, 1, K)
+        geo = resolve_geometry(xs, ws, None, spec)
+        pl, pr = geo.pl, geo.pr
+        g = torch.Generator(device="cuda").manual_seed(n_case)
+        x = torch.randn(xs, device="cuda", generator=g).to(tdt[dt])
+        w = torch.randn(ws, device="cuda", generator=g).to(tdt[dt])
+        b = torch.randn((C,), device="cuda", generator=g).to(tdt[dt]) if bias else None
+        gy = torch.randn((N, C, geo.L_out), device="cuda", generator=g).to(tdt[dt])
+        if special:  # non-finite values at a row start, the middle and a row end
+            x[0, 0, 0], x[0, -1, L // 2], x[-1, -1, L - 1] = float("inf"), float("nan"), -float("inf")
+        dx, dw, db, dgy = as_cp(x), as_cp(w), None if b is None else as_cp(b), as_cp(gy)
+        assert new._dwr_threads(cd, geo, spec, (dx,)) is not None, (dt, K, pl, L)
+        y1 = new.forward_device(cd, xs, ws, spec, dx, dw, db)
+        y0 = old.forward_device(cd, xs, ws, spec, dx, dw, db)
+        ok_y = bool((bits(y1) == bits(y0)).all())
+        line = f"{dt:9s} N{N} C{C} L{L} K{K} pad {padding!s:5s} ({pl},{pr}) {spec.padding_mode:9s}{' bias' if bias else ''}" \
+               f"{' inf/nan' if special else ''}: y {'bitwise' if ok_y else 'DIFFERS'}"
+        ok = ok_y
+        if new._dwr_threads(cd, geo, spec, (dx,), bwd=True) is not None:
+            gx1, gw1, _ = new.backward_device(cd, xs, ws, spec, dgy, dx, dw, False)
+            gx0, gw0, _ = old.backward_device(cd, xs, ws, spec, dgy, dx, dw, False)
+            ok_x = bool((bits(gx1) == bits(gx0)).all())
+            sc = exact_unit_scales(geo, spec)
+            s = float(np.float32(sc.grad_weight))
+            m = spec.padding_mode
+            xp = F.pad(x.double(), (pl, pr), mode=m if m != "zeros" else "constant")
+            xu = xp.unfold(2, K, 1)  # (N, C, L_out, K)
+            ref = torch.einsum("nct,nctk->ck", gy.double() * s, xu)
+            bnd = torch.einsum("nct,nctk->ck", (gy.double() * s).abs(), xu.abs())
+            u_out = {"float16": 2.0**-11, "bfloat16": 2.0**-8, "float32": 2.0**-24}[dt]
+            lim = (N * geo.L_out + 1) * 2.0**-23 * bnd + u_out * (1 + u_out) * ref.abs() + 2.0**-126
+            ratios = []
+            for gw in (gw1, gw0):
+                got = as_t(gw, dt).reshape(C, K)
+                fin = torch.isfinite(ref)
+                same_nonfinite = bool((torch.isnan(got) == torch.isnan(ref)).all()) and bool(
+                    (got[torch.isinf(ref)] == ref[torch.isinf(ref)]).all())
+                err = (got - ref).abs()[fin]
+                ratios.append(float((err / lim[fin]).max()) if fin.any() else 0.0)
+                ok_w = bool((err <= lim[fin]).all()) and same_nonfinite
+                ok &= ok_w
+            ok &= ok_x
+            line += f", grad_x {'bitwise' if ok_x else 'DIFFERS'}, grad_w err/bound new {ratios[0]:.3f} old {ratios[1]:.3f}"
+        bad += not ok
+        print(line + (" ok" if ok else " FAIL"), flush=True)
+    print("dw_reg checks:", "all passed" if not bad else f"{bad} FAILED", flush=True)
+    if "--no-time" not in (argv or sys.argv[1:]):
+        from gpu_bench import timeit
+        for dt in ("float32", "float16", "bfloat16"):
+            for N, C, L in ((16, 2048, 4096), (8, 4096, 2048)):
+                cd, xs, ws = case_dtype(dt), (N, C, L), (C, 1, 4)
+                spec = Conv1dSpec(groups=C, padding=3)
+                x = as_cp(torch.randn(xs, device="cuda").to(tdt[dt]))
+                w = as_cp(torch.randn(ws, device="cuda").to(tdt[dt]))
+                gy = as_cp(torch.randn((N, C, L + 3), device="cuda").to(tdt[dt]))  # L_out = L + 3
+                t = {}
+                for name, be in (("new", new), ("old", old)):
+                    t[name] = (timeit(lambda: be.forward_device(cd, xs, ws, spec, x, w, None)),
+                               timeit(lambda: be.backward_device(cd, xs, ws, spec, gy, x, w, False), reps=10))
+                print(f"time dw N{N} C{C} L{L} K4 pad 3 {dt:9s}: fwd new {t['new'][0]:.3f} old {t['old'][0]:.3f} ms; "
+                      f"bwd new {t['new'][1]:.3f} old {t['old'][1]:.3f} ms", flush=True)
+                del x, w, gy
+                cupy.get_default_memory_pool().free_all_blocks()
+    return 1 if bad else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
