@@ -427,3 +427,26 @@ def test_truncation_never_overflows_a_finite_result(monkeypatch):
     got = Fraction(float(y[0, 0, 0]))
     ulp = Fraction(2) ** (int(np.frexp(y[0, 0, 0])[1]) - 53)
     assert (got - ulp / 2) ** 2 * 8 <= exact**2 <= (got + ulp / 2) ** 2 * 8
+
+
+@pytest.mark.parametrize("workers", [1, 3])
+def test_depthwise_grad_weight_blocks_on_threads(workers, monkeypatch):
+    """Depthwise grad_w and grad_b sum their (batch, group) blocks on ``fast._WORKERS`` threads,
+    each into its own buffers (added at the end): bit for bit the term-list engine's results,
+    complete and truncated plans (incl. the whole-block recomputation), many small blocks."""
+    from usconv_ref import fast
+    monkeypatch.setattr(fast, "_WORKERS", workers)
+    monkeypatch.setattr(sliced, "_BLOCK", 5)
+    for trunc in (False, True):
+        if trunc:
+            seen = _record_plans(monkeypatch)
+        for gi in (2, 4):
+            for seed, (dtype, dataset) in enumerate([("float64", "normal"), ("float64", "cancel"),
+                                                     ("complex128", "sparse"), ("float32", "large")]):
+                cd, spec, x, w, b = _case(GEOMETRIES[gi], dtype, dataset, seed + 30, bias=True)
+                assert _both(cd, spec, x, w, b, seed) == 4
+        if trunc:
+            assert any(p is not None and p.truncated for p, _ in seen)
+    monkeypatch.setattr(sliced, "_limit", lambda rows, passes: 0)
+    cd, spec, x, w, b = _case(GEOMETRIES[4], "float64", "cancel", 40, bias=True)
+    _both(cd, spec, x, w, b, 0)
