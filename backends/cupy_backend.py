@@ -51,8 +51,15 @@ TARGET_THREADS = 1 << 17  # grad_w: split long (n, t) reductions until about thi
 DW_KMAX = (4, 8, 16, 32, 64)  # dw_vec instantiations (taps unrolled up to KMAX)
 DW_TYPES = ("__half", "bf16_t", "float")
 DW_BLOCK = 128  # dw_vec threads per block; 8 outputs each
+DW_GRAD_W_PER = 32  # dw_grad_w_vec: outputs per thread (a block's K-value reduction amortized over more)
 DWR_KMAX = 4  # dw_reg / dw_reg_bwd (register windows, no staging): K <= DWR_KMAX
 DWR_BLOCK = 128  # their most threads per block; 16 outputs each
+DWL_KMAXES = (8, 16, 32, 64)  # dw_long instantiations (taps unrolled up to KMAX)
+# The forward takes dw_long up to 16 taps only: beyond, the staged dw_vec is faster (H100, N8 C1024
+# L4096: K9 fp32 0.114 vs 0.132 ms, K31 0.215 vs 0.175, K64 fp16 0.76 vs 0.27); grad_x takes it
+# wherever the backward is not fused (K31 fp32 backward 0.68 -> 0.53 ms, K64 fp16 1.25 -> 1.18).
+DWL_FWD_KMAX = 16
+DWL_KMAX = DWL_KMAXES[-1]  # dw_long (register windows slid in groups of 8, taps in blocks of 8): DWR_KMAX < K <= DWL_KMAX
 DW_FUSED_KMAX = 16  # dw_bwd_vec (grad_x and grad_w in one pass) up to this many taps; beyond, its
 # registers spill (H100: K31 fwd+bwd 0.87 -> 1.32 ms, K64 1.57 -> 6.4 ms) and two kernels are faster
 GEMM_TYPES = ("__half", "bf16_t", "float", "double")  # conv_fwd_gemm: real storage types
@@ -75,6 +82,7 @@ def module_source():
     names += [f"dw_bwd_vec<{t}, {km}>" for t in DW_TYPES for km in DW_KMAX if km <= DW_FUSED_KMAX]
     names += [f"{kern}<{t}, {k}>" for kern in ("dw_reg", "dw_reg_bwd") for t in DW_TYPES
               for k in range(1, DWR_KMAX + 1)] + [f"dw_bwd_edges<{t}>" for t in DW_TYPES]
+    names += [f"dw_long<{t}, {k}, {b}>" for t in DW_TYPES for k in DWL_KMAXES for b in ("false", "true")]
     names += [f"conv_fwd_gemm<{t}>" for t in GEMM_TYPES]
     names += [f"conv_fwd_mma<{t}>" for t in MMA_TYPES.values()] + ["pack_x", "pack_w"]
     names += [f"{k}<{e}>" for e, _ in DMMA.values() for k in ("pack_x_wide", "pack_w_wide")]
@@ -168,14 +176,35 @@ class CupyBackend(Backend):
         tiles = -(-span // (16 * DWR_BLOCK))
         return -(-span // (16 * 32 * tiles)) * 32  # balanced: no nearly empty last tile (L_out = L + 3)
 
+    @staticmethod
+    def _dwl_threads(cd, geo, spec, arrays, length):
+        """Threads per block of dw_long (depthwise, DWR_KMAX < K <= DWL_KMAX, stride 1, dilation
+        1, real 16/32-bit storage, 16-byte aligned arrays; 8 outputs a thread) over rows of
+        ``length`` outputs, or None."""
+        if not (geo.Cg == 1 and geo.Og == 1 and spec.stride == 1 and spec.dilation == 1):
+            return None
+        if cd.name not in ("float16", "bfloat16", "float32") or not DWR_KMAX < geo.K <= DWL_KMAX:
+            return None
+        if geo.L_pad >= 2**31 or geo.N * geo.C_out * geo.L_out == 0 or any(a.data.ptr % 16 for a in arrays):
+            return None
+        span = length + 7
+        tiles = -(-span // (8 * DWR_BLOCK))
+        return -(-span // (8 * 32 * tiles)) * 32
+
+    def _launch_dwl(self, cd, geo, nt, bwd, length, *args):
+        tiles = -(-(length + 7) // (8 * nt))  # the kernel's count
+        kmax = next(k for k in DWL_KMAXES if geo.K <= k)
+        fn = self.module().get_function(f"dw_long<{STORAGE[cd.name][0]}, {kmax}, {'true' if bwd else 'false'}>")
+        fn((geo.N * geo.C_out * tiles,), (nt,), args)
+
     def _dwr_fn(self, kernel, cd, geo):
         return self.module().get_function(f"{kernel}<{STORAGE[cd.name][0]}, {geo.K}>")
 
     @staticmethod
-    def _dw_tiles(length):
+    def _dw_tiles(length, per=8):
         """``(tiles, T)``: tiles per row and their balanced length (a multiple of 4, at most
-        8 outputs per thread), so that no tile is nearly empty."""
-        tiles = -(-length // (DW_BLOCK * 8))
+        ``per`` outputs per thread), so that no tile is nearly empty."""
+        tiles = -(-length // (DW_BLOCK * per))
         return tiles, -(-(-(-length // tiles)) // 4) * 4
 
     def _launch_dw(self, cd, geo, kmax, bwd, length, *args):
@@ -281,6 +310,11 @@ class CupyBackend(Backend):
         self._dwr_fn("dw_reg_bwd", cd, geo)((geo.N * geo.C_out * tiles,), (nt,),
                                             (dgy, dw, dx, gx, partial, *gp, np.float64(s_gx), np.float64(s_gw)))
         self._launch("conv_grad_w_final", cd.name, E, partial, gw, np.int64(E), np.int64(geo.N * tiles))
+        self._launch_dw_edges(cd, geo, gp, dgy, dw, gx, s_gx)
+
+    def _launch_dw_edges(self, cd, geo, gp, dgy, dw, gx, s_gx):
+        """dw_bwd_edges after a register-window grad_x: the extra padded copies near the row
+        ends, for a non-zero padding mode."""
         if gp[11]:  # the padding mode (GEO_ARGS order): not zeros
             n = geo.N * geo.C_out * min(2 * (max(geo.pl, geo.pr) + 1), geo.L)
             fn = self.module().get_function(f"dw_bwd_edges<{STORAGE[cd.name][0]}>")
@@ -362,6 +396,10 @@ class CupyBackend(Backend):
             tiles = -(-(geo.L_out + 7) // (16 * nt))  # the kernel's tiles: rows start at any flat alignment
             self._dwr_fn("dw_reg", cd, geo)((geo.N * geo.C_out * tiles,), (nt,), (dx, dw, db, y, *gp, np.float64(s)))
             return y
+        nt = self._dwl_threads(cd, geo, spec, tuple(a for a in (dx, y, db) if a is not None), geo.L_out)
+        if nt is not None and geo.K <= DWL_FWD_KMAX:  # depthwise, more taps
+            self._launch_dwl(cd, geo, nt, False, geo.L_out, dx, dw, db, y, *gp, np.float64(s))
+            return y
         kmax = self._dw_kmax(cd, geo, spec)
         if kmax is not None:
             self._launch_dw(cd, geo, kmax, False, geo.L_out, dx, dw, db, y, *gp, np.float64(s))
@@ -402,6 +440,10 @@ class CupyBackend(Backend):
             self._launch_dwr_bwd(cd, geo, gp, nt, dgy, dx, dw, gx, gw, s_gx, s_gw)
         elif fused:  # depthwise, few taps: grad_x and grad_w's per-tile partial sums in one pass
             self._launch_dw_bwd(cd, geo, gp, kmax, dgy, dx, dw, gx, gw, s_gx, s_gw)
+        elif kmax is not None and self._dwl_threads(cd, geo, spec, (dgy, gx), geo.L) is not None:
+            self._launch_dwl(cd, geo, self._dwl_threads(cd, geo, spec, (dgy, gx), geo.L), True, geo.L, dgy, dw, None,
+                             gx, *gp, np.float64(s_gx))
+            self._launch_dw_edges(cd, geo, gp, dgy, dw, gx, s_gx)
         elif kmax is not None:
             self._launch_dw(cd, geo, kmax, True, geo.L, dgy, dw, None, gx, *gp, np.float64(s_gx))
         elif geo.Og <= SMALL_GROUP and smem <= SMEM_LIMIT and geo.L_pad < 2**31:
@@ -417,7 +459,7 @@ class CupyBackend(Backend):
             pass  # with grad_x above
         elif kmax is not None:  # depthwise: per-tile partial sums, then the fixed-order final sum
             import cupy
-            tiles, T = self._dw_tiles(geo.L_out)
+            tiles, T = self._dw_tiles(geo.L_out, DW_GRAD_W_PER)
             partial = cupy.empty(geo.N * tiles * E, np.float32)
             fn = self.module().get_function(f"dw_grad_w_vec<{STORAGE[cd.name][0]}, {kmax}>")
             fn((geo.N * geo.C_out * tiles,), (DW_BLOCK,), (dgy, dx, partial, *gp, np.float64(s_gw), np.int32(T)),

@@ -766,9 +766,9 @@ __device__ __forceinline__ void dw_w_partial(const float acc[KMAX], float* sm, i
     }
 }
 
-// Depthwise grad_w partial sums, stride 1, dilation 1: block = tile of T = 8 * blockDim.x
-// outputs of row (n, c); the tile's x span is staged as in the forward, each thread takes two
-// quads of grad_y (scaled) and accumulates sum_t gy[t] * xp[t + k] for every tap; then a fixed
+// Depthwise grad_w partial sums, stride 1, dilation 1: block = tile of T (up to 32 * blockDim.x)
+// outputs of row (n, c); the tile's x span is staged as in the forward, each thread takes up to
+// eight quads of grad_y (scaled; the more quads, the fewer K-value block reductions per output) and accumulates sum_t gy[t] * xp[t + k] for every tap; then a fixed
 // shuffle tree per warp and the 4 warps in order: partial[(n * tiles + tile) * C + c][k].
 // conv_grad_w_final sums the partials in a fixed order. Deterministic.
 template <typename S, int KMAX>
@@ -792,9 +792,7 @@ __global__ void __launch_bounds__(128) dw_grad_w_vec(const S* __restrict__ gy, c
     for (int k = 0; k < KMAX; ++k) acc[k] = 0.f;
     constexpr int NW = KMAX + 4;
     const S* grow = gy + (long long)row * Lout;
-    for (int rr = 0; rr < 2; ++rr) {
-        const int qb = (rr * (int)blockDim.x + (int)threadIdx.x) * 4;
-        if (qb >= T || t0 + qb >= Lout) break;
+    for (int qb = 4 * (int)threadIdx.x; qb < T && t0 + qb < Lout; qb += 4 * (int)blockDim.x) {  // T / (4 * blockDim) quads
         float gv[4];
         if (qb + 4 <= T && t0 + qb + 4 <= Lout && (((long long)row * Lout + t0 + qb) & 3) == 0) {
             load4<S>(grow + t0 + qb, gv);
@@ -1128,6 +1126,114 @@ __global__ void __launch_bounds__(128) dw_reg_bwd(const S* __restrict__ gy, cons
     dw_w_partial<K>(acc, red, K, partial + ((long long)(n * tiles + tile) * C + c) * K);
 }
 
+// Depthwise with many taps (K <= 64), stride 1, dilation 1: the register-window design of
+// dw_reg with the taps in blocks of 8 (scaled, in shared memory, read as broadcasts) and the
+// window slid over the input 8 elements at a time: group g = window elements 8g .. 8g+7, formed
+// from two 16-byte-aligned segments of the row by the runtime shift (or element by element
+// through the padding map near a row end); tap block b uses groups b and b + 1. Forward (BWD
+// false: x rows, padding map, bias) or grad_x (BWD: grad_y rows, zeros outside, taps reversed,
+// the extra padded copies added by dw_bwd_edges). Taps unrolled up to KMAX (8, 16, 32, 64), all
+// the window's segments loaded before any use. One chunk of 8 outputs a thread, chunks
+// aligned in the flat output as in dw_reg; chunks straddling a row boundary take the scalar
+// path. Same sums in the same order as dw_vec (taps ascending, then the bias): bitwise.
+template <typename S>
+__device__ __forceinline__ void load_segment(const S* __restrict__ src, long long A, unsigned* wd) {
+#pragma unroll
+    for (int v = 0; v < (int)sizeof(S) / 2; ++v) {  // 8 elements: one 16-byte vector, two for float32
+        const uint4 u = reinterpret_cast<const uint4*>(src + A)[v];
+        wd[4 * v] = u.x; wd[4 * v + 1] = u.y; wd[4 * v + 2] = u.z; wd[4 * v + 3] = u.w;
+    }
+}
+
+// Window group from two segments a (elements 0..7) and b (8..15) shifted by e0 (< VE): 8 floats.
+template <typename S>
+__device__ __forceinline__ void group_from(const unsigned* a, const unsigned* b, int e0, float* out) {
+    constexpr int SW = 8 * sizeof(S) / 4;  // words per segment
+    unsigned wd[2 * SW];
+#pragma unroll
+    for (int q = 0; q < SW; ++q) { wd[q] = a[q]; wd[SW + q] = b[q]; }
+    shift_window<S, 1>(wd, e0, out);  // NW = 8
+}
+
+template <typename S, int KMAX, bool BWD>
+__global__ void __launch_bounds__(128) dw_long(const S* __restrict__ in, const S* __restrict__ w,
+                                               const S* __restrict__ b, S* __restrict__ out, GEO_ARGS, double scale) {
+    constexpr int NB = KMAX / 8, SW = 8 * sizeof(S) / 4, VE = 16 / sizeof(S);
+    __shared__ __align__(16) float ws[KMAX];
+    GEO_MAKE
+    const int K = (int)g.K, nb = (K + 7) / 8, T = 8 * (int)blockDim.x;  // K <= KMAX
+    const int Lin = BWD ? (int)g.Lout : (int)g.L, Lo = BWD ? (int)g.L : (int)g.Lout;
+    const int lead = BWD ? K - 1 - (int)g.pl : (int)g.pl;  // window start = o - lead
+    const unsigned tiles = (unsigned)((Lo + 7 + T - 1) / T);
+    const unsigned row = blockIdx.x / tiles, c = row % (unsigned)g.Cout;
+    const int delta = (int)(((long long)row * Lo) & 7);
+    const int o0 = (int)(blockIdx.x - row * tiles) * T - delta + 8 * (int)threadIdx.x;
+    const int i0 = o0 - lead;  // window element m = input i0 + m, m < 8 * nb + 8
+    const long long F = (long long)row * Lin + i0, A = F & ~(long long)(VE - 1);
+    const long long iend = BWD ? g.N * g.Cout * g.Lout : g.N * g.Cout * g.L;
+    const bool whole = o0 >= 0 && o0 + 8 <= Lo;  // else the chunk straddles a row boundary
+    const bool fast = whole && i0 >= 0 && i0 + K + 7 <= Lin && A + 8LL * (nb + 2) <= iend;
+    unsigned seg[NB + 2][SW];
+    if (fast) {  // every segment of the window, loads issued before any use
+#pragma unroll
+        for (int q = 0; q < NB + 2; ++q)
+            if (q < nb + 2) load_segment<S>(in, A + 8 * q, seg[q]);
+    }
+    const float s = (float)scale;
+    for (int k = threadIdx.x; k < KMAX; k += blockDim.x)
+        ws[k] = k < K ? mul_ieee(to_acc(w[(long long)c * K + (BWD ? K - 1 - k : k)]), s) : 0.f;
+    __syncthreads();
+    const float br = (!BWD && b) ? mul_ieee(to_acc(b[c]), s) : 0.f;
+    const S* ir = in + (long long)row * Lin;
+    S* orow = out + (long long)row * Lo;
+    if (o0 + 8 <= 0 || o0 >= Lo) return;
+    if (!whole) {  // scalar, the same operations in the same order
+        for (int r = 0; r < 8; ++r) {
+            const int o = o0 + r;
+            if (o < 0 || o >= Lo) continue;
+            float acc = 0.f;
+            for (int k = 0; k < K; ++k) acc = fma_ieee(padded_elem<S, !BWD>(ir, o - lead + k, Lin, g), ws[k], acc);
+            orow[o] = from_acc<S>(add_ieee(acc, br));
+        }
+        return;
+    }
+    const int e0 = (int)(F - A);
+    float lo[8], hi[8], acc[8];
+#pragma unroll
+    for (int r = 0; r < 8; ++r) acc[r] = 0.f;
+    if (fast) group_from<S>(seg[0], seg[1], e0, lo);
+    else {
+#pragma unroll
+        for (int m = 0; m < 8; ++m) lo[m] = padded_elem<S, !BWD>(ir, i0 + m, Lin, g);
+    }
+#pragma unroll
+    for (int bk = 0; bk < NB; ++bk) {
+        if (bk < nb) {
+            if (fast) group_from<S>(seg[bk + 1], seg[bk + 2], e0, hi);
+            else {
+#pragma unroll
+                for (int m = 0; m < 8; ++m) hi[m] = padded_elem<S, !BWD>(ir, i0 + 8 * bk + 8 + m, Lin, g);
+            }
+            const float4 t0 = *reinterpret_cast<const float4*>(ws + 8 * bk);
+            const float4 t1 = *reinterpret_cast<const float4*>(ws + 8 * bk + 4);
+            const float tk[8] = {t0.x, t0.y, t0.z, t0.w, t1.x, t1.y, t1.z, t1.w};
+            const int kn = K - 8 * bk;  // taps of this block: 8, or fewer in the last
+#pragma unroll
+            for (int k = 0; k < 8; ++k) {
+                if (k < kn) {
+#pragma unroll
+                    for (int r = 0; r < 8; ++r) acc[r] = fma_ieee(r + k < 8 ? lo[r + k] : hi[r + k - 8], tk[k], acc[r]);
+                }
+            }
+#pragma unroll
+            for (int m = 0; m < 8; ++m) lo[m] = hi[m];
+        }
+    }
+#pragma unroll
+    for (int r = 0; r < 8; ++r) acc[r] = add_ieee(acc[r], br);
+    store8<S>(orow + o0, acc);
+}
+
 // grad_x near the row ends after dw_reg_bwd, for a non-zero padding mode: one thread per position
 // j within E = max(pl, pr) + 1 of either end recomputes dw_reg_bwd's sum (the same operations in
 // the same order, grad_y zero outside its row) and adds the extra padded copies of x[j].
@@ -1154,9 +1260,13 @@ __global__ void dw_bwd_edges(const S* __restrict__ gy, const S* __restrict__ w, 
 #define DWR_INST1(S, K) \
     template __global__ void dw_reg<S, K>(const S*, const S*, const S*, S*, GEO_TYPES, double); \
     template __global__ void dw_reg_bwd<S, K>(const S*, const S*, const S*, S*, float*, GEO_TYPES, double, double);
+#define DWL_INST1(S, KMAX) \
+    template __global__ void dw_long<S, KMAX, false>(const S*, const S*, const S*, S*, GEO_TYPES, double); \
+    template __global__ void dw_long<S, KMAX, true>(const S*, const S*, const S*, S*, GEO_TYPES, double);
 #define INSTANTIATE_DWR(S) \
     template __global__ void dw_bwd_edges<S>(const S*, const S*, S*, GEO_TYPES, double); \
-    DWR_INST1(S, 1) DWR_INST1(S, 2) DWR_INST1(S, 3) DWR_INST1(S, 4)
+    DWR_INST1(S, 1) DWR_INST1(S, 2) DWR_INST1(S, 3) DWR_INST1(S, 4) \
+    DWL_INST1(S, 8) DWL_INST1(S, 16) DWL_INST1(S, 32) DWL_INST1(S, 64)
 
 #define INSTANTIATE_DW(S) \
     template __global__ void dw_bwd_vec<S, 4>(const S*, const S*, const S*, S*, float*, GEO_TYPES, double, double, int); \

@@ -55,6 +55,10 @@ CONFIGS = [
     ("dw N16 C2048 L4096 K4", 16, 2048, 2048, 4096, 4, 2048, "float16", dict(padding=3), True),
     ("dw N16 C2048 L4096 K4", 16, 2048, 2048, 4096, 4, 2048, "bfloat16", dict(padding=3), True),
     ("dw N8 C4096 L2048 K4", 8, 4096, 4096, 2048, 4, 4096, "float32", dict(padding=3), True),
+    ("dw N16 C2048 L4096 K4 reflect", 16, 2048, 2048, 4096, 4, 2048, "float16", dict(padding=3, padding_mode="reflect"), True),
+    ("dw N16 C2048 L4096 K4 circular", 16, 2048, 2048, 4096, 4, 2048, "bfloat16", dict(padding=3, padding_mode="circular"), True),
+    ("dw N16 C2048 L4096 K3 same", 16, 2048, 2048, 4096, 3, 2048, "float32", dict(padding="same"), True),
+    ("dw N8 C1024 L4096 K9", 8, 1024, 1024, 4096, 9, 1024, "float32", dict(padding=4), True),
     ("dw N8 C1024 L4096 K31", 8, 1024, 1024, 4096, 31, 1024, "float32", dict(padding=15), True),
     ("dw N8 C1024 L4096 K64", 8, 1024, 1024, 4096, 64, 1024, "float16", dict(padding=32), True),
     ("dw N8 C1024 L4096 K9 dil2", 8, 1024, 1024, 4096, 9, 1024, "float32", dict(padding=8, dilation=2), True),
@@ -120,10 +124,15 @@ def main(argv=None):
 
         dx, dw = as_cp(xt), as_cp(wt)
         F = torch.nn.functional
-        pad = kw["padding"]
+        pad, mode = kw["padding"], kw.get("padding_mode", "zeros")
         torch.backends.cudnn.allow_tf32 = tf32
         sd = dict(stride=kw.get("stride", 1), dilation=kw.get("dilation", 1))
-        t_fwd = timeit(lambda: F.conv1d(xt, wt, None, padding=pad, groups=G, **sd))
+
+        def tconv(a, c):  # torch's way, as nn.Conv1d does it: F.pad for a non-zero padding mode
+            if mode != "zeros":
+                return F.conv1d(F.pad(a, (pad, pad), mode=mode), c, None, groups=G, **sd)
+            return F.conv1d(a, c, None, padding=pad, groups=G, **sd)
+        t_fwd = timeit(lambda: tconv(xt, wt))
         fwd = lambda: cp.forward_device(cd, xs, ws, spec, dx, dw, None)  # noqa: E731
         slow = timeit(fwd, reps=1, warmup=1, inner=1) > 20  # ms: few samples of slow kernels
         c_fwd = timeit(fwd, reps=3 if slow else 20, inner=1 if slow else 5)
@@ -142,7 +151,7 @@ def main(argv=None):
             gy = torch.randn((N, Co, L_out), device="cuda", dtype=torch.float32, generator=g).to(tdt[dt])
 
             def torch_fb():
-                out = F.conv1d(xg, wg, None, padding=pad, groups=G, **sd)
+                out = tconv(xg, wg)
                 torch.autograd.grad(out, (xg, wg), gy)
 
             dgy = as_cp(gy)

@@ -1,15 +1,17 @@
 #!/usr/bin/env python
-"""Checks of the register-window depthwise kernels (dw_reg forward, dw_reg_bwd + dw_bwd_edges
-backward; K <= 4) beyond the golden catalog, on the GPU:
+"""Checks of the register-window depthwise kernels (K <= 4: dw_reg forward, dw_reg_bwd +
+dw_bwd_edges backward; K <= 64: dw_long forward and grad_x) beyond the golden catalog, on the GPU:
 
 - y and grad_x bitwise equal to the staged kernels they replace (dw_vec / dw_bwd_vec: the same
   sums in the same order; those pass the conformance suite), NaN and infinity included;
 - grad_w (a different summation order) against torch in float64 with the float32-accumulation
   bound ``n*2**-23*bnd + u_out*|ref|*(1+u_out)`` (bnd: the same sums over |grad_y|, |x|), for the
   new and the old kernels;
-over float16/bfloat16/float32, every K <= 4 and left padding 0..K-1, the four padding modes, row
-lengths from one chunk to several tiles (ragged last tiles), with and without bias; then the
-time of new and old kernels on the benchmark's K4 configurations in the same run.
+over float16/bfloat16/float32, every K <= 4 with each symmetric padding 0..K, 'same' and
+'valid', and dw_long's K in 5..64 (full and partial tap blocks), the four padding modes, row
+lengths from one chunk to several tiles, aligned and not (L_out = 4099: rows start anywhere in
+a 16-byte vector), with and without bias; then the time of new and old kernels on the
+benchmark's configurations in the same run.
 Prints one line per case; exit status 1 on any failure.
 
     python scripts/gpu_dw_check.py [--no-time]
@@ -23,6 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 MODES = ("zeros", "reflect", "replicate", "circular")
 LENGTHS = (8, 4099, 16, 40, 257, 264, 1032, 2056, 4096, 12)
+LONG_LENGTHS = (70, 4099, 129, 1000, 2056, 4096, 300)
 
 
 def cases():
@@ -34,6 +37,11 @@ def cases():
         for K in range(1, 5):
             for padding in list(range(K + 1)) + ["same", "valid"]:
                 L = LENGTHS[i % len(LENGTHS)]
+                yield dt, 1 + i % 3, 2 + i % 5, L, K, padding, MODES[i % 4], i % 2 == 0, i % 7 == 3
+                i += 1
+        for K in (5, 8, 9, 16, 17, 31, 33, 64):  # dw_long: taps in blocks of 8, full and partial
+            for padding in (0, K // 2, K - 1, "same", "valid"):
+                L = LONG_LENGTHS[i % len(LONG_LENGTHS)]
                 yield dt, 1 + i % 3, 2 + i % 5, L, K, padding, MODES[i % 4], i % 2 == 0, i % 7 == 3
                 i += 1
 
@@ -50,6 +58,7 @@ def main(argv=None):
     new = backends.get("cupy")
     old = backends.get("cupy")
     old._dwr_threads = lambda *a, **k: None  # this instance keeps the staged kernels
+    old._dwl_threads = lambda *a, **k: None
     tdt = {"float16": torch.float16, "bfloat16": torch.bfloat16, "float32": torch.float32}
 
     def as_cp(t):
@@ -77,14 +86,15 @@ def main(argv=None):
         if special:  # non-finite values at a row start, the middle and a row end
             x[0, 0, 0], x[0, -1, L // 2], x[-1, -1, L - 1] = float("inf"), float("nan"), -float("inf")
         dx, dw, db, dgy = as_cp(x), as_cp(w), None if b is None else as_cp(b), as_cp(gy)
-        assert new._dwr_threads(cd, geo, spec, (dx,)) is not None, (dt, K, pl, L)
+        assert (new._dwr_threads(cd, geo, spec, (dx,)) if K <= 4 else new._dwl_threads(cd, geo, spec, (dx,), L)), (dt, K)
+        # (the forward takes dw_long up to DWL_FWD_KMAX taps; beyond, both instances run dw_vec)
         y1 = new.forward_device(cd, xs, ws, spec, dx, dw, db)
         y0 = old.forward_device(cd, xs, ws, spec, dx, dw, db)
         ok_y = bool((bits(y1) == bits(y0)).all())
         line = f"{dt:9s} N{N} C{C} L{L} K{K} pad {padding!s:5s} ({pl},{pr}) {spec.padding_mode:9s}{' bias' if bias else ''}" \
                f"{' inf/nan' if special else ''}: y {'bitwise' if ok_y else 'DIFFERS'}"
         ok = ok_y
-        if new._dwr_threads(cd, geo, spec, (dx,), bwd=True) is not None:
+        if new._dwr_threads(cd, geo, spec, (dx,), bwd=True) is not None or K > 4:
             gx1, gw1, _ = new.backward_device(cd, xs, ws, spec, dgy, dx, dw, False)
             gx0, gw0, _ = old.backward_device(cd, xs, ws, spec, dgy, dx, dw, False)
             ok_x = bool((bits(gx1) == bits(gx0)).all())
@@ -114,21 +124,24 @@ def main(argv=None):
     print("dw_reg checks:", "all passed" if not bad else f"{bad} FAILED", flush=True)
     if "--no-time" not in (argv or sys.argv[1:]):
         from gpu_bench import timeit
-        for dt in ("float32", "float16", "bfloat16"):
-            for N, C, L in ((16, 2048, 4096), (8, 4096, 2048)):
-                cd, xs, ws = case_dtype(dt), (N, C, L), (C, 1, 4)
-                spec = Conv1dSpec(groups=C, padding=3)
-                x = as_cp(torch.randn(xs, device="cuda").to(tdt[dt]))
-                w = as_cp(torch.randn(ws, device="cuda").to(tdt[dt]))
-                gy = as_cp(torch.randn((N, C, L + 3), device="cuda").to(tdt[dt]))  # L_out = L + 3
-                t = {}
-                for name, be in (("new", new), ("old", old)):
-                    t[name] = (timeit(lambda: be.forward_device(cd, xs, ws, spec, x, w, None)),
-                               timeit(lambda: be.backward_device(cd, xs, ws, spec, gy, x, w, False), reps=10))
-                print(f"time dw N{N} C{C} L{L} K4 pad 3 {dt:9s}: fwd new {t['new'][0]:.3f} old {t['old'][0]:.3f} ms; "
-                      f"bwd new {t['new'][1]:.3f} old {t['old'][1]:.3f} ms", flush=True)
-                del x, w, gy
-                cupy.get_default_memory_pool().free_all_blocks()
+        timed = [(dt, N, C, L, 4) for dt in ("float32", "float16", "bfloat16") for N, C, L in ((16, 2048, 4096), (8, 4096, 2048))]
+        timed += [("float32", 8, 1024, 4096, 9), ("float16", 8, 1024, 4096, 9), ("float32", 8, 1024, 4096, 31),
+                  ("float16", 8, 1024, 4096, 64), ("bfloat16", 8, 1024, 4096, 64)]
+        for dt, N, C, L, K in timed:
+            cd, xs, ws = case_dtype(dt), (N, C, L), (C, 1, K)
+            spec = Conv1dSpec(groups=C, padding=K - 1 if K <= 4 else K // 2)
+            x = as_cp(torch.randn(xs, device="cuda").to(tdt[dt]))
+            w = as_cp(torch.randn(ws, device="cuda").to(tdt[dt]))
+            L_out = resolve_geometry(xs, ws, None, spec).L_out  # K4: L + 3
+            gy = as_cp(torch.randn((N, C, L_out), device="cuda").to(tdt[dt]))
+            t = {}
+            for name, be in (("new", new), ("old", old)):
+                t[name] = (timeit(lambda: be.forward_device(cd, xs, ws, spec, x, w, None)),
+                           timeit(lambda: be.backward_device(cd, xs, ws, spec, gy, x, w, False), reps=10))
+            print(f"time dw N{N} C{C} L{L} K{K} pad {spec.padding} {dt:9s}: fwd new {t['new'][0]:.3f} old {t['old'][0]:.3f} ms; "
+                  f"bwd new {t['new'][1]:.3f} old {t['old'][1]:.3f} ms", flush=True)
+            del x, w, gy
+            cupy.get_default_memory_pool().free_all_blocks()
     return 1 if bad else 0
 
 
