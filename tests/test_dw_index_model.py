@@ -1,0 +1,867 @@
+"""CPU model of the index arithmetic of the register-window depthwise kernels (no GPU needed).
+
+``dw_reg<S, K>`` (forward, K <= 4), ``dw_reg_bwd<S, K>`` (grad_x and grad_w's partial sums),
+``dw_long<S, KMAX, BWD>`` (forward / grad_x, more taps) and ``dw_bwd_edges<S>`` have no bounds
+checks: a wrong tile count, chunk offset or fast-path condition reads or writes past an array,
+misses an output or computes it from the wrong window. This file models, from the code in
+``backends/cupy_kernels.cu`` (not from its comments), which elements every thread of every
+block reads and writes, and checks over thousands of random geometries that
+
+1. every output element (y, grad_x) is written exactly once and nothing outside the output is
+   written; 16-byte vector stores are 16-byte aligned;
+2. every 16-byte vector load lies inside its array and is aligned; the fast path is taken
+   only where every element the outputs need lies inside the current row, and the element the
+   fast path uses for output r and tap k is input position o - lead + k of the same row
+   (lead = pl forward, K - 1 - pl for grad_x); every read through the padding map (the
+   scalar paths) stays inside the row and follows SPEC §2;
+3. dw_reg_bwd's grad_w share covers every grad_y position t in [0, L_out) of each row exactly
+   once and its partial buffer (n * tiles + tile) * C + c is in range, every slot written once
+   and every slot conv_grad_w_final reads; dw_bwd_edges rewrites exactly the positions within
+   E = max(pl, pr) + 1 of a row end, each once, and they include every position that has
+   extra padded copies;
+4. the host (``CupyBackend.forward_device`` / ``backward_device``, run as written against a
+   stand-in ``cupy`` module that only allocates and records launches) launches these kernels
+   exactly when ``_dwr_threads`` / ``_dwl_threads`` say so, with the grid the kernels assume
+   (rows * tiles, tiles recomputed from blockDim), and dw_bwd_edges after every register-window
+   grad_x with a non-zero padding mode.
+
+The register-level data movement (load_vectors, the barrel shift ``shift_window``,
+``group_from`` and dw_long's tap-block loop) is modelled symbolically on element labels for
+every offset e0 < VE, once per (S, K); the per-thread checks, vectorised with NumPy, combine
+those tables with each thread's addresses.
+"""
+from __future__ import annotations
+
+import re
+import sys
+import types
+from functools import lru_cache
+
+import numpy as np
+import pytest
+
+from backends import cupy_backend as cb
+from backends.cupy_backend import CupyBackend
+from usconv_ref.dtypes import case_dtype
+from usconv_ref.spec import Conv1dSpec, resolve_geometry
+
+ITEM = {"__half": 2, "bf16_t": 2, "float": 4}
+STORAGE_OF = {"float16": "__half", "bfloat16": "bf16_t", "float32": "float"}
+NP_PART = {"__half": np.float16, "bf16_t": np.uint16, "float": np.float32}
+DWR_CHUNKS = 2  # as #define DWR_CHUNKS in cupy_kernels.cu
+OOB = -(10**9)  # label: a word read past the thread's register array
+ZERO = -(10**6)  # label: a vector load_vectors replaced by zeros
+
+# Deliberate model mutations (tests/self-check only): a name here changes one line of the
+# model so that test_model_detects_mutations can show the checks fail.
+MUTATION: set = set()
+
+
+# --------------------------------------------------------------------------------------
+# Stand-ins for CuPy: allocation (addresses only) and launches (recorded, not run).
+class FakeArray:
+    def __init__(self, shape, dtype, ptr):
+        self.shape = tuple(int(s) for s in (shape if isinstance(shape, (tuple, list)) else (shape,)))
+        self.dtype = np.dtype(dtype)
+        self.size = int(np.prod(self.shape, dtype=np.int64))
+        self.itemsize = self.dtype.itemsize
+        self.data = types.SimpleNamespace(ptr=int(ptr))
+
+
+class FakeCupy(types.ModuleType):
+    def __init__(self):
+        super().__init__("cupy")
+        self._next = 1 << 20
+
+    def empty(self, shape, dtype):
+        a = FakeArray(shape, dtype, self._next)
+        self._next += -(-max(a.size * a.itemsize, 1) // 256) * 256 + 256  # cupy: 256-byte aligned
+        return a
+
+
+class Launch:
+    def __init__(self, name, grid, block, args, smem):
+        self.name, self.grid, self.block, self.args, self.smem = name, tuple(grid), tuple(block), tuple(args), smem
+
+
+class FakeModule:
+    def __init__(self):
+        self.log = []
+
+    def get_function(self, name):
+        log = self.log
+
+        class Fn:
+            max_dynamic_shared_size_bytes = 0
+
+            def __call__(self, grid, block, args, shared_mem=0):
+                log.append(Launch(name, grid, block, args, shared_mem))
+
+        return Fn()
+
+
+def _backend(mod):
+    be = CupyBackend()
+    be.module = lambda: mod  # the instance attribute shadows the compiling method
+    be._names = {(k, t, c): CupyBackend._expr(k, t, c) for k in cb.KERNELS for t, c, _ in cb.STORAGE.values()}
+    return be
+
+
+# --------------------------------------------------------------------------------------
+# Geometry as the kernels see it (GEO_ARGS: 12 int64 in this order).
+class G:
+    def __init__(self, gp):
+        (self.N, self.Cin, self.Cout, self.L, self.K, self.Lout, self.G, self.stride, self.dil, self.pl, self.pr,
+         self.mode) = (int(v) for v in gp)
+
+
+def _check_depthwise(g, K_template=None, kmax=None):
+    assert g.Cin == g.Cout == g.G, "kernel assumes depthwise (one channel per group)"
+    assert g.stride == 1 and (g.dil == 1 or g.K == 1), "kernel assumes stride 1, dilation 1"
+    assert g.Lout == g.L + g.pl + g.pr - g.K + 1
+    if K_template is not None:
+        assert g.K == K_template
+    if kmax is not None:
+        assert g.K <= kmax
+
+
+def _padded_elem_idx(i, n, MAP, g):
+    """Row index padded_elem<S, MAP>(row, i, n, g) reads (-1: returns a zero without reading)."""
+    i = np.asarray(i, np.int64)
+    inside = (i >= 0) & (i < n)
+    if not MAP or g.mode == 0:
+        return np.where(inside, i, -1)
+    zero = (i + g.pl < 0) | (i + g.pl >= g.L + g.pl + g.pr)
+    L = g.L
+    if g.mode == 1:
+        j = np.where(i < 0, -i, 2 * (L - 1) - i)
+    elif g.mode == 2:
+        j = np.where(i < 0, 0, L - 1)
+    else:
+        j = np.fmod(i, L)  # C's %: truncates toward zero
+    j = np.where(j < 0, j + L, j)
+    return np.where(inside, i, np.where(zero, -1, j))
+
+
+def _spec_src(j, L, mode):
+    """SPEC §2: the source of x position j (padded position j + pl); -1: a zero."""
+    j = np.asarray(j, np.int64)
+    inside = (j >= 0) & (j < L)
+    if mode == 0:
+        m = np.full_like(j, -1)
+    elif mode == 1:
+        m = np.where(j < 0, -j, 2 * (L - 1) - j)
+    elif mode == 2:
+        m = np.clip(j, 0, L - 1)
+    else:
+        m = np.mod(j, L)
+    return np.where(inside, j, m)
+
+
+def _check_padded_reads(i, n, MAP, g, what):
+    """Reads through the padding map stay in the row and follow SPEC §2 (forward: x; grad_x:
+    grad_y, zero outside its row)."""
+    src = _padded_elem_idx(i, n, MAP, g)
+    assert ((src >= -1) & (src < n)).all(), f"{what}: padding-map read outside the row"
+    if MAP:
+        real = (i >= -g.pl) & (i < g.L + g.pr)  # positions of the padded signal
+        assert (src[real] == _spec_src(i[real], g.L, g.mode)).all(), f"{what}: padding map differs from SPEC"
+    else:
+        assert (src == np.where((i >= 0) & (i < n), i, -1)).all()
+
+
+def _check_vec_loads(arr, addrs, isz, what):
+    """16-byte loads at element offsets addrs: inside arr, 16-byte aligned."""
+    ve = 16 // isz
+    assert arr.itemsize == isz, f"{what}: storage type differs from the array"
+    assert (addrs >= 0).all() and (addrs + ve <= arr.size).all(), f"{what}: vector load outside the array"
+    assert ((arr.data.ptr + addrs * isz) % 16 == 0).all(), f"{what}: misaligned vector load"
+
+
+def _check_vec_stores(arr, starts, isz, what):
+    """store8 at element offsets starts: 16 bytes (16-bit) or two 16-byte stores (float32)."""
+    assert arr.itemsize == isz
+    for h in range(0, 8, 16 // isz):
+        assert ((arr.data.ptr + (starts + h) * isz) % 16 == 0).all(), f"{what}: misaligned vector store"
+
+
+def _check_written_once(arr, idx, what):
+    idx = np.asarray(idx, np.int64)
+    assert ((idx >= 0) & (idx < arr.size)).all(), f"{what}: write outside the output array"
+    counts = np.bincount(idx, minlength=arr.size)
+    assert counts.min() == 1 and counts.max() == 1, (
+        f"{what}: {(counts == 0).sum()} elements never written, {(counts > 1).sum()} written more than once "
+        f"(first missing {np.flatnonzero(counts == 0)[:5]}, first repeated {np.flatnonzero(counts > 1)[:5]})")
+
+
+def _threads(grid, block, tiles, rows_expected):
+    (nb,) = grid[:1]
+    assert tuple(grid[1:]) in ((), (1,), (1, 1)) and tuple(block[1:]) in ((), (1,), (1, 1))
+    nt = block[0]
+    assert nt % 32 == 0 and 32 <= nt <= 128, "__launch_bounds__(128), whole warps"
+    assert nb == rows_expected * tiles, "grid is not rows * the kernel's tiles"
+    blk = np.arange(nb, dtype=np.int64)
+    row = blk // tiles
+    return nt, blk, row, blk - row * tiles
+
+
+# --------------------------------------------------------------------------------------
+# Register-level data movement, symbolically: element labels relative to the aligned base A.
+def _words_of_vectors(S, nvec, loaded):
+    """Words of nvec 16-byte vectors as tuples of element labels (ZERO where not loaded)."""
+    epw = 4 // ITEM[S]
+    ve = 16 // ITEM[S]
+    words = []
+    for v in range(nvec):
+        for q in range(4):
+            words.append(tuple((v * ve + q * epw + h) if loaded[v] else ZERO for h in range(epw)))
+    return words
+
+
+def _shift_window(S, NW, wd, e0):
+    """shift_window<S, K> with D::NW = NW on words wd (as written: the word selects by 2 and by
+    1, then for 16-bit storage the funnel shift). Returns (win, out-of-range word reads)."""
+    epw = 4 // ITEM[S]
+    nww = (NW + epw - 1) // epw + epw - 1
+    wsel = e0 // epw
+    oob = []
+
+    def word(i):
+        if i >= len(wd) or i < 0:
+            oob.append(i)
+            return (OOB,) * epw
+        return wd[i]
+
+    b = [word(q + 2) if (wsel & 2) else word(q) for q in range(nww + 1)]  # the ?: evaluates one side
+    c = [b[q + 1] if (wsel & 1) else b[q] for q in range(nww)]
+    win = [None] * NW
+    if epw == 1:
+        for m in range(NW):
+            win[m] = c[m][0]
+    else:
+        sh = e0 & 1
+        for q in range(nww - 1):
+            d = (c[q][0], c[q][1]) if sh == 0 else (c[q][1], c[q + 1][0])  # __funnelshift_r(c[q], c[q+1], 16*sh)
+            if 2 * q < NW:
+                win[2 * q] = d[0]
+            if 2 * q + 1 < NW:
+                win[2 * q + 1] = d[1]
+    return win, oob
+
+
+@lru_cache(maxsize=None)
+def _reg_table(S, K):
+    """dw_reg / dw_reg_bwd: for each e0 < VE, the element labels of win[0..NW) after
+    load_vectors + shift_window, the vectors loaded, and shift_window's out-of-range word reads."""
+    isz = ITEM[S]
+    VE, NW = 16 // isz, 8 + K - 1
+    NV = (VE - 1 + NW + VE - 1) // VE
+    tab, loads, oob = [], [], []
+    for e0 in range(VE):
+        loaded = [v < NV - 1 or e0 + NW > (NV - 1) * VE for v in range(NV)]
+        win, o = _shift_window(S, NW, _words_of_vectors(S, NV, loaded), e0)
+        tab.append(win)
+        loads.append(loaded)
+        oob.append(o)
+    return np.array(tab, np.int64), np.array(loads, bool), oob, VE, NW, NV
+
+
+@lru_cache(maxsize=None)
+def _group_table(S):
+    """group_from(seg a, seg b, e0): the 8 window elements as labels relative to a's start
+    (segments of 8 elements, SW words each), and shift_window<S, 1>'s out-of-range reads."""
+    isz = ITEM[S]
+    VE, SW, epw = 16 // isz, 8 * isz // 4, 4 // isz
+    wd = [tuple(q * epw + h for h in range(epw)) for q in range(2 * SW)]  # a then b: elements 0..15
+    tab, oob = [], []
+    for e0 in range(VE):
+        win, o = _shift_window(S, 8, wd, e0)  # Dwr<S, 1>::NW = 8
+        tab.append(win)
+        oob.append(o)
+    return np.array(tab, np.int64), oob
+
+
+@lru_cache(maxsize=None)
+def _long_taps(K, KMAX):
+    """dw_long's tap-block loop: for output r and tap k, (group, element of the group) it
+    multiplies (lo = group bk, hi = group bk + 1, lo = hi after each block)."""
+    NB, nb = KMAX // 8, (K + 7) // 8
+    grp = np.full((8, K), -1, np.int64)
+    elt = np.full((8, K), -1, np.int64)
+    used = np.zeros((8, K), np.int64)
+    lo = 0
+    for bk in range(NB):
+        if bk < nb:
+            hi = bk + 1
+            kn = K - 8 * bk
+            for k in range(8):
+                if k < kn:
+                    for r in range(8):
+                        g_, m = (lo, r + k) if r + k < 8 else (hi, r + k - 8)
+                        grp[r, 8 * bk + k], elt[r, 8 * bk + k] = g_, m
+                        used[r, 8 * bk + k] += 1
+            lo = hi
+    assert (used == 1).all(), "a (output, tap) product missing or repeated in the tap loop"
+    return grp, elt, nb
+
+
+def _check_reg_table(S, K):
+    tab, loads, _, VE, NW, NV = _reg_table(S, K)
+    for e0 in range(VE):
+        assert list(tab[e0]) == [e0 + m for m in range(NW)], f"{S} K={K} e0={e0}: window {list(tab[e0])}"
+    return tab, loads
+
+
+def _check_long_tables(S, K, KMAX):
+    gtab, _ = _group_table(S)
+    VE = 16 // ITEM[S]
+    for e0 in range(VE):
+        assert list(gtab[e0]) == [e0 + m for m in range(8)], f"group_from {S} e0={e0}: {list(gtab[e0])}"
+    grp, elt, nb = _long_taps(K, KMAX)
+    r, k = np.arange(8)[:, None], np.arange(K)[None, :]
+    assert (8 * grp + elt == r + k).all(), "dw_long's tap loop pairs output r and tap k with another element"
+    assert grp.max() <= nb, "a group past the segments loaded (q < nb + 2)"
+    return gtab, grp, elt, nb
+
+
+# --------------------------------------------------------------------------------------
+# The kernels, thread by thread (vectorised over all threads of the grid).
+def _chunks(blk_row, blk_tile, nt, T, delta_fn, per_thread_chunks):
+    """o0 of every chunk, and its row: (blocks, chunks, threads) flattened."""
+    tid = np.arange(nt, dtype=np.int64)
+    if per_thread_chunks == 2:  # dwr_offset(j) = 8 * ((j * warps + warp) * 32 + lane)
+        off = np.stack([8 * ((j * (nt >> 5) + (tid >> 5)) * 32 + (tid & 31)) for j in range(DWR_CHUNKS)])
+    else:  # dw_long: 8 * threadIdx.x
+        off = (8 * tid)[None, :]
+    t0 = blk_tile * T - delta_fn(blk_row)
+    o0 = (t0[:, None, None] + off[None]).ravel()
+    row = np.repeat(blk_row, off.size)
+    return o0, row
+
+
+def model_dw_reg(S, K, arrs, g, grid, block):
+    x, w, b, y = arrs
+    _check_depthwise(g, K_template=K)
+    isz = ITEM[S]
+    tab, loads = _check_reg_table(S, K)
+    _, _, _, VE, NW, NV = _reg_table(S, K)
+    T = 8 * DWR_CHUNKS * block[0]
+    tiles = (g.Lout + 7 + T - 1) // T
+    nt, blk, brow, btile = _threads(grid, block, tiles, g.N * g.Cout)
+    o0, row = _chunks(brow, btile, nt, T, lambda r: (r * g.Lout) & 7, DWR_CHUNKS)
+    i0 = o0 - g.pl
+    F = row * g.L + i0
+    A = F & ~np.int64(VE - 1)
+    e0 = F - A
+    xend = g.N * g.Cout * g.L
+    assert x.size == xend and y.size == g.N * g.Cout * g.Lout and w.size == g.Cout * K
+    if b is not None:
+        assert b.size == g.Cout
+    fast = (o0 >= 0) & (o0 + 8 <= g.Lout) & (i0 >= 0) & (i0 + NW <= g.L) & (A + NV * VE <= xend)
+    if "reg_fast_no_end_check" in MUTATION:
+        fast = (o0 >= 0) & (o0 + 8 <= g.Lout) & (i0 >= 0) & (A + NV * VE <= xend)
+    # loads of the fast chunks
+    f = np.flatnonzero(fast)
+    Af, ef = A[f], e0[f]
+    for v in range(NV):
+        sel = loads[ef, v]
+        _check_vec_loads(x, Af[sel] + v * VE, isz, "dw_reg x")
+    # window element used for output r, tap k: win[r + k] = element A + tab[e0][r + k] (= F + r + k
+    # by the table check) must be x position o - pl + k of the same row, inside the row
+    assert ((ef >= 0) & (ef < VE)).all()
+    lo_pos, hi_pos = i0[f], i0[f] + (8 - 1) + (K - 1)  # window positions the outputs use
+    assert (lo_pos >= 0).all() and (hi_pos < g.L).all(), "dw_reg fast path needs elements outside the row"
+    assert (Af + tab[ef, 0] == row[f] * g.L + o0[f] - g.pl).all()
+    _check_vec_stores(y, row[f] * g.Lout + o0[f], isz, "dw_reg y")
+    writes = [(row[f] * g.Lout + o0[f])[:, None] + np.arange(8)]
+    # scalar chunks
+    s = np.flatnonzero(~fast)
+    o = o0[s][:, None] + np.arange(8)
+    valid = (o >= 0) & (o < g.Lout)
+    ro = np.broadcast_to(row[s][:, None], o.shape)[valid]
+    ov = o[valid]
+    writes.append(ro * g.Lout + ov)
+    ii = (ov - g.pl)[:, None] + np.arange(K)
+    _check_padded_reads(ii, g.L, True, g, "dw_reg scalar")
+    _check_written_once(y, np.concatenate([a.ravel() for a in writes]), "dw_reg y")
+    return {"fast": int(fast.sum()), "chunks": int(fast.size)}
+
+
+def model_dw_reg_bwd(S, K, arrs, g, grid, block, final=None):
+    gy, w, x, gx, partial = arrs
+    _check_depthwise(g, K_template=K)
+    isz = ITEM[S]
+    tab, loads = _check_reg_table(S, K)
+    _, _, _, VE, NW, NV = _reg_table(S, K)
+    L, Lout, pl = g.L, g.Lout, g.pl
+    PG = K - 1 - pl
+    assert 0 <= PG, "window index PG + r of grad_y would be negative (needs pl < K)"
+    T = 8 * DWR_CHUNKS * block[0]
+    tiles = (L + T - 1) // T
+    nt, blk, brow, btile = _threads(grid, block, tiles, g.N * g.Cout)
+    assert nt // 32 <= 4, "shared red[4 * K]: at most 4 warps"
+    o0, row = _chunks(brow, btile, nt, T, lambda r: 0 * r, DWR_CHUNKS)
+    g0, i0 = o0 - PG, o0 - pl
+    Fg, Fx = row * Lout + g0, row * L + i0
+    Ag, Ax = Fg & ~np.int64(VE - 1), Fx & ~np.int64(VE - 1)
+    eg, ex = Fg - Ag, Fx - Ax
+    xend, gend = g.N * g.Cout * L, g.N * g.Cout * Lout
+    assert x.size == gx.size == xend and gy.size == gend and w.size == g.Cout * K
+    fast = ((o0 < L) & (g0 >= 0) & (g0 + NW <= Lout) & (i0 >= 0) & (i0 + NW <= L) &
+            (Ag + NV * VE <= gend) & (Ax + NV * VE <= xend))
+    act = o0 < L
+    f = np.flatnonzero(fast)
+    for v in range(NV):
+        _check_vec_loads(gy, Ag[f][loads[eg[f], v]] + v * VE, isz, "dw_reg_bwd grad_y")
+        _check_vec_loads(x, Ax[f][loads[ex[f], v]] + v * VE, isz, "dw_reg_bwd x")
+    # fast windows: gwin[m] = grad_y position g0 + m, xwin[m] = x position i0 + m, all m < NW used
+    assert (Ag[f] + tab[eg[f], 0] == row[f] * Lout + o0[f] - PG).all()
+    assert (Ax[f] + tab[ex[f], 0] == row[f] * L + o0[f] - pl).all()
+    assert (g0[f] >= 0).all() and (g0[f] + NW <= Lout).all() and (i0[f] >= 0).all() and (i0[f] + NW <= L).all()
+    # slow windows: every m < NW through padded_elem
+    s = np.flatnonzero(act & ~fast)
+    m = np.arange(NW)
+    _check_padded_reads(g0[s][:, None] + m, Lout, False, g, "dw_reg_bwd grad_y window")
+    _check_padded_reads(i0[s][:, None] + m, L, True, g, "dw_reg_bwd x window")
+    # grad_x: out[r] = sum_k gwin[r + k] * w[K-1-k]: grad_y position o0 - PG + r + k with tap K-1-k
+    # must be t = p + pl - tap (the padded position p + pl = t + tap), p = o0 + r
+    r, k = np.arange(8)[:, None], np.arange(K)[None, :]
+    assert ((-PG + r + k) == (r + pl - (K - 1 - k))).all()
+    a = np.flatnonzero(act)
+    assert (o0[a] + 8 <= L).all() and (o0[a] >= 0).all()
+    starts = row[a] * L + o0[a]
+    _check_vec_stores(gx, starts, isz, "dw_reg_bwd grad_x")
+    _check_written_once(gx, (starts[:, None] + np.arange(8)).ravel(), "dw_reg_bwd grad_x")
+    # grad_w: t = o0 + r (gwin[PG + r]) for o0 + r < Lout, x position t - pl + k (xwin[r + k]);
+    # the chunk with o0 + 8 == L also takes t in [L, Lout)
+    t = o0[a][:, None] + np.arange(8)
+    tw = t[t < Lout]
+    rw = np.broadcast_to(row[a][:, None], t.shape)[t < Lout]
+    assert (PG + np.arange(8) < NW).all() and (np.arange(8)[:, None] + np.arange(K) < NW).all()
+    last = a[o0[a] + 8 == L]
+    if "bwd_no_tail" in MUTATION:
+        last = last[:0]
+    ext_t = np.arange(L, max(L, Lout), dtype=np.int64)
+    tw = np.concatenate([tw, (np.zeros_like(last)[:, None] + ext_t).ravel()])
+    rw = np.concatenate([rw, np.repeat(row[last], ext_t.size)])
+    if last.size and ext_t.size:
+        _check_padded_reads((ext_t - pl)[:, None] + np.arange(K), L, True, g, "dw_reg_bwd grad_w tail")
+    _check_written_once(gy, rw * Lout + tw, "dw_reg_bwd grad_w share (grad_y positions)")
+    # partial sums: block (row, tile) writes partial[((n * tiles + tile) * C + c) * K + k], k < K
+    n, c = brow // g.Cout, brow % g.Cout
+    slots = (((n * tiles + btile) * g.Cout + c) * K)[:, None] + np.arange(K)
+    assert K <= nt
+    _check_written_once(partial, slots.ravel(), "dw_reg_bwd partial")
+    if final is not None:  # conv_grad_w_final reads partial[p * E + e], p < chunks, e < E
+        E, chunks = int(final.args[2]), int(final.args[3])
+        assert final.args[0] is partial and E == g.Cout * K and chunks * E == partial.size
+    return {"fast": int(fast.sum()), "chunks": int(act.sum())}
+
+
+def model_dw_long(S, KMAX, BWD, arrs, g, grid, block):
+    inp, w, b, out = arrs
+    _check_depthwise(g, kmax=KMAX)
+    isz = ITEM[S]
+    K = g.K
+    assert K > 0
+    gtab, grp, elt, nb = _check_long_tables(S, K, KMAX)
+    VE = 16 // isz
+    Lin, Lo = (g.Lout, g.L) if BWD else (g.L, g.Lout)
+    lead = K - 1 - g.pl if BWD else g.pl
+    if "long_lead" in MUTATION:
+        lead = g.pl
+    T = 8 * block[0]
+    tiles = (Lo + 7 + T - 1) // T
+    nt, blk, brow, btile = _threads(grid, block, tiles, g.N * g.Cout)
+    o0, row = _chunks(brow, btile, nt, T, lambda r: (r * Lo) & 7, 1)
+    i0 = o0 - lead
+    F = row * Lin + i0
+    A = F & ~np.int64(VE - 1)
+    e0 = F - A
+    iend = g.N * g.Cout * Lin
+    assert inp.size == iend and out.size == g.N * g.Cout * Lo and w.size == g.Cout * K
+    if BWD:
+        assert b is None
+    elif b is not None:
+        assert b.size == g.Cout
+    whole = (o0 >= 0) & (o0 + 8 <= Lo)
+    fast = whole & (i0 >= 0) & (i0 + K + 7 <= Lin) & (A + 8 * (nb + 2) <= iend)
+    act = ~((o0 + 8 <= 0) | (o0 >= Lo))
+    f = np.flatnonzero(fast)
+    for q in range(nb + 2):  # load_segment: one 16-byte vector (16-bit), two (float32)
+        for v in range(isz // 2):
+            _check_vec_loads(inp, A[f] + 8 * q + 4 * v, isz, "dw_long segment")
+    # fast: output r, tap k multiplies element A + 8 * grp + gtab[e0][elt] = F + r + k (tables):
+    # must be input position o0 + r - lead + k of the same row
+    assert ((e0[f] >= 0) & (e0[f] < VE)).all()
+    assert (A[f] + gtab[e0[f], 0] == row[f] * Lin + o0[f] - lead).all()
+    assert (i0[f] >= 0).all() and (i0[f] + 7 + K - 1 < Lin).all(), "dw_long fast path needs elements outside the row"
+    # whole but not fast: groups 0..nb element by element through padded_elem: input i0 + 8g + m
+    s = np.flatnonzero(whole & ~fast)
+    _check_padded_reads(i0[s][:, None] + np.arange(8 * nb + 8), Lin, not BWD, g, "dw_long window")
+    # semantics of (r, k) -> input position, both paths: r - lead + k = forward o - pl + k, or for grad_x
+    # (tap k is weight K-1-k) p + pl - (K-1-k): the grad_y position t with t + tap = p + pl
+    r, k = np.arange(8)[:, None], np.arange(K)[None, :]
+    want = (r + g.pl - (K - 1 - k)) if BWD else (r - g.pl + k)
+    assert (8 * grp + elt - lead == want).all()
+    wh = np.flatnonzero(whole)
+    starts = row[wh] * Lo + o0[wh]
+    _check_vec_stores(out, starts, isz, "dw_long out")
+    writes = [(starts[:, None] + np.arange(8)).ravel()]
+    sc = np.flatnonzero(act & ~whole)
+    o = o0[sc][:, None] + np.arange(8)
+    valid = (o >= 0) & (o < Lo)
+    ro = np.broadcast_to(row[sc][:, None], o.shape)[valid]
+    ov = o[valid]
+    writes.append(ro * Lo + ov)
+    _check_padded_reads((ov - lead)[:, None] + np.arange(K), Lin, not BWD, g, "dw_long scalar")
+    _check_written_once(out, np.concatenate(writes), f"dw_long {'grad_x' if BWD else 'y'}")
+    return {"fast": int(fast.sum()), "chunks": int(act.sum())}
+
+
+def _copy_positions(g):
+    """x positions that have extra padded copies (SPEC §2 applied to every padded position)."""
+    i = np.arange(g.L + g.pl + g.pr, dtype=np.int64)
+    j = i - g.pl
+    outside = (j < 0) | (j >= g.L)
+    return np.unique(_spec_src(j[outside], g.L, g.mode))
+
+
+def model_dw_bwd_edges(S, arrs, g, grid, block):
+    gy, w, gx = arrs
+    _check_depthwise(g)
+    assert g.mode != 0
+    K, L, Lout = g.K, g.L, g.Lout
+    PG = K - 1 - g.pl
+    E = max(g.pl, g.pr) + 1  # as the kernel computes them
+    nE = 2 * E if 2 * E < L else L
+    if "edges_E" in MUTATION:
+        E = max(g.pl, g.pr)
+    E_spec = max(g.pl, g.pr) + 1
+    assert gx.size == g.N * g.Cout * L and gy.size == g.N * g.Cout * Lout
+    idx = np.arange(grid[0] * block[0], dtype=np.int64)
+    assert g.N * g.Cout * nE <= idx.size, "fewer threads than edge positions"
+    idx = idx[idx < g.N * g.Cout * nE]
+    row = idx // nE
+    q = idx - row * nE
+    j = np.where((q < E) | (nE == L), q, L - nE + q)
+    assert ((j >= 0) & (j < L)).all()
+    counts = np.bincount(row * L + j, minlength=gx.size)
+    want = np.zeros(L, np.int64)
+    pos = np.arange(L)
+    want[(pos < E_spec) | (pos >= L - E_spec)] = 1
+    assert (counts.reshape(-1, L) == want).all(), "dw_bwd_edges: edge positions not each once"
+    assert want[_copy_positions(g)].all(), "a position with padded copies outside dw_bwd_edges' range"
+    # main sum: grad_y position j - PG + k (zero outside the row) times tap K-1-k: the t with
+    # t + tap = j + pl (padded position of x[j])
+    k = np.arange(K)
+    assert ((-PG + k) == (g.pl - (K - 1 - k))).all(), "dw_bwd_edges: grad_y window of the wrong lead"
+    _check_padded_reads((j - PG)[:, None] + k, Lout, False, g, "dw_bwd_edges")
+    assert (w.size == g.Cout * K) and (row < g.N * g.Cout).all()
+    return {"edges": int(idx.size)}
+
+
+def _parse(name):
+    m = re.fullmatch(r"(\w+)<(.*)>", name)
+    if not m:
+        return name, ()
+    return m.group(1), tuple(a.strip() for a in m.group(2).split(","))
+
+
+DW_KERNELS = ("dw_reg", "dw_reg_bwd", "dw_long", "dw_bwd_edges")
+
+
+def simulate(log):
+    """Runs the model of every register-window launch in log; returns their names in order."""
+    seen = []
+    for n, L_ in enumerate(log):
+        kern, targs = _parse(L_.name)
+        if kern not in DW_KERNELS:
+            continue
+        seen.append(kern)
+        S = targs[0]
+        if kern == "dw_reg":
+            model_dw_reg(S, int(targs[1]), L_.args[:4], G(L_.args[4:16]), L_.grid, L_.block)
+        elif kern == "dw_reg_bwd":
+            final = log[n + 1] if n + 1 < len(log) and _parse(log[n + 1].name)[0] == "conv_grad_w_final" else None
+            assert final is not None, "dw_reg_bwd's partials not summed"
+            model_dw_reg_bwd(S, int(targs[1]), L_.args[:5], G(L_.args[5:17]), L_.grid, L_.block, final)
+        elif kern == "dw_long":
+            model_dw_long(S, int(targs[1]), targs[2] == "true", L_.args[:4], G(L_.args[4:16]), L_.grid, L_.block)
+        else:
+            model_dw_bwd_edges(S, L_.args[:3], G(L_.args[3:15]), L_.grid, L_.block)
+    return seen
+
+
+# --------------------------------------------------------------------------------------
+# The host, run as written against the stand-ins.
+def run_host(dtype, x_shape, w_shape, spec, with_bias, ptr_off=0):
+    """forward_device and backward_device with stand-in arrays (dx, dgy and db at 256-byte
+    aligned addresses plus ptr_off bytes); returns (forward log, backward log, geometry)."""
+    cd = case_dtype(dtype)
+    t, cplx, part = cb.STORAGE[dtype]
+    fake = FakeCupy()
+    old = sys.modules.get("cupy")
+    sys.modules["cupy"] = fake
+    try:
+        def arr(shape):
+            a = fake.empty(tuple(shape) + ((2,) if cplx else ()), part)
+            a.data.ptr += ptr_off
+            return a
+
+        geo = resolve_geometry(tuple(x_shape), tuple(w_shape), None, spec)
+        dx, dw = arr(x_shape), fake.empty(tuple(w_shape) + ((2,) if cplx else ()), part)
+        db = arr((w_shape[0],)) if with_bias else None
+        dgy = arr(geo.y_shape)
+        mf, mb = FakeModule(), FakeModule()
+        _backend(mf).forward_device(cd, x_shape, w_shape, spec, dx, dw, db)
+        _backend(mb).backward_device(cd, x_shape, w_shape, spec, dgy, dx, dw, with_bias)
+    finally:
+        if old is None:
+            sys.modules.pop("cupy", None)
+        else:
+            sys.modules["cupy"] = old
+    return mf.log, mb.log, geo, (dx, dw, db, dgy)
+
+
+def check_dispatch(dtype, x_shape, w_shape, spec, with_bias, ptr_off=0):
+    """Requirement 4, then the models of every register-window launch."""
+    flog, blog, geo, (dx, dw, db, dgy) = run_host(dtype, x_shape, w_shape, spec, with_bias, ptr_off)
+    cd = case_dtype(dtype)
+    fk = [_parse(L_.name)[0] for L_ in flog]
+    bk = [_parse(L_.name)[0] for L_ in blog]
+    # the host's own decisions, recomputed with stand-ins at the same addresses
+    y_like = FakeArray(geo.y_shape, np.uint8, 1 << 12)  # y comes from cupy.empty: aligned
+    fwd_arrays = tuple(a for a in (dx, y_like, db) if a is not None)
+    nt_f = CupyBackend._dwr_threads(cd, geo, spec, fwd_arrays)
+    nt_l = CupyBackend._dwl_threads(cd, geo, spec, fwd_arrays, geo.L_out)
+    nt_b = CupyBackend._dwr_threads(cd, geo, spec, (dgy, dx, y_like), bwd=True)
+    nt_lb = CupyBackend._dwl_threads(cd, geo, spec, (dgy, y_like), geo.L)
+    kmax = CupyBackend._dw_kmax(cd, geo, spec)
+    depthwise = geo.Cg == 1 and geo.Og == 1 and spec.stride == 1
+    small = dtype in STORAGE_OF
+    if nt_f is not None:
+        assert fk == ["dw_reg"] and flog[0].block[0] == nt_f
+        assert depthwise and small and geo.K <= cb.DWR_KMAX and (spec.dilation == 1 or geo.K == 1)
+        assert ptr_off % 16 == 0 and _parse(flog[0].name)[1] == (STORAGE_OF[dtype], str(geo.K))
+    else:
+        assert "dw_reg" not in fk
+    if nt_f is None and nt_l is not None and geo.K <= cb.DWL_FWD_KMAX:
+        assert fk == ["dw_long"] and flog[0].block[0] == nt_l
+        assert depthwise and small and spec.dilation == 1 and cb.DWR_KMAX < geo.K <= 16 and ptr_off % 16 == 0
+        kmax_l = int(_parse(flog[0].name)[1][1])
+        assert geo.K <= kmax_l and _parse(flog[0].name)[1][2] == "false"
+    else:
+        assert "dw_long" not in fk
+    if nt_b is not None:
+        assert bk[0] == "dw_reg_bwd" and blog[0].block[0] == nt_b and "dw_long" not in bk
+        assert depthwise and small and geo.K <= cb.DWR_KMAX and geo.L % 8 == 0 and 0 <= geo.pl < geo.K
+        assert ptr_off % 16 == 0
+    else:
+        assert "dw_reg_bwd" not in bk
+    long_bwd = nt_b is None and kmax is not None and kmax > cb.DW_FUSED_KMAX and nt_lb is not None
+    if long_bwd:
+        assert bk[0] == "dw_long" and blog[0].block[0] == nt_lb and _parse(blog[0].name)[1][2] == "true"
+        assert depthwise and small and spec.dilation == 1 and 16 < geo.K <= 64 and ptr_off % 16 == 0
+    else:
+        assert bk.count("dw_long") == 0
+    if nt_b is not None or long_bwd:  # register-window grad_x: the padded copies from dw_bwd_edges
+        assert bk.count("dw_bwd_edges") == (1 if spec.padding_mode != "zeros" else 0)
+        if spec.padding_mode != "zeros":
+            assert bk.index("dw_bwd_edges") > bk.index("dw_reg_bwd" if nt_b is not None else "dw_long")
+    else:
+        assert "dw_bwd_edges" not in bk
+    simulate(flog)
+    simulate(blog)
+    return fk, bk, geo
+
+
+# --------------------------------------------------------------------------------------
+# Geometry generators.
+MODES = ("zeros", "reflect", "replicate", "circular")
+
+
+def _random_L(rng):
+    u = rng.random()
+    if u < 0.15:
+        return int(rng.integers(1, 40))
+    if u < 0.35:  # whole 8-element chunks: the register-window backward's domain
+        return 8 * int(rng.integers(1, 626))
+    if u < 0.7:
+        base = int(rng.choice([8, 16, 64, 512, 1024, 2048, 4096])) * int(rng.integers(1, 5))
+        L = base + int(rng.integers(-9, 10))
+        return int(min(max(L, 1), 5000))
+    return int(rng.integers(1, 5001))
+
+
+def _random_case(rng, dtype):
+    """(x_shape, w_shape, spec, with_bias, ptr_off), or None where resolve_geometry rejects it."""
+    L = _random_L(rng)
+    u = rng.random()
+    K = int(rng.integers(1, 5)) if u < 0.45 else int(rng.integers(5, 17)) if u < 0.7 else int(rng.integers(1, 65))
+    N, C = int(rng.integers(1, 4)), int(rng.integers(1, 4))
+    r = rng.random()
+    if r < 0.2:
+        padding = "same"
+    elif r < 0.3:
+        padding = "valid"
+    elif r < 0.8:
+        padding = int(rng.integers(0, K + 1))
+    elif r < 0.9:
+        padding = (int(rng.integers(0, 2 * K + 3)),)
+    else:
+        padding = int(rng.integers(0, 80))
+    mode = MODES[int(rng.integers(0, 4))]
+    stride = 1 if rng.random() < 0.93 else 2
+    dilation = 1 if rng.random() < 0.93 else int(rng.integers(2, 4))
+    if padding == "same" and stride != 1:
+        stride = 1
+    d = rng.random()
+    if d < 0.9:
+        groups, Cout, Cg = C, C, 1  # depthwise
+    elif d < 0.95:
+        groups, Cout, Cg = C, 2 * C, 1  # channel multiplier
+    else:
+        groups, Cout, Cg = 1, C, C  # dense
+    x_shape = (N, C, L) if rng.random() < 0.9 else (C, L)
+    w_shape = (Cout, Cg, K)
+    isz = np.dtype(cb.STORAGE[dtype][2]).itemsize if dtype in cb.STORAGE else 4
+    ptr_off = 0 if rng.random() < 0.95 else isz * int(rng.integers(1, max(2, 16 // isz)))  # misaligned arrays
+    try:
+        spec = Conv1dSpec(stride=stride, padding=padding, dilation=dilation, groups=groups, padding_mode=mode)
+        resolve_geometry(x_shape, w_shape, None, spec)
+    except ValueError:
+        return None
+    return x_shape, w_shape, spec, rng.random() < 0.5, ptr_off
+
+
+# Boundary geometries: (x_shape, w_shape, padding, mode)
+EDGE_CASES = [
+    ((2, 3, 4099), 4, 3, "zeros"),        # L_out = 4102... rows start anywhere in a vector
+    ((1, 2, 4096), 4, "same", "reflect"),
+    ((3, 2, 8), 2, 1, "circular"),
+    ((1, 1, 1), 1, 0, "zeros"),
+    ((1, 1, 1), 4, 3, "replicate"),
+    ((2, 2, 2047), 3, 1, "replicate"),
+    ((2, 2, 2048), 3, "valid", "zeros"),
+    ((1, 3, 2049), 2, 0, "circular"),
+    ((2, 2, 8), 64, 40, "replicate"),     # dw_long grad_x with pl >= K... and L_out > L
+    ((2, 2, 70), 64, 63, "reflect"),
+    ((2, 2, 64), 64, 64, "circular"),     # circular pad == L: every position has copies
+    ((1, 2, 1000), 17, 80, "zeros"),      # lead < 0
+    ((2, 2, 4096), 31, "same", "reflect"),
+    ((2, 2, 1031), 16, "same", "circular"),
+    ((1, 1, 9), 9, 4, "replicate"),
+    ((2, 2, 1024), 4, 0, "replicate"),    # backward: pl = 0
+    ((2, 2, 1024), 4, 4, "zeros"),        # backward declines: pl >= K
+    ((1, 4, 5000), 33, 1, "circular"),
+    ((2, 3, 511), 8, 7, "reflect"),
+    ((2, 3, 513), 5, 2, "zeros"),
+]
+
+
+# --------------------------------------------------------------------------------------
+# Tests.
+@pytest.mark.parametrize("S", ["__half", "bf16_t", "float"])
+def test_register_tables(S):
+    """load_vectors + shift_window deliver window element e0 + m for every offset e0 < VE and
+    every K <= 4, from vectors actually loaded; group_from and dw_long's tap loop pair output r
+    and tap k with window element r + k for every K <= 64 and its KMAX."""
+    for K in range(1, cb.DWR_KMAX + 1):
+        tab, loads = _check_reg_table(S, K)
+        assert (tab >= 0).all()  # no zeroed vector, no read past the word array among the used words
+    for K in range(cb.DWR_KMAX + 1, cb.DWL_KMAX + 1):
+        for kmax in cb.DWL_KMAXES:
+            if K <= kmax:
+                _check_long_tables(S, K, kmax)
+    for e0, oob in enumerate(_group_table(S)[1]):
+        assert not oob, f"group_from: shift_window reads word {oob} of 2 * SW"
+
+
+SHIFT_CASES = [pytest.param(S, K, marks=pytest.mark.xfail(strict=True, reason=(
+    "shift_window<16-bit, K=2>: NWW = 6 so its first select reads wd[q + 2] for q <= 6, i.e. wd[8] of "
+    "a WORDS = 4 * NV = 8 word array (offsets e0 >= 4): one word past the thread's register window in "
+    "dw_reg / dw_reg_bwd (undefined behaviour; the value only reaches window element 9 >= NW = 9, which "
+    "is never formed, so results are unaffected)"))) if (ITEM[S] == 2 and K == 2) else (S, K)
+    for S in ("__half", "bf16_t", "float") for K in range(1, cb.DWR_KMAX + 1)]
+
+
+@pytest.mark.parametrize("S,K", SHIFT_CASES)
+def test_shift_window_stays_in_word_array(S, K):
+    """shift_window's selects (the ?: evaluates only the chosen word) read inside wd[0 .. WORDS)."""
+    _, _, oob, VE, _, _ = _reg_table(S, K)
+    bad = {e0: o for e0, o in enumerate(oob) if o}
+    assert not bad, f"{S} K={K}: word indices read past WORDS = {4 * _reg_table(S, K)[5]} (by e0): {bad}"
+
+
+@pytest.mark.parametrize("case", EDGE_CASES, ids=lambda c: f"{c[0]}-K{c[1]}-{c[2]}-{c[3]}")
+@pytest.mark.parametrize("dtype", ["float16", "bfloat16", "float32"])
+def test_edge_geometries(case, dtype):
+    x_shape, K, padding, mode = case
+    C = x_shape[-2]
+    spec = Conv1dSpec(padding=padding, groups=C, padding_mode=mode)
+    for bias in (False, True):
+        check_dispatch(dtype, x_shape, (C, 1, K), spec, bias)
+
+
+N_FUZZ = 1200  # geometries per dtype (each: the forward and the backward dispatch, every launch modelled)
+
+
+@pytest.mark.parametrize("dtype", ["float16", "bfloat16", "float32"])
+def test_fuzz_register_window_kernels(dtype):
+    """Thousands of random geometries per dtype (seeded): dispatch and every launch's model."""
+    rng = np.random.default_rng({"float16": 1, "bfloat16": 2, "float32": 3}[dtype])
+    n_geo, seen = 0, {}
+    while n_geo < N_FUZZ:
+        case = _random_case(rng, dtype)
+        if case is None:
+            continue
+        x_shape, w_shape, spec, bias, off = case
+        fk, bk, _ = check_dispatch(dtype, x_shape, w_shape, spec, bias, off)
+        for k in fk + bk:
+            seen[k] = seen.get(k, 0) + 1
+        n_geo += 1
+    # the fuzz reaches every kernel, many times
+    for k in DW_KERNELS:
+        assert seen.get(k, 0) >= 30, (k, seen)
+
+
+def test_dispatch_declines_other_dtypes():
+    """float64 and complex storage never reach the register-window kernels."""
+    rng = np.random.default_rng(7)
+    n = 0
+    while n < 60:
+        dtype = ("float64", "complex64", "complex32")[n % 3]
+        case = _random_case(rng, "float32")
+        if case is None:
+            continue
+        x_shape, w_shape, spec, bias, _ = case
+        fk, bk, _ = check_dispatch(dtype, x_shape, w_shape, spec, bias)
+        assert not set(fk + bk) & set(DW_KERNELS)
+        n += 1
+
+
+MUTANTS = [
+    ("reg_fast_no_end_check", ((1, 2, 64), 3, 1, "zeros")),   # fast path past the row end
+    ("bwd_no_tail", ((1, 2, 64), 4, (2,), "zeros")),         # grad_w misses t in [L, L_out)
+    ("long_lead", ((1, 2, 300), 20, 3, "replicate")),         # grad_x window from the forward's lead
+    ("edges_E", ((1, 2, 96), 3, 2, "reflect")),               # edge range one short
+]
+
+
+@pytest.mark.parametrize("mutant,case", MUTANTS, ids=[m for m, _ in MUTANTS])
+def test_model_detects_mutations(mutant, case):
+    """The checks can fail: one deliberately wrong line in the model is caught."""
+    x_shape, K, padding, mode = case
+    C = x_shape[-2]
+    spec = Conv1dSpec(padding=padding, groups=C, padding_mode=mode)
+    fk, bk, _ = check_dispatch("float16", x_shape, (C, 1, K), spec, False)  # passes unmutated
+    kernel = {"reg_fast_no_end_check": "dw_reg", "bwd_no_tail": "dw_reg_bwd", "long_lead": "dw_long",
+              "edges_E": "dw_bwd_edges"}[mutant]
+    assert kernel in fk + bk  # the mutated model runs
+    MUTATION.add(mutant)
+    try:
+        with pytest.raises(AssertionError):
+            check_dispatch("float16", x_shape, (C, 1, K), spec, False)
+    finally:
+        MUTATION.discard(mutant)
