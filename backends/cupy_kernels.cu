@@ -918,8 +918,12 @@ __device__ __forceinline__ void load_vectors(const S* __restrict__ src, long lon
     }
 }
 
-// win[m] = element e0 + m (m < NW, 0 <= e0 < VE) of the elements held in wd: a barrel shift by
-// whole words (select by 2 words, then by 1) and, for 16-bit storage, by half a word (funnel shift).
+// win[m] = element e0 + m (m < NW, 0 <= e0 < VE) of the elements held in wd[0 .. D::WORDS): a
+// barrel shift by whole words (select by 2 words, then by 1) and, for 16-bit storage, by half a
+// word (funnel shift); selects past WORDS take 0 (only the unused high half of the last funnel
+// shift, for odd NW). Register note (H100): ptxas gives dw_reg<16-bit, 4> 32 registers and an
+// 8-byte spill; __launch_bounds__(128, 4) removes the spill (51 registers) but measured slower
+// (fwd+bwd 78% -> 71% of the floor: fewer resident warps), so the kernels keep (128).
 template <typename S, int K>
 __device__ __forceinline__ void shift_window(const unsigned* wd, int e0, float* win) {
     typedef Dwr<S, K> D;
@@ -928,7 +932,7 @@ __device__ __forceinline__ void shift_window(const unsigned* wd, int e0, float* 
     const int ws = e0 / EPW;
     unsigned b[NWW + 1], c[NWW];
 #pragma unroll
-    for (int q = 0; q < NWW + 1; ++q) b[q] = (ws & 2) ? wd[q + 2] : wd[q];
+    for (int q = 0; q < NWW + 1; ++q) b[q] = (ws & 2) ? (q + 2 < D::WORDS ? wd[q + 2] : 0u) : (q < D::WORDS ? wd[q] : 0u);
 #pragma unroll
     for (int q = 0; q < NWW; ++q) c[q] = (ws & 1) ? b[q + 1] : b[q];
     if constexpr (EPW == 1) {

@@ -52,6 +52,7 @@ def main(argv=None):
     import torch
     import torch.nn.functional as F
     import backends
+    import backends.cupy_backend as cb
     from usconv_ref.dtypes import case_dtype
     from usconv_ref.scaling import exact_unit_scales
     from usconv_ref.spec import Conv1dSpec, resolve_geometry
@@ -138,8 +139,15 @@ def main(argv=None):
             for name, be in (("new", new), ("old", old)):
                 t[name] = (timeit(lambda: be.forward_device(cd, xs, ws, spec, x, w, None)),
                            timeit(lambda: be.backward_device(cd, xs, ws, spec, gy, x, w, False), reps=10))
+            extra = ""
+            if K > cb.DWL_FWD_KMAX:  # the forward on dw_long all the same (the dispatch threshold's evidence)
+                keep, cb.DWL_FWD_KMAX = cb.DWL_FWD_KMAX, cb.DWL_KMAX
+                try:
+                    extra = f" (dw_long forward: {timeit(lambda: new.forward_device(cd, xs, ws, spec, x, w, None)):.3f} ms)"
+                finally:
+                    cb.DWL_FWD_KMAX = keep
             print(f"time dw N{N} C{C} L{L} K{K} pad {spec.padding} {dt:9s}: fwd new {t['new'][0]:.3f} old {t['old'][0]:.3f} ms; "
-                  f"bwd new {t['new'][1]:.3f} old {t['old'][1]:.3f} ms", flush=True)
+                  f"bwd new {t['new'][1]:.3f} old {t['old'][1]:.3f} ms{extra}", flush=True)
             del x, w, gy
             cupy.get_default_memory_pool().free_all_blocks()
     return 1 if bad else 0
