@@ -159,12 +159,13 @@ class CupyBackend(Backend):
     @staticmethod
     def _dwr_threads(cd, geo, spec, arrays, bwd=False):
         """Threads per block of dw_reg (forward) / dw_reg_bwd (bwd), or None where they do not
-        apply: depthwise, stride 1, dilation 1, real 16/32-bit storage, K <= DWR_KMAX, 16-byte
-        aligned arrays; the backward also needs rows of whole 8-element chunks (L a multiple
-        of 8) and 0 <= pl < K. Warps per block: the fewest tiles of at most DWR_BLOCK threads
+        apply: one input channel per group (the forward also with a depth multiplier), stride 1,
+        dilation 1, real 16/32-bit storage, K <= DWR_KMAX, 16-byte aligned arrays; the backward
+        also needs one output channel per group, rows of whole 8-element chunks (L a multiple of
+        8) and 0 <= pl < K. Warps per block: the fewest tiles of at most DWR_BLOCK threads
         (16 outputs each) that cover a row, balanced (the kernels derive the tile count from
         the block size: ceil(span / (16 * threads)), the same)."""
-        if not (geo.Cg == 1 and geo.Og == 1 and spec.stride == 1 and (spec.dilation == 1 or geo.K == 1)):
+        if not (geo.Cg == 1 and (geo.Og == 1 or not bwd) and spec.stride == 1 and (spec.dilation == 1 or geo.K == 1)):
             return None
         if cd.name not in ("float16", "bfloat16", "float32") or not 1 <= geo.K <= DWR_KMAX:
             return None

@@ -955,10 +955,9 @@ template <typename S, bool MAP>
 __device__ __forceinline__ float padded_elem(const S* __restrict__ row, int i, int n, const Geo& g) {
     if (i >= 0 && i < n) return to_acc(row[i]);
     if (!MAP || g.mode == 0 || i + g.pl < 0 || i + g.pl >= g.L + g.pl + g.pr) return 0.f;
-    // src_index in 32-bit arithmetic (rows < 2^31; no 64-bit division routine)
+    // src_index in 32-bit arithmetic, no division: circular pads are <= L (SPEC §2), so one wrap
     const int L = (int)g.L;
-    int j = g.mode == 1 ? (i < 0 ? -i : 2 * (L - 1) - i) : g.mode == 2 ? (i < 0 ? 0 : L - 1) : i % L;
-    if (j < 0) j += L;
+    const int j = g.mode == 1 ? (i < 0 ? -i : 2 * (L - 1) - i) : g.mode == 2 ? (i < 0 ? 0 : L - 1) : (i < 0 ? i + L : i - L);
     return to_acc(row[j]);
 }
 
@@ -990,7 +989,8 @@ __device__ __forceinline__ int dwr_offset(int j) {
     return 8 * ((j * (int)(blockDim.x >> 5) + (int)(threadIdx.x >> 5)) * 32 + (int)(threadIdx.x & 31));
 }
 
-// Forward: y[n, c, o] = sum_k xp[o + k] * (w[c, k] * s) + b[c] * s. Block: tile of T = 16 *
+// Forward: y[n, c, o] = sum_k xp[n, c / m, o + k] * (w[c, k] * s) + b[c] * s (m = C_out / C_in: depth
+// multiplier, one input channel per group). Block: tile of T = 16 *
 // blockDim.x (<= 128) consecutive chunks' outputs of one row; chunk starts o0 = t0 - delta + 8m,
 // delta = (row * L_out) mod 8, so that the flat output index of every chunk is a multiple of 8.
 template <typename S, int K>
@@ -1000,19 +1000,20 @@ __global__ void __launch_bounds__(128) dw_reg(const S* __restrict__ x, const S* 
     typedef Dwr<S, K> D;
     const int L = (int)g.L, Lout = (int)g.Lout, pl = (int)g.pl, T = 8 * DWR_CHUNKS * (int)blockDim.x;
     const unsigned tiles = (unsigned)((Lout + 7 + T - 1) / T);
-    const unsigned row = blockIdx.x / tiles, c = row % (unsigned)g.Cout;
+    const unsigned row = blockIdx.x / tiles, c = row % (unsigned)g.Cout;  // (n, c) of y
+    const unsigned xrow = (row / (unsigned)g.Cout) * (unsigned)g.Cin + c / (unsigned)(g.Cout / g.Cin);  // multipliers
     const int delta = (int)(((long long)row * Lout) & 7);
     const int t0 = (int)(blockIdx.x - row * tiles) * T - delta;
-    const long long xend = g.N * g.Cout * g.L;  // elements of x
-    const S* xr = x + (long long)row * L;
+    const long long xend = g.N * g.Cin * g.L;  // elements of x
+    const S* xr = x + (long long)xrow * L;
     unsigned wd[DWR_CHUNKS][D::WORDS];
     bool fast[DWR_CHUNKS];
     int e0[DWR_CHUNKS];
 #pragma unroll
     for (int j = 0; j < DWR_CHUNKS; ++j) {  // every load first
         const int o0 = t0 + dwr_offset(j), i0 = o0 - pl;  // outputs o0..o0+7 read x[i0 .. i0 + NW)
-        const long long A = ((long long)row * L + i0) & ~(long long)(D::VE - 1);
-        e0[j] = (int)((long long)row * L + i0 - A);
+        const long long A = ((long long)xrow * L + i0) & ~(long long)(D::VE - 1);
+        e0[j] = (int)((long long)xrow * L + i0 - A);
         fast[j] = o0 >= 0 && o0 + 8 <= Lout && i0 >= 0 && i0 + D::NW <= L && A + D::NV * D::VE <= xend;
         if (fast[j]) load_vectors<S, K>(x, A, e0[j], wd[j]);
     }

@@ -115,8 +115,11 @@ class G:
          self.mode) = (int(v) for v in gp)
 
 
-def _check_depthwise(g, K_template=None, kmax=None):
-    assert g.Cin == g.Cout == g.G, "kernel assumes depthwise (one channel per group)"
+def _check_depthwise(g, K_template=None, kmax=None, multiplier=False):
+    if multiplier:  # one input channel per group, C_out / C_in output channels each
+        assert g.Cin == g.G and g.Cout % g.Cin == 0, "kernel assumes one input channel per group"
+    else:
+        assert g.Cin == g.Cout == g.G, "kernel assumes depthwise (one channel per group)"
     assert g.stride == 1 and (g.dil == 1 or g.K == 1), "kernel assumes stride 1, dilation 1"
     assert g.Lout == g.L + g.pl + g.pr - g.K + 1
     if K_template is not None:
@@ -138,8 +141,7 @@ def _padded_elem_idx(i, n, MAP, g):
     elif g.mode == 2:
         j = np.where(i < 0, 0, L - 1)
     else:
-        j = np.fmod(i, L)  # C's %: truncates toward zero
-    j = np.where(j < 0, j + L, j)
+        j = np.where(i < 0, i + L, i - L)  # one wrap (circular pads are <= L), as written
     return np.where(inside, i, np.where(zero, -1, j))
 
 
@@ -343,7 +345,7 @@ def _chunks(blk_row, blk_tile, nt, T, delta_fn, per_thread_chunks):
 
 def model_dw_reg(S, K, arrs, g, grid, block):
     x, w, b, y = arrs
-    _check_depthwise(g, K_template=K)
+    _check_depthwise(g, K_template=K, multiplier=True)
     isz = ITEM[S]
     tab, loads = _check_reg_table(S, K)
     _, _, _, VE, NW, NV = _reg_table(S, K)
@@ -351,11 +353,12 @@ def model_dw_reg(S, K, arrs, g, grid, block):
     tiles = (g.Lout + 7 + T - 1) // T
     nt, blk, brow, btile = _threads(grid, block, tiles, g.N * g.Cout)
     o0, row = _chunks(brow, btile, nt, T, lambda r: (r * g.Lout) & 7, DWR_CHUNKS)
+    xrow = (row // g.Cout) * g.Cin + (row % g.Cout) // (g.Cout // g.Cin)  # the input row of output row (n, c)
     i0 = o0 - g.pl
-    F = row * g.L + i0
+    F = xrow * g.L + i0
     A = F & ~np.int64(VE - 1)
     e0 = F - A
-    xend = g.N * g.Cout * g.L
+    xend = g.N * g.Cin * g.L
     assert x.size == xend and y.size == g.N * g.Cout * g.Lout and w.size == g.Cout * K
     if b is not None:
         assert b.size == g.Cout
@@ -373,7 +376,7 @@ def model_dw_reg(S, K, arrs, g, grid, block):
     assert ((ef >= 0) & (ef < VE)).all()
     lo_pos, hi_pos = i0[f], i0[f] + (8 - 1) + (K - 1)  # window positions the outputs use
     assert (lo_pos >= 0).all() and (hi_pos < g.L).all(), "dw_reg fast path needs elements outside the row"
-    assert (Af + tab[ef, 0] == row[f] * g.L + o0[f] - g.pl).all()
+    assert (Af + tab[ef, 0] == xrow[f] * g.L + o0[f] - g.pl).all()
     _check_vec_stores(y, row[f] * g.Lout + o0[f], isz, "dw_reg y")
     writes = [(row[f] * g.Lout + o0[f])[:, None] + np.arange(8)]
     # scalar chunks
@@ -644,7 +647,8 @@ def check_dispatch(dtype, x_shape, w_shape, spec, with_bias, ptr_off=0):
     small = dtype in STORAGE_OF
     if nt_f is not None:
         assert fk == ["dw_reg"] and flog[0].block[0] == nt_f
-        assert depthwise and small and geo.K <= cb.DWR_KMAX and (spec.dilation == 1 or geo.K == 1)
+        assert geo.Cg == 1 and spec.stride == 1 and small and geo.K <= cb.DWR_KMAX  # multipliers too
+        assert (spec.dilation == 1 or geo.K == 1)
         assert ptr_off % 16 == 0 and _parse(flog[0].name)[1] == (STORAGE_OF[dtype], str(geo.K))
     else:
         assert "dw_reg" not in fk
