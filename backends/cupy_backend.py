@@ -84,7 +84,7 @@ def module_source():
               for k in range(1, DWR_KMAX + 1)] + [f"dw_bwd_edges<{t}>" for t in DW_TYPES]
     names += [f"dw_long<{t}, {k}, {b}>" for t in DW_TYPES for k in DWL_KMAXES for b in ("false", "true")]
     names += [f"conv_fwd_gemm<{t}>" for t in GEMM_TYPES]
-    names += [f"conv_fwd_mma<{t}>" for t in MMA_TYPES.values()] + ["pack_x", "pack_w"]
+    names += [f"conv_fwd_mma<{t}>" for t in MMA_TYPES.values()] + ["pack_x", "pack_w_wide<unsigned short>"]
     names += [f"{k}<{e}>" for e, _ in DMMA.values() for k in ("pack_x_wide", "pack_w_wide")]
     names += [f"conv_fwd_dmma<{s}, {c}>" for _, (s, c) in DMMA.values()]
     lines = [f"INSTANTIATE({t}, {'true' if c else 'false'}) INSTANTIATE_TILES({t}, {'true' if c else 'false'})"
@@ -264,12 +264,8 @@ class CupyBackend(Backend):
                                               (dx, xt, *gp, np.int32(P), np.int32(Cp)))
         mod.get_function(f"pack_w_wide<{e}>")((-(-(wt.size // parts) // 256),), (256,),
                                               (dw, wt, *gp, np.int32(Op), np.int32(Cp)))
-        fn = mod.get_function(f"conv_fwd_dmma<{st}, {c}>")
-        if fn.max_dynamic_shared_size_bytes < smem:
-            fn.max_dynamic_shared_size_bytes = smem
-        fn((geo.N * -(-geo.L_out // Z_BN), Op // Z_BM, geo.groups), (128,),
-           (xt, wt, dx, dw, db, y, *gp, np.float64(s), np.int32(P), np.int32(Op), np.int32(Cp), np.int32(span),
-            np.int32(stages)), shared_mem=smem)
+        self._launch_packed(mod.get_function(f"conv_fwd_dmma<{st}, {c}>"), geo, gp, plan, Z_BM, Z_BN, 128,
+                            xt, wt, dx, dw, db, y, s)
 
     def _launch_mma(self, cd, geo, gp, plan, dx, dw, db, y, s):
         import cupy
@@ -279,11 +275,19 @@ class CupyBackend(Backend):
         wt = cupy.empty(geo.groups * geo.K * Op * Cp, np.uint16)
         mod.get_function("pack_x")((geo.N * geo.groups, -(-P // 64), -(-Cp // 64)), (32, 8),
                                          (dx, xt, *gp, np.int32(P), np.int32(Cp)))
-        mod.get_function("pack_w")((-(-wt.size // 256),), (256,), (dw, wt, *gp, np.int32(Op), np.int32(Cp)))
-        fn = mod.get_function(f"conv_fwd_mma<{t}>")
+        mod.get_function("pack_w_wide<unsigned short>")((-(-wt.size // 256),), (256,),
+                                                        (dw, wt, *gp, np.int32(Op), np.int32(Cp)))
+        self._launch_packed(mod.get_function(f"conv_fwd_mma<{t}>"), geo, gp, plan, MMA_BM, MMA_BN, 256,
+                            xt, wt, dx, dw, db, y, s)
+
+    @staticmethod
+    def _launch_packed(fn, geo, gp, plan, bm, bn, threads, xt, wt, dx, dw, db, y, s):
+        """A tensor-core forward over packed operands (the kernels' PackedPipe): one block per
+        (n and bn positions, bm output channels, group), the plan's shared memory opted in."""
+        P, Op, Cp, span, stages, smem = plan
         if fn.max_dynamic_shared_size_bytes < smem:
             fn.max_dynamic_shared_size_bytes = smem
-        fn((geo.N * -(-geo.L_out // MMA_BN), Op // MMA_BM, geo.groups), (256,),
+        fn((geo.N * -(-geo.L_out // bn), Op // bm, geo.groups), (threads,),
            (xt, wt, dx, dw, db, y, *gp, np.float64(s), np.int32(P), np.int32(Op), np.int32(Cp), np.int32(span),
             np.int32(stages)), shared_mem=smem)
 

@@ -1464,19 +1464,7 @@ __global__ void pack_x(const u16* __restrict__ x, u16* __restrict__ xt, GEO_ARGS
     }
 }
 
-__global__ void pack_w(const u16* __restrict__ w, u16* __restrict__ wt, GEO_ARGS, int Op, int Cp) {
-    GEO_MAKE
-    const long long e = (long long)blockIdx.x * blockDim.x + threadIdx.x;
-    const int Cg = (int)(g.Cin / g.G), Og = (int)(g.Cout / g.G), K = (int)g.K;
-    if (e >= g.G * K * (long long)Op * Cp) return;
-    const int c = (int)(e % Cp);
-    long long r = e / Cp;
-    const int o = (int)(r % Op);
-    r /= Op;
-    const int k = (int)(r % K);
-    const long long grp = r / K;
-    wt[e] = (o < Og && c < Cg) ? w[((grp * Og + o) * Cg + c) * K + k] : (u16)0;
-}
+// The weights are packed by pack_w_wide<u16> (below, with the float64 tensor-core kernel).
 
 __device__ __forceinline__ unsigned smem_u32(const void* p) { return (unsigned)__cvta_generic_to_shared(p); }
 __device__ __forceinline__ void cp_async16(unsigned dst, const void* src) {
@@ -1502,6 +1490,64 @@ template <> __device__ __forceinline__ void mma16816<bf16_t>(float c[4], const u
                  : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
 }
 
+// The packed-operand pipeline of both tensor-core forwards: block (n * tiles + t-tile, o-tile,
+// group) computes BM output channels x BN positions from packed channels-last operands (xt: [N][G]
+// [P][Cp], wt: [G][K][Op][Cp], elements E) in chunks of BK channels; a stage holds the K weight
+// tiles [K][BM][LD] and the x tile [span][LD] (rows of BK elements padded to LD), filled by
+// 16-byte cp.async copies (NT threads). begin(ch) waits for chunk ch (issuing ch + 1 first when
+// two stages fit) and returns its stage; end(ch) follows its products.
+template <typename E, int BM, int BN, int BK, int LD, int NT>
+struct PackedPipe {
+    static constexpr int PER = 16 / (int)sizeof(E), CH = BK / PER;  // elements per copy, copies per row
+    E* Ws;  // [stages][K][BM][LD]
+    E* Xs;  // [stages][span][LD]
+    const E* wsrc;
+    const E* xsrc;
+    int K, Cp, Op, span, stages, w_stage, x_stage, nchunks, n, t0, o0, grp;
+    __device__ __forceinline__ PackedPipe(unsigned char* smem, const E* xt, const E* wt, const Geo& g, int P, int Op_,
+                                          int Cp_, int span_, int stages_) {
+        K = (int)g.K; Cp = Cp_; Op = Op_; span = span_; stages = stages_;
+        const int tiles_t = ((int)g.Lout + BN - 1) / BN;
+        n = blockIdx.x / tiles_t; t0 = (blockIdx.x - n * tiles_t) * BN;
+        o0 = blockIdx.y * BM; grp = blockIdx.z;
+        w_stage = K * BM * LD; x_stage = span * LD; nchunks = Cp / BK;
+        Ws = reinterpret_cast<E*>(smem);
+        Xs = Ws + stages * w_stage;
+        wsrc = wt + ((long long)grp * K * Op + o0) * Cp;
+        xsrc = xt + (((long long)n * g.G + grp) * P + (long long)t0 * g.stride) * Cp;
+    }
+    __device__ __forceinline__ void issue(int chunk, int stage) const {
+        const int c0 = chunk * BK;
+        E* wd = Ws + stage * w_stage;
+        E* xd = Xs + stage * x_stage;
+        for (int e = threadIdx.x; e < K * BM * CH; e += NT) {
+            const int cl = (e % CH) * PER, row = e / CH, k = row / BM, r = row - k * BM;
+            cp_async16(smem_u32(wd + row * LD + cl), wsrc + ((long long)k * Op + r) * Cp + c0 + cl);
+        }
+        for (int e = threadIdx.x; e < span * CH; e += NT) {
+            const int cl = (e % CH) * PER, row = e / CH;
+            cp_async16(smem_u32(xd + row * LD + cl), xsrc + (long long)row * Cp + c0 + cl);
+        }
+        cp_async_commit();
+    }
+    // After chunk ch's products: with one stage, the next chunk is loaded only now.
+    __device__ __forceinline__ void end(int ch) const {
+        __syncthreads();
+        if (stages == 1 && ch + 1 < nchunks) issue(ch + 1, 0);
+    }
+    __device__ __forceinline__ int begin(int ch) const {
+        const int cur = stages == 2 ? (ch & 1) : 0;
+        if (stages == 2 && ch + 1 < nchunks) {
+            issue(ch + 1, cur ^ 1);
+            cp_async_wait<1>();
+        } else {
+            cp_async_wait<0>();
+        }
+        __syncthreads();
+        return cur;
+    }
+};
+
 constexpr int MMA_BM = 128, MMA_BN = 128, MMA_BK = 32, MMA_LD = MMA_BK + 8;  // LD: 80-byte rows, ldmatrix conflict-free
 
 template <typename S>
@@ -1512,28 +1558,8 @@ __global__ void __launch_bounds__(256, 2) conv_fwd_mma(const S* __restrict__ xt,
     extern __shared__ __align__(16) unsigned char smem_raw[];
     GEO_MAKE
     const int K = (int)g.K, st = (int)g.stride, dil = (int)g.dil, Og = (int)(g.Cout / g.G), Lout = (int)g.Lout;
-    const int tiles_t = (Lout + MMA_BN - 1) / MMA_BN;
-    const int n = blockIdx.x / tiles_t, t0 = (blockIdx.x - n * tiles_t) * MMA_BN;
-    const int o0 = blockIdx.y * MMA_BM, grp = blockIdx.z;
-    const int w_stage = K * MMA_BM * MMA_LD, x_stage = span * MMA_LD;
-    S* Ws = reinterpret_cast<S*>(smem_raw);  // [stages][K][BM][LD]
-    S* Xs = Ws + stages * w_stage;            // [stages][span][LD]
-    const S* wsrc = wt + ((long long)grp * K * Op + o0) * Cp;
-    const S* xsrc = xt + (((long long)n * g.G + grp) * P + (long long)t0 * st) * Cp;
-    auto issue = [&](int chunk, int stage) {
-        const int c0 = chunk * MMA_BK;
-        S* wd = Ws + stage * w_stage;
-        S* xd = Xs + stage * x_stage;
-        for (int e = threadIdx.x; e < K * MMA_BM * 4; e += 256) {
-            const int seg = e & 3, row = e >> 2, k = row / MMA_BM, r = row - k * MMA_BM;
-            cp_async16(smem_u32(wd + row * MMA_LD + seg * 8), wsrc + ((long long)k * Op + r) * Cp + c0 + seg * 8);
-        }
-        for (int e = threadIdx.x; e < span * 4; e += 256) {
-            const int seg = e & 3, row = e >> 2;
-            cp_async16(smem_u32(xd + row * MMA_LD + seg * 8), xsrc + (long long)row * Cp + c0 + seg * 8);
-        }
-        cp_async_commit();
-    };
+    const PackedPipe<S, MMA_BM, MMA_BN, MMA_BK, MMA_LD, 256> pipe(smem_raw, xt, wt, g, P, Op, Cp, span, stages);
+    const int n = pipe.n, t0 = pipe.t0, o0 = pipe.o0, grp = pipe.grp;
     const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
     const int wm = warp >> 2, wn = warp & 3;  // 2 x 4 warps, warp tile 64 (o) x 32 (t)
     float acc[4][4][4];
@@ -1543,19 +1569,11 @@ __global__ void __launch_bounds__(256, 2) conv_fwd_mma(const S* __restrict__ xt,
         for (int j = 0; j < 4; ++j)
 #pragma unroll
             for (int r = 0; r < 4; ++r) acc[i][j][r] = 0.f;
-    const int nchunks = Cp / MMA_BK;
-    issue(0, 0);
-    for (int ch = 0; ch < nchunks; ++ch) {  // two stages: the next chunk loads during this one's products
-        const int cur = stages == 2 ? (ch & 1) : 0;
-        if (stages == 2 && ch + 1 < nchunks) {
-            issue(ch + 1, cur ^ 1);
-            cp_async_wait<1>();
-        } else {
-            cp_async_wait<0>();
-        }
-        __syncthreads();
-        const S* wsb = Ws + cur * w_stage;
-        const S* xsb = Xs + cur * x_stage;
+    pipe.issue(0, 0);
+    for (int ch = 0; ch < pipe.nchunks; ++ch) {  // two stages: the next chunk loads during this one's products
+        const int cur = pipe.begin(ch);
+        const S* wsb = pipe.Ws + cur * pipe.w_stage;
+        const S* xsb = pipe.Xs + cur * pipe.x_stage;
         for (int k = 0; k < K; ++k) {
 #pragma unroll
             for (int ks = 0; ks < MMA_BK / 16; ++ks) {
@@ -1577,8 +1595,7 @@ __global__ void __launch_bounds__(256, 2) conv_fwd_mma(const S* __restrict__ xt,
                     for (int ni = 0; ni < 4; ++ni) mma16816<S>(acc[mi][ni], a[mi], bf[ni][0], bf[ni][1]);
             }
         }
-        __syncthreads();
-        if (stages == 1 && ch + 1 < nchunks) issue(ch + 1, 0);
+        pipe.end(ch);
     }
     // Epilogue: scaled results into shared memory (the pipeline's buffers are free now), then
     // 16-byte row segments to y (element by element where L_out is not a multiple of 8).
@@ -1720,35 +1737,14 @@ __global__ void __launch_bounds__(128) conv_fwd_dmma(const void* __restrict__ xt
                                                      const S* __restrict__ b, S* __restrict__ y, GEO_ARGS,
                                                      double scale, int P, int Op, int Cp, int span, int stages) {
     typedef typename Packed<S, CPLX>::type E;
-    constexpr int PER = 16 / (int)sizeof(E), CH = Z_BK / PER;  // elements per 16-byte copy, copies per row
     typedef typename Acc<S>::type A;
     const E* __restrict__ xt = static_cast<const E*>(xt_);
     const E* __restrict__ wt = static_cast<const E*>(wt_);
     extern __shared__ __align__(16) unsigned char smem_raw[];
     GEO_MAKE
     const int K = (int)g.K, st = (int)g.stride, dil = (int)g.dil, Og = (int)(g.Cout / g.G), Lout = (int)g.Lout;
-    const int tiles_t = (Lout + Z_BN - 1) / Z_BN;
-    const int n = blockIdx.x / tiles_t, t0 = (blockIdx.x - n * tiles_t) * Z_BN;
-    const int o0 = blockIdx.y * Z_BM, grp = blockIdx.z;
-    const int w_stage = K * Z_BM * Z_LD, x_stage = span * Z_LD;
-    E* Ws = reinterpret_cast<E*>(smem_raw);  // [stages][K][BM][LD]
-    E* Xs = Ws + stages * w_stage;           // [stages][span][LD]
-    const E* wsrc = wt + ((long long)grp * K * Op + o0) * Cp;
-    const E* xsrc = xt + (((long long)n * g.G + grp) * P + (long long)t0 * st) * Cp;
-    auto issue = [&](int chunk, int stage) {
-        const int c0 = chunk * Z_BK;
-        E* wd = Ws + stage * w_stage;
-        E* xd = Xs + stage * x_stage;
-        for (int e = threadIdx.x; e < K * Z_BM * CH; e += 128) {
-            const int cl = (e % CH) * PER, row = e / CH, k = row / Z_BM, r = row - k * Z_BM;
-            cp_async16(smem_u32(wd + row * Z_LD + cl), wsrc + ((long long)k * Op + r) * Cp + c0 + cl);
-        }
-        for (int e = threadIdx.x; e < span * CH; e += 128) {
-            const int cl = (e % CH) * PER, row = e / CH;
-            cp_async16(smem_u32(xd + row * Z_LD + cl), xsrc + (long long)row * Cp + c0 + cl);
-        }
-        cp_async_commit();
-    };
+    const PackedPipe<E, Z_BM, Z_BN, Z_BK, Z_LD, 128> pipe(smem_raw, xt, wt, g, P, Op, Cp, span, stages);
+    const int n = pipe.n, t0 = pipe.t0, o0 = pipe.o0, grp = pipe.grp;
     const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, gq = lane >> 2, q = lane & 3;
     const int wm = warp >> 1, wn = warp & 1;  // 2 x 2 warps of 32 (o) x 32 (t): 2 x 4 fragments
     double accr[2][4][4], acci[2][4][4];
@@ -1758,19 +1754,11 @@ __global__ void __launch_bounds__(128) conv_fwd_dmma(const void* __restrict__ xt
         for (int j = 0; j < 4; ++j)
 #pragma unroll
             for (int r = 0; r < 4; ++r) accr[i][j][r] = acci[i][j][r] = 0.0;
-    const int nchunks = Cp / Z_BK;
-    issue(0, 0);
-    for (int ch = 0; ch < nchunks; ++ch) {
-        const int cur = stages == 2 ? (ch & 1) : 0;
-        if (stages == 2 && ch + 1 < nchunks) {
-            issue(ch + 1, cur ^ 1);
-            cp_async_wait<1>();
-        } else {
-            cp_async_wait<0>();
-        }
-        __syncthreads();
-        const E* wsb = Ws + cur * w_stage;
-        const E* xsb = Xs + cur * x_stage;
+    pipe.issue(0, 0);
+    for (int ch = 0; ch < pipe.nchunks; ++ch) {
+        const int cur = pipe.begin(ch);
+        const E* wsb = pipe.Ws + cur * pipe.w_stage;
+        const E* xsb = pipe.Xs + cur * pipe.x_stage;
         for (int k = 0; k < K; ++k) {  // one k8 step per tap (Z_BK = 8)
             double ar[2][4], ai[2][4], nai[2][4], br[4][2], bi[4][2];
 #pragma unroll
@@ -1798,8 +1786,7 @@ __global__ void __launch_bounds__(128) conv_fwd_dmma(const void* __restrict__ xt
                     }
                 }
         }
-        __syncthreads();
-        if (stages == 1 && ch + 1 < nchunks) issue(ch + 1, 0);
+        pipe.end(ch);
     }
     const double sd = (double)(A)scale;  // the scale as declared: float32 for 32-bit parts
 #pragma unroll
@@ -1840,6 +1827,7 @@ __global__ void __launch_bounds__(128) conv_fwd_dmma(const void* __restrict__ xt
     template __global__ void pack_w_wide<E>(const E*, E*, GEO_TYPES, int, int); \
     template __global__ void conv_fwd_dmma<S, C>(const void*, const void*, const S*, const S*, const S*, S*, GEO_TYPES, \
                                                  double, int, int, int, int, int);
+template __global__ void pack_w_wide<u16>(const u16*, u16*, GEO_TYPES, int, int);  // conv_fwd_mma's weights
 INSTANTIATE_DMMA(float, float, false)
 INSTANTIATE_DMMA(double, double, false)
 INSTANTIATE_DMMA(float, float2, true)
