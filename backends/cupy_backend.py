@@ -82,6 +82,7 @@ def module_source():
     names += [f"dw_bwd_vec<{t}, {km}>" for t in DW_TYPES for km in DW_KMAX if km <= DW_FUSED_KMAX]
     names += [f"{kern}<{t}, {k}>" for kern in ("dw_reg", "dw_reg_bwd") for t in DW_TYPES
               for k in range(1, DWR_KMAX + 1)] + [f"dw_bwd_edges<{t}>" for t in DW_TYPES]
+    names += [f"dw_reg<{t}, {k}, 2>" for t in DW_TYPES for k in range(1, DWR_KMAX + 1)]  # stride 2
     names += [f"dw_long<{t}, {k}, {b}>" for t in DW_TYPES for k in DWL_KMAXES for b in ("false", "true")]
     names += [f"conv_fwd_gemm<{t}>" for t in GEMM_TYPES]
     names += [f"conv_fwd_mma<{t}>" for t in MMA_TYPES.values()] + ["pack_x", "pack_w_wide<unsigned short>"]
@@ -159,13 +160,14 @@ class CupyBackend(Backend):
     @staticmethod
     def _dwr_threads(cd, geo, spec, arrays, bwd=False):
         """Threads per block of dw_reg (forward) / dw_reg_bwd (bwd), or None where they do not
-        apply: one input channel per group (the forward also with a depth multiplier), stride 1,
-        dilation 1, real 16/32-bit storage, K <= DWR_KMAX, 16-byte aligned arrays; the backward
+        apply: one input channel per group (the forward also with a depth multiplier), stride 1
+        (the forward also 2), dilation 1, real 16/32-bit storage, K <= DWR_KMAX, 16-byte aligned arrays; the backward
         also needs one output channel per group, rows of whole 8-element chunks (L a multiple of
         8) and 0 <= pl < K. Warps per block: the fewest tiles of at most DWR_BLOCK threads
         (16 outputs each) that cover a row, balanced (the kernels derive the tile count from
         the block size: ceil(span / (16 * threads)), the same)."""
-        if not (geo.Cg == 1 and (geo.Og == 1 or not bwd) and spec.stride == 1 and (spec.dilation == 1 or geo.K == 1)):
+        if not (geo.Cg == 1 and (geo.Og == 1 or not bwd) and spec.stride in ((1,) if bwd else (1, 2))
+                and (spec.dilation == 1 or geo.K == 1)):
             return None
         if cd.name not in ("float16", "bfloat16", "float32") or not 1 <= geo.K <= DWR_KMAX:
             return None
@@ -399,7 +401,8 @@ class CupyBackend(Backend):
         nt = self._dwr_threads(cd, geo, spec, tuple(a for a in (dx, y, db) if a is not None))
         if nt is not None:  # depthwise, few taps: register windows, 16 outputs a thread
             tiles = -(-(geo.L_out + 7) // (16 * nt))  # the kernel's tiles: rows start at any flat alignment
-            self._dwr_fn("dw_reg", cd, geo)((geo.N * geo.C_out * tiles,), (nt,), (dx, dw, db, y, *gp, np.float64(s)))
+            fn = self.module().get_function(f"dw_reg<{STORAGE[cd.name][0]}, {geo.K}{', 2' if spec.stride == 2 else ''}>")
+            fn((geo.N * geo.C_out * tiles,), (nt,), (dx, dw, db, y, *gp, np.float64(s)))
             return y
         nt = self._dwl_threads(cd, geo, spec, tuple(a for a in (dx, y, db) if a is not None), geo.L_out)
         if nt is not None and geo.K <= DWL_FWD_KMAX:  # depthwise, more taps

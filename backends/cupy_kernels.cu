@@ -890,8 +890,8 @@ __global__ void __launch_bounds__(128) dw_bwd_vec(const S* __restrict__ gy, cons
 #define DWR_CHUNKS 2
 
 // 16-byte vectors per window: enough for 8 + K - 1 elements at any offset below a vector.
-template <typename S, int K> struct Dwr {
-    static constexpr int VE = 16 / sizeof(S), NW = 8 + K - 1, NV = (VE - 1 + NW + VE - 1) / VE, WORDS = 4 * NV;
+template <typename S, int K, int ST = 1> struct Dwr {
+    static constexpr int VE = 16 / sizeof(S), NW = 8 * ST + K - 1, NV = (VE - 1 + NW + VE - 1) / VE, WORDS = 4 * NV;
 };
 
 // A 16-bit pattern as float (exact).
@@ -907,9 +907,9 @@ template <> __device__ __forceinline__ float bits_to_float<float>(unsigned h) { 
 // The 16-byte vectors at src + A (A a multiple of VE) that hold elements e0 .. e0 + NW - 1, as
 // words: NV - 1 of them, or NV where the window reaches into the last (zeros in its place
 // otherwise; most rows need one vector less than the worst case).
-template <typename S, int K>
+template <typename S, int K, int ST = 1>
 __device__ __forceinline__ void load_vectors(const S* __restrict__ src, long long A, int e0, unsigned* wd) {
-    typedef Dwr<S, K> D;
+    typedef Dwr<S, K, ST> D;
     const uint4* p = reinterpret_cast<const uint4*>(src + A);
 #pragma unroll
     for (int v = 0; v < D::NV; ++v) {
@@ -924,9 +924,9 @@ __device__ __forceinline__ void load_vectors(const S* __restrict__ src, long lon
 // shift, for odd NW). Register note (H100): ptxas gives dw_reg<16-bit, 4> 32 registers and an
 // 8-byte spill; __launch_bounds__(128, 4) removes the spill (51 registers) but measured slower
 // (fwd+bwd 78% -> 71% of the floor: fewer resident warps), so the kernels keep (128).
-template <typename S, int K>
+template <typename S, int K, int ST = 1>
 __device__ __forceinline__ void shift_window(const unsigned* wd, int e0, float* win) {
-    typedef Dwr<S, K> D;
+    typedef Dwr<S, K, ST> D;
     constexpr int EPW = 4 / sizeof(S);                  // elements per word
     constexpr int NWW = (D::NW + EPW - 1) / EPW + EPW - 1;  // words before the half-word shift
     const int ws = e0 / EPW;
@@ -961,14 +961,14 @@ __device__ __forceinline__ float padded_elem(const S* __restrict__ row, int i, i
     return to_acc(row[j]);
 }
 
-// 8 outputs y[r] = sum_k win[r + k] * ws[k], k ascending (fused multiply-adds from zero).
-template <int K>
+// 8 outputs y[r] = sum_k win[r * ST + k] * ws[k], k ascending (fused multiply-adds from zero).
+template <int K, int ST = 1>
 __device__ __forceinline__ void chunk_conv(const float* win, const float* ws, float y[8]) {
 #pragma unroll
     for (int r = 0; r < 8; ++r) {
         float acc = 0.f;
 #pragma unroll
-        for (int k = 0; k < K; ++k) acc = fma_ieee(win[r + k], ws[k], acc);
+        for (int k = 0; k < K; ++k) acc = fma_ieee(win[r * ST + k], ws[k], acc);
         y[r] = acc;
     }
 }
@@ -989,15 +989,15 @@ __device__ __forceinline__ int dwr_offset(int j) {
     return 8 * ((j * (int)(blockDim.x >> 5) + (int)(threadIdx.x >> 5)) * 32 + (int)(threadIdx.x & 31));
 }
 
-// Forward: y[n, c, o] = sum_k xp[n, c / m, o + k] * (w[c, k] * s) + b[c] * s (m = C_out / C_in: depth
-// multiplier, one input channel per group). Block: tile of T = 16 *
+// Forward: y[n, c, o] = sum_k xp[n, c / m, o * ST + k] * (w[c, k] * s) + b[c] * s (m = C_out / C_in:
+// depth multiplier, one input channel per group; stride ST = 1 or 2: a window of 8 * ST + K - 1). Block: tile of T = 16 *
 // blockDim.x (<= 128) consecutive chunks' outputs of one row; chunk starts o0 = t0 - delta + 8m,
 // delta = (row * L_out) mod 8, so that the flat output index of every chunk is a multiple of 8.
-template <typename S, int K>
+template <typename S, int K, int ST = 1>
 __global__ void __launch_bounds__(128) dw_reg(const S* __restrict__ x, const S* __restrict__ w,
                                               const S* __restrict__ b, S* __restrict__ y, GEO_ARGS, double scale) {
     GEO_MAKE
-    typedef Dwr<S, K> D;
+    typedef Dwr<S, K, ST> D;
     const int L = (int)g.L, Lout = (int)g.Lout, pl = (int)g.pl, T = 8 * DWR_CHUNKS * (int)blockDim.x;
     const unsigned tiles = (unsigned)((Lout + 7 + T - 1) / T);
     const unsigned row = blockIdx.x / tiles, c = row % (unsigned)g.Cout;  // (n, c) of y
@@ -1011,11 +1011,11 @@ __global__ void __launch_bounds__(128) dw_reg(const S* __restrict__ x, const S* 
     int e0[DWR_CHUNKS];
 #pragma unroll
     for (int j = 0; j < DWR_CHUNKS; ++j) {  // every load first
-        const int o0 = t0 + dwr_offset(j), i0 = o0 - pl;  // outputs o0..o0+7 read x[i0 .. i0 + NW)
+        const int o0 = t0 + dwr_offset(j), i0 = o0 * ST - pl;  // outputs o0..o0+7 read x[i0 .. i0 + NW)
         const long long A = ((long long)xrow * L + i0) & ~(long long)(D::VE - 1);
         e0[j] = (int)((long long)xrow * L + i0 - A);
         fast[j] = o0 >= 0 && o0 + 8 <= Lout && i0 >= 0 && i0 + D::NW <= L && A + D::NV * D::VE <= xend;
-        if (fast[j]) load_vectors<S, K>(x, A, e0[j], wd[j]);
+        if (fast[j]) load_vectors<S, K, ST>(x, A, e0[j], wd[j]);
     }
     const float s = (float)scale;
     float ws[K];
@@ -1028,8 +1028,8 @@ __global__ void __launch_bounds__(128) dw_reg(const S* __restrict__ x, const S* 
         const int o0 = t0 + dwr_offset(j);
         if (fast[j]) {
             float win[D::NW], out[8];
-            shift_window<S, K>(wd[j], e0[j], win);
-            chunk_conv<K>(win, ws, out);
+            shift_window<S, K, ST>(wd[j], e0[j], win);
+            chunk_conv<K, ST>(win, ws, out);
 #pragma unroll
             for (int r = 0; r < 8; ++r) out[r] = add_ieee(out[r], br);
             store8<S>(yr + o0, out);
@@ -1039,7 +1039,7 @@ __global__ void __launch_bounds__(128) dw_reg(const S* __restrict__ x, const S* 
                 if (o < 0 || o >= Lout) continue;
                 float acc = 0.f;
 #pragma unroll
-                for (int k = 0; k < K; ++k) acc = fma_ieee(padded_elem<S, true>(xr, o - pl + k, L, g), ws[k], acc);
+                for (int k = 0; k < K; ++k) acc = fma_ieee(padded_elem<S, true>(xr, o * ST - pl + k, L, g), ws[k], acc);
                 yr[o] = from_acc<S>(add_ieee(acc, br));
             }
         }
@@ -1268,9 +1268,11 @@ __global__ void dw_bwd_edges(const S* __restrict__ gy, const S* __restrict__ w, 
 #define DWL_INST1(S, KMAX) \
     template __global__ void dw_long<S, KMAX, false>(const S*, const S*, const S*, S*, GEO_TYPES, double); \
     template __global__ void dw_long<S, KMAX, true>(const S*, const S*, const S*, S*, GEO_TYPES, double);
+#define DWR_INST2(S, K) template __global__ void dw_reg<S, K, 2>(const S*, const S*, const S*, S*, GEO_TYPES, double);
 #define INSTANTIATE_DWR(S) \
     template __global__ void dw_bwd_edges<S>(const S*, const S*, S*, GEO_TYPES, double); \
     DWR_INST1(S, 1) DWR_INST1(S, 2) DWR_INST1(S, 3) DWR_INST1(S, 4) \
+    DWR_INST2(S, 1) DWR_INST2(S, 2) DWR_INST2(S, 3) DWR_INST2(S, 4) \
     DWL_INST1(S, 8) DWL_INST1(S, 16) DWL_INST1(S, 32) DWL_INST1(S, 64)
 
 #define INSTANTIATE_DW(S) \

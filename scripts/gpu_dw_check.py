@@ -39,10 +39,12 @@ def cases():
                 L = LENGTHS[i % len(LENGTHS)]
                 yield dt, 1 + i % 3, 2 + i % 5, L, K, padding, MODES[i % 4], i % 2 == 0, i % 7 == 3
                 i += 1
-        for K, m in ((1, 2), (3, 2), (4, 3), (4, 2)):  # depth multipliers (forward only)
-            L = LENGTHS[i % len(LENGTHS)]
-            yield dt, 1 + i % 3, 2 + i % 5, L, K, (K - 1, m), MODES[i % 4], i % 2 == 0, i % 7 == 3
-            i += 1
+        for K, m, st in ((1, 2, 1), (3, 2, 1), (4, 3, 1), (4, 2, 1), (1, 1, 2), (2, 1, 2), (3, 1, 2), (4, 1, 2),
+                         (4, 2, 2)):  # depth multipliers, stride 2 (forward only)
+            for padding in ((K - 1, 0) if st == 2 else (K - 1,)):
+                L = LENGTHS[i % len(LENGTHS)]
+                yield dt, 1 + i % 3, 2 + i % 5, L, K, (padding, m, st), MODES[i % 4], i % 2 == 0, i % 7 == 3
+                i += 1
         for K in (5, 8, 9, 16, 17, 31, 33, 64):  # dw_long: taps in blocks of 8, full and partial
             for padding in (0, K // 2, K - 1, "same", "valid"):
                 L = LONG_LENGTHS[i % len(LONG_LENGTHS)]
@@ -79,8 +81,9 @@ def main(argv=None):
     bad = 0
     for n_case, (dt, N, C, L, K, padding, mode, bias, special) in enumerate(cases()):
         cd = case_dtype(dt)
-        padding, mult = padding if isinstance(padding, tuple) else (padding, 1)
-        spec = Conv1dSpec(groups=C, padding=padding, padding_mode=mode if padding != "valid" else "zeros")
+        padding, mult, stride = padding if isinstance(padding, tuple) else (padding, 1, 1)
+        spec = Conv1dSpec(groups=C, padding=padding, stride=stride,
+                          padding_mode=mode if padding != "valid" else "zeros")
         xs, ws = (N, C, L), (C * mult, 1, K)
         geo = resolve_geometry(xs, ws, None, spec)
         pl, pr = geo.pl, geo.pr
@@ -97,10 +100,10 @@ def main(argv=None):
         y1 = new.forward_device(cd, xs, ws, spec, dx, dw, db)
         y0 = old.forward_device(cd, xs, ws, spec, dx, dw, db)
         ok_y = bool((bits(y1) == bits(y0)).all())
-        line = f"{dt:9s} N{N} C{C}{'x' + str(mult) if mult > 1 else ''} L{L} K{K} pad {padding!s:5s} ({pl},{pr}) {spec.padding_mode:9s}{' bias' if bias else ''}" \
+        line = f"{dt:9s} N{N} C{C}{'x' + str(mult) if mult > 1 else ''} L{L} K{K}{' s2' if stride == 2 else ''} pad {padding!s:5s} ({pl},{pr}) {spec.padding_mode:9s}{' bias' if bias else ''}" \
                f"{' inf/nan' if special else ''}: y {'bitwise' if ok_y else 'DIFFERS'}"
         ok = ok_y
-        if new._dwr_threads(cd, geo, spec, (dx,), bwd=True) is not None or (K > 4 and mult == 1):
+        if new._dwr_threads(cd, geo, spec, (dx,), bwd=True) is not None or (K > 4 and mult == 1 and stride == 1):
             gx1, gw1, _ = new.backward_device(cd, xs, ws, spec, dgy, dx, dw, False)
             gx0, gw0, _ = old.backward_device(cd, xs, ws, spec, dgy, dx, dw, False)
             ok_x = bool((bits(gx1) == bits(gx0)).all())

@@ -88,7 +88,8 @@ def test_register_window_tiles_cover_rows(L, bwd):
 
 @pytest.mark.parametrize("xs,ws,kw,dtype,bwd,ptr", [
     ((2, 4, 64), (4, 1, 5), dict(padding=2, groups=4), "float16", False, 256),    # K > 4
-    ((2, 4, 64), (4, 1, 3), dict(padding=1, groups=4, stride=2), "float32", False, 256),
+    ((2, 4, 64), (4, 1, 3), dict(padding=1, groups=4, stride=2), "float32", True, 256),  # stride 2 (backward)
+    ((2, 4, 64), (4, 1, 3), dict(padding=1, groups=4, stride=3), "float32", False, 256),
     ((2, 4, 64), (4, 1, 3), dict(padding=2, groups=4, dilation=2), "float32", False, 256),
     ((2, 4, 64), (8, 1, 3), dict(padding=1, groups=4), "float32", True, 256),    # multiplier (backward)
     ((2, 4, 64), (4, 2, 3), dict(padding=1, groups=2), "float32", False, 256),   # 2 channels a group
@@ -104,6 +105,7 @@ def test_register_window_domain(xs, ws, kw, dtype, bwd, ptr):
 
 def test_register_window_taken():
     assert _dwr((2, 4, 61), (8, 1, 4), dict(groups=4, padding=3), "float16")[1] is not None  # multiplier 2
+    assert _dwr((2, 4, 61), (4, 1, 4), dict(groups=4, padding=3, stride=2), "bfloat16")[1] is not None
     for kw in (dict(padding=3), dict(padding="same"), dict(padding="valid"), dict(padding=1, padding_mode="reflect")):
         for dtype in ("float16", "bfloat16", "float32"):
             assert _dwr((2, 4, 61), (4, 1, 4), dict(groups=4, **kw), dtype)[1] is not None

@@ -115,13 +115,13 @@ class G:
          self.mode) = (int(v) for v in gp)
 
 
-def _check_depthwise(g, K_template=None, kmax=None, multiplier=False):
+def _check_depthwise(g, K_template=None, kmax=None, multiplier=False, strides=(1,)):
     if multiplier:  # one input channel per group, C_out / C_in output channels each
         assert g.Cin == g.G and g.Cout % g.Cin == 0, "kernel assumes one input channel per group"
     else:
         assert g.Cin == g.Cout == g.G, "kernel assumes depthwise (one channel per group)"
-    assert g.stride == 1 and (g.dil == 1 or g.K == 1), "kernel assumes stride 1, dilation 1"
-    assert g.Lout == g.L + g.pl + g.pr - g.K + 1
+    assert g.stride in strides and (g.dil == 1 or g.K == 1), f"kernel assumes stride in {strides}, dilation 1"
+    assert g.Lout == (g.L + g.pl + g.pr - g.K) // g.stride + 1
     if K_template is not None:
         assert g.K == K_template
     if kmax is not None:
@@ -254,11 +254,12 @@ def _shift_window(S, NW, wd, e0):
 
 
 @lru_cache(maxsize=None)
-def _reg_table(S, K):
+def _reg_table(S, K, ST=1):
     """dw_reg / dw_reg_bwd: for each e0 < VE, the element labels of win[0..NW) after
-    load_vectors + shift_window, the vectors loaded, and shift_window's out-of-range word reads."""
+    load_vectors + shift_window, the vectors loaded, and shift_window's out-of-range word reads
+    (Dwr<S, K, ST>: NW = 8 * ST + K - 1)."""
     isz = ITEM[S]
-    VE, NW = 16 // isz, 8 + K - 1
+    VE, NW = 16 // isz, 8 * ST + K - 1
     NV = (VE - 1 + NW + VE - 1) // VE
     tab, loads, oob = [], [], []
     for e0 in range(VE):
@@ -309,8 +310,8 @@ def _long_taps(K, KMAX):
     return grp, elt, nb
 
 
-def _check_reg_table(S, K):
-    tab, loads, _, VE, NW, NV = _reg_table(S, K)
+def _check_reg_table(S, K, ST=1):
+    tab, loads, _, VE, NW, NV = _reg_table(S, K, ST)
     for e0 in range(VE):
         assert list(tab[e0]) == [e0 + m for m in range(NW)], f"{S} K={K} e0={e0}: window {list(tab[e0])}"
     return tab, loads
@@ -345,16 +346,17 @@ def _chunks(blk_row, blk_tile, nt, T, delta_fn, per_thread_chunks):
 
 def model_dw_reg(S, K, arrs, g, grid, block):
     x, w, b, y = arrs
-    _check_depthwise(g, K_template=K, multiplier=True)
+    _check_depthwise(g, K_template=K, multiplier=True, strides=(1, 2))
+    ST = g.stride
     isz = ITEM[S]
-    tab, loads = _check_reg_table(S, K)
-    _, _, _, VE, NW, NV = _reg_table(S, K)
+    tab, loads = _check_reg_table(S, K, ST)
+    _, _, _, VE, NW, NV = _reg_table(S, K, ST)
     T = 8 * DWR_CHUNKS * block[0]
     tiles = (g.Lout + 7 + T - 1) // T
     nt, blk, brow, btile = _threads(grid, block, tiles, g.N * g.Cout)
     o0, row = _chunks(brow, btile, nt, T, lambda r: (r * g.Lout) & 7, DWR_CHUNKS)
     xrow = (row // g.Cout) * g.Cin + (row % g.Cout) // (g.Cout // g.Cin)  # the input row of output row (n, c)
-    i0 = o0 - g.pl
+    i0 = o0 * ST - g.pl
     F = xrow * g.L + i0
     A = F & ~np.int64(VE - 1)
     e0 = F - A
@@ -374,9 +376,9 @@ def model_dw_reg(S, K, arrs, g, grid, block):
     # window element used for output r, tap k: win[r + k] = element A + tab[e0][r + k] (= F + r + k
     # by the table check) must be x position o - pl + k of the same row, inside the row
     assert ((ef >= 0) & (ef < VE)).all()
-    lo_pos, hi_pos = i0[f], i0[f] + (8 - 1) + (K - 1)  # window positions the outputs use
+    lo_pos, hi_pos = i0[f], i0[f] + (8 - 1) * ST + (K - 1)  # window positions the outputs use
     assert (lo_pos >= 0).all() and (hi_pos < g.L).all(), "dw_reg fast path needs elements outside the row"
-    assert (Af + tab[ef, 0] == xrow[f] * g.L + o0[f] - g.pl).all()
+    assert (Af + tab[ef, 0] == xrow[f] * g.L + o0[f] * ST - g.pl).all()
     _check_vec_stores(y, row[f] * g.Lout + o0[f], isz, "dw_reg y")
     writes = [(row[f] * g.Lout + o0[f])[:, None] + np.arange(8)]
     # scalar chunks
@@ -386,7 +388,7 @@ def model_dw_reg(S, K, arrs, g, grid, block):
     ro = np.broadcast_to(row[s][:, None], o.shape)[valid]
     ov = o[valid]
     writes.append(ro * g.Lout + ov)
-    ii = (ov - g.pl)[:, None] + np.arange(K)
+    ii = (ov * ST - g.pl)[:, None] + np.arange(K)
     _check_padded_reads(ii, g.L, True, g, "dw_reg scalar")
     _check_written_once(y, np.concatenate([a.ravel() for a in writes]), "dw_reg y")
     return {"fast": int(fast.sum()), "chunks": int(fast.size)}
@@ -647,9 +649,10 @@ def check_dispatch(dtype, x_shape, w_shape, spec, with_bias, ptr_off=0):
     small = dtype in STORAGE_OF
     if nt_f is not None:
         assert fk == ["dw_reg"] and flog[0].block[0] == nt_f
-        assert geo.Cg == 1 and spec.stride == 1 and small and geo.K <= cb.DWR_KMAX  # multipliers too
+        assert geo.Cg == 1 and spec.stride in (1, 2) and small and geo.K <= cb.DWR_KMAX  # multipliers, stride 2
         assert (spec.dilation == 1 or geo.K == 1)
-        assert ptr_off % 16 == 0 and _parse(flog[0].name)[1] == (STORAGE_OF[dtype], str(geo.K))
+        assert ptr_off % 16 == 0 and _parse(flog[0].name)[1] == (STORAGE_OF[dtype], str(geo.K)) + (
+            ("2",) if spec.stride == 2 else ())
     else:
         assert "dw_reg" not in fk
     if nt_f is None and nt_l is not None and geo.K <= cb.DWL_FWD_KMAX:
