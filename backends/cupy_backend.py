@@ -59,7 +59,7 @@ DWL_KMAXES = (8, 16, 32, 64)  # dw_long instantiations (taps unrolled up to KMAX
 # L4096: K9 fp32 0.114 vs 0.132 ms, K31 0.215 vs 0.175, K64 fp16 0.76 vs 0.27); grad_x takes it
 # wherever the backward is not fused (K31 fp32 backward 0.68 -> 0.53 ms, K64 fp16 1.25 -> 1.18).
 DWL_FWD_KMAX = 16
-DWL_KMAX = DWL_KMAXES[-1]  # dw_long (register windows slid in groups of 8, taps in blocks of 8): DWR_KMAX < K <= DWL_KMAX
+DWL_KMAX = DWL_KMAXES[-1]  # dw_long (windows slid in groups of 8, taps in blocks of 8): DWR_KMAX < K <= DWL_KMAX
 DW_FUSED_KMAX = 16  # dw_bwd_vec (grad_x and grad_w in one pass) up to this many taps; beyond, its
 # registers spill (H100: K31 fwd+bwd 0.87 -> 1.32 ms, K64 1.57 -> 6.4 ms) and two kernels are faster
 GEMM_TYPES = ("__half", "bf16_t", "float", "double")  # conv_fwd_gemm: real storage types
@@ -74,7 +74,7 @@ DMMA = {"float32": ("float", ("float", "false")), "float64": ("double", ("double
 
 def module_source():
     """``(code, kernel names)``: ``cupy_kernels.cu`` with its explicit instantiations, as
-    compiled by :meth:`CupyBackend.module` (also by ``nvcc`` in ``scripts/nvcc_check.sh``)."""
+    compiled by :meth:`CupyBackend.module` (also by ``nvcc`` in ``scripts/nvcc_check.py``)."""
     expr = CupyBackend._expr
     names = [expr(k, t, c) for k in KERNELS for t, c, _ in sorted(set(STORAGE.values()), key=str)]
     names += [CupyBackend._dw_expr(t, km, bwd) for t in DW_TYPES for km in DW_KMAX for bwd in (False, True)]
@@ -160,39 +160,45 @@ class CupyBackend(Backend):
     @staticmethod
     def _dwr_threads(cd, geo, spec, arrays, bwd=False):
         """Threads per block of dw_reg (forward) / dw_reg_bwd (bwd), or None where they do not
-        apply: one input channel per group (the forward also with a depth multiplier), stride 1
-        (the forward also 2), dilation 1, real 16/32-bit storage, K <= DWR_KMAX, 16-byte aligned arrays; the backward
-        also needs one output channel per group, rows of whole 8-element chunks (L a multiple of
-        8) and 0 <= pl < K. Warps per block: the fewest tiles of at most DWR_BLOCK threads
-        (16 outputs each) that cover a row, balanced (the kernels derive the tile count from
-        the block size: ceil(span / (16 * threads)), the same)."""
-        if not (geo.Cg == 1 and (geo.Og == 1 or not bwd) and spec.stride in ((1,) if bwd else (1, 2))
-                and (spec.dilation == 1 or geo.K == 1)):
+        apply: :meth:`_register_window_ok`, K <= DWR_KMAX, stride 1 (the forward also 2; and a
+        depth multiplier); the backward also needs one output channel per group, rows of whole
+        8-element chunks (L a multiple of 8) and 0 <= pl < K. Threads: :meth:`_balanced_threads`,
+        16 outputs each."""
+        if (bwd and geo.Og != 1) or spec.stride not in ((1,) if bwd else (1, 2)) or geo.K > DWR_KMAX:
             return None
-        if cd.name not in ("float16", "bfloat16", "float32") or not 1 <= geo.K <= DWR_KMAX:
-            return None
-        if geo.L_pad >= 2**31 or geo.N * geo.C_out * geo.L_out == 0 or any(a.data.ptr % 16 for a in arrays):
+        if not CupyBackend._register_window_ok(cd, geo, spec, arrays):
             return None
         if bwd and (geo.L % 8 or not 0 <= geo.pl < geo.K):
             return None
-        span = geo.L if bwd else geo.L_out + 7  # outputs a row's tiles cover (forward: from the aligned start)
-        tiles = -(-span // (16 * DWR_BLOCK))
-        return -(-span // (16 * 32 * tiles)) * 32  # balanced: no nearly empty last tile (L_out = L + 3)
+        # outputs a row's tiles cover (forward: from the aligned start before the row)
+        return CupyBackend._balanced_threads(geo.L if bwd else geo.L_out + 7, 16)
 
     @staticmethod
     def _dwl_threads(cd, geo, spec, arrays, length):
-        """Threads per block of dw_long (depthwise, DWR_KMAX < K <= DWL_KMAX, stride 1, dilation
-        1, real 16/32-bit storage, 16-byte aligned arrays; 8 outputs a thread) over rows of
-        ``length`` outputs, or None."""
-        if not (geo.Cg == 1 and geo.Og == 1 and spec.stride == 1 and spec.dilation == 1):
+        """Threads per block of dw_long (:meth:`_register_window_ok`, depthwise, DWR_KMAX < K <=
+        DWL_KMAX, stride 1; 8 outputs a thread) over rows of ``length`` outputs, or None."""
+        if geo.Og != 1 or spec.stride != 1 or not DWR_KMAX < geo.K <= DWL_KMAX:
             return None
-        if cd.name not in ("float16", "bfloat16", "float32") or not DWR_KMAX < geo.K <= DWL_KMAX:
+        if not CupyBackend._register_window_ok(cd, geo, spec, arrays):
             return None
-        if geo.L_pad >= 2**31 or geo.N * geo.C_out * geo.L_out == 0 or any(a.data.ptr % 16 for a in arrays):
-            return None
-        span = length + 7
-        tiles = -(-span // (8 * DWR_BLOCK))
-        return -(-span // (8 * 32 * tiles)) * 32
+        return CupyBackend._balanced_threads(length + 7, 8)
+
+    @staticmethod
+    def _register_window_ok(cd, geo, spec, arrays):
+        """What dw_reg and dw_long share: one input channel per group, dilation 1 (or one tap),
+        real 16/32-bit storage, int32 rows, a non-empty output and 16-byte aligned arrays."""
+        return (geo.Cg == 1 and (spec.dilation == 1 or geo.K == 1) and cd.name in ("float16", "bfloat16", "float32")
+                and geo.L_pad < 2**31 and geo.N * geo.C_out * geo.L_out > 0
+                and not any(a.data.ptr % 16 for a in arrays))
+
+    @staticmethod
+    def _balanced_threads(span, per):
+        """Threads per block (whole warps, at most DWR_BLOCK, ``per`` outputs each) of the
+        fewest tiles that cover ``span`` outputs, balanced: no nearly empty last tile (L_out =
+        L + 3). The kernels derive the tile count from the block size, ceil(span / (per *
+        threads)): the same."""
+        tiles = -(-span // (per * DWR_BLOCK))
+        return -(-span // (per * 32 * tiles)) * 32
 
     def _launch_dwl(self, cd, geo, nt, bwd, length, *args):
         tiles = -(-(length + 7) // (8 * nt))  # the kernel's count
@@ -200,8 +206,8 @@ class CupyBackend(Backend):
         fn = self.module().get_function(f"dw_long<{STORAGE[cd.name][0]}, {kmax}, {'true' if bwd else 'false'}>")
         fn((geo.N * geo.C_out * tiles,), (nt,), args)
 
-    def _dwr_fn(self, kernel, cd, geo):
-        return self.module().get_function(f"{kernel}<{STORAGE[cd.name][0]}, {geo.K}>")
+    def _dwr_fn(self, kernel, cd, geo, stride=1):
+        return self.module().get_function(f"{kernel}<{STORAGE[cd.name][0]}, {geo.K}{', 2' if stride == 2 else ''}>")
 
     @staticmethod
     def _dw_tiles(length, per=8):
@@ -401,8 +407,8 @@ class CupyBackend(Backend):
         nt = self._dwr_threads(cd, geo, spec, tuple(a for a in (dx, y, db) if a is not None))
         if nt is not None:  # depthwise, few taps: register windows, 16 outputs a thread
             tiles = -(-(geo.L_out + 7) // (16 * nt))  # the kernel's tiles: rows start at any flat alignment
-            fn = self.module().get_function(f"dw_reg<{STORAGE[cd.name][0]}, {geo.K}{', 2' if spec.stride == 2 else ''}>")
-            fn((geo.N * geo.C_out * tiles,), (nt,), (dx, dw, db, y, *gp, np.float64(s)))
+            self._dwr_fn("dw_reg", cd, geo, spec.stride)((geo.N * geo.C_out * tiles,), (nt,),
+                                                         (dx, dw, db, y, *gp, np.float64(s)))
             return y
         nt = self._dwl_threads(cd, geo, spec, tuple(a for a in (dx, y, db) if a is not None), geo.L_out)
         if nt is not None and geo.K <= DWL_FWD_KMAX:  # depthwise, more taps
@@ -444,13 +450,13 @@ class CupyBackend(Backend):
         kmax = self._dw_kmax(cd, geo, spec)
         nt = self._dwr_threads(cd, geo, spec, (dgy, dx, gx), bwd=True)
         fused = nt is not None or (kmax is not None and kmax <= DW_FUSED_KMAX)
+        nt_l = None if fused or kmax is None else self._dwl_threads(cd, geo, spec, (dgy, gx), geo.L)
         if nt is not None:  # depthwise, few taps: one pass, register windows
             self._launch_dwr_bwd(cd, geo, gp, nt, dgy, dx, dw, gx, gw, s_gx, s_gw)
         elif fused:  # depthwise, few taps: grad_x and grad_w's per-tile partial sums in one pass
             self._launch_dw_bwd(cd, geo, gp, kmax, dgy, dx, dw, gx, gw, s_gx, s_gw)
-        elif kmax is not None and self._dwl_threads(cd, geo, spec, (dgy, gx), geo.L) is not None:
-            self._launch_dwl(cd, geo, self._dwl_threads(cd, geo, spec, (dgy, gx), geo.L), True, geo.L, dgy, dw, None,
-                             gx, *gp, np.float64(s_gx))
+        elif nt_l is not None:  # depthwise, more taps: grad_x on register windows
+            self._launch_dwl(cd, geo, nt_l, True, geo.L, dgy, dw, None, gx, *gp, np.float64(s_gx))
             self._launch_dw_edges(cd, geo, gp, dgy, dw, gx, s_gx)
         elif kmax is not None:
             self._launch_dw(cd, geo, kmax, True, geo.L, dgy, dw, None, gx, *gp, np.float64(s_gx))

@@ -717,10 +717,10 @@ __global__ void __launch_bounds__(128) dw_vec(const S* __restrict__ in, const S*
     }
 }
 
-// grad_w accumulation of one quad: acc[k] += sum_r gv[r] * win[r + k], win read from smx.
+// grad_w accumulation of one quad: acc[k] += sum_r gv[r] * win[r + k], win read from smx. Only the
+// positions r of the bit mask `valid` (real grad_y positions of the tile) take part: a zero
+// stand-in for grad_y outside its row would turn an infinite x into a NaN.
 template <int KMAX>
-// Only the positions r of the bit mask `valid` (real grad_y positions of the tile) take part: a
-// zero stand-in for grad_y outside its row would turn an infinite x into a NaN.
 __device__ __forceinline__ void dw_w_quad(const float gv[4], const float* smx, int K, unsigned valid, float acc[KMAX]) {
     constexpr int NW = KMAX + 4;
     float win[NW];
@@ -961,6 +961,17 @@ __device__ __forceinline__ float padded_elem(const S* __restrict__ row, int i, i
     return to_acc(row[j]);
 }
 
+// One output from global memory: sum_k elem(i + k) * ws[k], k ascending (fused multiply-adds from
+// zero), elements through padded_elem<S, MAP>: the register-window kernels' scalar path at row
+// ends, the same operations as their vector path.
+template <typename S, bool MAP>
+__device__ __forceinline__ float dw_point(const S* __restrict__ row, int i, int n, const Geo& g, const float* ws, int K) {
+    float acc = 0.f;
+#pragma unroll
+    for (int k = 0; k < K; ++k) acc = fma_ieee(padded_elem<S, MAP>(row, i + k, n, g), ws[k], acc);
+    return acc;
+}
+
 // 8 outputs y[r] = sum_k win[r * ST + k] * ws[k], k ascending (fused multiply-adds from zero).
 template <int K, int ST = 1>
 __device__ __forceinline__ void chunk_conv(const float* win, const float* ws, float y[8]) {
@@ -1036,11 +1047,7 @@ __global__ void __launch_bounds__(128) dw_reg(const S* __restrict__ x, const S* 
         } else {
             for (int r = 0; r < 8; ++r) {
                 const int o = o0 + r;
-                if (o < 0 || o >= Lout) continue;
-                float acc = 0.f;
-#pragma unroll
-                for (int k = 0; k < K; ++k) acc = fma_ieee(padded_elem<S, true>(xr, o * ST - pl + k, L, g), ws[k], acc);
-                yr[o] = from_acc<S>(add_ieee(acc, br));
+                if (o >= 0 && o < Lout) yr[o] = from_acc<S>(add_ieee(dw_point<S, true>(xr, o * ST - pl, L, g, ws, K), br));
             }
         }
     }
@@ -1195,10 +1202,7 @@ __global__ void __launch_bounds__(128) dw_long(const S* __restrict__ in, const S
     if (!whole) {  // scalar, the same operations in the same order
         for (int r = 0; r < 8; ++r) {
             const int o = o0 + r;
-            if (o < 0 || o >= Lo) continue;
-            float acc = 0.f;
-            for (int k = 0; k < K; ++k) acc = fma_ieee(padded_elem<S, !BWD>(ir, o - lead + k, Lin, g), ws[k], acc);
-            orow[o] = from_acc<S>(add_ieee(acc, br));
+            if (o >= 0 && o < Lo) orow[o] = from_acc<S>(add_ieee(dw_point<S, !BWD>(ir, o - lead, Lin, g, ws, K), br));
         }
         return;
     }

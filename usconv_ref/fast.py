@@ -70,12 +70,8 @@ def _each_chunk(body, chunks: list, workers: int) -> None:
 
 
 def _pad_rows(x: np.ndarray, geo: Geometry, mode: str) -> np.ndarray:
-    """``x[..., L]`` padded along the last axis to ``L_pad`` (SPEC §2)."""
-    if mode == "zeros":
-        xp = np.zeros(x.shape[:-1] + (geo.L_pad,), x.dtype)
-        xp[..., geo.pl:geo.pl + geo.L] = x
-        return xp
-    return x[..., source_index(geo.L, geo.pl, geo.pr, mode)]
+    """``x[..., L]`` padded along the last axis to ``L_pad`` (SPEC §2), a new array."""
+    return _pad_into(np.empty(x.shape[:-1] + (geo.L_pad,), x.dtype), x, geo, mode)
 
 
 def _pad_into(dst: np.ndarray, x: np.ndarray, geo: Geometry, mode: str) -> np.ndarray:
@@ -130,7 +126,8 @@ def _row_taps(wr: np.ndarray, sl: slice) -> np.ndarray:
 
 
 def _row_chunks(rows: int, length: int, factor: int = 1):
-    """Slices of about ``factor * _CHUNK_ELEMS / length`` rows covering ``range(rows)``."""
+    """Slices of about ``factor * _CHUNK_ELEMS / length`` rows (or channels of ``length``
+    elements each) covering ``range(rows)``."""
     step = max(1, factor * _CHUNK_ELEMS // max(length, 1))
     return [slice(r0, min(rows, r0 + step)) for r0 in range(0, rows, step)]
 
@@ -142,12 +139,6 @@ def _dilated(wk: np.ndarray, dilation: int) -> np.ndarray:
     wd = np.zeros((wk.size - 1) * dilation + 1)
     wd[::dilation] = wk
     return wd
-
-
-def _group_chunks(G: int, per_group: int) -> list:
-    """Slices of about ``_CHUNK_ELEMS / per_group`` groups covering ``range(G)``."""
-    step = max(1, _CHUNK_ELEMS // max(per_group, 1))
-    return [slice(g0, min(G, g0 + step)) for g0 in range(0, G, step)]
 
 
 def _dw_forward_filter(xr, wr, y, geo: Geometry, mode: str, acc: bool, add, workers: int) -> None:
@@ -185,7 +176,7 @@ def _dw_forward_filter(xr, wr, y, geo: Geometry, mode: str, acc: bool, add, work
         else:
             y3[:, gs] = res
 
-    _each_chunk(body, _group_chunks(G, N * geo.L_pad), workers)
+    _each_chunk(body, _row_chunks(G, N * geo.L_pad), workers)  # chunks of channels
 
 
 _FILTER_MODE = {"zeros": "constant", "reflect": "mirror", "replicate": "nearest", "circular": "wrap"}
@@ -232,7 +223,7 @@ def _dw_grad_input_filter(gr, wr, gx, geo: Geometry, mode: str, workers: int) ->
             ndimage.correlate1d(ext[:, i], _dilated(wr[g], geo.dilation)[::-1], axis=-1, output=tmp[:, i], mode="constant")
         _unpad_adjoint(tmp[..., c:c + geo.L_pad], geo, mode, out=x3[:, gs])
 
-    _each_chunk(body, _group_chunks(G, N * (geo.L_pad + span)), workers)
+    _each_chunk(body, _row_chunks(G, N * (geo.L_pad + span)), workers)  # chunks of channels
 
 
 _LAG_BLOCK_MAX = 128  # widest lag block of the blocked depthwise grad_w (wider spans: per-tap einsum)

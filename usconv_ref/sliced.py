@@ -757,7 +757,7 @@ def _per_ng(geo: Geometry, a: Source, b_parts: list, b_axes: tuple, F_block: Cal
         E, bits = exponents(*_stats(parts, (2, 3)), a.cd.part.precision)
         Ea[ns, gs], bits_a = E, max(bits_a, bits)
     work = geo.N * G * per_g * n_products if terms is not None else 0
-    p, p_full = _choose(bits_a, bits_b, n_products, combos, work, _depthwise(geo))
+    p, p_full = _choose(bits_a, bits_b, n_products, combos, work, fast._depthwise(geo))
     if p is None:
         return None
     b_cache = {}
@@ -805,10 +805,6 @@ def _per_ng(geo: Geometry, a: Source, b_parts: list, b_axes: tuple, F_block: Cal
             yield slice(start, start + (ns.stop - ns.start) * (gs.stop - gs.start) * per_g), partial(block, ns, gs, p, start)
 
     return Streamed(gen)
-
-
-def _depthwise(geo: Geometry) -> bool:
-    return geo.Cg == 1 and geo.Og == 1
 
 
 def _f64(arr, cd):
@@ -919,7 +915,7 @@ def _over_n(geo: Geometry, a: Source, b: Source | None, F_block: Callable, combo
     Ea, bits_a = stats["a"]
     Eb, bits_b = stats["b"] if b is not None else (np.ones((1, G, 1, 1), np.int64), 1)
     work = int(np.prod(out_shape)) * n_products if terms is not None else 0
-    p, p_full = _choose(bits_a, bits_b, n_products, combos, work, _depthwise(geo))
+    p, p_full = _choose(bits_a, bits_b, n_products, combos, work, fast._depthwise(geo))
     if p is None:
         return None
 
@@ -943,7 +939,7 @@ def _over_n(geo: Geometry, a: Source, b: Source | None, F_block: Callable, combo
     # Depthwise blocks are element-wise work (no BLAS threads): split over the cores, each
     # worker summing into its own buffers; adding those is exact (integer partial sums of
     # the same products, bounded like the whole sum by the plan).
-    workers = min(fast._WORKERS, len(blocks)) if _depthwise(geo) else 1
+    workers = min(fast._WORKERS, len(blocks)) if fast._depthwise(geo) else 1
 
     def whole(pl: Plan):
         if workers <= 1:
