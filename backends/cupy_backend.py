@@ -60,6 +60,7 @@ DWL_KMAXES = (8, 16, 32, 64)  # dw_long instantiations (taps unrolled up to KMAX
 # wherever the backward is not fused (K31 fp32 backward 0.68 -> 0.53 ms, K64 fp16 1.25 -> 1.18).
 DWL_FWD_KMAX = 16
 DWL_KMAX = DWL_KMAXES[-1]  # dw_long (windows slid in groups of 8, taps in blocks of 8): DWR_KMAX < K <= DWL_KMAX
+DWG_PER = 32  # dw_reg_gw (register-window grad_w, K <= DWL_KMAX): grad_y positions a thread
 DW_FUSED_KMAX = 16  # dw_bwd_vec (grad_x and grad_w in one pass) up to this many taps; beyond, its
 # registers spill (H100: K31 fwd+bwd 0.87 -> 1.32 ms, K64 1.57 -> 6.4 ms) and two kernels are faster
 GEMM_TYPES = ("__half", "bf16_t", "float", "double")  # conv_fwd_gemm: real storage types
@@ -84,6 +85,7 @@ def module_source():
               for k in range(1, DWR_KMAX + 1)] + [f"dw_bwd_edges<{t}>" for t in DW_TYPES]
     names += [f"dw_reg<{t}, {k}, 2>" for t in DW_TYPES for k in range(1, DWR_KMAX + 1)]  # stride 2
     names += [f"dw_long<{t}, {k}, {b}>" for t in DW_TYPES for k in DWL_KMAXES for b in ("false", "true")]
+    names += [f"{kern}<{t}, {st}>" for kern in ("dw_reg_gw", "dw_reg_gx") for t in DW_TYPES for st in (1, 2)]
     names += [f"conv_fwd_gemm<{t}>" for t in GEMM_TYPES]
     names += [f"conv_fwd_mma<{t}>" for t in MMA_TYPES.values()] + ["pack_x", "pack_w_wide<unsigned short>"]
     names += [f"{k}<{e}>" for e, _ in DMMA.values() for k in ("pack_x_wide", "pack_w_wide")]
@@ -174,14 +176,35 @@ class CupyBackend(Backend):
         return CupyBackend._balanced_threads(geo.L if bwd else geo.L_out + 7, 16)
 
     @staticmethod
-    def _dwl_threads(cd, geo, spec, arrays, length):
-        """Threads per block of dw_long (:meth:`_register_window_ok`, depthwise, DWR_KMAX < K <=
+    def _dwl_threads(cd, geo, spec, arrays, length, kmin=DWR_KMAX):
+        """Threads per block of dw_long (:meth:`_register_window_ok`, depthwise, kmin < K <=
         DWL_KMAX, stride 1; 8 outputs a thread) over rows of ``length`` outputs, or None."""
-        if geo.Og != 1 or spec.stride != 1 or not DWR_KMAX < geo.K <= DWL_KMAX:
+        if geo.Og != 1 or spec.stride != 1 or not kmin < geo.K <= DWL_KMAX:
             return None
         if not CupyBackend._register_window_ok(cd, geo, spec, arrays):
             return None
         return CupyBackend._balanced_threads(length + 7, 8)
+
+    @staticmethod
+    def _dwg_threads(cd, geo, spec, arrays):
+        """Threads per block of dw_reg_gw (:meth:`_register_window_ok`, K <= DWL_KMAX, stride 1
+        or 2, depth multipliers; DWG_PER grad_y positions a thread), or None."""
+        if spec.stride not in (1, 2) or geo.K > DWL_KMAX:
+            return None
+        if not CupyBackend._register_window_ok(cd, geo, spec, arrays):
+            return None
+        return CupyBackend._balanced_threads(geo.L_out + 7, DWG_PER)
+
+    @staticmethod
+    def _dwx_threads(cd, geo, spec, arrays):
+        """Threads per block of dw_reg_gx (register-window grad_x with depth multipliers or stride
+        2; :meth:`_register_window_ok`, K <= DWL_KMAX; 8 outputs a thread), or None. Stride 1
+        without a multiplier is dw_long's."""
+        if spec.stride not in (1, 2) or (spec.stride == 1 and geo.Og == 1) or geo.K > DWL_KMAX:
+            return None
+        if not CupyBackend._register_window_ok(cd, geo, spec, arrays):
+            return None
+        return CupyBackend._balanced_threads(geo.L + 7, 8)
 
     @staticmethod
     def _register_window_ok(cd, geo, spec, arrays):
@@ -325,6 +348,17 @@ class CupyBackend(Backend):
         self._launch("conv_grad_w_final", cd.name, E, partial, gw, np.int64(E), np.int64(geo.N * tiles))
         self._launch_dw_edges(cd, geo, gp, dgy, dw, gx, s_gx)
 
+    def _launch_dwg(self, cd, geo, gp, nt, stride, dgy, dx, gw, s_gw):
+        """dw_reg_gw (grad_w's per-(n, tile) partial sums on register windows), then their
+        fixed-order sum."""
+        import cupy
+        J = DWG_PER // 8
+        tiles, E = -(-(geo.L_out + 7) // (8 * J * nt)), geo.C_out * geo.K  # the kernel's tiles
+        partial = cupy.empty(geo.N * tiles * E, np.float32)
+        fn = self.module().get_function(f"dw_reg_gw<{STORAGE[cd.name][0]}, {stride}>")
+        fn((geo.N * geo.C_out * tiles,), (nt,), (dgy, dx, partial, *gp, np.float64(s_gw), np.int32(J)))
+        self._launch("conv_grad_w_final", cd.name, E, partial, gw, np.int64(E), np.int64(geo.N * tiles))
+
     def _launch_dw_edges(self, cd, geo, gp, dgy, dw, gx, s_gx):
         """dw_bwd_edges after a register-window grad_x: the extra padded copies near the row
         ends, for a non-zero padding mode."""
@@ -449,8 +483,10 @@ class CupyBackend(Backend):
         smem = tn * self._pair_bytes(cd)
         kmax = self._dw_kmax(cd, geo, spec)
         nt = self._dwr_threads(cd, geo, spec, (dgy, dx, gx), bwd=True)
-        fused = nt is not None or (kmax is not None and kmax <= DW_FUSED_KMAX)
-        nt_l = None if fused or kmax is None else self._dwl_threads(cd, geo, spec, (dgy, gx), geo.L)
+        nt_g = None if nt is not None else self._dwg_threads(cd, geo, spec, (dgy, dx))
+        fused = nt is not None or (nt_g is None and kmax is not None and kmax <= DW_FUSED_KMAX)
+        nt_l = None if fused or kmax is None else self._dwl_threads(cd, geo, spec, (dgy, gx), geo.L, kmin=0)
+        nt_x = self._dwx_threads(cd, geo, spec, (dgy, gx))
         if nt is not None:  # depthwise, few taps: one pass, register windows
             self._launch_dwr_bwd(cd, geo, gp, nt, dgy, dx, dw, gx, gw, s_gx, s_gw)
         elif fused:  # depthwise, few taps: grad_x and grad_w's per-tile partial sums in one pass
@@ -458,6 +494,10 @@ class CupyBackend(Backend):
         elif nt_l is not None:  # depthwise, more taps: grad_x on register windows
             self._launch_dwl(cd, geo, nt_l, True, geo.L, dgy, dw, None, gx, *gp, np.float64(s_gx))
             self._launch_dw_edges(cd, geo, gp, dgy, dw, gx, s_gx)
+        elif nt_x is not None:  # depth multipliers or stride 2: register windows
+            tiles = -(-(geo.L + 7) // (8 * nt_x))  # the kernel's count
+            fn = self.module().get_function(f"dw_reg_gx<{STORAGE[cd.name][0]}, {spec.stride}>")
+            fn((geo.N * geo.C_in * tiles,), (nt_x,), (dgy, dw, gx, *gp, np.float64(s_gx)))
         elif kmax is not None:
             self._launch_dw(cd, geo, kmax, True, geo.L, dgy, dw, None, gx, *gp, np.float64(s_gx))
         elif geo.Og <= SMALL_GROUP and smem <= SMEM_LIMIT and geo.L_pad < 2**31:
@@ -471,6 +511,8 @@ class CupyBackend(Backend):
         rows = geo.C_out * geo.Cg
         if fused:
             pass  # with grad_x above
+        elif nt_g is not None:  # depthwise (multipliers, stride 2 too): register windows
+            self._launch_dwg(cd, geo, gp, nt_g, spec.stride, dgy, dx, gw, s_gw)
         elif kmax is not None:  # depthwise: per-tile partial sums, then the fixed-order final sum
             import cupy
             tiles, T = self._dw_tiles(geo.L_out, DW_GRAD_W_PER)

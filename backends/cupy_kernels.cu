@@ -758,8 +758,7 @@ __device__ __forceinline__ void dw_w_partial(const float acc[KMAX], float* sm, i
         }
     }
     __syncthreads();
-    if ((int)threadIdx.x < K) {
-        const int k = (int)threadIdx.x;
+    for (int k = (int)threadIdx.x; k < K; k += (int)blockDim.x) {  // K may exceed the block
         float v = sm[k];
         for (int q = 1; q < (int)(blockDim.x >> 5); ++q) v = add_ieee(v, sm[q * KMAX + k]);
         dst[k] = v;
@@ -1266,6 +1265,184 @@ __global__ void dw_bwd_edges(const S* __restrict__ gy, const S* __restrict__ w, 
     gx[(long long)row * L + j] = from_acc<S>(add_ieee(acc, 0.f));
 }
 
+// Depthwise grad_w partial sums on register windows (one input channel per group, depth
+// multipliers m = C_out / C_in, stride ST = 1 or 2, dilation 1, any K):
+// grad_w[c, k] = sum_{n, o} (gy[n, c, o] * s) * xp[n, c / m, o * ST + k]. A thread takes J chunks
+// of 8 consecutive grad_y positions (aligned in the flat grad_y array as dw_reg's outputs, so each
+// chunk is one or two aligned 16-byte loads). Tap blocks of 8 are the outer loop (runtime: small
+// loop bodies, 8 accumulators; an unrolled 64-tap body measured slower than the staged kernel,
+// K64 fp16 backward 1.42 vs 1.26 ms, and a 16-tap one slower than this, K9 fp32 0.36 vs 0.31 ms,
+// H100): per block bk, acc[kk] (tap 8 bk + kk) sums g[r] * win[r * ST + kk] over the thread's
+// chunks, the window xp[o0 * ST - pl + 8 bk + e] formed 8 elements at a time (ST + 1 groups from
+// ST + 2 16-byte segments by the runtime shift, or element by element through the padding map
+// near a row end); then dw_w_partial (a fixed shuffle tree per warp, the warps in order) writes
+// partial[(n * tiles + tile) * C_out + c][8 bk + kk], and conv_grad_w_final sums the partials in
+// a fixed order. Chunks that straddle a row boundary take a scalar path over their positions
+// inside the row (no zero stand-ins for grad_y: 0 * inf would be a NaN). Each acc sums its
+// products in ascending o. Deterministic.
+template <typename S, int ST>
+__global__ void __launch_bounds__(128) dw_reg_gw(const S* __restrict__ gy, const S* __restrict__ x,
+                                                 float* __restrict__ partial, GEO_ARGS, double scale, int J) {
+    constexpr int SW = 8 * sizeof(S) / 4, VE = 16 / sizeof(S);
+    __shared__ float red[4 * 8];
+    GEO_MAKE
+    const int K = (int)g.K, nb = (K + 7) / 8, L = (int)g.L, Lout = (int)g.Lout, pl = (int)g.pl;
+    const int T = 8 * J * (int)blockDim.x;
+    const unsigned tiles = (unsigned)((Lout + 7 + T - 1) / T), C = (unsigned)g.Cout;
+    const unsigned row = blockIdx.x / tiles, tile = blockIdx.x - row * tiles;
+    const unsigned n = row / C, c = row - n * C;
+    const unsigned xrow = n * (unsigned)g.Cin + c / (C / (unsigned)g.Cin);
+    const int tb = (int)tile * T - (int)(((long long)row * Lout) & 7);
+    const S* gr = gy + (long long)row * Lout;
+    const S* xr = x + (long long)xrow * L;
+    const long long xend = g.N * g.Cin * g.L;
+    const float s = (float)scale;
+    float* dst = partial + ((long long)(n * tiles + tile) * C + c) * K;
+#pragma unroll 1
+    for (int bk = 0; bk < nb; ++bk) {
+        const int kn = K - 8 * bk < 8 ? K - 8 * bk : 8;  // taps of this block
+        float acc[8];
+#pragma unroll
+        for (int kk = 0; kk < 8; ++kk) acc[kk] = 0.f;
+        for (int j = 0; j < J; ++j) {
+            const int o0 = tb + dwr_offset(j), i0 = o0 * ST - pl + 8 * bk;
+            if (o0 + 8 <= 0 || o0 >= Lout) continue;
+            if (o0 < 0 || o0 + 8 > Lout) {  // straddles a row boundary: positions inside the row only
+                for (int r = 0; r < 8; ++r) {
+                    const int o = o0 + r;
+                    if (o < 0 || o >= Lout) continue;
+                    const float gs = mul_ieee(to_acc(gr[o]), s);
+#pragma unroll
+                    for (int kk = 0; kk < 8; ++kk)
+                        if (kk < kn) acc[kk] = fma_ieee(gs, padded_elem<S, true>(xr, o * ST - pl + 8 * bk + kk, L, g), acc[kk]);
+                }
+                continue;
+            }
+            const long long F = (long long)xrow * L + i0, A = F & ~(long long)(VE - 1);
+            const bool fast = i0 >= 0 && i0 + 7 * ST + kn <= L && A + 8LL * (ST + 2) <= xend;
+            unsigned seg[ST + 2][SW];
+            if (fast) {
+#pragma unroll
+                for (int q = 0; q < ST + 2; ++q) load_segment<S>(x, A + 8 * q, seg[q]);
+            }
+            float gv[8];
+            load4<S>(gr + o0, gv);
+            load4<S>(gr + o0 + 4, gv + 4);
+#pragma unroll
+            for (int r = 0; r < 8; ++r) gv[r] = mul_ieee(gv[r], s);
+            float win[8 * (ST + 1)];
+#pragma unroll
+            for (int q = 0; q < ST + 1; ++q) {
+                if (fast) group_from<S>(seg[q], seg[q + 1], (int)(F - A), win + 8 * q);
+                else {
+#pragma unroll
+                    for (int m = 0; m < 8; ++m) win[8 * q + m] = padded_elem<S, true>(xr, i0 + 8 * q + m, L, g);
+                }
+            }
+#pragma unroll
+            for (int kk = 0; kk < 8; ++kk) {
+                if (kk < kn) {
+#pragma unroll
+                    for (int r = 0; r < 8; ++r) acc[kk] = fma_ieee(gv[r], win[r * ST + kk], acc[kk]);
+                }
+            }
+        }
+        dw_w_partial<8>(acc, red, kn, dst + 8 * bk);
+        __syncthreads();  // red is reused by the next block
+    }
+}
+
+// Depthwise grad_x with depth multipliers m = C_out / C_in and stride ST = 1 or 2 (dilation 1,
+// K <= 64): grad_x[n, ci, i] = sum_{j < m} sum_k gy[n, ci*m + j, t] * (w[ci*m + j, k] * s) over the
+// taps with i + pl - k = t * ST (SPEC §5's transpose; no term for the other phases of a stride),
+// grad_y zero outside [0, L_out) (a zero stand-in near the row ends, as in dw_long), then + 0.
+// A thread owns a chunk of 8 outputs aligned in the flat grad_x array (as dw_long); per (j, tap
+// block bk) the grad_y window of the block is formed from 16-byte segments: stride 1: t = U +
+// r - 8 bk - kk with U = o0 + pl, 15 elements from W0 = U - 8 bk - 7; stride 2: U = 2 h + p, t =
+// h - 4 bk + (p + r - kk) / 2 where p + r - kk is even, 8 elements from W0 = h - 4 bk - 3. Sum
+// order per output: j, then k ascending. Chunks that straddle a row boundary, and for a non-zero
+// padding mode the chunks within max(pl, pr) + 1 of a row end, take conv_grad_x's loop per output
+// (the padded copies, then the taps, then the channels: a different order, each output one
+// order). Deterministic.
+template <typename S, int ST>
+__global__ void __launch_bounds__(128) dw_reg_gx(const S* __restrict__ gy, const S* __restrict__ w,
+                                                 S* __restrict__ gx, GEO_ARGS, double scale) {
+    constexpr int SW = 8 * sizeof(S) / 4, VE = 16 / sizeof(S);
+    constexpr int NWIN = ST == 1 ? 16 : 8, NSEG = NWIN / 8 + 1;
+    GEO_MAKE
+    const int K = (int)g.K, nb = (K + 7) / 8, L = (int)g.L, Lout = (int)g.Lout, pl = (int)g.pl;
+    const unsigned m = (unsigned)(g.Cout / g.Cin), T = 8 * blockDim.x;
+    const unsigned tiles = (unsigned)((L + 7 + T - 1) / T);
+    const unsigned row = blockIdx.x / tiles;  // n * C_in + ci
+    const unsigned n = row / (unsigned)g.Cin, ci = row - n * (unsigned)g.Cin;
+    const int o0 = (int)((blockIdx.x - row * tiles) * T) - (int)(((long long)row * L) & 7) + 8 * (int)threadIdx.x;
+    if (o0 + 8 <= 0 || o0 >= L) return;
+    const float s = (float)scale;
+    S* gxr = gx + (long long)row * L;
+    const int E = (int)(g.pl > g.pr ? g.pl : g.pr) + 1;
+    if (o0 < 0 || o0 + 8 > L || (g.mode != 0 && (o0 < E || o0 + 8 > L - E))) {
+        for (int r = 0; r < 8; ++r) {
+            const int i = o0 + r;
+            if (i < 0 || i >= L) continue;
+            long long lo[4], hi[4];
+            const int nc = copies(i, g, lo, hi);
+            float sr = 0.f, si = 0.f;
+            for (int q = 0; q < nc; ++q) add_copies<S, false, float>(gy, w, g, n, ci, 0, lo[q], hi[q], s, sr, si);
+            gxr[i] = from_acc<S>(add_ieee(sr, 0.f));
+        }
+        return;
+    }
+    const int U = o0 + pl, p = U & 1, h = U >> 1;
+    float acc[8];
+#pragma unroll
+    for (int r = 0; r < 8; ++r) acc[r] = 0.f;
+    for (unsigned jm = 0; jm < m; ++jm) {
+        const unsigned co = ci * m + jm;
+        const long long grow = ((long long)n * g.Cout + co) * Lout;
+        const S* gr = gy + grow;
+#pragma unroll 1
+        for (int bk = 0; bk < nb; ++bk) {
+            const int kn = K - 8 * bk < 8 ? K - 8 * bk : 8;
+            const int W0 = ST == 1 ? U - 8 * bk - 7 : h - 4 * bk - 3;
+            const long long F = grow + W0, A = F & ~(long long)(VE - 1);
+            const bool fast = W0 >= 0 && W0 + NWIN <= Lout && A + 8LL * NSEG <= g.N * g.Cout * g.Lout;
+            float win[NWIN], tk[8];
+            if (fast) {
+                unsigned seg[NSEG][SW];
+#pragma unroll
+                for (int q = 0; q < NSEG; ++q) load_segment<S>(gy, A + 8 * q, seg[q]);
+#pragma unroll
+                for (int q = 0; q < NWIN / 8; ++q) group_from<S>(seg[q], seg[q + 1], (int)(F - A), win + 8 * q);
+            } else {
+#pragma unroll
+                for (int e = 0; e < NWIN; ++e) win[e] = padded_elem<S, false>(gr, W0 + e, Lout, g);
+            }
+#pragma unroll
+            for (int kk = 0; kk < 8; ++kk) tk[kk] = kk < kn ? mul_ieee(to_acc(w[(long long)co * K + 8 * bk + kk]), s) : 0.f;
+#pragma unroll
+            for (int kk = 0; kk < 8; ++kk) {
+                if (kk < kn) {
+                    if constexpr (ST == 1) {
+#pragma unroll
+                        for (int r = 0; r < 8; ++r) acc[r] = fma_ieee(win[r - kk + 7], tk[kk], acc[r]);
+                    } else if (p == 0) {
+#pragma unroll
+                        for (int r = 0; r < 8; ++r)
+                            if (((r - kk) & 1) == 0) acc[r] = fma_ieee(win[(r - kk + 6) / 2], tk[kk], acc[r]);
+                    } else {
+#pragma unroll
+                        for (int r = 0; r < 8; ++r)
+                            if (((r - kk) & 1) != 0) acc[r] = fma_ieee(win[(r - kk + 7) / 2], tk[kk], acc[r]);
+                    }
+                }
+            }
+        }
+    }
+#pragma unroll
+    for (int r = 0; r < 8; ++r) acc[r] = add_ieee(acc[r], 0.f);
+    store8<S>(gxr + o0, acc);
+}
+
 #define DWR_INST1(S, K) \
     template __global__ void dw_reg<S, K>(const S*, const S*, const S*, S*, GEO_TYPES, double); \
     template __global__ void dw_reg_bwd<S, K>(const S*, const S*, const S*, S*, float*, GEO_TYPES, double, double);
@@ -1273,11 +1450,15 @@ __global__ void dw_bwd_edges(const S* __restrict__ gy, const S* __restrict__ w, 
     template __global__ void dw_long<S, KMAX, false>(const S*, const S*, const S*, S*, GEO_TYPES, double); \
     template __global__ void dw_long<S, KMAX, true>(const S*, const S*, const S*, S*, GEO_TYPES, double);
 #define DWR_INST2(S, K) template __global__ void dw_reg<S, K, 2>(const S*, const S*, const S*, S*, GEO_TYPES, double);
+#define DWG_INST(S, ST) \
+    template __global__ void dw_reg_gw<S, ST>(const S*, const S*, float*, GEO_TYPES, double, int); \
+    template __global__ void dw_reg_gx<S, ST>(const S*, const S*, S*, GEO_TYPES, double);
 #define INSTANTIATE_DWR(S) \
     template __global__ void dw_bwd_edges<S>(const S*, const S*, S*, GEO_TYPES, double); \
     DWR_INST1(S, 1) DWR_INST1(S, 2) DWR_INST1(S, 3) DWR_INST1(S, 4) \
     DWR_INST2(S, 1) DWR_INST2(S, 2) DWR_INST2(S, 3) DWR_INST2(S, 4) \
-    DWL_INST1(S, 8) DWL_INST1(S, 16) DWL_INST1(S, 32) DWL_INST1(S, 64)
+    DWL_INST1(S, 8) DWL_INST1(S, 16) DWL_INST1(S, 32) DWL_INST1(S, 64) \
+    DWG_INST(S, 1) DWG_INST(S, 2)
 
 #define INSTANTIATE_DW(S) \
     template __global__ void dw_bwd_vec<S, 4>(const S*, const S*, const S*, S*, float*, GEO_TYPES, double, double, int); \

@@ -1,7 +1,9 @@
 """CPU model of the index arithmetic of the register-window depthwise kernels (no GPU needed).
 
 ``dw_reg<S, K>`` (forward, K <= 4), ``dw_reg_bwd<S, K>`` (grad_x and grad_w's partial sums),
-``dw_long<S, KMAX, BWD>`` (forward / grad_x, more taps) and ``dw_bwd_edges<S>`` have no bounds
+``dw_long<S, KMAX, BWD>`` (forward / grad_x, more taps), ``dw_bwd_edges<S>``, ``dw_reg_gw<S, ST>``
+(grad_w's partial sums, depth multipliers and stride 2 too) and ``dw_reg_gx<S, ST>`` (grad_x with
+depth multipliers or stride 2: the phases of the transpose) have no bounds
 checks: a wrong tile count, chunk offset or fast-path condition reads or writes past an array,
 misses an output or computes it from the wrong window. This file models, from the code in
 ``backends/cupy_kernels.cu`` (not from its comments), which elements every thread of every
@@ -334,8 +336,8 @@ def _check_long_tables(S, K, KMAX):
 def _chunks(blk_row, blk_tile, nt, T, delta_fn, per_thread_chunks):
     """o0 of every chunk, and its row: (blocks, chunks, threads) flattened."""
     tid = np.arange(nt, dtype=np.int64)
-    if per_thread_chunks == 2:  # dwr_offset(j) = 8 * ((j * warps + warp) * 32 + lane)
-        off = np.stack([8 * ((j * (nt >> 5) + (tid >> 5)) * 32 + (tid & 31)) for j in range(DWR_CHUNKS)])
+    if per_thread_chunks > 1:  # dwr_offset(j) = 8 * ((j * warps + warp) * 32 + lane)
+        off = np.stack([8 * ((j * (nt >> 5) + (tid >> 5)) * 32 + (tid & 31)) for j in range(per_thread_chunks)])
     else:  # dw_long: 8 * threadIdx.x
         off = (8 * tid)[None, :]
     t0 = blk_tile * T - delta_fn(blk_row)
@@ -568,6 +570,159 @@ def model_dw_bwd_edges(S, arrs, g, grid, block):
     return {"edges": int(idx.size)}
 
 
+def _check_small_loads(arr, addrs, isz, nbytes, what):
+    """load4 at element offsets addrs: inside arr, aligned to its width (8 bytes 16-bit, 16 float32)."""
+    assert arr.itemsize == isz
+    assert (addrs >= 0).all() and (addrs + nbytes // isz <= arr.size).all(), f"{what}: load outside the array"
+    assert ((arr.data.ptr + addrs * isz) % nbytes == 0).all(), f"{what}: misaligned load"
+
+
+def _check_groups(S, A, F, q_count, what):
+    """group_from(seg[q], seg[q + 1], F - A) = elements F + 8 q + m (m < 8), from segments at A + 8 q."""
+    gtab, _ = _group_table(S)
+    e0 = F - A
+    VE = 16 // ITEM[S]
+    assert ((e0 >= 0) & (e0 < VE)).all(), f"{what}: shift offset outside a vector"
+    for q in range(q_count):
+        assert ((A + 8 * q)[:, None] + gtab[e0] == (F + 8 * q)[:, None] + np.arange(8)).all(), f"{what}: group {q}"
+
+
+def model_dw_reg_gw(S, ST, arrs, g, grid, block, J, final=None):
+    """dw_reg_gw<S, ST>: per tap block bk, every grad_y position of every row once, the product of
+    position o and tap k with x position o * ST - pl + k of row (n, c / m); the partial slots."""
+    gy, x, partial = arrs
+    _check_depthwise(g, multiplier=True, strides=(1, 2))
+    assert g.stride == ST
+    isz, VE, K, L, Lout, pl = ITEM[S], 16 // ITEM[S], g.K, g.L, g.Lout, g.pl
+    nb = (K + 7) // 8
+    m = g.Cout // g.Cin
+    T = 8 * J * block[0]
+    tiles = (Lout + 7 + T - 1) // T
+    nt, blk, brow, btile = _threads(grid, block, tiles, g.N * g.Cout)
+    assert nt // 32 <= 4, "shared red[4 * 8]: at most 4 warps"
+    o0, row = _chunks(brow, btile, nt, T, lambda r: (r * Lout) & 7, J)
+    if "gw_delta" in MUTATION:
+        o0, row = _chunks(brow, btile, nt, T, lambda r: 0 * r, J)
+    xrow = (row // g.Cout) * g.Cin + (row % g.Cout) // m
+    xend, gend = g.N * g.Cin * L, g.N * g.Cout * Lout
+    assert x.size == xend and gy.size == gend
+    act = ~((o0 + 8 <= 0) | (o0 >= Lout))
+    whole = act & (o0 >= 0) & (o0 + 8 <= Lout)
+    strad = act & ~whole
+    wh = np.flatnonzero(whole)
+    for h in range(0, 8, 4):  # load4 of grad_y: 8-byte (16-bit) or 16-byte (float32) loads
+        _check_small_loads(gy, row[wh] * Lout + o0[wh] + h, isz, 4 * isz, "dw_reg_gw grad_y")
+    sd = np.flatnonzero(strad)
+    o = o0[sd][:, None] + np.arange(8)
+    valid = (o >= 0) & (o < Lout)
+    for bk in range(nb):
+        kn = min(8, K - 8 * bk)
+        i0 = o0 * ST - pl + 8 * bk
+        F = xrow * L + i0
+        A = F & ~np.int64(VE - 1)
+        fast = whole & (i0 >= 0) & (i0 + 7 * ST + kn <= L) & (A + 8 * (ST + 2) <= xend)
+        f = np.flatnonzero(fast)
+        for q in range(ST + 2):
+            for v in range(isz // 2):
+                _check_vec_loads(x, A[f] + 8 * q + 4 * v, isz, "dw_reg_gw segment")
+        _check_groups(S, A[f], F[f], ST + 1, "dw_reg_gw")
+        # the product (r, kk) reads win[r * ST + kk] = x position i0 + r * ST + kk: inside the row
+        r, kk = np.arange(8)[:, None], np.arange(kn)[None, :]
+        assert (r * ST + kk < 8 * (ST + 1)).all()
+        assert (i0[f] >= 0).all() and (i0[f] + 7 * ST + kn - 1 < L).all(), "dw_reg_gw fast path outside the row"
+        # = o * ST - pl + k for o = o0 + r, k = 8 bk + kk (SPEC §5)
+        assert ((r * ST + kk) == (r * ST - pl + 8 * bk + kk) + pl - 8 * bk).all()
+        s = np.flatnonzero(whole & ~fast)
+        _check_padded_reads(i0[s][:, None] + np.arange(8 * (ST + 1)), L, True, g, "dw_reg_gw window")
+        ov = o[valid]
+        _check_padded_reads((ov * ST - pl + 8 * bk)[:, None] + np.arange(kn), L, True, g, "dw_reg_gw scalar")
+        # every grad_y position of every row once per tap block
+        pos = [(row[wh] * Lout + o0[wh])[:, None] + np.arange(8), np.broadcast_to(row[sd][:, None], o.shape)[valid] * Lout + ov]
+        _check_written_once(gy, np.concatenate([p.ravel() for p in pos]), f"dw_reg_gw grad_y share (block {bk})")
+    n, c = brow // g.Cout, brow % g.Cout
+    slots = (((n * tiles + btile) * g.Cout + c) * K)[:, None] + np.arange(K)
+    _check_written_once(partial, slots.ravel(), "dw_reg_gw partial")
+    if final is not None:
+        E, chunks = int(final.args[2]), int(final.args[3])
+        assert final.args[0] is partial and E == g.Cout * K and chunks * E == partial.size
+    return {"chunks": int(act.sum())}
+
+
+def model_dw_reg_gx(S, ST, arrs, g, grid, block):
+    """dw_reg_gx<S, ST>: every grad_x element once; a window chunk's output r takes, for each of
+    the m output channels, exactly the taps k with (o0 + r + pl - k) = t * ST, t the grad_y
+    position it reads; the chunks with padded copies (non-zero modes) take the scalar loop."""
+    gy, w, gx = arrs
+    _check_depthwise(g, multiplier=True, strides=(1, 2))
+    assert g.stride == ST
+    isz, VE, K, L, Lout, pl = ITEM[S], 16 // ITEM[S], g.K, g.L, g.Lout, g.pl
+    nb, m = (K + 7) // 8, g.Cout // g.Cin
+    NWIN = 16 if ST == 1 else 8
+    NSEG = NWIN // 8 + 1
+    T = 8 * block[0]
+    tiles = (L + 7 + T - 1) // T
+    nt, blk, brow, btile = _threads(grid, block, tiles, g.N * g.Cin)
+    o0, row = _chunks(brow, btile, nt, T, lambda r: (r * L) & 7, 1)
+    assert gx.size == g.N * g.Cin * L and gy.size == g.N * g.Cout * Lout and w.size == g.Cout * K
+    act = ~((o0 + 8 <= 0) | (o0 >= L))
+    E = max(g.pl, g.pr) + 1
+    if "gx_E" in MUTATION:
+        E -= 1
+    scal = act & ((o0 < 0) | (o0 + 8 > L) | ((g.mode != 0) & ((o0 < E) | (o0 + 8 > L - E))))
+    win = np.flatnonzero(act & ~scal)
+    so = o0[np.flatnonzero(scal)][:, None] + np.arange(8)
+    sv = (so >= 0) & (so < L)
+    srow = np.broadcast_to(row[np.flatnonzero(scal)][:, None], so.shape)[sv]
+    starts = row[win] * L + o0[win]
+    _check_vec_stores(gx, starts, isz, "dw_reg_gx grad_x")
+    _check_written_once(gx, np.concatenate([(starts[:, None] + np.arange(8)).ravel(), srow * L + so[sv]]), "dw_reg_gx grad_x")
+    if g.mode != 0:  # every position with padded copies is a scalar one
+        cp = _copy_positions(g)
+        in_scal = np.zeros(gx.size, bool)
+        in_scal[srow * L + so[sv]] = True
+        assert in_scal.reshape(-1, L)[:, cp].all(), "dw_reg_gx: a position with padded copies on the window path"
+    U = o0[win] + pl
+    p, h = U & 1, U >> 1
+    r, kk = np.arange(8)[:, None], np.arange(8)[None, :]
+    for par in ((0, 1) if ST == 2 else (0,)):
+        # the kernel's (r, kk) -> window index, -1 where it multiplies nothing
+        if ST == 1:
+            idx = r - kk + 7
+        elif par == 0:
+            idx = np.where((r - kk) % 2 == 0, (r - kk + 6) // 2, -1)
+        else:
+            idx = np.where((r - kk) % 2 != 0, (r - kk + 7) // 2, -1)
+        assert (idx < NWIN).all() and ((idx >= 0) | (idx == -1)).all()
+        sel = np.flatnonzero(p == par) if ST == 2 else np.arange(win.size)
+        for bk in range(nb):
+            kn = min(8, K - 8 * bk)
+            W0 = (U[sel] - 8 * bk - 7) if ST == 1 else (h[sel] - 4 * bk - 3)
+            if "gx_phase" in MUTATION and ST == 2:
+                W0 = h[sel] - 4 * bk - 2
+            # output r, tap k = 8 bk + kk: grad_y position t = W0 + idx must satisfy o + pl - k = t * ST,
+            # and every tap with o + pl - k = 0 mod ST takes part
+            o = o0[win][sel][:, None, None] + r[None]
+            t = W0[:, None, None] + idx[None]
+            k = 8 * bk + kk[None]
+            used = np.broadcast_to((idx >= 0)[None], t.shape) & np.broadcast_to(kk[None] < kn, t.shape)
+            assert (((o + pl - k) == t * ST) | ~used).all(), "dw_reg_gx: a tap multiplies the wrong grad_y"
+            need = ((o + pl - k) % ST == 0) & np.broadcast_to(kk[None] < kn, t.shape)
+            assert (need == used).all(), "dw_reg_gx: a tap of the phase missing or one of another phase used"
+            for jm in range(m):
+                grow = ((row[win][sel] // g.Cin) * g.Cout + (row[win][sel] % g.Cin) * m + jm) * Lout
+                F = grow + W0
+                A = F & ~np.int64(VE - 1)
+                fast = (W0 >= 0) & (W0 + NWIN <= Lout) & (A + 8 * NSEG <= gy.size)
+                f = np.flatnonzero(fast)
+                for q in range(NSEG):
+                    for v in range(isz // 2):
+                        _check_vec_loads(gy, A[f] + 8 * q + 4 * v, isz, "dw_reg_gx segment")
+                _check_groups(S, A[f], F[f], NWIN // 8, "dw_reg_gx")
+                nf = np.flatnonzero(~fast)
+                _check_padded_reads(W0[nf][:, None] + np.arange(NWIN), Lout, False, g, "dw_reg_gx window")
+    return {"chunks": int(act.sum())}
+
+
 def _parse(name):
     m = re.fullmatch(r"(\w+)<(.*)>", name)
     if not m:
@@ -575,7 +730,7 @@ def _parse(name):
     return m.group(1), tuple(a.strip() for a in m.group(2).split(","))
 
 
-DW_KERNELS = ("dw_reg", "dw_reg_bwd", "dw_long", "dw_bwd_edges")
+DW_KERNELS = ("dw_reg", "dw_reg_bwd", "dw_long", "dw_bwd_edges", "dw_reg_gw", "dw_reg_gx")
 
 
 def simulate(log):
@@ -593,6 +748,12 @@ def simulate(log):
             final = log[n + 1] if n + 1 < len(log) and _parse(log[n + 1].name)[0] == "conv_grad_w_final" else None
             assert final is not None, "dw_reg_bwd's partials not summed"
             model_dw_reg_bwd(S, int(targs[1]), L_.args[:5], G(L_.args[5:17]), L_.grid, L_.block, final)
+        elif kern == "dw_reg_gw":
+            final = log[n + 1] if n + 1 < len(log) and _parse(log[n + 1].name)[0] == "conv_grad_w_final" else None
+            assert final is not None, "dw_reg_gw's partials not summed"
+            model_dw_reg_gw(S, int(targs[1]), L_.args[:3], G(L_.args[3:15]), L_.grid, L_.block, int(L_.args[16]), final)
+        elif kern == "dw_reg_gx":
+            model_dw_reg_gx(S, int(targs[1]), L_.args[:3], G(L_.args[3:15]), L_.grid, L_.block)
         elif kern == "dw_long":
             model_dw_long(S, int(targs[1]), targs[2] == "true", L_.args[:4], G(L_.args[4:16]), L_.grid, L_.block)
         else:
@@ -643,8 +804,11 @@ def check_dispatch(dtype, x_shape, w_shape, spec, with_bias, ptr_off=0):
     nt_f = CupyBackend._dwr_threads(cd, geo, spec, fwd_arrays)
     nt_l = CupyBackend._dwl_threads(cd, geo, spec, fwd_arrays, geo.L_out)
     nt_b = CupyBackend._dwr_threads(cd, geo, spec, (dgy, dx, y_like), bwd=True)
-    nt_lb = CupyBackend._dwl_threads(cd, geo, spec, (dgy, y_like), geo.L)
     kmax = CupyBackend._dw_kmax(cd, geo, spec)
+    nt_g = None if nt_b is not None else CupyBackend._dwg_threads(cd, geo, spec, (dgy, dx))
+    fused = nt_b is not None or (nt_g is None and kmax is not None and kmax <= cb.DW_FUSED_KMAX)
+    nt_lb = None if fused or kmax is None else CupyBackend._dwl_threads(cd, geo, spec, (dgy, y_like), geo.L, kmin=0)
+    nt_x = CupyBackend._dwx_threads(cd, geo, spec, (dgy, y_like))
     depthwise = geo.Cg == 1 and geo.Og == 1 and spec.stride == 1
     small = dtype in STORAGE_OF
     if nt_f is not None:
@@ -668,12 +832,24 @@ def check_dispatch(dtype, x_shape, w_shape, spec, with_bias, ptr_off=0):
         assert ptr_off % 16 == 0
     else:
         assert "dw_reg_bwd" not in bk
-    long_bwd = nt_b is None and kmax is not None and kmax > cb.DW_FUSED_KMAX and nt_lb is not None
+    long_bwd = nt_lb is not None
     if long_bwd:
         assert bk[0] == "dw_long" and blog[0].block[0] == nt_lb and _parse(blog[0].name)[1][2] == "true"
-        assert depthwise and small and spec.dilation == 1 and 16 < geo.K <= 64 and ptr_off % 16 == 0
+        assert depthwise and small and (spec.dilation == 1 or geo.K == 1) and geo.K <= 64 and ptr_off % 16 == 0
     else:
         assert bk.count("dw_long") == 0
+    if nt_g is not None:  # grad_w on register windows (multipliers, stride 2 too), then the final sum
+        i = bk.index("dw_reg_gw")
+        assert blog[i].block[0] == nt_g and bk[i + 1] == "conv_grad_w_final"
+        assert geo.Cg == 1 and spec.stride in (1, 2) and small and geo.K <= 64 and ptr_off % 16 == 0
+        assert "dw_bwd_vec" not in " ".join(L_.name for L_ in blog) and "dw_grad_w_vec" not in " ".join(L_.name for L_ in blog)
+    else:
+        assert "dw_reg_gw" not in bk
+    if nt_b is None and not fused and not long_bwd and nt_x is not None:
+        assert bk[0] == "dw_reg_gx" and blog[0].block[0] == nt_x
+        assert geo.Cg == 1 and (spec.stride == 2 or geo.Og > 1) and small and ptr_off % 16 == 0
+    else:
+        assert "dw_reg_gx" not in bk
     if nt_b is not None or long_bwd:  # register-window grad_x: the padded copies from dw_bwd_edges
         assert bk.count("dw_bwd_edges") == (1 if spec.padding_mode != "zeros" else 0)
         if spec.padding_mode != "zeros":
@@ -852,22 +1028,25 @@ MUTANTS = [
     ("bwd_no_tail", ((1, 2, 64), 4, (2,), "zeros")),         # grad_w misses t in [L, L_out)
     ("long_lead", ((1, 2, 300), 20, 3, "replicate")),         # grad_x window from the forward's lead
     ("edges_E", ((1, 2, 96), 3, 2, "reflect")),               # edge range one short
+    ("gw_delta", ((2, 3, 1003), 9, 4, "zeros")),              # grad_w chunks not aligned in the flat grad_y
+    ("gx_E", ((1, 2, 94), 3, 2, "reflect", 2, 1)),            # a padded copy on dw_reg_gx's window path (row 1: chunk at 2)
+    ("gx_phase", ((2, 2, 301), 7, 3, "zeros", 1, 2)),         # stride-2 grad_x window one element off
 ]
 
 
 @pytest.mark.parametrize("mutant,case", MUTANTS, ids=[m for m, _ in MUTANTS])
 def test_model_detects_mutations(mutant, case):
     """The checks can fail: one deliberately wrong line in the model is caught."""
-    x_shape, K, padding, mode = case
+    x_shape, K, padding, mode, mult, stride = case + (1, 1) if len(case) == 4 else case
     C = x_shape[-2]
-    spec = Conv1dSpec(padding=padding, groups=C, padding_mode=mode)
-    fk, bk, _ = check_dispatch("float16", x_shape, (C, 1, K), spec, False)  # passes unmutated
+    spec = Conv1dSpec(padding=padding, groups=C, padding_mode=mode, stride=stride)
+    fk, bk, _ = check_dispatch("float16", x_shape, (C * mult, 1, K), spec, False)  # passes unmutated
     kernel = {"reg_fast_no_end_check": "dw_reg", "bwd_no_tail": "dw_reg_bwd", "long_lead": "dw_long",
-              "edges_E": "dw_bwd_edges"}[mutant]
+              "edges_E": "dw_bwd_edges", "gw_delta": "dw_reg_gw", "gx_E": "dw_reg_gx", "gx_phase": "dw_reg_gx"}[mutant]
     assert kernel in fk + bk  # the mutated model runs
     MUTATION.add(mutant)
     try:
         with pytest.raises(AssertionError):
-            check_dispatch("float16", x_shape, (C, 1, K), spec, False)
+            check_dispatch("float16", x_shape, (C * mult, 1, K), spec, False)
     finally:
         MUTATION.discard(mutant)
