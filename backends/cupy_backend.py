@@ -61,6 +61,7 @@ DWL_KMAXES = (8, 16, 32, 64)  # dw_long instantiations (taps unrolled up to KMAX
 DWL_FWD_KMAX = 16
 DWL_KMAX = DWL_KMAXES[-1]  # dw_long (windows slid in groups of 8, taps in blocks of 8): DWR_KMAX < K <= DWL_KMAX
 DWG_PER = 32  # dw_reg_gw (register-window grad_w, K <= DWL_KMAX): grad_y positions a thread
+DWL_DIL2_KMAX = 16  # dw_long<..., 2> (dilation 2) instantiations: KMAX 8 and 16; beyond, dw_dil
 DW_FUSED_KMAX = 16  # dw_bwd_vec (grad_x and grad_w in one pass) up to this many taps; beyond, its
 # registers spill (H100: K31 fwd+bwd 0.87 -> 1.32 ms, K64 1.57 -> 6.4 ms) and two kernels are faster
 GEMM_TYPES = ("__half", "bf16_t", "float", "double")  # conv_fwd_gemm: real storage types
@@ -86,6 +87,10 @@ def module_source():
     names += [f"dw_reg<{t}, {k}, 2>" for t in DW_TYPES for k in range(1, DWR_KMAX + 1)]  # stride 2
     names += [f"dw_long<{t}, {k}, {b}>" for t in DW_TYPES for k in DWL_KMAXES for b in ("false", "true")]
     names += [f"{kern}<{t}, {st}>" for kern in ("dw_reg_gw", "dw_reg_gx") for t in DW_TYPES for st in (1, 2)]
+    names += [f"dw_dil<{t}, {b}>" for t in DW_TYPES for b in ("false", "true")]
+    names += [f"dw_reg_gw<{t}, {st}, 2>" for t in DW_TYPES for st in (1, 2)]
+    names += [f"dw_long<{t}, {k}, {b}, 2>" for t in DW_TYPES for k in DWL_KMAXES if k <= DWL_DIL2_KMAX
+              for b in ("false", "true")]
     names += [f"conv_fwd_gemm<{t}>" for t in GEMM_TYPES]
     names += [f"conv_fwd_mma<{t}>" for t in MMA_TYPES.values()] + ["pack_x", "pack_w_wide<unsigned short>"]
     names += [f"{k}<{e}>" for e, _ in DMMA.values() for k in ("pack_x_wide", "pack_w_wide")]
@@ -178,20 +183,23 @@ class CupyBackend(Backend):
     @staticmethod
     def _dwl_threads(cd, geo, spec, arrays, length, kmin=DWR_KMAX):
         """Threads per block of dw_long (:meth:`_register_window_ok`, depthwise, kmin < K <=
-        DWL_KMAX, stride 1; 8 outputs a thread) over rows of ``length`` outputs, or None."""
-        if geo.Og != 1 or spec.stride != 1 or not kmin < geo.K <= DWL_KMAX:
+        DWL_KMAX, stride 1, dilation 1; or dilation 2 with K <= DWL_DIL2_KMAX; 8 outputs a thread)
+        over rows of ``length`` outputs, or None."""
+        kmax = DWL_DIL2_KMAX if spec.dilation == 2 and geo.K > 1 else DWL_KMAX
+        if geo.Og != 1 or spec.stride != 1 or not kmin < geo.K <= kmax:
             return None
-        if not CupyBackend._register_window_ok(cd, geo, spec, arrays):
+        if not CupyBackend._register_window_ok(cd, geo, spec, arrays, dilated=spec.dilation == 2):
             return None
         return CupyBackend._balanced_threads(length + 7, 8)
 
     @staticmethod
     def _dwg_threads(cd, geo, spec, arrays):
         """Threads per block of dw_reg_gw (:meth:`_register_window_ok`, K <= DWL_KMAX, stride 1
-        or 2, depth multipliers; DWG_PER grad_y positions a thread), or None."""
+        or 2, depth multipliers; any dilation at stride 1, dilation 2 at stride 2; DWG_PER grad_y
+        positions a thread), or None."""
         if spec.stride not in (1, 2) or geo.K > DWL_KMAX:
             return None
-        if not CupyBackend._register_window_ok(cd, geo, spec, arrays):
+        if not CupyBackend._register_window_ok(cd, geo, spec, arrays, dilated=spec.stride == 1 or spec.dilation == 2):
             return None
         return CupyBackend._balanced_threads(geo.L_out + 7, DWG_PER)
 
@@ -207,10 +215,22 @@ class CupyBackend(Backend):
         return CupyBackend._balanced_threads(geo.L + 7, 8)
 
     @staticmethod
-    def _register_window_ok(cd, geo, spec, arrays):
-        """What dw_reg and dw_long share: one input channel per group, dilation 1 (or one tap),
-        real 16/32-bit storage, int32 rows, a non-empty output and 16-byte aligned arrays."""
-        return (geo.Cg == 1 and (spec.dilation == 1 or geo.K == 1) and cd.name in ("float16", "bfloat16", "float32")
+    def _dwd_threads(cd, geo, spec, arrays, length, bwd):
+        """Threads per block of dw_dil (dilation > 1, K > 1, stride 1, :meth:`_register_window_ok`;
+        the backward with one output channel per group; 8 outputs a thread) over rows of
+        ``length`` outputs, or None."""
+        if spec.dilation == 1 or geo.K == 1 or spec.stride != 1 or (bwd and geo.Og != 1):
+            return None
+        if not CupyBackend._register_window_ok(cd, geo, spec, arrays, dilated=True):
+            return None
+        return CupyBackend._balanced_threads(length + 7, 8)
+
+    @staticmethod
+    def _register_window_ok(cd, geo, spec, arrays, dilated=False):
+        """What the register-window kernels share: one input channel per group, dilation 1 (or one
+        tap; any with ``dilated``), real 16/32-bit storage, int32 rows, a non-empty output and
+        16-byte aligned arrays."""
+        return (geo.Cg == 1 and (spec.dilation == 1 or geo.K == 1 or dilated) and cd.name in ("float16", "bfloat16", "float32")
                 and geo.L_pad < 2**31 and geo.N * geo.C_out * geo.L_out > 0
                 and not any(a.data.ptr % 16 for a in arrays))
 
@@ -226,7 +246,8 @@ class CupyBackend(Backend):
     def _launch_dwl(self, cd, geo, nt, bwd, length, *args):
         tiles = -(-(length + 7) // (8 * nt))  # the kernel's count
         kmax = next(k for k in DWL_KMAXES if geo.K <= k)
-        fn = self.module().get_function(f"dw_long<{STORAGE[cd.name][0]}, {kmax}, {'true' if bwd else 'false'}>")
+        dil = ", 2" if geo.dilation == 2 and geo.K > 1 else ""
+        fn = self.module().get_function(f"dw_long<{STORAGE[cd.name][0]}, {kmax}, {'true' if bwd else 'false'}{dil}>")
         fn((geo.N * geo.C_out * tiles,), (nt,), args)
 
     def _dwr_fn(self, kernel, cd, geo, stride=1):
@@ -355,7 +376,8 @@ class CupyBackend(Backend):
         J = DWG_PER // 8
         tiles, E = -(-(geo.L_out + 7) // (8 * J * nt)), geo.C_out * geo.K  # the kernel's tiles
         partial = cupy.empty(geo.N * tiles * E, np.float32)
-        fn = self.module().get_function(f"dw_reg_gw<{STORAGE[cd.name][0]}, {stride}>")
+        dil = ", 2" if geo.dilation == 2 and geo.K > 1 else ""  # else 1, or any at stride 1 (a group per tap)
+        fn = self.module().get_function(f"dw_reg_gw<{STORAGE[cd.name][0]}, {stride}{dil}>")
         fn((geo.N * geo.C_out * tiles,), (nt,), (dgy, dx, partial, *gp, np.float64(s_gw), np.int32(J)))
         self._launch("conv_grad_w_final", cd.name, E, partial, gw, np.int64(E), np.int64(geo.N * tiles))
 
@@ -444,9 +466,16 @@ class CupyBackend(Backend):
             self._dwr_fn("dw_reg", cd, geo, spec.stride)((geo.N * geo.C_out * tiles,), (nt,),
                                                          (dx, dw, db, y, *gp, np.float64(s)))
             return y
-        nt = self._dwl_threads(cd, geo, spec, tuple(a for a in (dx, y, db) if a is not None), geo.L_out)
-        if nt is not None and geo.K <= DWL_FWD_KMAX:  # depthwise, more taps
+        arrays = tuple(a for a in (dx, y, db) if a is not None)
+        nt = self._dwl_threads(cd, geo, spec, arrays, geo.L_out, kmin=0 if spec.dilation == 2 else DWR_KMAX)
+        if nt is not None and geo.K <= DWL_FWD_KMAX:  # depthwise, more taps (or dilation 2)
             self._launch_dwl(cd, geo, nt, False, geo.L_out, dx, dw, db, y, *gp, np.float64(s))
+            return y
+        nt = self._dwd_threads(cd, geo, spec, arrays, geo.L_out, False)
+        if nt is not None:  # depthwise, other dilations: register windows, a group per tap
+            tiles = -(-(geo.L_out + 7) // (8 * nt))  # the kernel's count
+            self.module().get_function(f"dw_dil<{STORAGE[cd.name][0]}, false>")(
+                (geo.N * geo.C_out * tiles,), (nt,), (dx, dw, db, y, *gp, np.float64(s)))
             return y
         kmax = self._dw_kmax(cd, geo, spec)
         if kmax is not None:
@@ -485,14 +514,20 @@ class CupyBackend(Backend):
         nt = self._dwr_threads(cd, geo, spec, (dgy, dx, gx), bwd=True)
         nt_g = None if nt is not None else self._dwg_threads(cd, geo, spec, (dgy, dx))
         fused = nt is not None or (nt_g is None and kmax is not None and kmax <= DW_FUSED_KMAX)
-        nt_l = None if fused or kmax is None else self._dwl_threads(cd, geo, spec, (dgy, gx), geo.L, kmin=0)
+        nt_l = None if fused else self._dwl_threads(cd, geo, spec, (dgy, gx), geo.L, kmin=0)
         nt_x = self._dwx_threads(cd, geo, spec, (dgy, gx))
+        nt_d = self._dwd_threads(cd, geo, spec, (dgy, gx), geo.L, True)
         if nt is not None:  # depthwise, few taps: one pass, register windows
             self._launch_dwr_bwd(cd, geo, gp, nt, dgy, dx, dw, gx, gw, s_gx, s_gw)
         elif fused:  # depthwise, few taps: grad_x and grad_w's per-tile partial sums in one pass
             self._launch_dw_bwd(cd, geo, gp, kmax, dgy, dx, dw, gx, gw, s_gx, s_gw)
         elif nt_l is not None:  # depthwise, more taps: grad_x on register windows
             self._launch_dwl(cd, geo, nt_l, True, geo.L, dgy, dw, None, gx, *gp, np.float64(s_gx))
+            self._launch_dw_edges(cd, geo, gp, dgy, dw, gx, s_gx)
+        elif nt_d is not None:  # dilation > 1: register windows, a group per tap
+            tiles = -(-(geo.L + 7) // (8 * nt_d))  # the kernel's count
+            self.module().get_function(f"dw_dil<{STORAGE[cd.name][0]}, true>")(
+                (geo.N * geo.C_in * tiles,), (nt_d,), (dgy, dw, None, gx, *gp, np.float64(s_gx)))
             self._launch_dw_edges(cd, geo, gp, dgy, dw, gx, s_gx)
         elif nt_x is not None:  # depth multipliers or stride 2: register windows
             tiles = -(-(geo.L + 7) // (8 * nt_x))  # the kernel's count

@@ -960,14 +960,15 @@ __device__ __forceinline__ float padded_elem(const S* __restrict__ row, int i, i
     return to_acc(row[j]);
 }
 
-// One output from global memory: sum_k elem(i + k) * ws[k], k ascending (fused multiply-adds from
+// One output from global memory: sum_k elem(i + k * d) * ws[k], k ascending (fused multiply-adds from
 // zero), elements through padded_elem<S, MAP>: the register-window kernels' scalar path at row
 // ends, the same operations as their vector path.
 template <typename S, bool MAP>
-__device__ __forceinline__ float dw_point(const S* __restrict__ row, int i, int n, const Geo& g, const float* ws, int K) {
+__device__ __forceinline__ float dw_point(const S* __restrict__ row, int i, int n, const Geo& g, const float* ws, int K,
+                                          int d = 1) {
     float acc = 0.f;
 #pragma unroll
-    for (int k = 0; k < K; ++k) acc = fma_ieee(padded_elem<S, MAP>(row, i + k, n, g), ws[k], acc);
+    for (int k = 0; k < K; ++k) acc = fma_ieee(padded_elem<S, MAP>(row, i + k * d, n, g), ws[k], acc);
     return acc;
 }
 
@@ -1137,11 +1138,12 @@ __global__ void __launch_bounds__(128) dw_reg_bwd(const S* __restrict__ gy, cons
     dw_w_partial<K>(acc, red, K, partial + ((long long)(n * tiles + tile) * C + c) * K);
 }
 
-// Depthwise with many taps (K <= 64), stride 1, dilation 1: the register-window design of
-// dw_reg with the taps in blocks of 8 (scaled, in shared memory, read as broadcasts) and the
-// window slid over the input 8 elements at a time: group g = window elements 8g .. 8g+7, formed
-// from two 16-byte-aligned segments of the row by the runtime shift (or element by element
-// through the padding map near a row end); tap block b uses groups b and b + 1. Forward (BWD
+// Depthwise with many taps (K <= 64), stride 1, dilation DIL (1, or 2 for K <= 16): the
+// register-window design of dw_reg with the taps in blocks of 8 (scaled, in shared memory, read
+// as broadcasts) and the window slid over the input 8 * DIL elements at a time: group g = window
+// elements 8g .. 8g+7, formed from two 16-byte-aligned segments of the row by the runtime shift
+// (or element by element through the padding map near a row end); tap block b uses groups b * DIL
+// .. b * DIL + DIL (output r, tap k: window element r + k * DIL). Forward (BWD
 // false: x rows, padding map, bias) or grad_x (BWD: grad_y rows, zeros outside, taps reversed,
 // the extra padded copies added by dw_bwd_edges). Taps unrolled up to KMAX (8, 16, 32, 64), all
 // the window's segments loaded before any use. One chunk of 8 outputs a thread, chunks
@@ -1166,29 +1168,29 @@ __device__ __forceinline__ void group_from(const unsigned* a, const unsigned* b,
     shift_window<S, 1>(wd, e0, out);  // NW = 8
 }
 
-template <typename S, int KMAX, bool BWD>
+template <typename S, int KMAX, bool BWD, int DIL = 1>
 __global__ void __launch_bounds__(128) dw_long(const S* __restrict__ in, const S* __restrict__ w,
                                                const S* __restrict__ b, S* __restrict__ out, GEO_ARGS, double scale) {
-    constexpr int NB = KMAX / 8, SW = 8 * sizeof(S) / 4, VE = 16 / sizeof(S);
+    constexpr int NB = KMAX / 8, SW = 8 * sizeof(S) / 4, VE = 16 / sizeof(S), NSEG = NB * DIL + 2;
     __shared__ __align__(16) float ws[KMAX];
     GEO_MAKE
-    const int K = (int)g.K, nb = (K + 7) / 8, T = 8 * (int)blockDim.x;  // K <= KMAX
+    const int K = (int)g.K, nb = (K + 7) / 8, T = 8 * (int)blockDim.x;  // K <= KMAX; g.dil == DIL
     const int Lin = BWD ? (int)g.Lout : (int)g.L, Lo = BWD ? (int)g.L : (int)g.Lout;
-    const int lead = BWD ? K - 1 - (int)g.pl : (int)g.pl;  // window start = o - lead
+    const int lead = BWD ? (K - 1) * DIL - (int)g.pl : (int)g.pl;  // window start = o - lead
     const unsigned tiles = (unsigned)((Lo + 7 + T - 1) / T);
     const unsigned row = blockIdx.x / tiles, c = row % (unsigned)g.Cout;
     const int delta = (int)(((long long)row * Lo) & 7);
     const int o0 = (int)(blockIdx.x - row * tiles) * T - delta + 8 * (int)threadIdx.x;
-    const int i0 = o0 - lead;  // window element m = input i0 + m, m < 8 * nb + 8
+    const int i0 = o0 - lead;  // window element m = input i0 + m, m < 8 * nb * DIL + 8
     const long long F = (long long)row * Lin + i0, A = F & ~(long long)(VE - 1);
     const long long iend = BWD ? g.N * g.Cout * g.Lout : g.N * g.Cout * g.L;
     const bool whole = o0 >= 0 && o0 + 8 <= Lo;  // else the chunk straddles a row boundary
-    const bool fast = whole && i0 >= 0 && i0 + K + 7 <= Lin && A + 8LL * (nb + 2) <= iend;
-    unsigned seg[NB + 2][SW];
+    const bool fast = whole && i0 >= 0 && i0 + (K - 1) * DIL + 8 <= Lin && A + 8LL * (nb * DIL + 2) <= iend;
+    unsigned seg[NSEG][SW];
     if (fast) {  // every segment of the window, loads issued before any use
 #pragma unroll
-        for (int q = 0; q < NB + 2; ++q)
-            if (q < nb + 2) load_segment<S>(in, A + 8 * q, seg[q]);
+        for (int q = 0; q < NSEG; ++q)
+            if (q < nb * DIL + 2) load_segment<S>(in, A + 8 * q, seg[q]);
     }
     const float s = (float)scale;
     for (int k = threadIdx.x; k < KMAX; k += blockDim.x)
@@ -1201,26 +1203,31 @@ __global__ void __launch_bounds__(128) dw_long(const S* __restrict__ in, const S
     if (!whole) {  // scalar, the same operations in the same order
         for (int r = 0; r < 8; ++r) {
             const int o = o0 + r;
-            if (o >= 0 && o < Lo) orow[o] = from_acc<S>(add_ieee(dw_point<S, !BWD>(ir, o - lead, Lin, g, ws, K), br));
+            if (o >= 0 && o < Lo) orow[o] = from_acc<S>(add_ieee(dw_point<S, !BWD>(ir, o - lead, Lin, g, ws, K, DIL), br));
         }
         return;
     }
     const int e0 = (int)(F - A);
-    float lo[8], hi[8], acc[8];
+    // win: groups bk * DIL .. bk * DIL + DIL of the window (tap block bk reads win[r + k * DIL])
+    float win[8 * (DIL + 1)], acc[8];
 #pragma unroll
     for (int r = 0; r < 8; ++r) acc[r] = 0.f;
-    if (fast) group_from<S>(seg[0], seg[1], e0, lo);
+    if (fast) group_from<S>(seg[0], seg[1], e0, win);
     else {
 #pragma unroll
-        for (int m = 0; m < 8; ++m) lo[m] = padded_elem<S, !BWD>(ir, i0 + m, Lin, g);
+        for (int m = 0; m < 8; ++m) win[m] = padded_elem<S, !BWD>(ir, i0 + m, Lin, g);
     }
 #pragma unroll
     for (int bk = 0; bk < NB; ++bk) {
         if (bk < nb) {
-            if (fast) group_from<S>(seg[bk + 1], seg[bk + 2], e0, hi);
-            else {
 #pragma unroll
-                for (int m = 0; m < 8; ++m) hi[m] = padded_elem<S, !BWD>(ir, i0 + 8 * bk + 8 + m, Lin, g);
+            for (int q = 1; q <= DIL; ++q) {
+                const int gq = bk * DIL + q;  // window group gq into slot q
+                if (fast) group_from<S>(seg[gq], seg[gq + 1], e0, win + 8 * q);
+                else {
+#pragma unroll
+                    for (int m = 0; m < 8; ++m) win[8 * q + m] = padded_elem<S, !BWD>(ir, i0 + 8 * gq + m, Lin, g);
+                }
             }
             const float4 t0 = *reinterpret_cast<const float4*>(ws + 8 * bk);
             const float4 t1 = *reinterpret_cast<const float4*>(ws + 8 * bk + 4);
@@ -1230,11 +1237,11 @@ __global__ void __launch_bounds__(128) dw_long(const S* __restrict__ in, const S
             for (int k = 0; k < 8; ++k) {
                 if (k < kn) {
 #pragma unroll
-                    for (int r = 0; r < 8; ++r) acc[r] = fma_ieee(r + k < 8 ? lo[r + k] : hi[r + k - 8], tk[k], acc[r]);
+                    for (int r = 0; r < 8; ++r) acc[r] = fma_ieee(win[r + k * DIL], tk[k], acc[r]);
                 }
             }
 #pragma unroll
-            for (int m = 0; m < 8; ++m) lo[m] = hi[m];
+            for (int m = 0; m < 8; ++m) win[m] = win[8 * DIL + m];
         }
     }
 #pragma unroll
@@ -1242,14 +1249,15 @@ __global__ void __launch_bounds__(128) dw_long(const S* __restrict__ in, const S
     store8<S>(orow + o0, acc);
 }
 
-// grad_x near the row ends after dw_reg_bwd, for a non-zero padding mode: one thread per position
-// j within E = max(pl, pr) + 1 of either end recomputes dw_reg_bwd's sum (the same operations in
-// the same order, grad_y zero outside its row) and adds the extra padded copies of x[j].
+// grad_x near the row ends after dw_reg_bwd, dw_long or dw_dil, for a non-zero padding mode: one
+// thread per position j within E = max(pl, pr) + 1 of either end recomputes their sum (the same
+// operations in the same order, grad_y zero outside its row; taps d apart) and adds the extra
+// padded copies of x[j].
 template <typename S>
 __global__ void dw_bwd_edges(const S* __restrict__ gy, const S* __restrict__ w, S* __restrict__ gx, GEO_ARGS,
                              double s_gx) {
     GEO_MAKE
-    const int K = (int)g.K, L = (int)g.L, Lout = (int)g.Lout, PG = K - 1 - (int)g.pl;
+    const int K = (int)g.K, L = (int)g.L, Lout = (int)g.Lout, d = (int)g.dil, PG = (K - 1) * d - (int)g.pl;
     const int E = (int)(g.pl > g.pr ? g.pl : g.pr) + 1, nE = 2 * E < L ? 2 * E : L;
     const long long idx = (long long)blockIdx.x * blockDim.x + threadIdx.x;
     if (idx >= g.N * g.Cout * nE) return;
@@ -1258,32 +1266,107 @@ __global__ void dw_bwd_edges(const S* __restrict__ gy, const S* __restrict__ w, 
     const float s = (float)s_gx;
     float acc = 0.f;
     for (int k = 0; k < K; ++k) {
-        const float v = padded_elem<S, false>(gy + (long long)row * Lout, j - PG + k, Lout, g);
+        const float v = padded_elem<S, false>(gy + (long long)row * Lout, j - PG + k * d, Lout, g);
         acc = fma_ieee(v, mul_ieee(to_acc(w[(long long)c * K + K - 1 - k]), s), acc);
     }
     dw_add_copies<S>(gy, w, g, row, c, j, L, s, acc);
     gx[(long long)row * L + j] = from_acc<S>(add_ieee(acc, 0.f));
 }
 
+// Elements e .. e + 7 of a row (row start rb in the flat array, n elements) as floats: from two
+// 16-byte segments by the runtime shift where all 8 lie inside the row and the segments inside
+// the array (end), else element by element through padded_elem<S, MAP> (the padding map for x,
+// zeros for grad_y).
+template <typename S, bool MAP>
+__device__ __forceinline__ void dil_group(const S* __restrict__ base, const S* __restrict__ row, long long rb, int e,
+                                          int n, long long end, const Geo& g, float* grp) {
+    constexpr int SW = 8 * sizeof(S) / 4, VE = 16 / sizeof(S);
+    const long long F = rb + e, A = F & ~(long long)(VE - 1);
+    if (e >= 0 && e + 8 <= n && A + 16 <= end) {
+        unsigned a[SW], b[SW];
+        load_segment<S>(base, A, a);
+        load_segment<S>(base, A + 8, b);
+        group_from<S>(a, b, (int)(F - A), grp);
+    } else {
+#pragma unroll
+        for (int m = 0; m < 8; ++m) grp[m] = padded_elem<S, MAP>(row, e + m, n, g);
+    }
+}
+
+// Depthwise forward (BWD false; depth multipliers too) or grad_x (BWD; one output channel per
+// group) with dilation d > 1, stride 1: chunks of 8 outputs aligned in the flat output as in
+// dw_long; per tap k (a runtime loop) the 8 inputs o0 - lead + k * d + r (lead = pl forward,
+// (K - 1) * d - pl for grad_x, whose taps are reversed) are one group from two 16-byte segments
+// (dil_group; padded_elem near a row end: the padding map forward, zeros for grad_y). Sum order
+// per output: taps ascending (forward) / descending (grad_x), then the bias (+0): that of dw_vec,
+// dw_point and dw_bwd_edges, which adds grad_x's padded copies afterwards. Chunks that straddle
+// a row boundary take the scalar path. Deterministic.
+template <typename S, bool BWD>
+__global__ void __launch_bounds__(128) dw_dil(const S* __restrict__ in, const S* __restrict__ w,
+                                              const S* __restrict__ b, S* __restrict__ out, GEO_ARGS, double scale) {
+    GEO_MAKE
+    const int K = (int)g.K, d = (int)g.dil, T = 8 * (int)blockDim.x;
+    const int Lin = BWD ? (int)g.Lout : (int)g.L, Lo = BWD ? (int)g.L : (int)g.Lout;
+    const int lead = BWD ? (K - 1) * d - (int)g.pl : (int)g.pl;
+    const unsigned tiles = (unsigned)((Lo + 7 + T - 1) / T);
+    const unsigned row = blockIdx.x / tiles, c = row % (unsigned)g.Cout;
+    const unsigned inrow = BWD ? row : (row / (unsigned)g.Cout) * (unsigned)g.Cin + c / (unsigned)(g.Cout / g.Cin);
+    const int o0 = (int)(blockIdx.x - row * tiles) * T - (int)(((long long)row * Lo) & 7) + 8 * (int)threadIdx.x;
+    if (o0 + 8 <= 0 || o0 >= Lo) return;
+    const float s = (float)scale;
+    const float br = (!BWD && b) ? mul_ieee(to_acc(b[c]), s) : 0.f;
+    const S* ir = in + (long long)inrow * Lin;
+    S* orow = out + (long long)row * Lo;
+    const S* wc = w + (long long)c * K;
+    if (o0 < 0 || o0 + 8 > Lo) {  // straddles a row boundary: one output at a time, same order
+        for (int r = 0; r < 8; ++r) {
+            const int o = o0 + r;
+            if (o < 0 || o >= Lo) continue;
+            float acc = 0.f;
+            for (int k = 0; k < K; ++k)
+                acc = fma_ieee(padded_elem<S, !BWD>(ir, o - lead + k * d, Lin, g),
+                               mul_ieee(to_acc(wc[BWD ? K - 1 - k : k]), s), acc);
+            orow[o] = from_acc<S>(add_ieee(acc, br));
+        }
+        return;
+    }
+    const long long iend = BWD ? g.N * g.Cout * g.Lout : g.N * g.Cin * g.L;
+    float acc[8];
+#pragma unroll
+    for (int r = 0; r < 8; ++r) acc[r] = 0.f;
+#pragma unroll 4
+    for (int k = 0; k < K; ++k) {
+        const float tk = mul_ieee(to_acc(wc[BWD ? K - 1 - k : k]), s);
+        float grp[8];
+        dil_group<S, !BWD>(in, ir, (long long)inrow * Lin, o0 - lead + k * d, Lin, iend, g, grp);
+#pragma unroll
+        for (int r = 0; r < 8; ++r) acc[r] = fma_ieee(grp[r], tk, acc[r]);
+    }
+#pragma unroll
+    for (int r = 0; r < 8; ++r) acc[r] = add_ieee(acc[r], br);
+    store8<S>(orow + o0, acc);
+}
+
 // Depthwise grad_w partial sums on register windows (one input channel per group, depth
-// multipliers m = C_out / C_in, stride ST = 1 or 2, dilation 1, any K):
-// grad_w[c, k] = sum_{n, o} (gy[n, c, o] * s) * xp[n, c / m, o * ST + k]. A thread takes J chunks
+// multipliers m = C_out / C_in, stride ST = 1 or 2, dilation DIL = 1 or 2, any K; at stride 1 with
+// DIL = 1 any other dilation d through one group per tap, dil_group):
+// grad_w[c, k] = sum_{n, o} (gy[n, c, o] * s) * xp[n, c / m, o * ST + k * d]. A thread takes J chunks
 // of 8 consecutive grad_y positions (aligned in the flat grad_y array as dw_reg's outputs, so each
 // chunk is one or two aligned 16-byte loads). Tap blocks of 8 are the outer loop (runtime: small
 // loop bodies, 8 accumulators; an unrolled 64-tap body measured slower than the staged kernel,
 // K64 fp16 backward 1.42 vs 1.26 ms, and a 16-tap one slower than this, K9 fp32 0.36 vs 0.31 ms,
-// H100): per block bk, acc[kk] (tap 8 bk + kk) sums g[r] * win[r * ST + kk] over the thread's
-// chunks, the window xp[o0 * ST - pl + 8 bk + e] formed 8 elements at a time (ST + 1 groups from
-// ST + 2 16-byte segments by the runtime shift, or element by element through the padding map
+// H100): per block bk, acc[kk] (tap 8 bk + kk) sums g[r] * win[r * ST + kk * DIL] over the thread's
+// chunks, the window xp[o0 * ST - pl + 8 bk * DIL + e] formed 8 elements at a time (ST + DIL groups
+// from ST + DIL + 1 16-byte segments by the runtime shift, or element by element through the padding map
 // near a row end); then dw_w_partial (a fixed shuffle tree per warp, the warps in order) writes
 // partial[(n * tiles + tile) * C_out + c][8 bk + kk], and conv_grad_w_final sums the partials in
 // a fixed order. Chunks that straddle a row boundary take a scalar path over their positions
 // inside the row (no zero stand-ins for grad_y: 0 * inf would be a NaN). Each acc sums its
 // products in ascending o. Deterministic.
-template <typename S, int ST>
+template <typename S, int ST, int DIL = 1>
 __global__ void __launch_bounds__(128) dw_reg_gw(const S* __restrict__ gy, const S* __restrict__ x,
                                                  float* __restrict__ partial, GEO_ARGS, double scale, int J) {
-    constexpr int SW = 8 * sizeof(S) / 4, VE = 16 / sizeof(S);
+    constexpr int SW = 8 * sizeof(S) / 4, VE = 16 / sizeof(S), NG = ST + DIL;  // window groups of a tap block
     __shared__ float red[4 * 8];
     GEO_MAKE
     const int K = (int)g.K, nb = (K + 7) / 8, L = (int)g.L, Lout = (int)g.Lout, pl = (int)g.pl;
@@ -1297,6 +1380,7 @@ __global__ void __launch_bounds__(128) dw_reg_gw(const S* __restrict__ gy, const
     const S* xr = x + (long long)xrow * L;
     const long long xend = g.N * g.Cin * g.L;
     const float s = (float)scale;
+    const int d = (int)g.dil;  // DIL, or (stride 1, DIL 1) any dilation: tap k reads x at o * ST - pl + k * d
     float* dst = partial + ((long long)(n * tiles + tile) * C + c) * K;
 #pragma unroll 1
     for (int bk = 0; bk < nb; ++bk) {
@@ -1305,7 +1389,7 @@ __global__ void __launch_bounds__(128) dw_reg_gw(const S* __restrict__ gy, const
 #pragma unroll
         for (int kk = 0; kk < 8; ++kk) acc[kk] = 0.f;
         for (int j = 0; j < J; ++j) {
-            const int o0 = tb + dwr_offset(j), i0 = o0 * ST - pl + 8 * bk;
+            const int o0 = tb + dwr_offset(j), i0 = o0 * ST - pl + 8 * bk * d;
             if (o0 + 8 <= 0 || o0 >= Lout) continue;
             if (o0 < 0 || o0 + 8 > Lout) {  // straddles a row boundary: positions inside the row only
                 for (int r = 0; r < 8; ++r) {
@@ -1314,25 +1398,44 @@ __global__ void __launch_bounds__(128) dw_reg_gw(const S* __restrict__ gy, const
                     const float gs = mul_ieee(to_acc(gr[o]), s);
 #pragma unroll
                     for (int kk = 0; kk < 8; ++kk)
-                        if (kk < kn) acc[kk] = fma_ieee(gs, padded_elem<S, true>(xr, o * ST - pl + 8 * bk + kk, L, g), acc[kk]);
+                        if (kk < kn) acc[kk] = fma_ieee(gs, padded_elem<S, true>(xr, o * ST - pl + (8 * bk + kk) * d, L, g), acc[kk]);
                 }
                 continue;
             }
+            if constexpr (ST == 1 && DIL == 1) {
+                if (d != 1) {  // other dilations: one 8-element group per tap, x[o0 - pl + k * d + r]
+                    float gv[8];
+                    load4<S>(gr + o0, gv);
+                    load4<S>(gr + o0 + 4, gv + 4);
+#pragma unroll
+                    for (int r = 0; r < 8; ++r) gv[r] = mul_ieee(gv[r], s);
+#pragma unroll
+                    for (int kk = 0; kk < 8; ++kk) {
+                        if (kk < kn) {
+                            float grp[8];
+                            dil_group<S, true>(x, xr, (long long)xrow * L, i0 + kk * d, L, xend, g, grp);
+#pragma unroll
+                            for (int r = 0; r < 8; ++r) acc[kk] = fma_ieee(gv[r], grp[r], acc[kk]);
+                        }
+                    }
+                    continue;
+                }
+            }
             const long long F = (long long)xrow * L + i0, A = F & ~(long long)(VE - 1);
-            const bool fast = i0 >= 0 && i0 + 7 * ST + kn <= L && A + 8LL * (ST + 2) <= xend;
-            unsigned seg[ST + 2][SW];
+            const bool fast = i0 >= 0 && i0 + 7 * ST + (kn - 1) * DIL < L && A + 8LL * (NG + 1) <= xend;
+            unsigned seg[NG + 1][SW];
             if (fast) {
 #pragma unroll
-                for (int q = 0; q < ST + 2; ++q) load_segment<S>(x, A + 8 * q, seg[q]);
+                for (int q = 0; q < NG + 1; ++q) load_segment<S>(x, A + 8 * q, seg[q]);
             }
             float gv[8];
             load4<S>(gr + o0, gv);
             load4<S>(gr + o0 + 4, gv + 4);
 #pragma unroll
             for (int r = 0; r < 8; ++r) gv[r] = mul_ieee(gv[r], s);
-            float win[8 * (ST + 1)];
+            float win[8 * NG];
 #pragma unroll
-            for (int q = 0; q < ST + 1; ++q) {
+            for (int q = 0; q < NG; ++q) {
                 if (fast) group_from<S>(seg[q], seg[q + 1], (int)(F - A), win + 8 * q);
                 else {
 #pragma unroll
@@ -1343,7 +1446,7 @@ __global__ void __launch_bounds__(128) dw_reg_gw(const S* __restrict__ gy, const
             for (int kk = 0; kk < 8; ++kk) {
                 if (kk < kn) {
 #pragma unroll
-                    for (int r = 0; r < 8; ++r) acc[kk] = fma_ieee(gv[r], win[r * ST + kk], acc[kk]);
+                    for (int r = 0; r < 8; ++r) acc[kk] = fma_ieee(gv[r], win[r * ST + kk * DIL], acc[kk]);
                 }
             }
         }
@@ -1449,16 +1552,23 @@ __global__ void __launch_bounds__(128) dw_reg_gx(const S* __restrict__ gy, const
 #define DWL_INST1(S, KMAX) \
     template __global__ void dw_long<S, KMAX, false>(const S*, const S*, const S*, S*, GEO_TYPES, double); \
     template __global__ void dw_long<S, KMAX, true>(const S*, const S*, const S*, S*, GEO_TYPES, double);
+#define DWL_INST2(S, KMAX) \
+    template __global__ void dw_long<S, KMAX, false, 2>(const S*, const S*, const S*, S*, GEO_TYPES, double); \
+    template __global__ void dw_long<S, KMAX, true, 2>(const S*, const S*, const S*, S*, GEO_TYPES, double);
 #define DWR_INST2(S, K) template __global__ void dw_reg<S, K, 2>(const S*, const S*, const S*, S*, GEO_TYPES, double);
+#define DWD_INST(S) \
+    template __global__ void dw_dil<S, false>(const S*, const S*, const S*, S*, GEO_TYPES, double); \
+    template __global__ void dw_dil<S, true>(const S*, const S*, const S*, S*, GEO_TYPES, double);
 #define DWG_INST(S, ST) \
     template __global__ void dw_reg_gw<S, ST>(const S*, const S*, float*, GEO_TYPES, double, int); \
+    template __global__ void dw_reg_gw<S, ST, 2>(const S*, const S*, float*, GEO_TYPES, double, int); \
     template __global__ void dw_reg_gx<S, ST>(const S*, const S*, S*, GEO_TYPES, double);
 #define INSTANTIATE_DWR(S) \
     template __global__ void dw_bwd_edges<S>(const S*, const S*, S*, GEO_TYPES, double); \
     DWR_INST1(S, 1) DWR_INST1(S, 2) DWR_INST1(S, 3) DWR_INST1(S, 4) \
     DWR_INST2(S, 1) DWR_INST2(S, 2) DWR_INST2(S, 3) DWR_INST2(S, 4) \
     DWL_INST1(S, 8) DWL_INST1(S, 16) DWL_INST1(S, 32) DWL_INST1(S, 64) \
-    DWG_INST(S, 1) DWG_INST(S, 2)
+    DWG_INST(S, 1) DWG_INST(S, 2) DWD_INST(S) DWL_INST2(S, 8) DWL_INST2(S, 16)
 
 #define INSTANTIATE_DW(S) \
     template __global__ void dw_bwd_vec<S, 4>(const S*, const S*, const S*, S*, float*, GEO_TYPES, double, double, int); \

@@ -48,7 +48,13 @@ def cases():
             for padding in ((K - 1, 0) if st == 2 else (K - 1,)):
                 lengths = LENGTHS if K <= 4 else LONG_LENGTHS
                 L = lengths[i % len(lengths)]
-                yield dt, 1 + i % 3, 2 + i % 5, L, K, (padding, m, st), MODES[i % 4], i % 2 == 0, i % 7 == 3
+                yield dt, 1 + i % 3, 2 + i % 5, L, K, (padding, m, st, 1), MODES[i % 4], i % 2 == 0, i % 7 == 3
+                i += 1
+        for K, m, dil in ((2, 1, 2), (4, 1, 3), (9, 1, 2), (17, 1, 2), (3, 2, 2), (64, 1, 2), (5, 1, 4)):
+            # dilation (dw_dil forward and grad_x, dw_reg_gw's grad_w; multipliers: forward and grad_w)
+            for padding in ((K - 1) * dil // 2, (K - 1) * dil):
+                L = max(LONG_LENGTHS[i % len(LONG_LENGTHS)], padding + 9)  # reflect needs pad < L
+                yield dt, 1 + i % 3, 2 + i % 5, L, K, (padding, m, 1, dil), MODES[i % 4], i % 2 == 0, i % 7 == 3
                 i += 1
         for K in (5, 8, 9, 16, 17, 31, 33, 64):  # dw_long: taps in blocks of 8, full and partial
             for padding in (0, K // 2, K - 1, "same", "valid"):
@@ -95,7 +101,7 @@ def main(argv=None):
         def adj(xv, wv, gv):
             xd = xv.double().requires_grad_(True)
             yd = F.conv1d(F.pad(xd, (geo.pl, geo.pr), mode=m if m != "zeros" else "constant"), wv.double() * s,
-                          stride=spec.stride, groups=x.shape[1])
+                          stride=spec.stride, dilation=spec.dilation, groups=x.shape[1])
             yd.backward(gv.double())
             return xd.grad
         ref = adj(x, w, gy)
@@ -112,8 +118,8 @@ def main(argv=None):
     bad = 0
     for n_case, (dt, N, C, L, K, padding, mode, bias, special) in enumerate(cases()):
         cd = case_dtype(dt)
-        padding, mult, stride = padding if isinstance(padding, tuple) else (padding, 1, 1)
-        spec = Conv1dSpec(groups=C, padding=padding, stride=stride,
+        padding, mult, stride, dil = padding if isinstance(padding, tuple) else (padding, 1, 1, 1)
+        spec = Conv1dSpec(groups=C, padding=padding, stride=stride, dilation=dil,
                           padding_mode=mode if padding != "valid" else "zeros")
         xs, ws = (N, C, L), (C * mult, 1, K)
         geo = resolve_geometry(xs, ws, None, spec)
@@ -126,20 +132,20 @@ def main(argv=None):
         if special:  # non-finite values at a row start, the middle and a row end
             x[0, 0, 0], x[0, -1, L // 2], x[-1, -1, L - 1] = float("inf"), float("nan"), -float("inf")
         dx, dw, db, dgy = as_cp(x), as_cp(w), None if b is None else as_cp(b), as_cp(gy)
-        assert (new._dwr_threads(cd, geo, spec, (dx,)) if K <= 4 else new._dwl_threads(cd, geo, spec, (dx,), L)
+        assert ((new._dwr_threads(cd, geo, spec, (dx,)) if K <= 4 else new._dwl_threads(cd, geo, spec, (dx,), L))
                 or new._dwg_threads(cd, geo, spec, (dx,))), (dt, K)
         # (the forward takes dw_long up to DWL_FWD_KMAX taps; beyond, both instances run dw_vec)
         y1 = new.forward_device(cd, xs, ws, spec, dx, dw, db)
         y0 = old.forward_device(cd, xs, ws, spec, dx, dw, db)
         ok_y = bool((bits(y1) == bits(y0)).all())
-        line = f"{dt:9s} N{N} C{C}{'x' + str(mult) if mult > 1 else ''} L{L} K{K}{' s2' if stride == 2 else ''} pad {padding!s:5s} ({pl},{pr}) {spec.padding_mode:9s}{' bias' if bias else ''}" \
+        line = f"{dt:9s} N{N} C{C}{'x' + str(mult) if mult > 1 else ''} L{L} K{K}{' s2' if stride == 2 else ''}{' d' + str(dil) if dil > 1 else ''} pad {padding!s:5s} ({pl},{pr}) {spec.padding_mode:9s}{' bias' if bias else ''}" \
                f"{' inf/nan' if special else ''}: y {'bitwise' if ok_y else 'DIFFERS'}"
         ok = ok_y
         if True:  # every case: dw_reg_bwd, or dw_reg_gw (any K here, multipliers, stride 2) with dw_long's grad_x
             gx1, gw1, _ = new.backward_device(cd, xs, ws, spec, dgy, dx, dw, False)
             gx0, gw0, _ = old.backward_device(cd, xs, ws, spec, dgy, dx, dw, False)
             sc = exact_unit_scales(geo, spec)
-            if mult == 1 and stride == 1:
+            if mult == 1 and stride == 1 and dil == 1:
                 ok_x = bool((bits(gx1) == bits(gx0)).all())
                 gx_note = "bitwise" if ok_x else "DIFFERS"
             else:  # dw_reg_gx: another sum order than the row-tiled kernel, so a bound against float64
@@ -150,7 +156,7 @@ def main(argv=None):
             s = float(np.float32(sc.grad_weight))
             m = spec.padding_mode
             xp = F.pad(x.double(), (pl, pr), mode=m if m != "zeros" else "constant")
-            xu = xp.unfold(2, K, stride).repeat_interleave(mult, dim=1)  # (N, C * mult, L_out, K)
+            xu = xp.unfold(2, (K - 1) * dil + 1, stride)[..., ::dil].repeat_interleave(mult, dim=1)  # (N, C*mult, L_out, K)
             ref = torch.einsum("nct,nctk->ck", gy.double() * s, xu)
             bnd = torch.einsum("nct,nctk->ck", (gy.double() * s).abs(), xu.abs())
             u_out = {"float16": 2.0**-11, "bfloat16": 2.0**-8, "float32": 2.0**-24}[dt]
@@ -177,10 +183,11 @@ def main(argv=None):
         timed += [("float32", 8, 1024, 4096, 9, 1, 1), ("float16", 8, 1024, 4096, 9, 1, 1),
                   ("float32", 8, 1024, 4096, 31, 1, 1), ("float16", 8, 1024, 4096, 64, 1, 1),
                   ("bfloat16", 8, 1024, 4096, 64, 1, 1), ("float32", 8, 1024, 4096, 4, 2, 1),
-                  ("float32", 8, 1024, 4096, 4, 1, 2)]  # multiplier x2, stride 2
-        for dt, N, C, L, K, mult, stride in timed:
+                  ("float32", 8, 1024, 4096, 4, 1, 2), ("float32", 8, 1024, 4096, 9, 1, 1, 2)]  # x2, stride 2, dilation 2
+        for dt, N, C, L, K, mult, stride, *rest in timed:
+            dil = rest[0] if rest else 1
             cd, xs, ws = case_dtype(dt), (N, C, L), (C * mult, 1, K)
-            spec = Conv1dSpec(groups=C, padding=K - 1 if K <= 4 else K // 2, stride=stride)
+            spec = Conv1dSpec(groups=C, padding=K - 1 if K <= 4 else K // 2 if dil == 1 else (K - 1) * dil // 2, stride=stride, dilation=dil)
             x = as_cp(torch.randn(xs, device="cuda").to(tdt[dt]))
             w = as_cp(torch.randn(ws, device="cuda").to(tdt[dt]))
             L_out = resolve_geometry(xs, ws, None, spec).L_out  # K4: L + 3
@@ -196,7 +203,7 @@ def main(argv=None):
                     extra = f" (dw_long forward: {timeit(lambda: new.forward_device(cd, xs, ws, spec, x, w, None)):.3f} ms)"
                 finally:
                     cb.DWL_FWD_KMAX = keep
-            print(f"time dw N{N} C{C}{'x' + str(mult) if mult > 1 else ''} L{L} K{K}{' s2' if stride == 2 else ''} "
+            print(f"time dw N{N} C{C}{'x' + str(mult) if mult > 1 else ''} L{L} K{K}{' s2' if stride == 2 else ''}{' d' + str(dil) if dil > 1 else ''} "
                   f"pad {spec.padding} {dt:9s}: fwd new {t['new'][0]:.3f} old {t['old'][0]:.3f} ms; "
                   f"bwd new {t['new'][1]:.3f} old {t['old'][1]:.3f} ms{extra}", flush=True)
             del x, w, gy

@@ -117,13 +117,13 @@ class G:
          self.mode) = (int(v) for v in gp)
 
 
-def _check_depthwise(g, K_template=None, kmax=None, multiplier=False, strides=(1,)):
+def _check_depthwise(g, K_template=None, kmax=None, multiplier=False, strides=(1,), dilated=False):
     if multiplier:  # one input channel per group, C_out / C_in output channels each
         assert g.Cin == g.G and g.Cout % g.Cin == 0, "kernel assumes one input channel per group"
     else:
         assert g.Cin == g.Cout == g.G, "kernel assumes depthwise (one channel per group)"
-    assert g.stride in strides and (g.dil == 1 or g.K == 1), f"kernel assumes stride in {strides}, dilation 1"
-    assert g.Lout == (g.L + g.pl + g.pr - g.K) // g.stride + 1
+    assert g.stride in strides and (g.dil == 1 or g.K == 1 or dilated), f"kernel assumes stride in {strides}, dilation 1"
+    assert g.Lout == (g.L + g.pl + g.pr - (g.K - 1) * g.dil - 1) // g.stride + 1
     if K_template is not None:
         assert g.K == K_template
     if kmax is not None:
@@ -289,25 +289,27 @@ def _group_table(S):
 
 
 @lru_cache(maxsize=None)
-def _long_taps(K, KMAX):
-    """dw_long's tap-block loop: for output r and tap k, (group, element of the group) it
-    multiplies (lo = group bk, hi = group bk + 1, lo = hi after each block)."""
+def _long_taps(K, KMAX, DIL=1):
+    """dw_long's tap-block loop, as written: slots win[8q .. 8q+7] (q <= DIL) hold window groups;
+    slot 0 starts as group 0, block bk fills slots 1..DIL with groups bk*DIL + q, output r and tap
+    k read win[r + k*DIL], then slot 0 takes slot DIL. Returns, per (r, k), the (group, element)."""
     NB, nb = KMAX // 8, (K + 7) // 8
     grp = np.full((8, K), -1, np.int64)
     elt = np.full((8, K), -1, np.int64)
     used = np.zeros((8, K), np.int64)
-    lo = 0
+    slots = [0] + [None] * DIL
     for bk in range(NB):
         if bk < nb:
-            hi = bk + 1
+            for q in range(1, DIL + 1):
+                slots[q] = bk * DIL + q
             kn = K - 8 * bk
             for k in range(8):
                 if k < kn:
                     for r in range(8):
-                        g_, m = (lo, r + k) if r + k < 8 else (hi, r + k - 8)
-                        grp[r, 8 * bk + k], elt[r, 8 * bk + k] = g_, m
+                        e = r + k * DIL
+                        grp[r, 8 * bk + k], elt[r, 8 * bk + k] = slots[e // 8], e % 8
                         used[r, 8 * bk + k] += 1
-            lo = hi
+            slots[0] = slots[DIL]
     assert (used == 1).all(), "a (output, tap) product missing or repeated in the tap loop"
     return grp, elt, nb
 
@@ -319,15 +321,15 @@ def _check_reg_table(S, K, ST=1):
     return tab, loads
 
 
-def _check_long_tables(S, K, KMAX):
+def _check_long_tables(S, K, KMAX, DIL=1):
     gtab, _ = _group_table(S)
     VE = 16 // ITEM[S]
     for e0 in range(VE):
         assert list(gtab[e0]) == [e0 + m for m in range(8)], f"group_from {S} e0={e0}: {list(gtab[e0])}"
-    grp, elt, nb = _long_taps(K, KMAX)
+    grp, elt, nb = _long_taps(K, KMAX, DIL)
     r, k = np.arange(8)[:, None], np.arange(K)[None, :]
-    assert (8 * grp + elt == r + k).all(), "dw_long's tap loop pairs output r and tap k with another element"
-    assert grp.max() <= nb, "a group past the segments loaded (q < nb + 2)"
+    assert (8 * grp + elt == r + k * DIL).all(), "dw_long's tap loop pairs output r and tap k with another element"
+    assert grp.max() <= nb * DIL, "a group past the segments loaded (q < nb * DIL + 2)"
     return gtab, grp, elt, nb
 
 
@@ -467,16 +469,19 @@ def model_dw_reg_bwd(S, K, arrs, g, grid, block, final=None):
     return {"fast": int(fast.sum()), "chunks": int(act.sum())}
 
 
-def model_dw_long(S, KMAX, BWD, arrs, g, grid, block):
+def model_dw_long(S, KMAX, BWD, arrs, g, grid, block, DIL=1):
     inp, w, b, out = arrs
-    _check_depthwise(g, kmax=KMAX)
+    _check_depthwise(g, kmax=KMAX, dilated=DIL > 1)
+    assert g.dil == DIL or g.K == 1, "dw_long<..., DIL> launched for another dilation"
     isz = ITEM[S]
     K = g.K
     assert K > 0
-    gtab, grp, elt, nb = _check_long_tables(S, K, KMAX)
+    gtab, grp, elt, nb = _check_long_tables(S, K, KMAX, DIL)
     VE = 16 // isz
     Lin, Lo = (g.Lout, g.L) if BWD else (g.L, g.Lout)
-    lead = K - 1 - g.pl if BWD else g.pl
+    lead = (K - 1) * DIL - g.pl if BWD else g.pl
+    if "long_dil" in MUTATION and BWD:
+        lead = K - 1 - g.pl
     if "long_lead" in MUTATION:
         lead = g.pl
     T = 8 * block[0]
@@ -494,24 +499,24 @@ def model_dw_long(S, KMAX, BWD, arrs, g, grid, block):
     elif b is not None:
         assert b.size == g.Cout
     whole = (o0 >= 0) & (o0 + 8 <= Lo)
-    fast = whole & (i0 >= 0) & (i0 + K + 7 <= Lin) & (A + 8 * (nb + 2) <= iend)
+    fast = whole & (i0 >= 0) & (i0 + (K - 1) * DIL + 8 <= Lin) & (A + 8 * (nb * DIL + 2) <= iend)
     act = ~((o0 + 8 <= 0) | (o0 >= Lo))
     f = np.flatnonzero(fast)
-    for q in range(nb + 2):  # load_segment: one 16-byte vector (16-bit), two (float32)
+    for q in range(nb * DIL + 2):  # load_segment: one 16-byte vector (16-bit), two (float32)
         for v in range(isz // 2):
             _check_vec_loads(inp, A[f] + 8 * q + 4 * v, isz, "dw_long segment")
     # fast: output r, tap k multiplies element A + 8 * grp + gtab[e0][elt] = F + r + k (tables):
     # must be input position o0 + r - lead + k of the same row
     assert ((e0[f] >= 0) & (e0[f] < VE)).all()
     assert (A[f] + gtab[e0[f], 0] == row[f] * Lin + o0[f] - lead).all()
-    assert (i0[f] >= 0).all() and (i0[f] + 7 + K - 1 < Lin).all(), "dw_long fast path needs elements outside the row"
-    # whole but not fast: groups 0..nb element by element through padded_elem: input i0 + 8g + m
+    assert (i0[f] >= 0).all() and (i0[f] + 7 + (K - 1) * DIL < Lin).all(), "dw_long fast path needs elements outside the row"
+    # whole but not fast: groups 0..nb*DIL element by element through padded_elem: input i0 + 8g + m
     s = np.flatnonzero(whole & ~fast)
-    _check_padded_reads(i0[s][:, None] + np.arange(8 * nb + 8), Lin, not BWD, g, "dw_long window")
-    # semantics of (r, k) -> input position, both paths: r - lead + k = forward o - pl + k, or for grad_x
-    # (tap k is weight K-1-k) p + pl - (K-1-k): the grad_y position t with t + tap = p + pl
+    _check_padded_reads(i0[s][:, None] + np.arange(8 * nb * DIL + 8), Lin, not BWD, g, "dw_long window")
+    # semantics of (r, k) -> input position, both paths: r - lead + k*d = forward o - pl + k*d, or for
+    # grad_x (tap k is weight K-1-k) p + pl - (K-1-k)*d: the grad_y position t with t + tap*d = p + pl
     r, k = np.arange(8)[:, None], np.arange(K)[None, :]
-    want = (r + g.pl - (K - 1 - k)) if BWD else (r - g.pl + k)
+    want = (r + g.pl - (K - 1 - k) * DIL) if BWD else (r - g.pl + k * DIL)
     assert (8 * grp + elt - lead == want).all()
     wh = np.flatnonzero(whole)
     starts = row[wh] * Lo + o0[wh]
@@ -523,7 +528,7 @@ def model_dw_long(S, KMAX, BWD, arrs, g, grid, block):
     ro = np.broadcast_to(row[sc][:, None], o.shape)[valid]
     ov = o[valid]
     writes.append(ro * Lo + ov)
-    _check_padded_reads((ov - lead)[:, None] + np.arange(K), Lin, not BWD, g, "dw_long scalar")
+    _check_padded_reads((ov - lead)[:, None] + np.arange(K) * DIL, Lin, not BWD, g, "dw_long scalar")
     _check_written_once(out, np.concatenate(writes), f"dw_long {'grad_x' if BWD else 'y'}")
     return {"fast": int(fast.sum()), "chunks": int(act.sum())}
 
@@ -538,10 +543,10 @@ def _copy_positions(g):
 
 def model_dw_bwd_edges(S, arrs, g, grid, block):
     gy, w, gx = arrs
-    _check_depthwise(g)
+    _check_depthwise(g, dilated=True)
     assert g.mode != 0
-    K, L, Lout = g.K, g.L, g.Lout
-    PG = K - 1 - g.pl
+    K, L, Lout, d = g.K, g.L, g.Lout, g.dil
+    PG = (K - 1) * d - g.pl
     E = max(g.pl, g.pr) + 1  # as the kernel computes them
     nE = 2 * E if 2 * E < L else L
     if "edges_E" in MUTATION:
@@ -564,8 +569,8 @@ def model_dw_bwd_edges(S, arrs, g, grid, block):
     # main sum: grad_y position j - PG + k (zero outside the row) times tap K-1-k: the t with
     # t + tap = j + pl (padded position of x[j])
     k = np.arange(K)
-    assert ((-PG + k) == (g.pl - (K - 1 - k))).all(), "dw_bwd_edges: grad_y window of the wrong lead"
-    _check_padded_reads((j - PG)[:, None] + k, Lout, False, g, "dw_bwd_edges")
+    assert ((-PG + k * d) == (g.pl - (K - 1 - k) * d)).all(), "dw_bwd_edges: grad_y window of the wrong lead"
+    _check_padded_reads((j - PG)[:, None] + k * d, Lout, False, g, "dw_bwd_edges")
     assert (w.size == g.Cout * K) and (row < g.N * g.Cout).all()
     return {"edges": int(idx.size)}
 
@@ -587,13 +592,71 @@ def _check_groups(S, A, F, q_count, what):
         assert ((A + 8 * q)[:, None] + gtab[e0] == (F + 8 * q)[:, None] + np.arange(8)).all(), f"{what}: group {q}"
 
 
-def model_dw_reg_gw(S, ST, arrs, g, grid, block, J, final=None):
-    """dw_reg_gw<S, ST>: per tap block bk, every grad_y position of every row once, the product of
-    position o and tap k with x position o * ST - pl + k of row (n, c / m); the partial slots."""
+def _check_dil_group(S, arr, e, rows, n, MAP, g, what):
+    """dil_group<S, MAP>: elements e .. e + 7 of each row: two 16-byte segments where they lie in
+    the row and the array (group tables), else padded_elem reads."""
+    isz, VE = ITEM[S], 16 // ITEM[S]
+    F = rows * n + e
+    A = F & ~np.int64(VE - 1)
+    fast = (e >= 0) & (e + 8 <= n) & (A + 16 <= arr.size)
+    f = np.flatnonzero(fast)
+    for q in range(2):
+        for v in range(isz // 2):
+            _check_vec_loads(arr, A[f] + 8 * q + 4 * v, isz, what + " segment")
+    _check_groups(S, A[f], F[f], 1, what)
+    assert ((e[f] >= 0) & (e[f] + 8 <= n)).all()
+    nf = np.flatnonzero(~fast)
+    _check_padded_reads(e[nf][:, None] + np.arange(8), n, MAP, g, what + " padded")
+
+
+def model_dw_dil(S, BWD, arrs, g, grid, block):
+    """dw_dil<S, BWD>: every output once; output r and tap k (loop order; weight K-1-k for grad_x)
+    read input o0 + r - lead + k * d, which must be the forward's o - pl + k * d, or for grad_x the
+    grad_y position t with t + (K-1-k) * d = i + pl."""
+    inp, w, b, out = arrs
+    _check_depthwise(g, multiplier=not BWD, dilated=True)
+    isz, K, d = ITEM[S], g.K, g.dil
+    Lin, Lo = (g.Lout, g.L) if BWD else (g.L, g.Lout)
+    lead = (K - 1) * d - g.pl if BWD else g.pl
+    if "dil_lead" in MUTATION:
+        lead = (K - 1) - g.pl if BWD else g.pl
+    T = 8 * block[0]
+    tiles = (Lo + 7 + T - 1) // T
+    nt, blk, brow, btile = _threads(grid, block, tiles, g.N * g.Cout)
+    o0, row = _chunks(brow, btile, nt, T, lambda r: (r * Lo) & 7, 1)
+    m = g.Cout // g.Cin
+    inrow = row if BWD else (row // g.Cout) * g.Cin + (row % g.Cout) // m
+    assert inp.size == g.N * (g.Cout if BWD else g.Cin) * Lin and out.size == g.N * g.Cout * Lo and w.size == g.Cout * K
+    act = ~((o0 + 8 <= 0) | (o0 >= Lo))
+    whole = act & (o0 >= 0) & (o0 + 8 <= Lo)
+    wh = np.flatnonzero(whole)
+    r = np.arange(8)[:, None]
+    for k in range(K):
+        _check_dil_group(S, inp, o0[wh] - lead + k * d, inrow[wh], Lin, not BWD, g, "dw_dil")
+        want = (r + g.pl - (K - 1 - k) * d) if BWD else (r - g.pl + k * d)
+        assert ((r - lead + k * d) == want).all(), "dw_dil: a tap multiplies the wrong input"
+    starts = row[wh] * Lo + o0[wh]
+    _check_vec_stores(out, starts, isz, "dw_dil out")
+    sc = np.flatnonzero(act & ~whole)
+    o = o0[sc][:, None] + np.arange(8)
+    valid = (o >= 0) & (o < Lo)
+    ov = o[valid]
+    ro = np.broadcast_to(row[sc][:, None], o.shape)[valid]
+    _check_padded_reads((ov - lead)[:, None] + np.arange(K) * d, Lin, not BWD, g, "dw_dil scalar")
+    _check_written_once(out, np.concatenate([(starts[:, None] + np.arange(8)).ravel(), ro * Lo + ov]),
+                        f"dw_dil {'grad_x' if BWD else 'y'}")
+    return {"chunks": int(act.sum())}
+
+
+def model_dw_reg_gw(S, ST, arrs, g, grid, block, J, final=None, DIL=1):
+    """dw_reg_gw<S, ST, DIL>: per tap block bk, every grad_y position of every row once, the
+    product of position o and tap k with x position o * ST - pl + k * d of row (n, c / m); the
+    partial slots."""
     gy, x, partial = arrs
-    _check_depthwise(g, multiplier=True, strides=(1, 2))
+    _check_depthwise(g, multiplier=True, strides=(1, 2), dilated=True)
+    assert g.dil == DIL or g.K == 1 or (ST == 1 and DIL == 1), "dilation without its template"
     assert g.stride == ST
-    isz, VE, K, L, Lout, pl = ITEM[S], 16 // ITEM[S], g.K, g.L, g.Lout, g.pl
+    isz, VE, K, L, Lout, pl, d = ITEM[S], 16 // ITEM[S], g.K, g.L, g.Lout, g.pl, g.dil
     nb = (K + 7) // 8
     m = g.Cout // g.Cin
     T = 8 * J * block[0]
@@ -617,28 +680,37 @@ def model_dw_reg_gw(S, ST, arrs, g, grid, block, J, final=None):
     valid = (o >= 0) & (o < Lout)
     for bk in range(nb):
         kn = min(8, K - 8 * bk)
-        i0 = o0 * ST - pl + 8 * bk
-        F = xrow * L + i0
-        A = F & ~np.int64(VE - 1)
-        fast = whole & (i0 >= 0) & (i0 + 7 * ST + kn <= L) & (A + 8 * (ST + 2) <= xend)
-        f = np.flatnonzero(fast)
-        for q in range(ST + 2):
-            for v in range(isz // 2):
-                _check_vec_loads(x, A[f] + 8 * q + 4 * v, isz, "dw_reg_gw segment")
-        _check_groups(S, A[f], F[f], ST + 1, "dw_reg_gw")
-        # the product (r, kk) reads win[r * ST + kk] = x position i0 + r * ST + kk: inside the row
-        r, kk = np.arange(8)[:, None], np.arange(kn)[None, :]
-        assert (r * ST + kk < 8 * (ST + 1)).all()
-        assert (i0[f] >= 0).all() and (i0[f] + 7 * ST + kn - 1 < L).all(), "dw_reg_gw fast path outside the row"
-        # = o * ST - pl + k for o = o0 + r, k = 8 bk + kk (SPEC §5)
-        assert ((r * ST + kk) == (r * ST - pl + 8 * bk + kk) + pl - 8 * bk).all()
-        s = np.flatnonzero(whole & ~fast)
-        _check_padded_reads(i0[s][:, None] + np.arange(8 * (ST + 1)), L, True, g, "dw_reg_gw window")
+        i0 = o0 * ST - pl + 8 * bk * d
         ov = o[valid]
-        _check_padded_reads((ov * ST - pl + 8 * bk)[:, None] + np.arange(kn), L, True, g, "dw_reg_gw scalar")
-        # every grad_y position of every row once per tap block
+        _check_padded_reads((ov * ST - pl)[:, None] + (8 * bk + np.arange(kn)) * d, L, True, g, "dw_reg_gw scalar")
         pos = [(row[wh] * Lout + o0[wh])[:, None] + np.arange(8), np.broadcast_to(row[sd][:, None], o.shape)[valid] * Lout + ov]
         _check_written_once(gy, np.concatenate([p.ravel() for p in pos]), f"dw_reg_gw grad_y share (block {bk})")
+        if ST == 1 and DIL == 1 and d != 1:  # one group per tap: x[o0 - pl + k * d + r] (dil_group)
+            for kk in range(kn):
+                e = i0[wh] + kk * (d if "gw_dil" not in MUTATION else 1)
+                _check_dil_group(S, x, e, xrow[wh], L, True, g, "dw_reg_gw dilated")
+                assert (e == o0[wh] * ST - pl + (8 * bk + kk) * d).all(), "dw_reg_gw: a tap reads the wrong x"
+            continue
+        F = xrow * L + i0
+        A = F & ~np.int64(VE - 1)
+        NG = ST + DIL  # window groups of a tap block
+        fast = whole & (i0 >= 0) & (i0 + 7 * ST + (kn - 1) * DIL < L) & (A + 8 * (NG + 1) <= xend)
+        f = np.flatnonzero(fast)
+        for q in range(NG + 1):
+            for v in range(isz // 2):
+                _check_vec_loads(x, A[f] + 8 * q + 4 * v, isz, "dw_reg_gw segment")
+        _check_groups(S, A[f], F[f], NG, "dw_reg_gw")
+        # the product (r, kk) reads win[r * ST + kk * DIL] = x position i0 + r * ST + kk * DIL
+        r, kk = np.arange(8)[:, None], np.arange(kn)[None, :]
+        idx = r * ST + kk * (DIL if "gw_dil" not in MUTATION else 1)
+        assert (idx < 8 * NG).all()
+        pos_x = i0[f][:, None, None] + idx[None]
+        assert ((pos_x >= 0) & (pos_x < L)).all(), "dw_reg_gw fast path outside the row"
+        # = o * ST - pl + k * d for o = o0 + r, k = 8 bk + kk (SPEC §5)
+        assert (pos_x == (o0[f][:, None, None] + r[None]) * ST - pl + (8 * bk + kk[None]) * d).all(), \
+            "dw_reg_gw: a tap reads the wrong x"
+        s = np.flatnonzero(whole & ~fast)
+        _check_padded_reads(i0[s][:, None] + np.arange(8 * NG), L, True, g, "dw_reg_gw window")
     n, c = brow // g.Cout, brow % g.Cout
     slots = (((n * tiles + btile) * g.Cout + c) * K)[:, None] + np.arange(K)
     _check_written_once(partial, slots.ravel(), "dw_reg_gw partial")
@@ -730,7 +802,7 @@ def _parse(name):
     return m.group(1), tuple(a.strip() for a in m.group(2).split(","))
 
 
-DW_KERNELS = ("dw_reg", "dw_reg_bwd", "dw_long", "dw_bwd_edges", "dw_reg_gw", "dw_reg_gx")
+DW_KERNELS = ("dw_reg", "dw_reg_bwd", "dw_long", "dw_bwd_edges", "dw_reg_gw", "dw_reg_gx", "dw_dil")
 
 
 def simulate(log):
@@ -751,11 +823,15 @@ def simulate(log):
         elif kern == "dw_reg_gw":
             final = log[n + 1] if n + 1 < len(log) and _parse(log[n + 1].name)[0] == "conv_grad_w_final" else None
             assert final is not None, "dw_reg_gw's partials not summed"
-            model_dw_reg_gw(S, int(targs[1]), L_.args[:3], G(L_.args[3:15]), L_.grid, L_.block, int(L_.args[16]), final)
+            model_dw_reg_gw(S, int(targs[1]), L_.args[:3], G(L_.args[3:15]), L_.grid, L_.block, int(L_.args[16]), final,
+                            int(targs[2]) if len(targs) > 2 else 1)
+        elif kern == "dw_dil":
+            model_dw_dil(S, targs[1] == "true", L_.args[:4], G(L_.args[4:16]), L_.grid, L_.block)
         elif kern == "dw_reg_gx":
             model_dw_reg_gx(S, int(targs[1]), L_.args[:3], G(L_.args[3:15]), L_.grid, L_.block)
         elif kern == "dw_long":
-            model_dw_long(S, int(targs[1]), targs[2] == "true", L_.args[:4], G(L_.args[4:16]), L_.grid, L_.block)
+            model_dw_long(S, int(targs[1]), targs[2] == "true", L_.args[:4], G(L_.args[4:16]), L_.grid, L_.block,
+                          int(targs[3]) if len(targs) > 3 else 1)
         else:
             model_dw_bwd_edges(S, L_.args[:3], G(L_.args[3:15]), L_.grid, L_.block)
     return seen
@@ -802,12 +878,12 @@ def check_dispatch(dtype, x_shape, w_shape, spec, with_bias, ptr_off=0):
     y_like = FakeArray(geo.y_shape, np.uint8, 1 << 12)  # y comes from cupy.empty: aligned
     fwd_arrays = tuple(a for a in (dx, y_like, db) if a is not None)
     nt_f = CupyBackend._dwr_threads(cd, geo, spec, fwd_arrays)
-    nt_l = CupyBackend._dwl_threads(cd, geo, spec, fwd_arrays, geo.L_out)
+    nt_l = CupyBackend._dwl_threads(cd, geo, spec, fwd_arrays, geo.L_out, kmin=0 if spec.dilation == 2 else cb.DWR_KMAX)
     nt_b = CupyBackend._dwr_threads(cd, geo, spec, (dgy, dx, y_like), bwd=True)
     kmax = CupyBackend._dw_kmax(cd, geo, spec)
     nt_g = None if nt_b is not None else CupyBackend._dwg_threads(cd, geo, spec, (dgy, dx))
     fused = nt_b is not None or (nt_g is None and kmax is not None and kmax <= cb.DW_FUSED_KMAX)
-    nt_lb = None if fused or kmax is None else CupyBackend._dwl_threads(cd, geo, spec, (dgy, y_like), geo.L, kmin=0)
+    nt_lb = None if fused else CupyBackend._dwl_threads(cd, geo, spec, (dgy, y_like), geo.L, kmin=0)
     nt_x = CupyBackend._dwx_threads(cd, geo, spec, (dgy, y_like))
     depthwise = geo.Cg == 1 and geo.Og == 1 and spec.stride == 1
     small = dtype in STORAGE_OF
@@ -819,13 +895,23 @@ def check_dispatch(dtype, x_shape, w_shape, spec, with_bias, ptr_off=0):
             ("2",) if spec.stride == 2 else ())
     else:
         assert "dw_reg" not in fk
-    if nt_f is None and nt_l is not None and geo.K <= cb.DWL_FWD_KMAX:
+    fwd_long = nt_f is None and nt_l is not None and geo.K <= cb.DWL_FWD_KMAX
+    if fwd_long:
         assert fk == ["dw_long"] and flog[0].block[0] == nt_l
-        assert depthwise and small and spec.dilation == 1 and cb.DWR_KMAX < geo.K <= 16 and ptr_off % 16 == 0
+        assert depthwise and small and ptr_off % 16 == 0 and geo.K <= 16
+        assert (spec.dilation == 1 and cb.DWR_KMAX < geo.K) or spec.dilation == 2
         kmax_l = int(_parse(flog[0].name)[1][1])
         assert geo.K <= kmax_l and _parse(flog[0].name)[1][2] == "false"
+        assert _parse(flog[0].name)[1][3:] == (("2",) if spec.dilation == 2 and geo.K > 1 else ())
     else:
         assert "dw_long" not in fk
+    nt_df = CupyBackend._dwd_threads(cd, geo, spec, fwd_arrays, geo.L_out, False)
+    nt_db = CupyBackend._dwd_threads(cd, geo, spec, (dgy, y_like), geo.L, True)
+    if nt_f is None and not fwd_long and nt_df is not None:
+        assert fk == ["dw_dil"] and flog[0].block[0] == nt_df and _parse(flog[0].name)[1][1] == "false"
+        assert geo.Cg == 1 and spec.stride == 1 and spec.dilation > 1 and geo.K > 1 and small and ptr_off % 16 == 0
+    else:
+        assert "dw_dil" not in fk
     if nt_b is not None:
         assert bk[0] == "dw_reg_bwd" and blog[0].block[0] == nt_b and "dw_long" not in bk
         assert depthwise and small and geo.K <= cb.DWR_KMAX and geo.L % 8 == 0 and 0 <= geo.pl < geo.K
@@ -835,7 +921,9 @@ def check_dispatch(dtype, x_shape, w_shape, spec, with_bias, ptr_off=0):
     long_bwd = nt_lb is not None
     if long_bwd:
         assert bk[0] == "dw_long" and blog[0].block[0] == nt_lb and _parse(blog[0].name)[1][2] == "true"
-        assert depthwise and small and (spec.dilation == 1 or geo.K == 1) and geo.K <= 64 and ptr_off % 16 == 0
+        assert depthwise and small and geo.K <= 64 and ptr_off % 16 == 0
+        assert spec.dilation == 1 or geo.K == 1 or (spec.dilation == 2 and geo.K <= 16)
+        assert _parse(blog[0].name)[1][3:] == (("2",) if spec.dilation == 2 and geo.K > 1 else ())
     else:
         assert bk.count("dw_long") == 0
     if nt_g is not None:  # grad_w on register windows (multipliers, stride 2 too), then the final sum
@@ -845,15 +933,21 @@ def check_dispatch(dtype, x_shape, w_shape, spec, with_bias, ptr_off=0):
         assert "dw_bwd_vec" not in " ".join(L_.name for L_ in blog) and "dw_grad_w_vec" not in " ".join(L_.name for L_ in blog)
     else:
         assert "dw_reg_gw" not in bk
-    if nt_b is None and not fused and not long_bwd and nt_x is not None:
+    dil_bwd = nt_b is None and not fused and not long_bwd and nt_db is not None
+    if dil_bwd:
+        assert bk[0] == "dw_dil" and blog[0].block[0] == nt_db and _parse(blog[0].name)[1][1] == "true"
+        assert depthwise and spec.dilation > 1 and small and ptr_off % 16 == 0
+    else:
+        assert "dw_dil" not in bk
+    if nt_b is None and not fused and not long_bwd and not dil_bwd and nt_x is not None:
         assert bk[0] == "dw_reg_gx" and blog[0].block[0] == nt_x
         assert geo.Cg == 1 and (spec.stride == 2 or geo.Og > 1) and small and ptr_off % 16 == 0
     else:
         assert "dw_reg_gx" not in bk
-    if nt_b is not None or long_bwd:  # register-window grad_x: the padded copies from dw_bwd_edges
+    if nt_b is not None or long_bwd or dil_bwd:  # register-window grad_x: the padded copies from dw_bwd_edges
         assert bk.count("dw_bwd_edges") == (1 if spec.padding_mode != "zeros" else 0)
         if spec.padding_mode != "zeros":
-            assert bk.index("dw_bwd_edges") > bk.index("dw_reg_bwd" if nt_b is not None else "dw_long")
+            assert bk.index("dw_bwd_edges") > bk.index(bk[0])
     else:
         assert "dw_bwd_edges" not in bk
     simulate(flog)
@@ -1031,18 +1125,23 @@ MUTANTS = [
     ("gw_delta", ((2, 3, 1003), 9, 4, "zeros")),              # grad_w chunks not aligned in the flat grad_y
     ("gx_E", ((1, 2, 94), 3, 2, "reflect", 2, 1)),            # a padded copy on dw_reg_gx's window path (row 1: chunk at 2)
     ("gx_phase", ((2, 2, 301), 7, 3, "zeros", 1, 2)),         # stride-2 grad_x window one element off
+    ("dil_lead", ((2, 2, 300), 9, 12, "reflect", 1, 1, 3)),    # dilated grad_x window from d = 1's lead
+    ("long_dil", ((2, 2, 300), 9, 8, "zeros", 1, 1, 2)),       # the same in dw_long<..., 2>
+    ("gw_dil", ((2, 2, 300), 9, 8, "zeros", 1, 1, 2)),         # dilated grad_w taps 1 apart (window)
+    ("gw_dil", ((2, 2, 300), 9, 12, "zeros", 1, 1, 3)),        # the same, one group per tap
 ]
 
 
 @pytest.mark.parametrize("mutant,case", MUTANTS, ids=[m for m, _ in MUTANTS])
 def test_model_detects_mutations(mutant, case):
     """The checks can fail: one deliberately wrong line in the model is caught."""
-    x_shape, K, padding, mode, mult, stride = case + (1, 1) if len(case) == 4 else case
+    x_shape, K, padding, mode, mult, stride, dil = (case + (1, 1, 1))[:7]
     C = x_shape[-2]
-    spec = Conv1dSpec(padding=padding, groups=C, padding_mode=mode, stride=stride)
+    spec = Conv1dSpec(padding=padding, groups=C, padding_mode=mode, stride=stride, dilation=dil)
     fk, bk, _ = check_dispatch("float16", x_shape, (C * mult, 1, K), spec, False)  # passes unmutated
     kernel = {"reg_fast_no_end_check": "dw_reg", "bwd_no_tail": "dw_reg_bwd", "long_lead": "dw_long",
-              "edges_E": "dw_bwd_edges", "gw_delta": "dw_reg_gw", "gx_E": "dw_reg_gx", "gx_phase": "dw_reg_gx"}[mutant]
+              "edges_E": "dw_bwd_edges", "gw_delta": "dw_reg_gw", "gx_E": "dw_reg_gx", "gx_phase": "dw_reg_gx",
+              "dil_lead": "dw_dil", "long_dil": "dw_long", "gw_dil": "dw_reg_gw"}[mutant]
     assert kernel in fk + bk  # the mutated model runs
     MUTATION.add(mutant)
     try:
