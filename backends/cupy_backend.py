@@ -55,12 +55,18 @@ DW_GRAD_W_PER = 32  # dw_grad_w_vec: outputs per thread (a block's K-value reduc
 DWR_KMAX = 4  # dw_reg / dw_reg_bwd (register windows, no staging): K <= DWR_KMAX
 DWR_BLOCK = 128  # their most threads per block; 16 outputs each
 DWL_KMAXES = (8, 16, 32, 64)  # dw_long instantiations (taps unrolled up to KMAX)
-# The forward takes dw_long up to 16 taps only: beyond, the staged dw_vec is faster (H100, N8 C1024
-# L4096: K9 fp32 0.114 vs 0.132 ms, K31 0.215 vs 0.175, K64 fp16 0.76 vs 0.27); grad_x takes it
-# wherever the backward is not fused (K31 fp32 backward 0.68 -> 0.53 ms, K64 fp16 1.25 -> 1.18).
-DWL_FWD_KMAX = 16
+# The forward takes dw_long up to 32 taps: beyond, the staged dw_vec is faster (H100, N8 C1024 L4096,
+# runs 26-28: K31 fp32 0.168-0.172 vs 0.174-0.181 ms; K64 fp16 0.33-0.34 vs 0.27; K9 fp32 0.108 vs 0.13);
+# grad_x takes it wherever the backward is not fused.
+DWL_FWD_KMAX = 32
 DWL_KMAX = DWL_KMAXES[-1]  # dw_long (windows slid in groups of 8, taps in blocks of 8): DWR_KMAX < K <= DWL_KMAX
-DWG_PER = 32  # dw_reg_gw (register-window grad_w, K <= DWL_KMAX): grad_y positions a thread
+# dw_reg_gw (register-window grad_w, K <= DWL_KMAX): grad_y positions a thread (H100, run 28, backward
+# K9 fp32 / fp16 / K9 dilation 2: 64 -> 0.255 / 0.214 / 0.299 ms, 32 -> 0.267 / 0.232 / 0.329, 16 -> 0.282 /
+# 0.247 / 0.342: the per-pass block reduction amortized over more products)
+DWG_PER = 64
+# dw_reg_gw at stride 1, dilation 1, K > 8: two tap blocks (16 accumulators) a pass over the chunks (run 28,
+# K9 backward fp32 0.267 vs 0.276 ms with one, fp16 0.232 vs 0.235; with dilation 2 one block was faster)
+DWG_PASS_BLOCKS = 2
 DWL_DIL2_KMAX = 16  # dw_long<..., 2> (dilation 2) instantiations: KMAX 8 and 16; beyond, dw_dil
 DW_FUSED_KMAX = 16  # dw_bwd_vec (grad_x and grad_w in one pass) up to this many taps; beyond, its
 # registers spill (H100: K31 fwd+bwd 0.87 -> 1.32 ms, K64 1.57 -> 6.4 ms) and two kernels are faster
@@ -89,6 +95,7 @@ def module_source():
     names += [f"{kern}<{t}, {st}>" for kern in ("dw_reg_gw", "dw_reg_gx") for t in DW_TYPES for st in (1, 2)]
     names += [f"dw_dil<{t}, {b}>" for t in DW_TYPES for b in ("false", "true")]
     names += [f"dw_reg_gw<{t}, {st}, 2>" for t in DW_TYPES for st in (1, 2)]
+    names += [f"dw_reg_gw<{t}, 1, 1, 2>" for t in DW_TYPES]  # two tap blocks a pass
     names += [f"dw_long<{t}, {k}, {b}, 2>" for t in DW_TYPES for k in DWL_KMAXES if k <= DWL_DIL2_KMAX
               for b in ("false", "true")]
     names += [f"conv_fwd_gemm<{t}>" for t in GEMM_TYPES]
@@ -376,8 +383,10 @@ class CupyBackend(Backend):
         J = DWG_PER // 8
         tiles, E = -(-(geo.L_out + 7) // (8 * J * nt)), geo.C_out * geo.K  # the kernel's tiles
         partial = cupy.empty(geo.N * tiles * E, np.float32)
-        dil = ", 2" if geo.dilation == 2 and geo.K > 1 else ""  # else 1, or any at stride 1 (a group per tap)
-        fn = self.module().get_function(f"dw_reg_gw<{STORAGE[cd.name][0]}, {stride}{dil}>")
+        dil = 2 if geo.dilation == 2 and geo.K > 1 else 1  # else 1, or any at stride 1 (a group per tap)
+        np_ = 2 if stride == 1 and dil == 1 and geo.K > 8 and DWG_PASS_BLOCKS == 2 else 1  # tap blocks per pass
+        fn = self.module().get_function(f"dw_reg_gw<{STORAGE[cd.name][0]}, {stride}" +
+                                        (f", {dil}, {np_}>" if np_ == 2 else f", {dil}>" if dil == 2 else ">"))
         fn((geo.N * geo.C_out * tiles,), (nt,), (dgy, dx, partial, *gp, np.float64(s_gw), np.int32(J)))
         self._launch("conv_grad_w_final", cd.name, E, partial, gw, np.int64(E), np.int64(geo.N * tiles))
 

@@ -1355,21 +1355,22 @@ __global__ void __launch_bounds__(128) dw_dil(const S* __restrict__ in, const S*
 // chunk is one or two aligned 16-byte loads). Tap blocks of 8 are the outer loop (runtime: small
 // loop bodies, 8 accumulators; an unrolled 64-tap body measured slower than the staged kernel,
 // K64 fp16 backward 1.42 vs 1.26 ms, and a 16-tap one slower than this, K9 fp32 0.36 vs 0.31 ms,
-// H100): per block bk, acc[kk] (tap 8 bk + kk) sums g[r] * win[r * ST + kk * DIL] over the thread's
-// chunks, the window xp[o0 * ST - pl + 8 bk * DIL + e] formed 8 elements at a time (ST + DIL groups
-// from ST + DIL + 1 16-byte segments by the runtime shift, or element by element through the padding map
+// H100): per pass bk over NP blocks (TB = 8 NP taps; NP = 2 halves the grad_y reloads, window
+// shifts and passes for K > 8), acc[kk] (tap TB bk + kk) sums g[r] * win[r * ST + kk * DIL] over the thread's
+// chunks, the window xp[o0 * ST - pl + TB bk DIL + e] formed 8 elements at a time (ST + NP DIL groups
+// from one more 16-byte segment by the runtime shift, or element by element through the padding map
 // near a row end); then dw_w_partial (a fixed shuffle tree per warp, the warps in order) writes
-// partial[(n * tiles + tile) * C_out + c][8 bk + kk], and conv_grad_w_final sums the partials in
+// partial[(n * tiles + tile) * C_out + c][TB bk + kk], and conv_grad_w_final sums the partials in
 // a fixed order. Chunks that straddle a row boundary take a scalar path over their positions
 // inside the row (no zero stand-ins for grad_y: 0 * inf would be a NaN). Each acc sums its
 // products in ascending o. Deterministic.
-template <typename S, int ST, int DIL = 1>
+template <typename S, int ST, int DIL = 1, int NP = 1>
 __global__ void __launch_bounds__(128) dw_reg_gw(const S* __restrict__ gy, const S* __restrict__ x,
                                                  float* __restrict__ partial, GEO_ARGS, double scale, int J) {
-    constexpr int SW = 8 * sizeof(S) / 4, VE = 16 / sizeof(S), NG = ST + DIL;  // window groups of a tap block
-    __shared__ float red[4 * 8];
+    constexpr int SW = 8 * sizeof(S) / 4, VE = 16 / sizeof(S), TB = 8 * NP, NG = ST + NP * DIL;  // taps, window groups of a pass
+    __shared__ float red[4 * TB];
     GEO_MAKE
-    const int K = (int)g.K, nb = (K + 7) / 8, L = (int)g.L, Lout = (int)g.Lout, pl = (int)g.pl;
+    const int K = (int)g.K, nb = (K + TB - 1) / TB, L = (int)g.L, Lout = (int)g.Lout, pl = (int)g.pl;
     const int T = 8 * J * (int)blockDim.x;
     const unsigned tiles = (unsigned)((Lout + 7 + T - 1) / T), C = (unsigned)g.Cout;
     const unsigned row = blockIdx.x / tiles, tile = blockIdx.x - row * tiles;
@@ -1384,12 +1385,12 @@ __global__ void __launch_bounds__(128) dw_reg_gw(const S* __restrict__ gy, const
     float* dst = partial + ((long long)(n * tiles + tile) * C + c) * K;
 #pragma unroll 1
     for (int bk = 0; bk < nb; ++bk) {
-        const int kn = K - 8 * bk < 8 ? K - 8 * bk : 8;  // taps of this block
-        float acc[8];
+        const int kn = K - TB * bk < TB ? K - TB * bk : TB;  // taps of this pass
+        float acc[TB];
 #pragma unroll
-        for (int kk = 0; kk < 8; ++kk) acc[kk] = 0.f;
+        for (int kk = 0; kk < TB; ++kk) acc[kk] = 0.f;
         for (int j = 0; j < J; ++j) {
-            const int o0 = tb + dwr_offset(j), i0 = o0 * ST - pl + 8 * bk * d;
+            const int o0 = tb + dwr_offset(j), i0 = o0 * ST - pl + TB * bk * d;
             if (o0 + 8 <= 0 || o0 >= Lout) continue;
             if (o0 < 0 || o0 + 8 > Lout) {  // straddles a row boundary: positions inside the row only
                 for (int r = 0; r < 8; ++r) {
@@ -1397,8 +1398,8 @@ __global__ void __launch_bounds__(128) dw_reg_gw(const S* __restrict__ gy, const
                     if (o < 0 || o >= Lout) continue;
                     const float gs = mul_ieee(to_acc(gr[o]), s);
 #pragma unroll
-                    for (int kk = 0; kk < 8; ++kk)
-                        if (kk < kn) acc[kk] = fma_ieee(gs, padded_elem<S, true>(xr, o * ST - pl + (8 * bk + kk) * d, L, g), acc[kk]);
+                    for (int kk = 0; kk < TB; ++kk)
+                        if (kk < kn) acc[kk] = fma_ieee(gs, padded_elem<S, true>(xr, o * ST - pl + (TB * bk + kk) * d, L, g), acc[kk]);
                 }
                 continue;
             }
@@ -1410,7 +1411,7 @@ __global__ void __launch_bounds__(128) dw_reg_gw(const S* __restrict__ gy, const
 #pragma unroll
                     for (int r = 0; r < 8; ++r) gv[r] = mul_ieee(gv[r], s);
 #pragma unroll
-                    for (int kk = 0; kk < 8; ++kk) {
+                    for (int kk = 0; kk < TB; ++kk) {
                         if (kk < kn) {
                             float grp[8];
                             dil_group<S, true>(x, xr, (long long)xrow * L, i0 + kk * d, L, xend, g, grp);
@@ -1443,15 +1444,15 @@ __global__ void __launch_bounds__(128) dw_reg_gw(const S* __restrict__ gy, const
                 }
             }
 #pragma unroll
-            for (int kk = 0; kk < 8; ++kk) {
+            for (int kk = 0; kk < TB; ++kk) {
                 if (kk < kn) {
 #pragma unroll
                     for (int r = 0; r < 8; ++r) acc[kk] = fma_ieee(gv[r], win[r * ST + kk * DIL], acc[kk]);
                 }
             }
         }
-        dw_w_partial<8>(acc, red, kn, dst + 8 * bk);
-        __syncthreads();  // red is reused by the next block
+        dw_w_partial<TB>(acc, red, kn, dst + TB * bk);
+        __syncthreads();  // red is reused by the next pass
     }
 }
 
@@ -1568,7 +1569,8 @@ __global__ void __launch_bounds__(128) dw_reg_gx(const S* __restrict__ gy, const
     DWR_INST1(S, 1) DWR_INST1(S, 2) DWR_INST1(S, 3) DWR_INST1(S, 4) \
     DWR_INST2(S, 1) DWR_INST2(S, 2) DWR_INST2(S, 3) DWR_INST2(S, 4) \
     DWL_INST1(S, 8) DWL_INST1(S, 16) DWL_INST1(S, 32) DWL_INST1(S, 64) \
-    DWG_INST(S, 1) DWG_INST(S, 2) DWD_INST(S) DWL_INST2(S, 8) DWL_INST2(S, 16)
+    DWG_INST(S, 1) DWG_INST(S, 2) DWD_INST(S) DWL_INST2(S, 8) DWL_INST2(S, 16) \
+    template __global__ void dw_reg_gw<S, 1, 1, 2>(const S*, const S*, float*, GEO_TYPES, double, int);
 
 #define INSTANTIATE_DW(S) \
     template __global__ void dw_bwd_vec<S, 4>(const S*, const S*, const S*, S*, float*, GEO_TYPES, double, double, int); \

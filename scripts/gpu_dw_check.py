@@ -172,6 +172,16 @@ def main(argv=None):
                 ok_w = bool((err <= lim[fin]).all()) and same_nonfinite
                 ok &= ok_w
             ok &= ok_x
+            if K > 8 and stride == 1 and new._dwg_threads(cd, geo, spec, (dx,)) is not None and \
+                    new._dwr_threads(cd, geo, spec, (dx,), bwd=True) is None:
+                keep, cb.DWG_PASS_BLOCKS = cb.DWG_PASS_BLOCKS, 1  # one tap block a pass: the same sums
+                try:
+                    gw_1 = new.backward_device(cd, xs, ws, spec, dgy, dx, dw, False)[1]
+                finally:
+                    cb.DWG_PASS_BLOCKS = keep
+                ok_p = bool((bits(gw_1) == bits(gw1)).all())
+                ok &= ok_p
+                gx_note += f", grad_w one block a pass {'bitwise' if ok_p else 'DIFFERS'}"
             line += f", grad_x {gx_note}, grad_w err/bound new {ratios[0]:.3g} old {ratios[1]:.3g}"
         bad += not ok
         print(line + (" ok" if ok else " FAIL"), flush=True)
@@ -197,10 +207,20 @@ def main(argv=None):
                 t[name] = (timeit(lambda: be.forward_device(cd, xs, ws, spec, x, w, None)),
                            timeit(lambda: be.backward_device(cd, xs, ws, spec, gy, x, w, False), reps=10))
             extra = ""
+            if K > 8:  # dw_reg_gw's parameters, the dispatch's evidence
+                bwd = lambda: new.backward_device(cd, xs, ws, spec, gy, x, w, False)  # noqa: E731
+                for name, attr, val in (("one tap block a pass", "DWG_PASS_BLOCKS", 1), ("32 positions a thread", "DWG_PER", 32),
+                                        ("128 positions a thread", "DWG_PER", 128)):
+                    keep = getattr(cb, attr)
+                    setattr(cb, attr, val)
+                    try:
+                        extra += f" (bwd with {name}: {timeit(bwd, reps=10):.3f} ms)"
+                    finally:
+                        setattr(cb, attr, keep)
             if K > cb.DWL_FWD_KMAX:  # the forward on dw_long all the same (the dispatch threshold's evidence)
                 keep, cb.DWL_FWD_KMAX = cb.DWL_FWD_KMAX, cb.DWL_KMAX
                 try:
-                    extra = f" (dw_long forward: {timeit(lambda: new.forward_device(cd, xs, ws, spec, x, w, None)):.3f} ms)"
+                    extra += f" (dw_long forward: {timeit(lambda: new.forward_device(cd, xs, ws, spec, x, w, None)):.3f} ms)"
                 finally:
                     cb.DWL_FWD_KMAX = keep
             print(f"time dw N{N} C{C}{'x' + str(mult) if mult > 1 else ''} L{L} K{K}{' s2' if stride == 2 else ''}{' d' + str(dil) if dil > 1 else ''} "

@@ -648,7 +648,7 @@ def model_dw_dil(S, BWD, arrs, g, grid, block):
     return {"chunks": int(act.sum())}
 
 
-def model_dw_reg_gw(S, ST, arrs, g, grid, block, J, final=None, DIL=1):
+def model_dw_reg_gw(S, ST, arrs, g, grid, block, J, final=None, DIL=1, NP=1):
     """dw_reg_gw<S, ST, DIL>: per tap block bk, every grad_y position of every row once, the
     product of position o and tap k with x position o * ST - pl + k * d of row (n, c / m); the
     partial slots."""
@@ -657,12 +657,13 @@ def model_dw_reg_gw(S, ST, arrs, g, grid, block, J, final=None, DIL=1):
     assert g.dil == DIL or g.K == 1 or (ST == 1 and DIL == 1), "dilation without its template"
     assert g.stride == ST
     isz, VE, K, L, Lout, pl, d = ITEM[S], 16 // ITEM[S], g.K, g.L, g.Lout, g.pl, g.dil
-    nb = (K + 7) // 8
+    TB = 8 * NP  # taps a pass
+    nb = (K + TB - 1) // TB
     m = g.Cout // g.Cin
     T = 8 * J * block[0]
     tiles = (Lout + 7 + T - 1) // T
     nt, blk, brow, btile = _threads(grid, block, tiles, g.N * g.Cout)
-    assert nt // 32 <= 4, "shared red[4 * 8]: at most 4 warps"
+    assert nt // 32 <= 4, "shared red[4 * TB]: at most 4 warps"
     o0, row = _chunks(brow, btile, nt, T, lambda r: (r * Lout) & 7, J)
     if "gw_delta" in MUTATION:
         o0, row = _chunks(brow, btile, nt, T, lambda r: 0 * r, J)
@@ -679,21 +680,21 @@ def model_dw_reg_gw(S, ST, arrs, g, grid, block, J, final=None, DIL=1):
     o = o0[sd][:, None] + np.arange(8)
     valid = (o >= 0) & (o < Lout)
     for bk in range(nb):
-        kn = min(8, K - 8 * bk)
-        i0 = o0 * ST - pl + 8 * bk * d
+        kn = min(TB, K - TB * bk)
+        i0 = o0 * ST - pl + TB * bk * d
         ov = o[valid]
-        _check_padded_reads((ov * ST - pl)[:, None] + (8 * bk + np.arange(kn)) * d, L, True, g, "dw_reg_gw scalar")
+        _check_padded_reads((ov * ST - pl)[:, None] + (TB * bk + np.arange(kn)) * d, L, True, g, "dw_reg_gw scalar")
         pos = [(row[wh] * Lout + o0[wh])[:, None] + np.arange(8), np.broadcast_to(row[sd][:, None], o.shape)[valid] * Lout + ov]
         _check_written_once(gy, np.concatenate([p.ravel() for p in pos]), f"dw_reg_gw grad_y share (block {bk})")
         if ST == 1 and DIL == 1 and d != 1:  # one group per tap: x[o0 - pl + k * d + r] (dil_group)
             for kk in range(kn):
                 e = i0[wh] + kk * (d if "gw_dil" not in MUTATION else 1)
                 _check_dil_group(S, x, e, xrow[wh], L, True, g, "dw_reg_gw dilated")
-                assert (e == o0[wh] * ST - pl + (8 * bk + kk) * d).all(), "dw_reg_gw: a tap reads the wrong x"
+                assert (e == o0[wh] * ST - pl + (TB * bk + kk) * d).all(), "dw_reg_gw: a tap reads the wrong x"
             continue
         F = xrow * L + i0
         A = F & ~np.int64(VE - 1)
-        NG = ST + DIL  # window groups of a tap block
+        NG = ST + NP * DIL  # window groups of a pass
         fast = whole & (i0 >= 0) & (i0 + 7 * ST + (kn - 1) * DIL < L) & (A + 8 * (NG + 1) <= xend)
         f = np.flatnonzero(fast)
         for q in range(NG + 1):
@@ -707,13 +708,14 @@ def model_dw_reg_gw(S, ST, arrs, g, grid, block, J, final=None, DIL=1):
         pos_x = i0[f][:, None, None] + idx[None]
         assert ((pos_x >= 0) & (pos_x < L)).all(), "dw_reg_gw fast path outside the row"
         # = o * ST - pl + k * d for o = o0 + r, k = 8 bk + kk (SPEC §5)
-        assert (pos_x == (o0[f][:, None, None] + r[None]) * ST - pl + (8 * bk + kk[None]) * d).all(), \
+        assert (pos_x == (o0[f][:, None, None] + r[None]) * ST - pl + (TB * bk + kk[None]) * d).all(), \
             "dw_reg_gw: a tap reads the wrong x"
         s = np.flatnonzero(whole & ~fast)
         _check_padded_reads(i0[s][:, None] + np.arange(8 * NG), L, True, g, "dw_reg_gw window")
     n, c = brow // g.Cout, brow % g.Cout
-    slots = (((n * tiles + btile) * g.Cout + c) * K)[:, None] + np.arange(K)
-    _check_written_once(partial, slots.ravel(), "dw_reg_gw partial")
+    base = ((n * tiles + btile) * g.Cout + c) * K  # dst; pass bk writes dst[TB * bk + kk], kk < kn
+    slots = np.concatenate([(base[:, None] + TB * bk + np.arange(min(TB, K - TB * bk))).ravel() for bk in range(nb)])
+    _check_written_once(partial, slots, "dw_reg_gw partial")
     if final is not None:
         E, chunks = int(final.args[2]), int(final.args[3])
         assert final.args[0] is partial and E == g.Cout * K and chunks * E == partial.size
@@ -824,7 +826,7 @@ def simulate(log):
             final = log[n + 1] if n + 1 < len(log) and _parse(log[n + 1].name)[0] == "conv_grad_w_final" else None
             assert final is not None, "dw_reg_gw's partials not summed"
             model_dw_reg_gw(S, int(targs[1]), L_.args[:3], G(L_.args[3:15]), L_.grid, L_.block, int(L_.args[16]), final,
-                            int(targs[2]) if len(targs) > 2 else 1)
+                            int(targs[2]) if len(targs) > 2 else 1, int(targs[3]) if len(targs) > 3 else 1)
         elif kern == "dw_dil":
             model_dw_dil(S, targs[1] == "true", L_.args[:4], G(L_.args[4:16]), L_.grid, L_.block)
         elif kern == "dw_reg_gx":
@@ -898,8 +900,8 @@ def check_dispatch(dtype, x_shape, w_shape, spec, with_bias, ptr_off=0):
     fwd_long = nt_f is None and nt_l is not None and geo.K <= cb.DWL_FWD_KMAX
     if fwd_long:
         assert fk == ["dw_long"] and flog[0].block[0] == nt_l
-        assert depthwise and small and ptr_off % 16 == 0 and geo.K <= 16
-        assert (spec.dilation == 1 and cb.DWR_KMAX < geo.K) or spec.dilation == 2
+        assert depthwise and small and ptr_off % 16 == 0 and geo.K <= cb.DWL_FWD_KMAX
+        assert (spec.dilation == 1 and cb.DWR_KMAX < geo.K) or (spec.dilation == 2 and geo.K <= cb.DWL_DIL2_KMAX)
         kmax_l = int(_parse(flog[0].name)[1][1])
         assert geo.K <= kmax_l and _parse(flog[0].name)[1][2] == "false"
         assert _parse(flog[0].name)[1][3:] == (("2",) if spec.dilation == 2 and geo.K > 1 else ())
