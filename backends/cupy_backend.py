@@ -67,6 +67,7 @@ DWG_PER = 64
 # dw_reg_gw at stride 1, dilation 1, K > 8: two tap blocks (16 accumulators) a pass over the chunks (run 28,
 # K9 backward fp32 0.267 vs 0.276 ms with one, fp16 0.232 vs 0.235; with dilation 2 one block was faster)
 DWG_PASS_BLOCKS = 2
+GRP_MAX = 8  # grp_reg: at most this many input and output channels a group (64 accumulators a thread)
 DWL_DIL2_KMAX = 16  # dw_long<..., 2> (dilation 2) instantiations: KMAX 8 and 16; beyond, dw_dil
 DW_FUSED_KMAX = 16  # dw_bwd_vec (grad_x and grad_w in one pass) up to this many taps; beyond, its
 # registers spill (H100: K31 fwd+bwd 0.87 -> 1.32 ms, K64 1.57 -> 6.4 ms) and two kernels are faster
@@ -96,6 +97,7 @@ def module_source():
     names += [f"dw_dil<{t}, {b}>" for t in DW_TYPES for b in ("false", "true")]
     names += [f"dw_reg_gw<{t}, {st}, 2>" for t in DW_TYPES for st in (1, 2)]
     names += [f"dw_reg_gw<{t}, 1, 1, 2>" for t in DW_TYPES]  # two tap blocks a pass
+    names += [f"grp_reg<{t}, {k}>" for t in DW_TYPES for k in (8, 16)]
     names += [f"dw_long<{t}, {k}, {b}, 2>" for t in DW_TYPES for k in DWL_KMAXES if k <= DWL_DIL2_KMAX
               for b in ("false", "true")]
     names += [f"conv_fwd_gemm<{t}>" for t in GEMM_TYPES]
@@ -231,6 +233,17 @@ class CupyBackend(Backend):
         if not CupyBackend._register_window_ok(cd, geo, spec, arrays, dilated=True):
             return None
         return CupyBackend._balanced_threads(length + 7, 8)
+
+    @staticmethod
+    def _grp_threads(cd, geo, spec, arrays):
+        """Threads per block of grp_reg (the forward with at most GRP_MAX channels a group, in
+        and out; stride 1, dilation 1, K <= 16, L_out a multiple of 8, real 16/32-bit storage,
+        int32 rows, 16-byte aligned arrays; 8 positions a thread), or None."""
+        if not (geo.Cg <= GRP_MAX and geo.Og <= GRP_MAX and spec.stride == 1 and (spec.dilation == 1 or geo.K == 1)
+                and geo.K <= 16 and geo.L_out % 8 == 0 and cd.name in ("float16", "bfloat16", "float32")
+                and geo.L_pad < 2**31 and geo.N * geo.C_out * geo.L_out > 0 and not any(a.data.ptr % 16 for a in arrays)):
+            return None
+        return CupyBackend._balanced_threads(geo.L_out, 8)
 
     @staticmethod
     def _register_window_ok(cd, geo, spec, arrays, dilated=False):
@@ -485,6 +498,12 @@ class CupyBackend(Backend):
             tiles = -(-(geo.L_out + 7) // (8 * nt))  # the kernel's count
             self.module().get_function(f"dw_dil<{STORAGE[cd.name][0]}, false>")(
                 (geo.N * geo.C_out * tiles,), (nt,), (dx, dw, db, y, *gp, np.float64(s)))
+            return y
+        nt = self._grp_threads(cd, geo, spec, (dx, y))
+        if nt is not None:  # few channels a group (and depth multipliers beyond dw_reg's taps)
+            tiles = -(-geo.L_out // (8 * nt))  # the kernel's count
+            kern = f"grp_reg<{STORAGE[cd.name][0]}, {8 if geo.K <= 8 else 16}>"
+            self.module().get_function(kern)((geo.N * geo.groups * tiles,), (nt,), (dx, dw, db, y, *gp, np.float64(s)))
             return y
         kmax = self._dw_kmax(cd, geo, spec)
         if kmax is not None:

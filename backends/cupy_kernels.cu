@@ -1547,6 +1547,103 @@ __global__ void __launch_bounds__(128) dw_reg_gx(const S* __restrict__ gy, const
     store8<S>(gxr + o0, acc);
 }
 
+// Grouped forward with at most 8 input and 8 output channels a group (stride 1, dilation 1,
+// K <= KMAX = 8 or 16, L_out a multiple of 8): register windows as in dw_long, one chunk of 8
+// positions a thread for all the group's output channels (acc[co][r]: 64 accumulators). Per
+// input channel ci of the group the window x[n, ci, o0 - pl + e] is formed 8 elements at a time
+// from 16-byte segments (the padding map near a row end); the scaled taps sit in shared memory as
+// ws[(ci * KMAX + k) * 8 + co], so a (ci, k) pair gives the 8 output channels' taps in two
+// 16-byte broadcasts. Sum order per output: input channels ascending, taps ascending, then the
+// bias: conv_fwd_tile's, bitwise. Rows are whole chunks (L_out % 8 == 0), so every store is an
+// aligned 16-byte vector. Deterministic.
+template <typename S, int KMAX>
+__global__ void __launch_bounds__(128) grp_reg(const S* __restrict__ x, const S* __restrict__ w,
+                                               const S* __restrict__ b, S* __restrict__ y, GEO_ARGS, double scale) {
+    constexpr int NB = KMAX / 8, SW = 8 * sizeof(S) / 4, VE = 16 / sizeof(S);
+    __shared__ __align__(16) float ws[8 * KMAX * 8];
+    GEO_MAKE
+    const int K = (int)g.K, nb = (K + 7) / 8, L = (int)g.L, Lout = (int)g.Lout, pl = (int)g.pl;
+    const int G = (int)g.G, Cg = (int)(g.Cin / g.G), Og = (int)(g.Cout / g.G), T = 8 * (int)blockDim.x;
+    const unsigned tiles = (unsigned)((Lout + T - 1) / T);
+    const unsigned rg = blockIdx.x / tiles;  // n * G + group
+    const unsigned n = rg / (unsigned)G, grp = rg - n * (unsigned)G;
+    const int o0 = (int)(blockIdx.x - rg * tiles) * T + 8 * (int)threadIdx.x;
+    const float s = (float)scale;
+    for (int q = threadIdx.x; q < 8 * KMAX * 8; q += blockDim.x) {  // ws[(ci * KMAX + k) * 8 + co]
+        const int co = q & 7, k = (q >> 3) % KMAX, ci = (q >> 3) / KMAX;
+        ws[q] = (co < Og && ci < Cg && k < K)
+                    ? mul_ieee(to_acc(w[(((long long)grp * Og + co) * Cg + ci) * K + k]), s) : 0.f;
+    }
+    __syncthreads();
+    if (o0 >= Lout) return;
+    const long long xend = g.N * g.Cin * g.L;
+    float acc[8][8];
+#pragma unroll
+    for (int co = 0; co < 8; ++co)
+#pragma unroll
+        for (int r = 0; r < 8; ++r) acc[co][r] = 0.f;
+    for (int ci = 0; ci < Cg; ++ci) {
+        const long long xrow = (long long)n * g.Cin + (long long)grp * Cg + ci;
+        const S* xr = x + xrow * L;
+        const int i0 = o0 - pl;
+        const long long F = xrow * L + i0, A = F & ~(long long)(VE - 1);
+        const bool fast = i0 >= 0 && i0 + K + 7 <= L && A + 8LL * (nb + 2) <= xend;
+        unsigned seg[NB + 2][SW];
+        if (fast) {
+#pragma unroll
+            for (int q = 0; q < NB + 2; ++q)
+                if (q < nb + 2) load_segment<S>(x, A + 8 * q, seg[q]);
+        }
+        const int e0 = (int)(F - A);
+        float lo[8], hi[8];
+        if (fast) group_from<S>(seg[0], seg[1], e0, lo);
+        else {
+#pragma unroll
+            for (int m = 0; m < 8; ++m) lo[m] = padded_elem<S, true>(xr, i0 + m, L, g);
+        }
+#pragma unroll
+        for (int bk = 0; bk < NB; ++bk) {
+            if (bk < nb) {
+                if (fast) group_from<S>(seg[bk + 1], seg[bk + 2], e0, hi);
+                else {
+#pragma unroll
+                    for (int m = 0; m < 8; ++m) hi[m] = padded_elem<S, true>(xr, i0 + 8 * bk + 8 + m, L, g);
+                }
+                const int kn = K - 8 * bk;
+#pragma unroll
+                for (int k = 0; k < 8; ++k) {
+                    if (k < kn) {
+                        const float* t = ws + (ci * KMAX + 8 * bk + k) * 8;
+                        const float4 t0 = *reinterpret_cast<const float4*>(t);
+                        const float4 t1 = *reinterpret_cast<const float4*>(t + 4);
+                        const float tk[8] = {t0.x, t0.y, t0.z, t0.w, t1.x, t1.y, t1.z, t1.w};
+#pragma unroll
+                        for (int co = 0; co < 8; ++co) {
+                            if (co < Og) {
+#pragma unroll
+                                for (int r = 0; r < 8; ++r)
+                                    acc[co][r] = fma_ieee(r + k < 8 ? lo[r + k] : hi[r + k - 8], tk[co], acc[co][r]);
+                            }
+                        }
+                    }
+                }
+#pragma unroll
+                for (int m = 0; m < 8; ++m) lo[m] = hi[m];
+            }
+        }
+    }
+#pragma unroll
+    for (int co = 0; co < 8; ++co) {
+        if (co < Og) {
+            const long long o = (long long)grp * Og + co;
+            const float br = b ? mul_ieee(to_acc(b[o]), s) : 0.f;
+#pragma unroll
+            for (int r = 0; r < 8; ++r) acc[co][r] = add_ieee(acc[co][r], br);
+            store8<S>(y + ((long long)n * g.Cout + o) * Lout + o0, acc[co]);
+        }
+    }
+}
+
 #define DWR_INST1(S, K) \
     template __global__ void dw_reg<S, K>(const S*, const S*, const S*, S*, GEO_TYPES, double); \
     template __global__ void dw_reg_bwd<S, K>(const S*, const S*, const S*, S*, float*, GEO_TYPES, double, double);
@@ -1570,7 +1667,9 @@ __global__ void __launch_bounds__(128) dw_reg_gx(const S* __restrict__ gy, const
     DWR_INST2(S, 1) DWR_INST2(S, 2) DWR_INST2(S, 3) DWR_INST2(S, 4) \
     DWL_INST1(S, 8) DWL_INST1(S, 16) DWL_INST1(S, 32) DWL_INST1(S, 64) \
     DWG_INST(S, 1) DWG_INST(S, 2) DWD_INST(S) DWL_INST2(S, 8) DWL_INST2(S, 16) \
-    template __global__ void dw_reg_gw<S, 1, 1, 2>(const S*, const S*, float*, GEO_TYPES, double, int);
+    template __global__ void dw_reg_gw<S, 1, 1, 2>(const S*, const S*, float*, GEO_TYPES, double, int); \
+    template __global__ void grp_reg<S, 8>(const S*, const S*, const S*, S*, GEO_TYPES, double); \
+    template __global__ void grp_reg<S, 16>(const S*, const S*, const S*, S*, GEO_TYPES, double);
 
 #define INSTANTIATE_DW(S) \
     template __global__ void dw_bwd_vec<S, 4>(const S*, const S*, const S*, S*, float*, GEO_TYPES, double, double, int); \

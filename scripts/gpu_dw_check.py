@@ -78,6 +78,9 @@ def main(argv=None):
     old._dwr_threads = lambda *a, **k: None  # this instance keeps the staged kernels
     old._dwl_threads = lambda *a, **k: None
     old._dwg_threads = lambda *a, **k: None
+    old._dwx_threads = lambda *a, **k: None
+    old._dwd_threads = lambda *a, **k: None
+    old._grp_threads = lambda *a, **k: None
     tdt = {"float16": torch.float16, "bfloat16": torch.bfloat16, "float32": torch.float32}
 
     def as_cp(t):
@@ -185,6 +188,36 @@ def main(argv=None):
             line += f", grad_x {gx_note}, grad_w err/bound new {ratios[0]:.3g} old {ratios[1]:.3g}"
         bad += not ok
         print(line + (" ok" if ok else " FAIL"), flush=True)
+    # grp_reg: grouped forwards with at most 8 channels a group in and out (and multipliers beyond
+    # dw_reg's taps), bitwise against conv_fwd_tile (the same sums in the same order)
+    n_grp = 0
+    for dt in ("float16", "bfloat16", "float32"):
+        for G, cg, og, L, K in ((4, 8, 8, 4096, 7), (3, 2, 2, 264, 3), (2, 4, 8, 2056, 16), (5, 8, 4, 1000, 9),
+                                (3, 1, 3, 264, 9), (2, 8, 8, 64, 1), (2, 3, 5, 130, 13)):
+            for padding, mode in ((K // 2, MODES[n_grp % 4]), ("same", "zeros"), (0, "zeros")):
+                if padding == "same" and K % 2 == 0:
+                    continue
+                spec = Conv1dSpec(groups=G, padding=padding, padding_mode=mode)
+                xs, ws = (2, G * cg, L), (G * og, cg, K)
+                geo = resolve_geometry(xs, ws, None, spec)
+                g = torch.Generator(device="cuda").manual_seed(1000 + n_grp)
+                x = torch.randn(xs, device="cuda", generator=g).to(tdt[dt])
+                w = torch.randn(ws, device="cuda", generator=g).to(tdt[dt])
+                b = torch.randn((G * og,), device="cuda", generator=g).to(tdt[dt]) if n_grp % 2 else None
+                if n_grp % 3 == 0:
+                    x[0, 0, 0], x[-1, -1, L - 1] = float("inf"), float("nan")
+                cd = case_dtype(dt)
+                dx, dw_, db = as_cp(x), as_cp(w), None if b is None else as_cp(b)
+                used = new._grp_threads(cd, geo, spec, (dx,)) is not None
+                assert used == (geo.L_out % 8 == 0), (G, cg, og, L, K, padding)
+                y1 = new.forward_device(cd, xs, ws, spec, dx, dw_, db)
+                y0 = old.forward_device(cd, xs, ws, spec, dx, dw_, db)
+                ok = bool((bits(y1) == bits(y0)).all())
+                bad += not ok
+                print(f"{dt:9s} grouped G{G} {cg}->{og} ch/g L{L} K{K} pad {padding!s:5s} {mode:9s}"
+                      f"{' bias' if b is not None else ''}{'' if used else ' (declined: L_out % 8)'}: y "
+                      f"{'bitwise' if ok else 'DIFFERS'}{' ok' if ok else ' FAIL'}", flush=True)
+                n_grp += 1
     print("dw_reg checks:", "all passed" if not bad else f"{bad} FAILED", flush=True)
     if "--no-time" not in (argv or sys.argv[1:]):
         from gpu_bench import timeit
@@ -227,6 +260,15 @@ def main(argv=None):
                   f"pad {spec.padding} {dt:9s}: fwd new {t['new'][0]:.3f} old {t['old'][0]:.3f} ms; "
                   f"bwd new {t['new'][1]:.3f} old {t['old'][1]:.3f} ms{extra}", flush=True)
             del x, w, gy
+            cupy.get_default_memory_pool().free_all_blocks()
+        for dt, cg in (("float32", 8), ("float16", 8), ("float32", 4)):  # grp_reg against conv_fwd_tile
+            G = 1024 // cg
+            cd, xs, ws, spec = case_dtype(dt), (8, 1024, 4096), (1024, cg, 7), Conv1dSpec(groups=G, padding=3)
+            x = as_cp(torch.randn(xs, device="cuda").to(tdt[dt]))
+            w = as_cp(torch.randn(ws, device="cuda").to(tdt[dt]))
+            t = {name: timeit(lambda: be.forward_device(cd, xs, ws, spec, x, w, None)) for name, be in (("new", new), ("old", old))}
+            print(f"time grouped N8 C1024 G{G} ({cg} ch/g) L4096 K7 {dt:9s}: fwd new {t['new']:.3f} old {t['old']:.3f} ms", flush=True)
+            del x, w
             cupy.get_default_memory_pool().free_all_blocks()
     return 1 if bad else 0
 

@@ -2,8 +2,9 @@
 
 ``dw_reg<S, K>`` (forward, K <= 4), ``dw_reg_bwd<S, K>`` (grad_x and grad_w's partial sums),
 ``dw_long<S, KMAX, BWD>`` (forward / grad_x, more taps), ``dw_bwd_edges<S>``, ``dw_reg_gw<S, ST>``
-(grad_w's partial sums, depth multipliers and stride 2 too) and ``dw_reg_gx<S, ST>`` (grad_x with
-depth multipliers or stride 2: the phases of the transpose) have no bounds
+(grad_w's partial sums, depth multipliers, stride 2 and dilation too), ``dw_reg_gx<S, ST>`` (grad_x
+with depth multipliers or stride 2: the phases of the transpose), ``dw_dil<S, BWD>`` (dilated
+filters) and ``grp_reg<S, KMAX>`` (forwards with up to 8 channels a group) have no bounds
 checks: a wrong tile count, chunk offset or fast-path condition reads or writes past an array,
 misses an output or computes it from the wrong window. This file models, from the code in
 ``backends/cupy_kernels.cu`` (not from its comments), which elements every thread of every
@@ -648,6 +649,54 @@ def model_dw_dil(S, BWD, arrs, g, grid, block):
     return {"chunks": int(act.sum())}
 
 
+def model_grp_reg(S, KMAX, arrs, g, grid, block):
+    """grp_reg<S, KMAX>: every y element once, by an aligned vector store; per input channel of
+    the group the window x[n, grp*Cg + ci, o - pl + k] (dw_long's tables), segments in bounds,
+    taps w[grp*Og + co, ci, k] from ws[(ci*KMAX + k)*8 + co]."""
+    x, w, b, y = arrs
+    isz, VE, K, L, Lout, pl = ITEM[S], 16 // ITEM[S], g.K, g.L, g.Lout, g.pl
+    Cg, Og = g.Cin // g.G, g.Cout // g.G
+    assert Cg <= 8 and Og <= 8 and g.stride == 1 and (g.dil == 1 or K == 1) and K <= KMAX and Lout % 8 == 0
+    gtab, grp_t, elt, nb = _check_long_tables(S, K, KMAX)
+    T = 8 * block[0]
+    tiles = (Lout + T - 1) // T
+    nt, blk, brow, btile = _threads(grid, block, tiles, g.N * g.G)
+    o0, rg = _chunks(brow, btile, nt, T, lambda r: 0 * r, 1)
+    act = o0 < Lout
+    o0, rg = o0[act], rg[act]
+    n, grp = rg // g.G, rg % g.G
+    xend = g.N * g.Cin * L
+    assert x.size == xend and y.size == g.N * g.Cout * Lout and w.size == g.Cout * Cg * K
+    # the shared taps: index (ci * KMAX + k) * 8 + co < 8 * KMAX * 8; weight ((grp*Og + co)*Cg + ci)*K + k
+    ci_, k_, co_ = np.meshgrid(np.arange(Cg), np.arange(K), np.arange(Og), indexing="ij")
+    assert ((ci_ * KMAX + k_) * 8 + co_ < 8 * KMAX * 8).all()
+    widx = ((grp[:, None] * Og + co_.ravel()[None]) * Cg + ci_.ravel()[None]) * K + k_.ravel()[None]
+    assert ((widx >= 0) & (widx < w.size)).all()
+    r, k = np.arange(8)[:, None], np.arange(K)[None, :]
+    assert (8 * grp_t + elt == r + k).all()  # output r, tap k: x position o0 + r - pl + k
+    for ci in range(Cg):
+        xrow = n * g.Cin + grp * Cg + ci
+        i0 = o0 - pl if "grp_lead" not in MUTATION else o0
+        # output o0 + r, tap k reads window element r + k = x position i0 + r + k: SPEC's o - pl + k
+        assert ((i0[:, None, None] + r[None] + k[None]) == (o0[:, None, None] + r[None] - pl + k[None])).all(), \
+            "grp_reg: a tap reads the wrong x"
+        F = xrow * L + i0
+        A = F & ~np.int64(VE - 1)
+        fast = (i0 >= 0) & (i0 + K + 7 <= L) & (A + 8 * (nb + 2) <= xend)
+        f = np.flatnonzero(fast)
+        for q in range(nb + 2):
+            for v in range(isz // 2):
+                _check_vec_loads(x, A[f] + 8 * q + 4 * v, isz, "grp_reg segment")
+        _check_groups(S, A[f], F[f], nb + 1, "grp_reg")
+        assert (i0[f] >= 0).all() and (i0[f] + K + 6 < L).all(), "grp_reg fast path outside the row"
+        s_ = np.flatnonzero(~fast)
+        _check_padded_reads(i0[s_][:, None] + np.arange(8 * nb + 8), L, True, g, "grp_reg window")
+    starts = ((n[:, None] * g.Cout + grp[:, None] * Og + np.arange(Og)[None]) * Lout + o0[:, None]).ravel()
+    _check_vec_stores(y, starts, isz, "grp_reg y")
+    _check_written_once(y, (starts[:, None] + np.arange(8)).ravel(), "grp_reg y")
+    return {"chunks": int(act.sum())}
+
+
 def model_dw_reg_gw(S, ST, arrs, g, grid, block, J, final=None, DIL=1, NP=1):
     """dw_reg_gw<S, ST, DIL>: per tap block bk, every grad_y position of every row once, the
     product of position o and tap k with x position o * ST - pl + k * d of row (n, c / m); the
@@ -804,7 +853,7 @@ def _parse(name):
     return m.group(1), tuple(a.strip() for a in m.group(2).split(","))
 
 
-DW_KERNELS = ("dw_reg", "dw_reg_bwd", "dw_long", "dw_bwd_edges", "dw_reg_gw", "dw_reg_gx", "dw_dil")
+DW_KERNELS = ("dw_reg", "dw_reg_bwd", "dw_long", "dw_bwd_edges", "dw_reg_gw", "dw_reg_gx", "dw_dil", "grp_reg")
 
 
 def simulate(log):
@@ -827,6 +876,8 @@ def simulate(log):
             assert final is not None, "dw_reg_gw's partials not summed"
             model_dw_reg_gw(S, int(targs[1]), L_.args[:3], G(L_.args[3:15]), L_.grid, L_.block, int(L_.args[16]), final,
                             int(targs[2]) if len(targs) > 2 else 1, int(targs[3]) if len(targs) > 3 else 1)
+        elif kern == "grp_reg":
+            model_grp_reg(S, int(targs[1]), L_.args[:4], G(L_.args[4:16]), L_.grid, L_.block)
         elif kern == "dw_dil":
             model_dw_dil(S, targs[1] == "true", L_.args[:4], G(L_.args[4:16]), L_.grid, L_.block)
         elif kern == "dw_reg_gx":
@@ -909,6 +960,12 @@ def check_dispatch(dtype, x_shape, w_shape, spec, with_bias, ptr_off=0):
         assert "dw_long" not in fk
     nt_df = CupyBackend._dwd_threads(cd, geo, spec, fwd_arrays, geo.L_out, False)
     nt_db = CupyBackend._dwd_threads(cd, geo, spec, (dgy, y_like), geo.L, True)
+    nt_gr = CupyBackend._grp_threads(cd, geo, spec, (dx, y_like))
+    if nt_f is None and not fwd_long and nt_df is None and nt_gr is not None:
+        assert fk == ["grp_reg"] and flog[0].block[0] == nt_gr
+        assert geo.Cg <= 8 and geo.Og <= 8 and spec.stride == 1 and geo.L_out % 8 == 0 and small and ptr_off % 16 == 0
+    else:
+        assert "grp_reg" not in fk
     if nt_f is None and not fwd_long and nt_df is not None:
         assert fk == ["dw_dil"] and flog[0].block[0] == nt_df and _parse(flog[0].name)[1][1] == "false"
         assert geo.Cg == 1 and spec.stride == 1 and spec.dilation > 1 and geo.K > 1 and small and ptr_off % 16 == 0
@@ -998,10 +1055,20 @@ def _random_case(rng, dtype):
     if padding == "same" and stride != 1:
         stride = 1
     d = rng.random()
-    if d < 0.9:
+    if d < 0.82:
         groups, Cout, Cg = C, C, 1  # depthwise
-    elif d < 0.95:
+    elif d < 0.87:
         groups, Cout, Cg = C, 2 * C, 1  # channel multiplier
+    elif d < 0.95:  # up to 8 channels a group in and out (grp_reg), rows of whole 8-element chunks mostly
+        groups, Cg, Og = int(rng.integers(1, 4)), int(rng.integers(1, 9)), int(rng.integers(1, 9))
+        C, Cout = groups * Cg, groups * Og
+        K = min(K, 16)
+        if rng.random() < 0.7 and stride == 1 and dilation == 1 and padding != "valid":
+            try:
+                Lo = resolve_geometry((1, C, L), (Cout, Cg, K), None, Conv1dSpec(padding=padding, groups=groups)).L_out
+                L += (-Lo) % 8  # L_out grows with L one for one at stride 1
+            except ValueError:
+                pass
     else:
         groups, Cout, Cg = 1, C, C  # dense
     x_shape = (N, C, L) if rng.random() < 0.9 else (C, L)
@@ -1151,3 +1218,16 @@ def test_model_detects_mutations(mutant, case):
             check_dispatch("float16", x_shape, (C * mult, 1, K), spec, False)
     finally:
         MUTATION.discard(mutant)
+
+
+def test_grouped_model_detects_mutation():
+    """grp_reg's model fails when the window ignores the left padding."""
+    spec = Conv1dSpec(padding=3, groups=4)
+    fk, _, _ = check_dispatch("float32", (2, 32, 1024), (32, 8, 7), spec, True)  # 8 channels a group
+    assert fk == ["grp_reg"]
+    MUTATION.add("grp_lead")
+    try:
+        with pytest.raises(AssertionError):
+            check_dispatch("float32", (2, 32, 1024), (32, 8, 7), spec, True)
+    finally:
+        MUTATION.discard("grp_lead")
