@@ -321,3 +321,67 @@ def test_hypothesis_valid_configs_match_direct_loop(cfg):
     y = ur.conv1d(x, w, b, **kw)
     gy = rng.integers(-4, 5, y.shape).astype(np.float64)
     run_and_check(x, w, b, gy, kw, "float64")
+
+
+def test_cached_tap_tables_match_their_definition():
+    """The per-geometry caches of correlation.py (the fallback's term lists use them per
+    block) equal the uncached tables for every padding mode, stride and dilation — so a key
+    that missed a parameter (e.g. the mode) would hand one geometry another's table — and are
+    read-only (a caller cannot corrupt them)."""
+    from usconv_ref import correlation as co
+    from usconv_ref.padding import forward_positions, grad_input_taps, source_index
+    for L, pl, pr, L_out, K, s, d in [(9, 2, 2, 9, 5, 1, 1), (9, 2, 2, 5, 3, 2, 1), (11, 3, 1, 5, 3, 2, 2)]:
+        for mode in ("zeros", "reflect", "replicate", "circular"):
+            src = source_index(L, pl, pr, mode)
+            pos = co._cached_positions(L, pl, pr, mode, L_out, K, s, d)
+            want = np.where(src < 0, L, src)[forward_positions(L_out, K, s, d)]
+            np.testing.assert_array_equal(pos, want)
+            kk, tt = co._input_taps(L, pl, pr, mode, L_out, K, s, d)
+            wk, wt = grad_input_taps(src, L, L_out, K, s, d)
+            np.testing.assert_array_equal(kk, wk)
+            np.testing.assert_array_equal(tt, wt)
+            for a in (pos, kk, tt):
+                with pytest.raises(ValueError):
+                    a[0, 0] = 0
+
+
+def test_take_or_zero_is_the_appended_zero_gather():
+    """``_take_or_zero`` (the term lists' gather without a padded copy) equals indexing the
+    array with a zero appended, and never lets a non-finite value at the clipped position
+    into a padded zero."""
+    from usconv_ref import correlation as co
+    rng = np.random.default_rng(3)
+    a = rng.standard_normal((2, 3, 5))
+    a[:, :, -1] = np.inf
+    idx = rng.integers(0, 6, (4, 1, 7))
+    n, c = rng.integers(0, 2, (4, 1, 1)), rng.integers(0, 3, (4, 1, 1))
+    np.testing.assert_array_equal(co._take_or_zero(a, (n, c), idx, 5), co._append_zero(a, 2)[n, c, idx])
+    assert np.isfinite(co._take_or_zero(a[..., :4], (n, c), np.minimum(idx, 4), 4)).all()
+
+
+def test_exact_tensor_honours_its_thread_limit():
+    """``ExactTensor.threads`` caps the threads its blocks are computed on (the sliced engine
+    sets ``ENGINE_THREADS`` = 1): with 1 every block runs on the calling thread; the limit
+    survives ``materialize``; and outputs of the sliced engine carry it."""
+    import threading
+    from usconv_ref import correlation as co, sliced
+    from usconv_ref.numerics import exact_row_sums
+    from usconv_ref.scaling import ExactScale
+    seen = []
+
+    def thunk(r):
+        def f():
+            seen.append(threading.get_ident())
+            return [exact_row_sums(np.full((1, 1), float(r)), np.ones((1, 1)))]
+        return f
+    blocks = lambda: [(slice(r, r + 1), thunk(r)) for r in range(6)]
+    for t in (co.ExactTensor((6,), blocks, ExactScale.of(1), 1),
+              co.ExactTensor((6,), blocks, ExactScale.of(1), 1).materialize()):
+        seen.clear()
+        np.testing.assert_array_equal(t.round(ur.dtypes.case_dtype("float64"), workers=4), np.arange(6.0))
+        assert set(seen) <= {threading.get_ident()}
+    from usconv_ref.spec import Conv1dSpec, resolve_geometry
+    x, w = np.ones((1, 4, 8)), np.ones((4, 1, 3))
+    geo = resolve_geometry(x.shape, w.shape, None, Conv1dSpec(padding=1, groups=4))
+    st = sliced.forward(geo, x, w, None, ur.dtypes.case_dtype("float64"), "zeros")
+    assert st.threads == sliced.ENGINE_THREADS

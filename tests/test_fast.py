@@ -178,3 +178,54 @@ def test_fast_depthwise_nonfinite_reach():
             assert np.array_equal(np.isnan(got), np.isnan(ref)) and np.array_equal(np.isinf(got), np.isinf(ref))
             fin = np.isfinite(ref)
             np.testing.assert_allclose(got[fin], ref[fin], rtol=0, atol=1e-13 * np.abs(ref[fin]).max())
+
+
+DW_CASES = [dict(padding=1, groups=8, dw=True), dict(padding=2, groups=8, padding_mode="reflect", dilation=2, dw=True),
+            dict(padding=1, groups=8, stride=2, padding_mode="circular", dw=True)]
+
+
+@pytest.mark.parametrize("kw", CASES + DW_CASES)
+def test_raw_kernels_assign_and_out(kw):
+    """The exact engine's in-place forms against the returned results of the same kernels:
+    ``forward_raw(out=, assign=True)`` replaces ``out`` (negated with ``negate``) whatever it
+    held (NaN here), ``out=`` without ``assign`` adds/subtracts, and ``grad_input_raw(out=)``
+    writes the result it would return; a non-contiguous ``out`` is refused."""
+    from usconv_ref.spec import resolve_geometry
+    rng = np.random.default_rng(7)
+    kw = dict(kw)
+    dw = kw.pop("dw", False)  # depthwise: one channel per group (the filter kernels)
+    g = kw.get("groups", 1)
+    x, w = rng.standard_normal((3, 8, 17)), rng.standard_normal((8 if g != 8 or dw else 16, 8 // g, 3))
+    geo = resolve_geometry(x.shape, w.shape, None, Conv1dSpec(**kw))
+    mode = kw.get("padding_mode", "zeros")
+    y = fast.forward_raw(x, w, geo, mode)
+    for negate in (False, True):
+        out = np.full(y.shape, np.nan)
+        fast.forward_raw(x, w, geo, mode, out=out, negate=negate, assign=True)
+        np.testing.assert_array_equal(out, -y if negate else y)
+        base = rng.standard_normal(y.shape)
+        out = base.copy()
+        fast.forward_raw(x, w, geo, mode, out=out, negate=negate)
+        np.testing.assert_allclose(out, base - y if negate else base + y, rtol=1e-14, atol=1e-14)
+    gy0 = rng.standard_normal((3, w.shape[0], geo.L_out))
+    gx = fast.grad_input_raw(gy0, w, geo, mode)
+    out = np.full(gx.shape, np.nan)
+    fast.grad_input_raw(gy0, w, geo, mode, out=out)
+    np.testing.assert_array_equal(out, gx)
+    with pytest.raises(ValueError, match="out"):
+        fast.grad_input_raw(gy0, w, geo, mode, out=np.empty(gx.shape[::-1]).T)
+
+
+def test_thread_scratch_is_per_thread_and_kept():
+    """One scratch per thread, the same object on every call of that thread (buffers reused
+    across calls), another one on another thread."""
+    import threading
+    mine = fast._thread_scratch()
+    assert fast._thread_scratch() is mine
+    a = mine.get("t", (4, 5))
+    assert mine.get("t", (2, 3)).base is a.base or np.shares_memory(mine.get("t", (2, 3)), a)
+    other = []
+    t = threading.Thread(target=lambda: other.append(fast._thread_scratch()))
+    t.start()
+    t.join()
+    assert other[0] is not mine

@@ -431,11 +431,13 @@ def test_truncation_never_overflows_a_finite_result(monkeypatch):
 
 @pytest.mark.parametrize("workers", [1, 3])
 def test_depthwise_grad_weight_blocks_on_threads(workers, monkeypatch):
-    """Depthwise grad_w and grad_b sum their (batch, group) blocks on ``fast._WORKERS`` threads,
+    """Depthwise grad_w and grad_b sum their (batch, group) blocks on ``fast._WORKERS`` threads
+    (``sliced.ENGINE_THREADS`` raised to allow them),
     each into its own buffers (added at the end): bit for bit the term-list engine's results,
     complete and truncated plans (incl. the whole-block recomputation), many small blocks."""
     from usconv_ref import fast
     monkeypatch.setattr(fast, "_WORKERS", workers)
+    monkeypatch.setattr(sliced, "ENGINE_THREADS", workers)
     monkeypatch.setattr(sliced, "_BLOCK", 5)
     for trunc in (False, True):
         if trunc:
@@ -450,3 +452,115 @@ def test_depthwise_grad_weight_blocks_on_threads(workers, monkeypatch):
     monkeypatch.setattr(sliced, "_limit", lambda rows, passes: 0)
     cd, spec, x, w, b = _case(GEOMETRIES[4], "float64", "cancel", 40, bias=True)
     _both(cd, spec, x, w, b, 0)
+
+
+# --- the float64 rounding tier's pieces (follow-up 3): Fast2Sum cascade, a priori magnitude
+# bound, multiplies for power-of-two scalings, zero-filled unwritten buffers, integer fallback rows.
+
+def _exact_value(sums, r, low=0):
+    v = sum(Fraction(int(t[r])) * Fraction(2) ** (sh - low) for t, sh in zip(sums.terms, sums.shifts))
+    if sums.bias is not None:
+        v += Fraction(float(sums.bias[r])) / Fraction(2) ** (int(sums.base[r]) + low)
+    return v
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_cascade_error_within_its_bound(seed):
+    """``S + Sl`` of :meth:`SlicedSums.cascade` against the exact sum of integer buffers
+    (Fractions): within ``(n+2)**2 2**-106 (2|S| + B) + extra`` (the low terms summed in plain
+    float64 within the slack given, ``extra`` their a priori error), on buffers at their extremes
+    (``±2**53``, ``±(2**53 - 1)``), random ones, heavy cancellation (the running sum smaller
+    than the next term: the case outside Dekker's ``|a| >= |b|``), and a bias. Fails if a term
+    is dropped or the order of the cascade is reversed (Fast2Sum then loses bits)."""
+    rng = np.random.default_rng(seed)
+    rows = 400
+    shifts = sorted(rng.choice(np.arange(0, 120), size=rng.integers(2, 7), replace=False).tolist())
+    pick = lambda: rng.choice([2.0**53, -(2.0**53), 2.0**53 - 1, 1.0, -1.0, 0.0, 3.0], rows)
+    terms = [np.where(rng.random(rows) < 0.5, pick(), np.rint(rng.uniform(-2.0**53, 2.0**53, rows))) for _ in shifts]
+    terms[-1][:100] = 2.0**53 - 1  # the largest shift small, lower ones at their largest: |S| < |p|
+    for t in terms[:-1]:
+        t[:100] = -(2.0**53)
+    base = rng.integers(-60, 60, rows).astype(np.int32)
+    for bias in (None, rng.standard_normal(rows) * 2.0 ** rng.integers(0, 200, rows)):
+        sums = sliced.SlicedSums(terms, shifts, base, bias)
+        for slack in (0.0, 2.0 ** (max(shifts) - min(shifts)), np.inf):  # none, some, all but the top plain
+            S, Sl, B, low, extra = sums.cascade(slack)
+            assert (extra > 0) == (slack > 0) and extra <= slack
+            n = len(terms) + (bias is not None)
+            for r in range(rows):
+                exact = _exact_value(sums, r, low)
+                err = abs(Fraction(float(S[r])) + Fraction(float(Sl[r])) - exact)
+                Br = Fraction(float(np.broadcast_to(B, (rows,))[r]))
+                assert err <= Fraction((n + 2) ** 2, 2**106) * (2 * abs(Fraction(float(S[r]))) + Br) + Fraction(extra), r
+
+
+def test_dd_tier_zero_and_cancelling_rows():
+    """Complete plans: rows whose terms are all zero, and rows whose terms cancel exactly
+    (nonzero buffers, ``V = 0``), round to +0; rows of tiny value next to huge buffers are
+    rounded exactly (the a priori bound leaves them to the limbs)."""
+    from usconv_ref.numerics import round_fraction
+    f = FORMATS["float64"]
+    scale = ExactScale.of(Fraction(1, 3))
+    t0 = np.array([0.0, 2.0**40, 3.0, 2.0**52, -5.0])
+    t1 = np.array([0.0, -(2.0**30), 0.0, -(2.0**42) + 1, 7.0])  # row 1: 2**40 - 2**30 * 2**10 = 0
+    sums = sliced.SlicedSums([t1, t0], [0, 10], np.zeros(5, np.int32), None)
+    got = sums._round(scale, f)
+    for r in range(5):
+        want = round_fraction(_exact_value(sums, r) * Fraction(1, 3), f)
+        assert got[r] == want and np.signbit(got[r]) == np.signbit(want), r
+    assert not np.signbit(got[:2]).any()
+
+
+def test_scale2_matches_ldexp():
+    """``_scale2`` (a multiply by 2**k where that power is normal) equals ``np.ldexp`` for
+    exponents inside and outside the normal range (subnormal and huge operands included)."""
+    a = np.array([[1.5, -3.0, 5e-324, 2.0**-1070], [1e300, -1e-300, 0.0, 7.0]])
+    for k in ([[3], [-5]], [[1023], [-1022]], [[1100], [-1100]], [[0], [60]]):
+        k = np.array(k)
+        with np.errstate(over="ignore"):
+            np.testing.assert_array_equal(sliced._scale2(a, k), np.ldexp(a, k))
+
+
+def test_accumulate_zero_fills_buffers_no_pair_reaches():
+    """Buffers start uninitialised (NaN here); an a operand exhausted after one slice leaves
+    the later slices' buffers unwritten, and those must read zero (not garbage)."""
+    p = sliced.Plan(10, 10, 3, 2)
+    bufs = sliced.new_buffers(p, [[(1, 0, 0)]], (4,), empty=True)
+    for b in bufs[0]:
+        b[...] = np.nan
+    qa = [[np.arange(4.0)]]  # one a slice only (the generator stops early)
+    qb = [[np.ones(4)], [np.full(4, 2.0)]]
+    F = sliced.adding(lambda a, b: a * b)
+    sliced.accumulate(bufs, p, iter(qa), qb, F, [[(1, 0, 0)]])
+    slot = {s: k for k, s in enumerate(p.shifts)}
+    np.testing.assert_array_equal(bufs[0][slot[p.shift(0, 0)]], np.arange(4.0))
+    np.testing.assert_array_equal(bufs[0][slot[p.shift(0, 1)]], 2 * np.arange(4.0))
+    for s, k in slot.items():
+        if s not in (p.shift(0, 0), p.shift(0, 1)):
+            np.testing.assert_array_equal(bufs[0][k], 0.0)
+
+
+@pytest.mark.parametrize("scale", [Fraction(1, 3), Fraction(1, 1), "irrational"])
+def test_fallback_rows_round_exactly(scale):
+    """``_round_rows_int`` (the truncated plans' per-row fallback: integer sums, a double-double
+    decision, exact rationals for the rest) against exact rational rounding, on rows of random
+    factors, exact ties, near-ties, zeros, values that cancel, huge exponent spreads (beyond the
+    double-double's 2**1000 units) and results in the subnormal range."""
+    from usconv_ref.numerics import round_exact
+    f = FORMATS["float64"]
+    sc = ExactScale.of(scale) if scale != "irrational" else exact_unit_scales(
+        prepare(np.zeros((1, 448, 4)), np.zeros((1, 448, 1)), None, Conv1dSpec())[0].geo, Conv1dSpec()).output
+    rng = np.random.default_rng(5)
+    a = rng.standard_normal((40, 6))
+    b = rng.standard_normal((40, 6))
+    a[0], b[0] = [1.0, 2.0**-53, 0, 0, 0, 0], [3.0, 3.0, 0, 0, 0, 0]  # 3 (1 + 2**-53): a tie times 1/3
+    a[1], b[1] = [1.0, 2.0**-60, 0, 0, 0, 0], [1.0, 1.0, 0, 0, 0, 0]
+    a[2], b[2] = 0.0, 0.0
+    a[3], b[3] = [1.0, -1.0, 2.0, -2.0, 0, 0], [5.0, 5.0, 7.0, 7.0, 0, 0]
+    a[4], b[4] = [2.0**600, 2.0**-600, 0, 0, 0, 0], [2.0**400, 2.0**-400, 0, 0, 0, 0]  # > 2**1000 units
+    a[5], b[5] = [2.0**-540, 0, 0, 0, 0, 0], [2.0**-540, 0, 0, 0, 0, 0]  # subnormal range
+    got = sliced._round_rows_int(a, b, sc, f)
+    for r in range(a.shape[0]):
+        v = sum(Fraction(float(x)) * Fraction(float(y)) for x, y in zip(a[r], b[r]))
+        want = round_exact(v, sc, f) if v >= 0 else -round_exact(-v, sc, f)
+        assert got[r] == want and np.signbit(got[r]) == np.signbit(want), r

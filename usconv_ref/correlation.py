@@ -19,6 +19,7 @@ from __future__ import annotations
 import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Callable, Iterable
 
 import numpy as np
@@ -48,6 +49,7 @@ class ExactTensor:
     shape: tuple[int, ...]
     blocks: Callable[[], Iterable]
     scale: ExactScale | None
+    threads: int | None = None  # most threads worth using for the blocks (None: one per CPU)
 
     def round(self, cd: CaseDtype, workers: int | None = None) -> np.ndarray:
         """Every element correctly rounded once into ``cd`` (real or complex as the op),
@@ -63,8 +65,9 @@ class ExactTensor:
             target = flat if isinstance(index, slice) else out
             sums = thunk()
             if isinstance(index, slice) and not cd.is_complex and hasattr(sums[0], "take"):
-                region = flat[index]  # real, contiguous: converted chunk by chunk
-                sums[0].round(self.scale, cd.part, sink=lambda sl, v: region.__setitem__(sl, from_float64_parts(v, None, cd)))
+                region = flat[index]  # real, contiguous: converted chunk by chunk (values exactly
+                # representable in cd, so the assignment's cast is from_float64_parts's, without a copy)
+                sums[0].round(self.scale, cd.part, sink=region.__setitem__)
                 return
             shape = target[index].shape
             values = [s.round(self.scale, cd.part).reshape(shape) for s in sums]
@@ -73,7 +76,7 @@ class ExactTensor:
             target[index] = from_float64_parts(re, im, cd)
 
         items = list(self.blocks())
-        workers = min(workers or os.cpu_count() or 1, len(items))
+        workers = min(workers or os.cpu_count() or 1, self.threads or len(items), len(items))
         if workers <= 1:
             for item in items:
                 work(item)
@@ -85,7 +88,7 @@ class ExactTensor:
     def materialize(self) -> "ExactTensor":
         """The same tensor with its blocks computed once and kept (for several roundings)."""
         kept = [(index, _const(thunk())) for index, thunk in self.blocks()] if self.scale is not None else []
-        return ExactTensor(self.shape, lambda: kept, self.scale)
+        return ExactTensor(self.shape, lambda: kept, self.scale, self.threads)
 
 
 def _const(value):
@@ -122,6 +125,17 @@ def evaluate(shape, n_terms: int, builder: Callable[[np.ndarray], Parts], n_part
         r = np.arange(r0, min(rows, r0 + per_block), dtype=np.int64)
         blocks.append((slice(r0, r0 + r.size), _const([exact_row_sums(a, b, mantissa_bits) for a, b in builder(r)])))
     return ExactTensor(tuple(shape), lambda: blocks, scale)
+
+
+def _take_or_zero(a: np.ndarray | None, lead: tuple, idx: np.ndarray, size: int):
+    """``a[lead + (idx,)]`` along the last axis (of length ``size``), reading 0 where ``idx ==
+    size`` (the sentinel of a padded zero or an unused slot): ``_append_zero(a, -1)[lead +
+    (idx,)]`` without copying ``a`` (non-finite values at the clipped position never leak)."""
+    if a is None:
+        return None
+    if size == 0:
+        return _append_zero(a, a.ndim - 1)[lead + (idx,)]
+    return np.where(idx < size, a[lead + (np.minimum(idx, size - 1),)], 0.0)
 
 
 def _append_zero(a: np.ndarray | None, axis: int):
@@ -162,7 +176,7 @@ class Terms:
 def _sliced_or_terms(streamed, shape, terms: Callable[[], Terms], scale, mantissa_bits) -> ExactTensor:
     """The sliced engine's blocks where it applied (``streamed`` not None), else the term lists'."""
     if scale is not None and streamed is not None:
-        return ExactTensor(tuple(shape), streamed.blocks, scale)
+        return ExactTensor(tuple(shape), streamed.blocks, scale, streamed.threads)
     return terms().exact(scale, mantissa_bits)
 
 
@@ -219,12 +233,43 @@ class Sources:
         return to_float64_parts(self.gy, self.cd)
 
 
+def _positions(src: np.ndarray, L: int, L_out: int, K: int, stride: int, dilation: int) -> np.ndarray:
+    """``(L_out, K)``: the x position read by output t through tap k, ``L`` (the appended
+    zero) where the padded value is a zero: ``src[t*stride + k*dilation]``, -1 -> L."""
+    src = np.where(src < 0, L, src)
+    return src[forward_positions(L_out, K, stride, dilation)]
+
+
+# Tap tables per geometry (the exact fallback of truncated sliced plans builds term lists per
+# block; rebuilding these each time cost more than the rows' exact sums). Bounded: 64 entries
+# each, read-only int64 arrays of (L_out, K) resp. 2 x (L, a few) elements.
+@lru_cache(maxsize=64)
+def _cached_positions(L: int, pl: int, pr: int, mode: str, L_out: int, K: int, stride: int, dilation: int):
+    """:func:`_positions` of the padding's own index map (read-only)."""
+    pos = _positions(source_index(L, pl, pr, mode), L, L_out, K, stride, dilation)
+    pos.flags.writeable = False
+    return pos
+
+
+def _read_positions(geo: Geometry, padding_mode: str) -> np.ndarray:
+    return _cached_positions(geo.L, geo.pl, geo.pr, padding_mode, geo.L_out, geo.K, geo.stride, geo.dilation)
+
+
+@lru_cache(maxsize=64)
+def _input_taps(L: int, pl: int, pr: int, mode: str, L_out: int, K: int, stride: int, dilation: int):
+    """:func:`~usconv_ref.padding.grad_input_taps` of the padding's own index map, cached per
+    geometry (read-only arrays)."""
+    kk, tt = grad_input_taps(source_index(L, pl, pr, mode), L, L_out, K, stride, dilation)
+    kk.flags.writeable = False
+    tt.flags.writeable = False
+    return kk, tt
+
+
 def forward_terms(geo: Geometry, ops: Operands, padding_mode: str, src: np.ndarray | None = None) -> Terms:
     """``src`` overrides the padding's source index map (for simulated implementations)."""
-    src = source_index(geo.L, geo.pl, geo.pr, padding_mode) if src is None else src
-    src = np.where(src < 0, geo.L, src)  # -> appended zero
-    pos = src[forward_positions(geo.L_out, geo.K, geo.stride, geo.dilation)]  # (L_out, K)
-    xr, xi = _append_zero(ops.xr, 2), _append_zero(ops.xi, 2)
+    pos = (_read_positions(geo, padding_mode) if src is None  # (L_out, K)
+           else _positions(src, geo.L, geo.L_out, geo.K, geo.stride, geo.dilation))
+    xr, xi = ops.xr, ops.xi
     Cg, Og, L_out = geo.Cg, geo.Og, geo.L_out
     c = np.arange(Cg)[None, :, None]
 
@@ -232,7 +277,7 @@ def forward_terms(geo: Geometry, ops: Operands, padding_mode: str, src: np.ndarr
         n, o, t = np.unravel_index(r, (geo.N, geo.C_out, L_out))
         ch = (o // Og)[:, None, None] * Cg + c
         p = pos[t][:, None, :]
-        take = lambda x: None if x is None else x[n[:, None, None], ch, p].reshape(len(r), -1)
+        take = lambda x: None if x is None else _take_or_zero(x, (n[:, None, None], ch), p, geo.L).reshape(len(r), -1)
         wt = lambda w: None if w is None else w[o].reshape(len(r), -1)
         parts = _products(take(xr), take(xi), wt(ops.wr), wt(ops.wi), conj=False)
         if ops.br is not None:
@@ -245,10 +290,11 @@ def forward_terms(geo: Geometry, ops: Operands, padding_mode: str, src: np.ndarr
 
 
 def grad_input_terms(geo: Geometry, gyr, gyi, ops: Operands, padding_mode: str, src=None, conj: bool = True) -> Terms:
-    src = source_index(geo.L, geo.pl, geo.pr, padding_mode) if src is None else src
-    kk, tt = grad_input_taps(src, geo.L, geo.L_out, geo.K, geo.stride, geo.dilation)  # (L, M)
-    gyr, gyi = _append_zero(gyr, 2), _append_zero(gyi, 2)
-    wr, wi = _append_zero(ops.wr, 2), _append_zero(ops.wi, 2)
+    if src is None:
+        kk, tt = _input_taps(geo.L, geo.pl, geo.pr, padding_mode, geo.L_out, geo.K, geo.stride, geo.dilation)
+    else:
+        kk, tt = grad_input_taps(src, geo.L, geo.L_out, geo.K, geo.stride, geo.dilation)  # (L, M)
+    wr, wi = ops.wr, ops.wi
     Cg, Og = geo.Cg, geo.Og
     og = np.arange(Og)[None, :, None]
 
@@ -256,8 +302,8 @@ def grad_input_terms(geo: Geometry, gyr, gyi, ops: Operands, padding_mode: str, 
         n, ci, j = np.unravel_index(r, (geo.N, geo.C_in, geo.L))
         o = (ci // Cg)[:, None, None] * Og + og  # (R, Og, 1)
         k, t = kk[j][:, None, :], tt[j][:, None, :]  # (R, 1, M)
-        gy = lambda g: None if g is None else g[n[:, None, None], o, t].reshape(len(r), -1)
-        ww = lambda w: None if w is None else w[o, (ci % Cg)[:, None, None], k].reshape(len(r), -1)
+        gy = lambda g: None if g is None else _take_or_zero(g, (n[:, None, None], o), t, geo.L_out).reshape(len(r), -1)
+        ww = lambda w: None if w is None else _take_or_zero(w, (o, (ci % Cg)[:, None, None]), k, geo.K).reshape(len(r), -1)
         return _products(gy(gyr), gy(gyi), ww(wr), ww(wi), conj=conj)
 
     n_terms = (2 if gyi is not None else 1) * Og * kk.shape[1]
@@ -265,10 +311,9 @@ def grad_input_terms(geo: Geometry, gyr, gyi, ops: Operands, padding_mode: str, 
 
 
 def grad_weight_terms(geo: Geometry, gyr, gyi, ops: Operands, padding_mode: str, src=None, conj: bool = True) -> Terms:
-    src = source_index(geo.L, geo.pl, geo.pr, padding_mode) if src is None else src
-    src = np.where(src < 0, geo.L, src)
-    pos = src[forward_positions(geo.L_out, geo.K, geo.stride, geo.dilation)]  # (L_out, K)
-    xr, xi = _append_zero(ops.xr, 2), _append_zero(ops.xi, 2)
+    pos = (_read_positions(geo, padding_mode) if src is None  # (L_out, K)
+           else _positions(src, geo.L, geo.L_out, geo.K, geo.stride, geo.dilation))
+    xr, xi = ops.xr, ops.xi
     Cg, Og = geo.Cg, geo.Og
     nn = np.arange(geo.N)[:, None]
 
@@ -276,7 +321,8 @@ def grad_weight_terms(geo: Geometry, gyr, gyi, ops: Operands, padding_mode: str,
         o, c, k = np.unravel_index(r, (geo.C_out, Cg, geo.K))
         ch = (o // Og) * Cg + c
         gy = lambda g: None if g is None else g[:, o, :].transpose(1, 0, 2).reshape(len(r), -1)
-        xx = lambda x: None if x is None else x[nn[None], ch[:, None, None], pos[:, k].T[:, None, :]].reshape(len(r), -1)
+        xx = lambda x: None if x is None else _take_or_zero(x, (nn[None], ch[:, None, None]), pos[:, k].T[:, None, :],
+                                                            geo.L).reshape(len(r), -1)
         return _products(gy(gyr), gy(gyi), xx(xr), xx(xi), conj=conj)
 
     n_terms = (2 if gyi is not None else 1) * geo.N * geo.L_out

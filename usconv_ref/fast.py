@@ -14,6 +14,7 @@ on. Chunks reuse per-thread scratch buffers (:class:`_Scratch`).
 """
 from __future__ import annotations
 
+import math
 import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
@@ -42,28 +43,39 @@ class _Scratch:
 
     def get(self, key: str, shape: tuple, dtype=np.float64) -> np.ndarray:
         """An uninitialised C-contiguous array of ``shape``, the same memory each time for ``key``."""
-        size = int(np.prod(shape))
+        size = math.prod(shape)
         buf = self.bufs.get(key)
         if buf is None or buf.size < size or buf.dtype != dtype:
             buf = self.bufs[key] = np.empty(max(size, 1), dtype)
         return buf[:size].reshape(shape)
 
 
+# Each thread's scratch, kept between calls (the exact engine calls these kernels once per slice
+# pair and block: a fresh scratch per call faulted its pages in every time). Bounded: per thread,
+# one buffer per key at the largest size asked (a few MiB); a thread's buffers go with the thread.
+_LOCAL = threading.local()
+
+
+def _thread_scratch() -> _Scratch:
+    """The calling thread's :class:`_Scratch` (created on first use)."""
+    scratch = getattr(_LOCAL, "scratch", None)
+    if scratch is None:
+        scratch = _LOCAL.scratch = _Scratch()
+    return scratch
+
+
 def _each_chunk(body, chunks: list, workers: int) -> None:
     """``body(chunk, scratch)`` for every chunk (they write disjoint rows): in order, or on
-    ``workers`` threads (NumPy releases the GIL inside its loops); ``scratch`` is a
-    :class:`_Scratch` of the thread running it."""
+    ``workers`` threads (NumPy releases the GIL inside its loops); ``scratch`` is the
+    :class:`_Scratch` of the thread running it (bodies must not call back into this)."""
     if workers <= 1 or len(chunks) < 2:
-        scratch = _Scratch()
+        scratch = _thread_scratch()
         for sl in chunks:
             body(sl, scratch)
         return
-    local = threading.local()
 
     def run(sl):
-        if not hasattr(local, "scratch"):
-            local.scratch = _Scratch()
-        body(sl, local.scratch)
+        body(sl, _thread_scratch())
 
     with ThreadPoolExecutor(min(workers, len(chunks))) as ex:
         list(ex.map(run, chunks))
@@ -269,7 +281,7 @@ def _dw_grad_weight_blocked(gr, xr, acc, geo: Geometry, mode: str, B: int, worke
 
 
 def forward_raw(xb: np.ndarray, w: np.ndarray, geo: Geometry, mode: str, workers: int = 1,
-                out: np.ndarray | None = None, negate: bool = False) -> np.ndarray:
+                out: np.ndarray | None = None, negate: bool = False, assign: bool = False) -> np.ndarray:
     """``sum_{c,k} w[o,c,k] * xp[n, g(o)Cg + c, t*stride + k*dilation]`` as (N, G, Og, L_out),
     no scale, no bias. For integer-valued inputs whose products sum (in absolute value) to at
     most 2**53 per element every partial sum is an exact integer, so the result is exact in
@@ -278,18 +290,21 @@ def forward_raw(xb: np.ndarray, w: np.ndarray, geo: Geometry, mode: str, workers
     Depthwise: per chunk of (n, channel) rows, a multiply-add per tap in cache (chunks on
     ``workers`` threads). Otherwise per batch element one matrix product per tap over the
     group's channels (BLAS threads). ``out`` (float64, that shape): the result is added to it
-    (subtracted with ``negate``) in place, no full-size temporary."""
+    (subtracted with ``negate``) in place, no full-size temporary; with ``assign`` it replaces
+    ``out``'s contents (negated with ``negate``) instead."""
     dtype = np.result_type(xb, w, np.float64)
     G, Og, Cg, K = geo.groups, geo.Og, geo.Cg, geo.K
     if _depthwise(geo):
         rows = geo.N * G
         xr = xb.reshape(rows, geo.L)
         wr = w.reshape(G, K)
-        acc = out is not None
-        y = out.reshape(rows, geo.L_out) if acc else np.empty((rows, geo.L_out), dtype)
-        add = np.subtract if negate else np.add
+        acc = out is not None and not assign
+        y = out.reshape(rows, geo.L_out) if out is not None else np.empty((rows, geo.L_out), dtype)
+        add = np.subtract if negate and acc else np.add
         if _FILTER and geo.stride == 1 and dtype == np.float64:
             _dw_forward_filter(xr, wr, y, geo, mode, acc, add, workers)
+            if negate and not acc:
+                np.negative(y, out=y)
             return y.reshape(geo.N, G, 1, geo.L_out)
 
         def body(sl, scratch):
@@ -305,9 +320,13 @@ def forward_raw(xb: np.ndarray, w: np.ndarray, geo: Geometry, mode: str, workers
                 add(yc, tmp, out=yc)
 
         _each_chunk(body, _row_chunks(rows, geo.L_pad), workers)
+        if negate and not acc and out is not None:
+            np.negative(y, out=y)
         return y.reshape(geo.N, G, 1, geo.L_out)
     wg = w.reshape(G, Og, Cg, K)
     y = out if out is not None else np.zeros((geo.N, G, Og, geo.L_out), dtype)
+    if assign:
+        y[...] = 0
     add = np.subtract if negate else np.add
     tmp = np.empty((G, Og, geo.L_out), dtype)
     for n in range(geo.N):
@@ -318,17 +337,21 @@ def forward_raw(xb: np.ndarray, w: np.ndarray, geo: Geometry, mode: str, workers
     return y
 
 
-def grad_input_raw(gyb: np.ndarray, w: np.ndarray, geo: Geometry, mode: str, workers: int = 1) -> np.ndarray:
+def grad_input_raw(gyb: np.ndarray, w: np.ndarray, geo: Geometry, mode: str, workers: int = 1,
+                   out: np.ndarray | None = None) -> np.ndarray:
     """``padding_adjoint(sum_{o,k} gy[n,o,t] * w[o,c,k] at t*stride + k*dilation)`` as
     (N, C_in, L): no conjugation, no scale (exact for integer-valued inputs as
-    :func:`forward_raw`)."""
+    :func:`forward_raw`); written into ``out`` (that many elements, C-contiguous, of the
+    result's dtype) if given."""
     dtype = np.result_type(gyb, w, np.float64)
+    if out is not None and (out.dtype != dtype or not out.flags.c_contiguous or out.size != geo.N * geo.C_in * geo.L):
+        raise ValueError("out: must be a C-contiguous array of the result's dtype and size")
     G, Og, Cg, K = geo.groups, geo.Og, geo.Cg, geo.K
     if _depthwise(geo):
         rows = geo.N * G
         gr = gyb.reshape(rows, geo.L_out)
         wr = w.reshape(G, K)
-        gx = np.empty((rows, geo.L), dtype)
+        gx = np.empty((rows, geo.L), dtype) if out is None else out.reshape(rows, geo.L)
         if _FILTER and geo.stride == 1 and dtype == np.float64:
             _dw_grad_input_filter(gr, wr, gx, geo, mode, workers)
             return gx.reshape(geo.N, geo.C_in, geo.L)
@@ -348,7 +371,7 @@ def grad_input_raw(gyb: np.ndarray, w: np.ndarray, geo: Geometry, mode: str, wor
         return gx.reshape(geo.N, geo.C_in, geo.L)
     wt = np.swapaxes(w.reshape(G, Og, Cg, K), 1, 2)  # (G, Cg, Og, K)
     gyg = gyb.reshape(geo.N, G, Og, geo.L_out)
-    gx = np.empty((geo.N, geo.C_in, geo.L), dtype)
+    gx = np.empty((geo.N, geo.C_in, geo.L), dtype) if out is None else out.reshape(geo.N, geo.C_in, geo.L)
     for n in range(geo.N):
         gxp = np.zeros((G, Cg, geo.L_pad), dtype)
         for k in range(K):

@@ -54,6 +54,7 @@ exponent spreads that need more than ``MAX_PASSES`` passes or ``MAX_LIMBS`` limb
 """
 from __future__ import annotations
 
+import math
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
@@ -66,7 +67,8 @@ import numpy as np
 
 from . import fast
 from .dtypes import to_float64_parts
-from .numerics import RowSums, _fast_two_sum, _two_prod, _two_sum, decide, normalize_sign, round_exact
+from .numerics import (_DD_REL_ERR, RowSums, _fast_two_sum, _two_prod, _two_sum, decide, normalize_sign,
+                       round_exact)
 from .padding import forward_positions, source_index
 from .spec import Geometry
 
@@ -107,26 +109,38 @@ def exponents(amax: np.ndarray, amin: np.ndarray, precision: int):
     return E, int(np.max(np.where(nz, E - low, 0)))
 
 
-def slices(parts: list, E: np.ndarray, beta: int, count: int, consume: bool = False):
+def slices(parts: list, E: np.ndarray, beta: int, count: int, consume: bool = False, scratch=None):
     """Yield up to ``count`` slices (each a list over parts of integer-valued float64 arrays
     with ``|q| <= 2**beta``) with ``a = sum_i q_i * 2**(E - beta*(i+1))``, stopping early once
     the remainder is zero (later slices would be zero: their passes are skipped); asserts that
-    nothing is left over. ``consume``: the parts may be overwritten (saves two copies)."""
+    nothing is left over. ``consume``: the parts may be overwritten (saves two copies).
+    ``scratch`` (a :class:`~usconv_ref.fast._Scratch`): every slice is written into the same
+    buffers (no fresh pages per slice), so a slice is valid only until the next is drawn."""
     if count == 0:  # the other operand is all zero: nothing to compute
         return
-    shift = (beta - E).astype(np.int32)
-    rs = [np.ldexp(p, shift, out=p) if consume else np.ldexp(p, shift) for p in parts]
+    rs = [_scale2(p, beta - E, p if consume else None) for p in parts]
+    step = 2.0**beta
     for i in range(count):
         if i:
             for r in rs:
-                np.ldexp(r, beta, out=r)
-        qs = [np.rint(r) for r in rs]
+                np.multiply(r, step, out=r)  # exact: |r| <= 1/2 before
+        qs = [np.rint(r, out=None if scratch is None else scratch.get(f"slice{k}", r.shape)) for k, r in enumerate(rs)]
         for r, q in zip(rs, qs):
             r -= q  # exact: the fraction of r
         yield qs
         if not any(r.any() for r in rs):
             return
     raise AssertionError("sliced: operand not exhausted by its slices")  # pragma: no cover - excluded by the bits bound
+
+
+def _scale2(a: np.ndarray, k: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+    """``a * 2**k`` (``k`` integers broadcasting against ``a``), exact where the result is
+    finite and normal or zero: a product with the float64 powers ``2**k`` where those are
+    normal numbers (``np.ldexp`` costs ~20 times a multiply), else ``np.ldexp``."""
+    k = np.asarray(k)
+    if k.size and -1022 <= int(k.min()) and int(k.max()) <= 1023:
+        return np.multiply(a, np.ldexp(1.0, k.astype(np.int32)), out=out)
+    return np.ldexp(a, k.astype(np.int32), out=out)
 
 
 @dataclass(frozen=True)
@@ -324,30 +338,52 @@ def plan(bits_a: int, bits_b: int, n_products: int, combos: Combo) -> Plan | Non
     return p
 
 
-def new_buffers(p: Plan, combos: Combo, shape: tuple) -> list:
-    return [[np.zeros(shape) for _ in p.shifts] for _ in combos]
+def new_buffers(p: Plan, combos: Combo, shape: tuple, empty: bool = False) -> list:
+    """One float64 buffer of ``shape`` per part and shift: zeros, or uninitialised with
+    ``empty`` (for :func:`accumulate`, which writes every one)."""
+    make = np.empty if empty else np.zeros
+    return [[make(shape) for _ in p.shifts] for _ in combos]
 
 
 def accumulate(bufs: list, p: Plan, a_slices, b_slices: list, F: Callable, combos: Combo) -> None:
-    """``bufs[part][slot(i, j)] += sign * F(a_i, b_j)`` over every slice pair of the plan and
-    term; ``F(a, b, buf, negate)`` adds (subtracts) its result into ``buf`` itself. A truncated
-    plan stops drawing a slices after ``len(kb)`` and pairs slice ``i`` with ``kb[i]`` b slices."""
+    """``bufs[part][slot(i, j)] = sum sign * F(a_i, b_j)`` over every slice pair of the plan and
+    term; ``F(a, b, buf, negate, assign)`` adds (subtracts) its result into ``buf`` itself, or
+    with ``assign`` writes it there (the buffer's first pair: no zeroing pass, no addition).
+    Buffers no pair reaches (operands exhausted early) are set to zero, so ``bufs`` may start
+    uninitialised. A truncated plan stops drawing a slices after ``len(kb)`` and pairs slice
+    ``i`` with ``kb[i]`` b slices."""
     slot = {s: k for k, s in enumerate(p.shifts)}
+    written = set()
     for i, qa in enumerate(a_slices):
         if p.kb is not None and i >= len(p.kb):
             break
-        for j, qb in enumerate(b_slices if p.kb is None else b_slices[:p.kb[i]]):
+        bs = b_slices if p.kb is None else b_slices[:p.kb[i]]
+        for j, qb in enumerate(bs):
             k = slot[p.shift(i, j)]
             for part, combo in enumerate(combos):
                 for sign, ia, ib in combo:
-                    F(qa[ia], qb[ib], bufs[part][k], sign < 0)
+                    F(qa[ia], qb[ib], bufs[part][k], sign < 0, (part, k) not in written)
+                    written.add((part, k))
+    for part in range(len(bufs)):
+        for k in range(len(bufs[part])):
+            if (part, k) not in written:
+                bufs[part][k][...] = 0
 
 
-def adding(raw: Callable) -> Callable:
-    """``F(a, b, buf, negate)`` from a function returning its result: ``buf += raw(a, b)``."""
-    def F(a, b, buf, negate):
+def adding(raw: Callable, into: Callable | None = None) -> Callable:
+    """``F(a, b, buf, negate, assign)`` (see :func:`accumulate`) from a function returning its
+    result: ``buf += raw(a, b)`` (``-=`` with ``negate``, ``=`` with ``assign``);
+    ``into(a, b, buf)``, if given, writes ``raw(a, b)`` into ``buf`` without a temporary."""
+    def F(a, b, buf, negate, assign=False):
+        if assign and into is not None:
+            into(a, b, buf)
+            if negate:
+                np.negative(buf, out=buf)
+            return
         t = raw(a, b)
-        if negate:
+        if assign:
+            np.negative(t, out=buf) if negate else np.copyto(buf, t)
+        elif negate:
             buf -= t
         else:
             buf += t
@@ -357,7 +393,7 @@ def adding(raw: Callable) -> Callable:
 def _sums(bufs: list, p: Plan, base: np.ndarray, bias, fallbacks=None) -> list:
     """One :class:`SlicedSums` per part from the buffers (truncated plans: with the plan's
     tail bound and the part's exact fallback from ``fallbacks``)."""
-    base = np.ascontiguousarray(base, np.int32).reshape(-1)  # exponents: int32 halves the memory
+    base = np.ascontiguousarray(base, np.int64).reshape(-1)  # exponents
     out = []
     for part, terms in enumerate(bufs):
         pb = None if bias is None else np.ascontiguousarray(bias[part]).reshape(-1)
@@ -388,8 +424,10 @@ class SlicedSums:
     def take(self, sl) -> "SlicedSums":
         fb = self.fallback
         if fb is not None:
-            rows = np.arange(len(self))[sl]
-            fb = partial(_offset_fallback, self.fallback, rows)
+            if isinstance(sl, slice) and sl.step in (None, 1):  # rows start + sub (no index array)
+                fb = partial(_shifted_fallback, self.fallback, range(len(self))[sl].start)
+            else:
+                fb = partial(_offset_fallback, self.fallback, np.arange(len(self))[sl])
         return SlicedSums([t[sl] for t in self.terms], self.shifts, self.base[sl],
                           None if self.bias is None else self.bias[sl], self.tail, fb)
 
@@ -413,11 +451,10 @@ class SlicedSums:
         zeros = np.zeros(rows.size, bool)
         return RowSums(limbs, neg, base, zeros, zeros.astype(np.int8), width)
 
-    def approx(self, double: bool):
-        """``(S, Sl, A)`` with ``V = (S + Sl + e) * 2**base``, ``|e| <= err_factor * A`` (see
-        :meth:`round`), ``A >= sum of the magnitudes`` in those units; rows whose bias does not
-        scale exactly get ``A = inf``. ``double``: ``S + Sl`` a cascaded (Sum2) double-double
-        sum, else ``Sl = 0``."""
+    def approx(self):
+        """``(S, A)`` with ``V = (S + e) * 2**base``, ``|e| <= 1.01 n u A`` (``S`` the float64
+        sum, formats of at most 24 bits; the float64 tier uses :meth:`cascade`), ``A >= sum of
+        the magnitudes`` in those units; rows whose bias does not scale exactly get ``A = inf``."""
         terms = [t * 2.0**sh if sh else t for t, sh in zip(self.terms, self.shifts)]
         bad = None
         if self.bias is not None:
@@ -425,21 +462,106 @@ class SlicedSums:
                 bb = np.ldexp(self.bias, -self.base)
             bad = ~np.isfinite(bb) | (np.ldexp(bb, self.base) != self.bias)
             terms.append(np.where(bad, 0.0, bb))
-        Sl = np.zeros(len(self))
         if not terms:
-            return Sl.copy(), Sl, Sl.copy()
-        S = terms[0] + 0.0  # = _two_sum(0, t0): (t0, 0) exactly
+            return np.zeros(len(self)), np.zeros(len(self))
+        S = terms[0] + 0.0
         A = np.abs(terms[0])
         for t in terms[1:]:
-            if double:
-                S, e = _two_sum(S, t)
-                Sl += e
-            else:
-                S += t
+            S += t
             A += np.abs(t)
         if bad is not None:
             A = np.where(bad, np.inf, A)
-        return S, Sl, A
+        return S, A
+
+    def cascade(self, slack: float = 0.0):
+        """``(S, Sl, B, low, extra)``: ``V = (S + Sl + e) * 2**(base + low)`` with ``low`` the
+        least shift and ``|e| <= (n+2)**2 2**-106 (2 |S| + B) + extra``, where ``B`` bounds, *a priori*, the
+        magnitudes of every term but the largest-shift one: ``B = sum_{i >= 2} 2**(53 + shift_i
+        - low)`` (every buffer is an integer of at most 2**53: the plan's exactness condition)
+        plus ``|bias|`` in those units (``inf`` where the bias does not scale exactly). No pass
+        over the terms for magnitudes.
+
+        The terms ``p_i = terms[i] 2**(shift_i - low)`` are added in decreasing shift order
+        with Fast2Sum, ``S' = fl(S + p)``, ``e = p - (S' - S)`` (3 operations instead of
+        TwoSum's 6), exact here: in units of ``2**s`` (``s`` the shift of ``p``) ``p`` is an
+        integer with ``|p| <= 2**53`` and the running sum ``S`` an even integer (a float sum of
+        multiples of ``2**(s+1)`` rounds to one). Where ``|S| >= |p|`` this is Dekker's theorem;
+        else ``|S + p| < 2**54``: below ``2**53`` the sum is exact (``e = 0``), above it ``S'`` is
+        even, so ``S' - S`` is even with ``|S' - S| <= |p| + 1``, hence at most ``2**53``
+        (representable), and ``e = S + p - S'`` has ``|e| <= 1``. No value leaves the normal
+        range (``shift + 53 <= 1000``). The bias (any exponent) joins last with TwoSum.
+
+        ``slack`` (an absolute error allowed, in units of ``2**low``; truncated sums carry a tail
+        bound far above the double-double's error): the lowest-shift terms ``L`` whose a priori
+        ``extra = (m + n + 1) u B_L`` (``m = |L|``, ``B_L = sum_L 2**(53 + shift - low)``) stays
+        within ``slack`` are summed in plain float64 (error ``<= gamma_{m-1} B_L``) and that sum
+        joins ``Sl`` as one more term (error ``<= gamma_n (T + |sum L|)``): 2 operations per such
+        term instead of 5; ``extra = 0`` when none qualifies.
+
+        Error: with ``pi_k`` the running sums, ``sum_{j<=k} p_j = pi_k + sum_{j<=k} e_j`` and
+        ``|e_k| <= u |pi_k|`` (``u = 2**-53``), so with ``T = sum |e_k|``: ``|pi_k| <= |V| +
+        sum_{j>k} |p_j| + T <= |V| + B + T``, ``T <= u (n-1) (|V| + B + T)`` and ``|V| <= |S| +
+        T``, whence ``T <= (gamma_{n-1} |S| + u (n-1) B) / (1 - 2 gamma_{n-1})``. ``Sl``, the
+        float sum of the ``e``, is within ``gamma_{n-2} T`` of their exact sum (Ogita, Rump,
+        Oishi 2005), and ``gamma_{n-2} T <= (n+2)**2 u**2 (2 |S| + B)`` for ``n < 2**40``."""
+        low = min(self.shifts, default=0)
+        order = sorted(range(len(self.terms)), key=lambda i: -self.shifts[i])
+        n = len(self.terms) + (self.bias is not None)
+        plain, B_L, extra = [], 0.0, 0.0
+        for i in reversed(order[1:]):  # lowest shifts first; never the top term
+            b_l = B_L + 2.0 ** (_MANT + self.shifts[i] - low)
+            e_l = (len(plain) + 1 + n + 1) * 2.0**-53 * b_l * (1.0 + 2.0**-40)
+            if e_l > slack:
+                break
+            plain.append(i)
+            B_L, extra = b_l, e_l
+        low_sum = None
+        for i in plain:
+            rel = self.shifts[i] - low
+            t = self.terms[i] * 2.0**rel if rel else self.terms[i]
+            low_sum = t.copy() if low_sum is None else np.add(low_sum, t, out=low_sum)
+        order = order[:len(order) - len(plain)]
+        S = Sl = None
+        for i in order:
+            rel = self.shifts[i] - low
+            t = self.terms[i] * 2.0**rel if rel else self.terms[i]
+            if S is None:
+                S = t if rel else t.copy()
+                continue
+            s = S + t
+            np.subtract(s, S, out=S)  # S' - S (exact), into the old S's memory
+            np.subtract(t, S, out=S)  # e
+            if Sl is None:
+                Sl = S
+            else:
+                Sl += S
+            S = s
+        B = float(sum(2.0 ** (_MANT + self.shifts[i] - low) for i in order[1:])) + B_L
+        if S is None:
+            S = np.zeros(len(self))
+        if Sl is None:
+            Sl = np.zeros(len(self)) if low_sum is None else low_sum
+        elif low_sum is not None:
+            Sl += low_sum
+        if self.bias is not None:
+            base = self.base.astype(np.int64) + low
+            with np.errstate(over="ignore", under="ignore"):
+                bb = np.ldexp(self.bias, -base)
+            bad = ~np.isfinite(bb) | (np.ldexp(bb, base) != self.bias)
+            bb = np.where(bad, 0.0, bb)
+            S, e = _two_sum(S, bb)
+            Sl += e
+            B = np.where(bad, np.inf, B + np.abs(bb))
+        return S, Sl, B, low, extra
+
+    def _all_zero(self, rows: np.ndarray) -> np.ndarray:
+        """Per row of ``rows``: every term (and the bias) is zero, i.e. ``V = 0`` exactly."""
+        z = np.ones(rows.size, bool)
+        for t in self.terms:
+            z &= t[rows] == 0
+        if self.bias is not None:
+            z &= self.bias[rows] == 0
+        return z
 
     def round(self, scale, fmt, sink=None) -> np.ndarray | None:
         """``round_fmt(scale * V)`` per row, in chunks of rows that stay in cache: returned as
@@ -469,11 +591,15 @@ class SlicedSums:
 
     def _round(self, scale, fmt, pending: list | None = None, offset: int = 0) -> np.ndarray:
         """``round_fmt(scale * V)`` per row. Fast tier: ``S`` (float64 sum, formats of at most
-        24 bits) or the double-double ``S + Sl`` (wider formats) times the scale's leading
-        part(s); with ``n`` summed terms and ``u = 2**-53``, ``|S - V| <= 1.01 n u A`` and
-        ``|S + Sl - V| <= (n u)**2 A`` (Ogita-Rump-Oishi), so ``z`` is within ``|sh| A (n+6) u``
-        resp. ``|sh| A (n+2)**2 u**2 + 2**-98 |z|`` of ``scale * V``. :func:`decide` rounds what
-        that bound allows (and where the sign is certain); the rest goes through the limbs.
+        24 bits) or the double-double ``S + Sl`` of :meth:`cascade` (wider formats) times the
+        scale's leading part(s); with ``n`` summed terms and ``u = 2**-53``, ``|S - V| <= 1.01 n
+        u A`` (``A`` the rows' sums of magnitudes, :meth:`approx`) and ``|S + Sl - V| <= (n+2)**2
+        u**2 (2|S| + B)`` (:meth:`cascade`: ``B`` a priori), so ``z`` is within ``|sh| A (n+6) u``
+        resp. ``|sh| (n+2)**2 u**2 (2|S| + B) + 2**-98 |z|`` of ``scale * V``.
+        :func:`round_bits_dd` / :func:`round_bits` / :func:`decide` round what that bound allows
+        (and where the sign is certain); the rest goes through the limbs (rows of zero terms:
+        exactly zero, +0). No masked NumPy operations on the rows (``np.where`` with a random
+        mask and ``where=`` cost several times a plain operation).
         Truncated: the tail bound joins the error, the rest goes to the fallback — or, with
         ``pending``, is appended to it (offset by ``offset``) and left for the caller (NaN)."""
         rows = len(self)
@@ -488,28 +614,43 @@ class SlicedSums:
             rs = self.row_sums(np.arange(rows))
             return _rounded_rows(rs, self, np.arange(rows), scale, fmt)
         double = fmt.precision > 24
-        S, Sl, A = self.approx(double)
+        low_shift = min(self.shifts, default=0)
         sh, sl, es = scale.dd
         sh = np.float64(sh)
         if double:
+            slack = self.tail * 2.0**-low_shift * 2.0**-12 if truncated else 0.0  # a 2**-12 share of the tail
+            S, Sl, B, low, extra = self.cascade(slack)
             zh, zl = _two_prod(S, sh)
             zh, zl = _fast_two_sum(zh, zl + (S * sl + Sl * sh))
-            err = abs(sh) * A * ((n + 2) ** 2 * 2.0**-106) + np.abs(zh) * 2.0**-98
-            if truncated:  # |scale| <= |sh| (1 + 2**-53); the margin covers this line's roundings
-                err = (err + abs(sh) * self.tail) * (1.0 + 2.0**-40)
-            neg = zh < 0
-            zh, zl = np.abs(zh), np.where(neg, -zl, zl)
-            off = self.base.astype(np.int64) + es
+            sign = np.copysign(1.0, zh)  # |z| = |zh| + sign * zl (no masked operations: slow)
+            zh = np.abs(zh)
+            zl *= sign
+            # |sh| (n+2)**2 2**-106 (2 |S| + B) + 2**-98 |z| (+ the tail, in units of 2**(base + low)),
+            # with |sh S| <= 2 zh; the factor 1 + 2**-39 covers the roundings of this bound (its
+            # constants and the two operations per row) and the 2**-40 slack of |sh S| <= 2 zh
+            c = (n + 2) ** 2 * 2.0**-106
+            bound = abs(sh) * (c * B + extra)
+            if truncated:  # |scale| <= |sh| (1 + 2**-53)
+                bound = bound + abs(sh) * (self.tail * 2.0**-low)
+            err = zh * ((4 * c + 2.0**-98) * (1.0 + 2.0**-39)) + bound * (1.0 + 2.0**-39)
+            off = self.base.astype(np.int64, copy=False) + (es + low)
             with np.errstate(invalid="ignore", over="ignore"):
                 if fmt.precision == _MANT:
-                    val, decided = round_bits_dd(zh, zl, off, err)
+                    val, decided = round_bits_dd(zh, zl, off, err)  # decided implies err < zh / 2**53
                 else:
                     val, decided = np.zeros(rows), np.zeros(rows, bool)
                 other = np.flatnonzero(~decided)  # subnormal/overflowing results, other formats
                 if other.size:
-                    val[other], decided[other] = decide(zh[other], zl[other], off[other], err[other], fmt)
-            decided &= err < zh
+                    vo, do = decide(zh[other], zl[other], off[other], err[other], fmt)
+                    val[other], decided[other] = vo, do & (err[other] < zh[other])
+            exact_zero = None
+            if not truncated:  # rows of zero terms (and bias): candidates have zh = 0
+                exact_zero = np.zeros(rows, bool)
+                cand = np.flatnonzero(zh == 0)
+                if cand.size:
+                    exact_zero[cand] = self._all_zero(cand)
         else:
+            S, A = self.approx()
             with np.errstate(invalid="ignore", over="ignore", divide="ignore"):  # zh = 0: undecided
                 zh = S * sh
                 err_ulps = np.abs(sh) * A / np.abs(zh) * (n + 6)
@@ -517,13 +658,12 @@ class SlicedSums:
                     err_ulps = (err_ulps + np.abs(sh) * self.tail * 2.0**53 / np.abs(zh)) * (1.0 + 2.0**-40)
                 val, decided = round_bits(zh, self.base.astype(np.int64) + es, err_ulps, fmt)
                 del err_ulps
-            neg = zh < 0
-        if truncated:  # a zero kept sum says nothing: such rows are undecided
-            out = np.where(neg, -val, val)
-        else:
+            sign = np.copysign(1.0, zh)
             exact_zero = A == 0
+        out = val * sign
+        if not truncated:  # (a zero kept sum of a truncated plan says nothing: undecided)
             decided |= exact_zero
-            out = np.where(exact_zero, 0.0, np.where(neg, -val, val))
+            out[exact_zero] = 0.0
         rest = np.flatnonzero(~decided)
         if rest.size:
             if truncated and pending is not None:
@@ -540,6 +680,10 @@ def _offset_fallback(fallback: Callable, rows: np.ndarray, sub: np.ndarray, scal
     return fallback(rows[sub], scale, fmt)
 
 
+def _shifted_fallback(fallback: Callable, start: int, sub: np.ndarray, scale, fmt):
+    return fallback(np.asarray(sub, np.int64) + start, scale, fmt)
+
+
 _ABS_MASK = np.int64(0x7FFFFFFFFFFFFFFF)
 
 
@@ -553,13 +697,18 @@ def round_bits_dd(zh: np.ndarray, zl: np.ndarray, off: np.ndarray, err: np.ndarr
     mag = zh.view(np.int64)
     E = mag >> 52
     e_new = E + off
-    ok = (E > 60) & (E < 2047) & (e_new >= 1) & (e_new <= 2046)
-    half_ulp = ((np.maximum(E, 54) - 53) << 52).view(np.float64)  # 2**(exponent - 53)
-    pow2 = (mag & np.int64((1 << 52) - 1)) == 0
-    below = np.where(pow2, 0.5 * half_ulp, half_ulp)  # room down to the lower midpoint
+    # 60 < E < 2047 and 1 <= e_new <= 2046, as unsigned ranges; no masked operations (slow):
+    # rows that fail are undecided, whatever their other values
+    ok = ((E - 61).view(np.uint64) < 1986) & ((e_new - 1).view(np.uint64) < 2046)
+    half_ulp = ((E - 53) << 52).view(np.float64)  # 2**(exponent - 53) (garbage where not ok)
     c = 1.0 - 2.0**-40
-    decided = ok & (zl + err < half_ulp * c) & (err - zl < below * c)
-    val = (mag + (np.where(ok, off, 0) << 52)).view(np.float64)
+    room = half_ulp * c
+    decided = ok & (zl + err < room) & (err - zl < room)
+    # at a power of two the lower neighbour is closer: room down to the lower midpoint halves
+    low = np.flatnonzero(decided & ((mag & np.int64((1 << 52) - 1)) == 0))
+    if low.size:
+        decided[low] = err[low] - zl[low] < 0.5 * room[low]
+    val = (mag + (off << 52)).view(np.float64)  # valid where decided
     return val, decided
 
 
@@ -578,11 +727,11 @@ def round_bits(z: np.ndarray, off: np.ndarray, err_ulps: np.ndarray, fmt):
     mag = z.view(np.int64) & _ABS_MASK
     e = (mag >> 52) + off  # biased exponent of the scaled value
     ok = ((mag >> 52) > 0) & ((mag >> 52) < 2047) & (e - 1023 >= fmt.emin) & (e - 1023 <= fmt.emax)
-    bits = mag + (np.where(ok, off, 0) << 52)
+    bits = mag + (off << 52)  # valid where ok (elsewhere undecided; no masked operations: slow)
     d = bits & mask
     rounded = (bits + (half - 1) + ((bits >> shift) & 1)) & ~mask
     val = rounded.view(np.float64)
-    val = np.where(val > fmt.max_finite, np.inf, val)
+    val[np.flatnonzero(val > fmt.max_finite)] = np.inf
     k = err_ulps + 1.0
     decided = ok & (np.abs(d - half).astype(np.float64) > k) & (k < half / 8)
     return val, decided
@@ -612,6 +761,12 @@ class Source:
     def parts(self, index=()) -> list:
         re, im = to_float64_parts(self.array.reshape(self.shape)[index], self.cd)
         return [re] if im is None else [re, im]
+
+    def view(self, index=()) -> list:
+        """:meth:`parts` for reading only: float64 arrays are not copied."""
+        if self.cd.name == "float64":
+            return [np.asarray(self.array, np.float64).reshape(self.shape)[index]]
+        return self.parts(index)
 
     def finite(self) -> bool:
         return _finite(self.parts())
@@ -653,10 +808,22 @@ def _sub(geo: Geometry, ns: slice, gs: slice) -> Geometry:
 class Streamed:
     """An exact output computed block by block: ``blocks()`` yields ``(index, thunk)`` with
     ``index`` slices into the output and ``thunk()`` the block's sums per part (rows in C
-    order); thunks are independent, so blocks may be computed in any order or concurrently."""
+    order); thunks are independent, so blocks may be computed in any order or concurrently
+    (on at most ``threads`` threads, None: no limit)."""
 
-    def __init__(self, blocks: Callable):
+    def __init__(self, blocks: Callable, threads: int | None = None):
         self.blocks = blocks
+        self.threads = threads
+
+
+# Threads the engine computes and rounds blocks on. Its work between long calls is NumPy
+# operations on rows of 2**13 elements (a few microseconds each, the GIL held between them); on
+# the project's 2-core VM two such threads ran slower than one, each GIL handoff costing more
+# than an operation (depthwise float64 forward 0.72-0.80 s against 0.43-0.46 s, backward
+# 1.1-1.6 s against 0.78-0.82 s). BLAS contractions keep both cores through BLAS's own threads
+# (dense forward 124-200 ms on one engine thread against 135-206 ms on two, and no two engine
+# threads times two BLAS threads oversubscription, which stalled calls for seconds under load).
+ENGINE_THREADS = 1
 
 
 # Truncation applies to contractions with at least this many products in all (below it a pass
@@ -713,22 +880,40 @@ class _Fallback:
 def _round_rows_int(a: np.ndarray, b: np.ndarray, scale, fmt) -> np.ndarray:
     """``round_fmt(scale * sum_j a[r, j] b[r, j])`` per row of finite float64 factors, with
     Python integers (a few rows: no vectorized set-up): ``v = m 2**e`` with 53-bit integer
-    ``m``, products summed exactly on the row's lowest exponent; then :func:`round_exact`
-    (a nonzero value that rounds to zero keeps its sign, an exact zero is +0)."""
+    ``m``, products summed exactly on the row's lowest exponent, ``v = num 2**low``. Rounded
+    as :func:`~usconv_ref.numerics.round_scaled` does: ``|num| = (h + l)(1 + d)`` with ``h =
+    fl(|num|)``, ``l = fl(|num| - h)``, ``|d| < 2**-105``, times the scale's double-double is
+    within ``2**-98`` of ``|scale v|``, and :func:`decide` rounds what ``2**-96`` allows; the
+    rest (near-ties, values beyond 2**1000 units) by :func:`round_exact`. A nonzero value that
+    rounds to zero keeps its sign, an exact zero is +0."""
     ma, ea = np.frexp(a)
     mb, eb = np.frexp(b)
     Ma = np.ldexp(ma, _MANT).astype(np.int64).tolist()
     Mb = np.ldexp(mb, _MANT).astype(np.int64).tolist()
     E = (ea.astype(np.int64) + eb.astype(np.int64) - 2 * _MANT).tolist()
-    out = np.empty(a.shape[0])
+    rows = a.shape[0]
+    exact = []
+    H, Lo, low_e = np.zeros(rows), np.zeros(rows), np.zeros(rows, np.int64)
+    neg, ok = np.zeros(rows, bool), np.zeros(rows, bool)
     for r, (xa, xb, ee) in enumerate(zip(Ma, Mb, E)):
         low = min(ee)
         num = sum((p * q) << (e - low) for p, q, e in zip(xa, xb, ee))
+        exact.append((num, low))
+        m = abs(num)
+        if m and m.bit_length() <= 1000:
+            h = float(m)
+            H[r], Lo[r], low_e[r], neg[r], ok[r] = h, float(m - int(h)), low, num < 0, True
+    sh, sl, es = scale.dd
+    zh, zl = _two_prod(H, np.float64(sh))
+    zh, zl = _fast_two_sum(zh, zl + (H * sl + Lo * sh))
+    with np.errstate(invalid="ignore", over="ignore"):
+        val, decided = decide(zh, zl, low_e + es, _DD_REL_ERR * zh, fmt)
+    out = np.where(neg, -val, val)
+    for r in np.flatnonzero(~(decided & ok)):
+        num, low = exact[r]
         v = Fraction(num, 1 << -low) if low < 0 else Fraction(num << low)
         out[r] = round_exact(v, scale, fmt) if v >= 0 else -round_exact(-v, scale, fmt)
     return out
-
-
 
 
 def _limit(rows: int, passes: int) -> int:
@@ -785,14 +970,14 @@ def _per_ng(geo: Geometry, a: Source, b_parts: list, b_axes: tuple, F_block: Cal
         shape = out_block(nb, gb)
         sub = _sub(geo, ns, gs)
         parts = a.parts((ns, gs))
-        bufs = new_buffers(pl, combos, shape)
-        accumulate(bufs, pl, slices(parts, Ea[ns, gs], pl.beta_a, pl.sa, consume=True),
+        bufs = new_buffers(pl, combos, shape, empty=True)
+        accumulate(bufs, pl, slices(parts, Ea[ns, gs], pl.beta_a, pl.sa, consume=True, scratch=fast._thread_scratch()),
                    [[q[gs] for q in qs] for qs in b_slices(pl)], F_block(sub), combos)
         base = np.broadcast_to(Ea[ns, gs] + b_to_out(Eb[gs]) - pl.drop, shape)
         bb = None if bias is None else [np.broadcast_to(q[gs].reshape(1, gb, -1, 1), shape) for q in bias]
         fbs = None
         if pl.truncated:
-            rows = int(np.prod(shape))
+            rows = math.prod(shape)
             fb = _Fallback(_terms_once(partial(terms, ns, gs, sub)), partial(block, ns, gs, p_full, start),
                            _limit(rows, p_full.passes), 53 if a.cd.part.precision > 24 else 24, give_up)
             fbs = [fb.part(k) for k in range(len(combos))]
@@ -804,7 +989,7 @@ def _per_ng(geo: Geometry, a: Source, b_parts: list, b_axes: tuple, F_block: Cal
             start = (ns.start * G + gs.start) * per_g
             yield slice(start, start + (ns.stop - ns.start) * (gs.stop - gs.start) * per_g), partial(block, ns, gs, p, start)
 
-    return Streamed(gen)
+    return Streamed(gen, ENGINE_THREADS)
 
 
 def _f64(arr, cd):
@@ -837,8 +1022,9 @@ def forward(geo: Geometry, x: np.ndarray, w: np.ndarray, b, cd, padding_mode: st
     if not wsrc.finite() or (b is not None and not Source(b, cd, (G, Og)).finite()):
         return None
     a = Source(x, cd, (geo.N, G, Cg, geo.L))
-    F = lambda sub: lambda xq, wq, buf, neg: fast.forward_raw(
-        xq.reshape(sub.N, sub.C_in, sub.L), wq.reshape(sub.C_out, Cg, K), sub, padding_mode, out=buf, negate=neg)
+    F = lambda sub: lambda xq, wq, buf, neg, assign=False: fast.forward_raw(
+        xq.reshape(sub.N, sub.C_in, sub.L), wq.reshape(sub.C_out, Cg, K), sub, padding_mode, out=buf, negate=neg,
+        assign=assign)
     bias = None
     if b is not None:
         bias = Source(b, cd, (G, Og)).parts()
@@ -846,8 +1032,8 @@ def forward(geo: Geometry, x: np.ndarray, w: np.ndarray, b, cd, padding_mode: st
     def terms(ns, gs, sub):  # the block's term lists (the exact fallback of truncated plans)
         from . import correlation as co
         nb, gb = ns.stop - ns.start, gs.stop - gs.start
-        xs = [q.reshape(nb, gb * Cg, geo.L) for q in a.parts((ns, gs))]
-        ws = [q[gs].reshape(gb * Og, Cg, K) for q in wsrc.parts()]
+        xs = [q.reshape(nb, gb * Cg, geo.L) for q in a.view((ns, gs))]
+        ws = [q[gs].reshape(gb * Og, Cg, K) for q in wsrc.view()]
         bs = [None, None] if bias is None else [q[gs].reshape(-1) for q in bias] + [None]
         return co.forward_terms(sub, co.Operands(xs[0], xs[1] if len(xs) > 1 else None, ws[0],
                                                  ws[1] if len(ws) > 1 else None, bs[0], bs[1]), padding_mode)
@@ -872,16 +1058,17 @@ def grad_input(geo: Geometry, gy: np.ndarray, w: np.ndarray, cd, padding_mode: s
     if not wsrc.finite():
         return None
     a = Source(gy, cd, (geo.N, G, Og, geo.L_out))
-    F = lambda sub: adding(lambda gq, wq: fast.grad_input_raw(
-        gq.reshape(sub.N, sub.C_out, sub.L_out), wq.reshape(sub.C_out, Cg, K), sub, padding_mode
-    ).reshape(sub.N, sub.groups, Cg, sub.L))
+    gi = lambda sub, gq, wq, out=None: fast.grad_input_raw(
+        gq.reshape(sub.N, sub.C_out, sub.L_out), wq.reshape(sub.C_out, Cg, K), sub, padding_mode, out=out
+    ).reshape(sub.N, sub.groups, Cg, sub.L)
+    F = lambda sub: adding(partial(gi, sub), lambda gq, wq, buf: gi(sub, gq, wq, buf))
     n = Og * max(_input_fanin(geo, padding_mode), 1)
 
     def terms(ns, gs, sub):  # the block's term lists (the exact fallback of truncated plans)
         from . import correlation as co
         nb, gb = ns.stop - ns.start, gs.stop - gs.start
-        gs_ = [q.reshape(nb, gb * Og, geo.L_out) for q in a.parts((ns, gs))]
-        ws = [q[gs].reshape(gb * Og, Cg, K) for q in wsrc.parts()]
+        gs_ = [q.reshape(nb, gb * Og, geo.L_out) for q in a.view((ns, gs))]
+        ws = [q[gs].reshape(gb * Og, Cg, K) for q in wsrc.view()]
         ops = co.Operands(None, None, ws[0], ws[1] if len(ws) > 1 else None, None, None)
         return co.grad_input_terms(sub, gs_[0], gs_[1] if len(gs_) > 1 else None, ops, padding_mode)
 
@@ -928,18 +1115,18 @@ def _over_n(geo: Geometry, a: Source, b: Source | None, F_block: Callable, combo
             else:
                 count = pl.sb if pl.kb is None else pl.kb[0]
                 b_sl = list(islice(slices(b.parts((ns, gs)), Eb[:, gs], pl.beta_b, pl.sb, consume=True), count))
-            blk = new_buffers(pl, combos, (gs.stop - gs.start,) + tuple(out_shape[1:]))
-            accumulate(blk, pl, slices(a.parts((ns, gs)), Ea[:, gs], pl.beta_a, pl.sa, consume=True), b_sl,
-                       F_block(sub), combos)
+            blk = new_buffers(pl, combos, (gs.stop - gs.start,) + tuple(out_shape[1:]), empty=True)
+            accumulate(blk, pl, slices(a.parts((ns, gs)), Ea[:, gs], pl.beta_a, pl.sa, consume=True,
+                                       scratch=fast._thread_scratch()), b_sl, F_block(sub), combos)
             for part in range(len(bufs)):
                 for k in range(len(bufs[part])):
                     bufs[part][k][gs] += blk[part][k]
         return bufs
 
-    # Depthwise blocks are element-wise work (no BLAS threads): split over the cores, each
-    # worker summing into its own buffers; adding those is exact (integer partial sums of
-    # the same products, bounded like the whole sum by the plan).
-    workers = min(fast._WORKERS, len(blocks)) if fast._depthwise(geo) else 1
+    # Depthwise blocks are element-wise work (no BLAS threads): split over ENGINE_THREADS
+    # threads (if raised), each worker summing into its own buffers; adding those is exact
+    # (integer partial sums of the same products, bounded like the whole sum by the plan).
+    workers = min(ENGINE_THREADS, fast._WORKERS, len(blocks)) if fast._depthwise(geo) else 1
 
     def whole(pl: Plan):
         if workers <= 1:
