@@ -140,8 +140,12 @@ def round_exact(value, name: str, err: Fraction = Fraction(0)) -> float:
     ulp_max = mx - Fraction(float(np.nextafter(np.array(MAXF[name], REAL[name]), REAL[name](0))))
     if abs(v) >= mx + ulp_max / 2:
         assert exact or abs(abs(v) - (mx + ulp_max / 2)) > err
-        return math.copysign(math.inf, v)
-    guess = np.float64(float(v)) if abs(float(v)) <= MAXF[name] else math.copysign(MAXF[name], v)
+        return math.inf if v > 0 else -math.inf  # (math.copysign would convert v: overflow past 2**1024)
+    try:
+        fv = float(v)
+    except OverflowError:  # just below the overflow threshold of float64: beyond Python's float
+        fv = math.inf if v > 0 else -math.inf
+    guess = np.float64(fv) if abs(fv) <= MAXF[name] else (MAXF[name] if v > 0 else -MAXF[name])
     cands = set()
     for c in _neighbours(np.array(guess).astype(REAL[name]), name):
         for cc in _neighbours(c, name):

@@ -385,3 +385,44 @@ def test_exact_tensor_honours_its_thread_limit():
     geo = resolve_geometry(x.shape, w.shape, None, Conv1dSpec(padding=1, groups=4))
     st = sliced.forward(geo, x, w, None, ur.dtypes.case_dtype("float64"), "zeros")
     assert st.threads == sliced.ENGINE_THREADS
+
+
+@pytest.mark.parametrize("name", ["float16", "bfloat16", "float32", "float64"])
+def test_round_ratio_matches_the_fraction_oracle(name):
+    """numerics.round_ratio (integer arithmetic, used for the exact rows of rational scales)
+    equals the independent Fraction oracle on random ratios across the format's range, exact
+    rounding midpoints in every binade (ties to even, both ways), subnormals, zero results and
+    the overflow threshold."""
+    from usconv_ref.dtypes import FORMATS
+    from usconv_ref.numerics import round_ratio
+    f = FORMATS[name]
+    rng = np.random.default_rng(11)
+    cases = []
+    for _ in range(300):  # random ratios with up to ~100-bit numerators
+        num = int(rng.integers(1, 2**62)) * int(rng.integers(1, 2**40)) + int(rng.integers(0, 2))
+        den = int(rng.integers(1, 2**50))
+        e2 = int(rng.integers(f.emin - f.precision - 120, f.emax + 10))
+        cases.append((num, den, e2))
+    t = oracles.REAL[name]
+    for _ in range(200):  # midpoints of neighbours (normal and subnormal), as p*mid / p
+        e = int(rng.integers(f.emin - f.precision + 1, f.emax + 1))
+        c = t(float(rng.uniform(1, 2)) * 2.0**e)
+        if not np.isfinite(float(c)):
+            continue
+        c2 = np.nextafter(c, t(np.inf))
+        if not np.isfinite(float(c2)):
+            continue
+        mid = (Fraction(float(c)) + Fraction(float(c2))) / 2
+        q = int(rng.integers(1, 1000)) * 2 + 1  # an odd common factor: the value stays the tie
+        cases.append((mid.numerator * q, mid.denominator * q, 0))
+        cases.append((mid.numerator * q + 1, mid.denominator * q, 0))  # just above the tie
+        cases.append((mid.numerator * q - 1, mid.denominator * q, 0))  # just below
+    mx = Fraction(oracles.MAXF[name])
+    ulp = mx - Fraction(float(np.nextafter(t(oracles.MAXF[name]), t(0))))
+    for v in (mx, mx + ulp / 2, mx + ulp / 2 - Fraction(1, 2**2000), Fraction(1, 3) * Fraction(2) ** (f.emin - f.precision)):
+        cases.append((v.numerator, v.denominator, 0))
+    cases.append((0, 7, 5))
+    for num, den, e2 in cases:
+        want = oracles.round_exact(Fraction(num, den) * Fraction(2) ** e2, name) if num else 0.0
+        got = round_ratio(num, den, e2, f)
+        assert got == want, (name, num, den, e2, got, want)

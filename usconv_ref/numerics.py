@@ -22,6 +22,7 @@ Two steps, both order-independent by construction:
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from fractions import Fraction
 
@@ -57,12 +58,17 @@ class RowSums:
     def round(self, scale: ExactScale, fmt: FloatFormat) -> np.ndarray:
         return round_scaled(self, scale, fmt)
 
-    def exact(self, r: int) -> Fraction:
-        """Row ``r``'s finite value as an exact Fraction (for the exact fallback and tests)."""
+    def exact_int(self, r: int) -> tuple[int, int]:
+        """Row ``r``'s finite magnitude as ``(N, e)``: the integer ``N >= 0`` with ``|value| = N * 2**e``."""
         v = 0
         for i in range(self.limbs.shape[1] - 1, -1, -1):
             v = (v << self.width) | int(self.limbs[r, i])
-        f = Fraction(v) * Fraction(2) ** int(self.base[r])
+        return v, int(self.base[r])
+
+    def exact(self, r: int) -> Fraction:
+        """Row ``r``'s finite value as an exact Fraction (for the exact fallback and tests)."""
+        v, e = self.exact_int(r)
+        f = Fraction(v) * Fraction(2) ** e
         return -f if self.neg[r] else f
 
 
@@ -304,8 +310,13 @@ def round_scaled(sums: RowSums, scale: ExactScale, fmt: FloatFormat) -> np.ndarr
         val, decided = decide(zh, zl, ev + es, _DD_REL_ERR * zh, fmt)
         out[idx] = val
         undecided = idx[~decided]
-    for r in undecided:
-        out[r] = round_exact(abs(sums.exact(r)), scale, fmt)
+    q = scale.rational
+    for r in undecided:  # exactly: integers for a rational scale (no Fraction normalisations)
+        if q is not None:
+            v, e = sums.exact_int(r)
+            out[r] = round_ratio(v * q.numerator, q.denominator, e, fmt)
+        else:
+            out[r] = round_exact(abs(sums.exact(r)), scale, fmt)
     out = np.where(sums.neg, -out, out)
     out = np.where(sums.inf > 0, np.inf, np.where(sums.inf < 0, -np.inf, out))
     out = np.where(sums.nan, np.nan, out)
@@ -317,19 +328,33 @@ def round_fraction(x: Fraction, fmt: FloatFormat) -> float:
     if x == 0:
         return 0.0
     sign = -1.0 if x < 0 else 1.0
-    x = abs(x)
-    e = x.numerator.bit_length() - x.denominator.bit_length()
-    if x < Fraction(2) ** e:
-        e -= 1  # now 2**e <= x < 2**(e+1)
-    qe = max(e, fmt.emin) - (fmt.precision - 1)
-    n = x / Fraction(2) ** qe
-    k, rem = divmod(n.numerator, n.denominator)
+    return sign * round_ratio(abs(x.numerator), x.denominator, 0, fmt)
+
+
+def round_ratio(num: int, den: int, e2: int, fmt: FloatFormat) -> float:
+    """Round ``x = num / den * 2**e2`` (integers, ``num >= 0``, ``den > 0``) once to nearest-even
+    into ``fmt``, in integer arithmetic (returned as float64; ``inf`` beyond the largest finite
+    value). With ``2**e <= x < 2**(e+1)`` and the quantum ``2**qe``, ``qe = max(e, emin) -
+    (precision - 1)``: ``x / 2**qe = A / B`` with ``A = num * 2**max(e2 - qe, 0)``, ``B = den *
+    2**max(qe - e2, 0)``; ``k, rem = divmod(A, B)``, up by one where ``2 rem > B`` or ``2 rem = B``
+    and ``k`` is odd; the result ``k * 2**qe`` (exact in float64: ``k <= 2**precision``)."""
+    if num == 0:
+        return 0.0
+    e = num.bit_length() - den.bit_length()  # 2**(e-1) < num/den < 2**(e+1)
+    if (num << max(-e, 0)) < (den << max(e, 0)):
+        e -= 1  # now 2**e <= num/den < 2**(e+1)
+    qe = max(e + e2, fmt.emin) - (fmt.precision - 1)
+    sh = e2 - qe
+    a, b = (num << sh, den) if sh >= 0 else (num, den << -sh)
+    k, rem = divmod(a, b)
     twice = 2 * rem
-    if twice > n.denominator or (twice == n.denominator and k % 2 == 1):
+    if twice > b or (twice == b and k & 1):
         k += 1
-    if k * Fraction(2) ** qe > Fraction(fmt.max_finite):
-        return sign * np.inf
-    return sign * float(k * Fraction(2) ** qe)
+    try:
+        val = math.ldexp(float(k), qe)
+    except OverflowError:
+        return np.inf
+    return np.inf if val > fmt.max_finite else val
 
 
 def round_exact(v: Fraction, scale: ExactScale, fmt: FloatFormat) -> float:
