@@ -66,6 +66,30 @@ def _both(cd, spec, x, w, b, seed):
     return used
 
 
+def test_open_rows_of_all_chunks_rounded_once_at_the_end(monkeypatch):
+    """Rows the fast tier leaves open (bfloat16 inputs, scale 1/3: exact bfloat16 midpoints) are
+    collected over the chunks and rounded exactly in one call: bit for bit the unchunked path
+    (which rounds them as it meets them), with and without a sink; fails if a collected row is
+    written back to the wrong position or left NaN."""
+    cd, spec, x, w, b = _case(dict(N=2, C_in=8, C_out=8, L=300, K=9, padding=4, groups=8), "bfloat16", "normal", 9)
+    prep, _ = prepare(x, w, b, spec)
+    (_, thunk), = list(sliced.forward(prep.geo, x, w, b, cd, spec.padding_mode).blocks())
+    sums, = thunk()
+    scale, f = ExactScale.of(Fraction(1, 3)), FORMATS["bfloat16"]
+    whole = sums.round(scale, f)  # one chunk: open rows rounded inside _round
+    opened = []
+    sums._round(scale, f, opened, 0)
+    monkeypatch.setattr(sliced, "_CHUNK", 64)
+    assert len(opened) == 1 and len({int(r) // 64 for r in opened[0]}) >= 2, "open rows in several chunks"
+    np.testing.assert_array_equal(sums.round(scale, f), whole)
+    got = np.full(len(sums), -1.0)
+
+    def sink(rows, vals):
+        got[rows] = vals
+    sums.round(scale, f, sink)
+    np.testing.assert_array_equal(got, whole)
+
+
 @pytest.mark.parametrize("gi", range(len(GEOMETRIES)))
 @pytest.mark.parametrize("dtype", ["float16", "bfloat16", "float32", "float64", "complex64", "complex128"])
 def test_sliced_matches_term_lists(gi, dtype):

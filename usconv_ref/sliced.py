@@ -566,13 +566,14 @@ class SlicedSums:
     def round(self, scale, fmt, sink=None) -> np.ndarray | None:
         """``round_fmt(scale * V)`` per row, in chunks of rows that stay in cache: returned as
         float64, or handed chunk by chunk to ``sink(rows_slice, values)`` (no full-size array).
-        Truncated sums collect the rows their bound leaves open over all chunks and round them
-        exactly in one fallback call at the end (handed to ``sink`` as an index array)."""
+        The rows the fast tier leaves open are collected over all chunks and rounded exactly in
+        one call at the end (the fallback of truncated sums, else the exact limbs; handed to
+        ``sink`` as an index array)."""
         rows = len(self)
         if sink is None and rows <= _CHUNK and self.fallback is None:
             return self._round(scale, fmt)
         out = None if sink is not None else np.empty(rows)
-        pending = [] if self.fallback is not None else None
+        pending = []  # rows left open: the fallback (truncated) or the exact limbs, once for all chunks
         for r0 in range(0, rows, _CHUNK):
             sl = slice(r0, min(rows, r0 + _CHUNK))
             vals = self.take(sl)._round(scale, fmt, pending, r0)
@@ -582,7 +583,10 @@ class SlicedSums:
                 sink(sl, vals)
         if pending:
             idx = np.concatenate(pending)
-            vals = self.fallback(idx, scale, fmt)
+            if self.fallback is not None:
+                vals = self.fallback(idx, scale, fmt)
+            else:  # one exact pass for the chunks' few open rows (per-chunk calls cost more than their rows)
+                vals = _rounded_rows(self.row_sums(idx), self, idx, scale, fmt)
             if sink is None:
                 out[idx] = vals
             else:
@@ -600,8 +604,9 @@ class SlicedSums:
         (and where the sign is certain); the rest goes through the limbs (rows of zero terms:
         exactly zero, +0). No masked NumPy operations on the rows (``np.where`` with a random
         mask and ``where=`` cost several times a plain operation).
-        Truncated: the tail bound joins the error, the rest goes to the fallback — or, with
-        ``pending``, is appended to it (offset by ``offset``) and left for the caller (NaN)."""
+        Truncated: the tail bound joins the error, the rest goes to the fallback. With
+        ``pending`` the rows left open (truncated or not) are appended to it (offset by
+        ``offset``) and left for the caller (NaN)."""
         rows = len(self)
         n = len(self.terms) + (self.bias is not None)
         truncated = self.fallback is not None
@@ -666,7 +671,7 @@ class SlicedSums:
             out[exact_zero] = 0.0
         rest = np.flatnonzero(~decided)
         if rest.size:
-            if truncated and pending is not None:
+            if pending is not None:  # left for the caller (round), rows offset by ``offset``
                 pending.append(rest + offset)
                 out[rest] = np.nan
             elif truncated:
