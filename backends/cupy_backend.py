@@ -117,6 +117,7 @@ class CupyBackend(Backend):
     def __init__(self, block: int = 256):
         self.block = int(block)
         self._module = None
+        self._tc = None  # tensor cores usable (see _tensor_cores)
         self._plans = {}  # (x_shape, w_shape, spec) -> (geometry, kernel parameters, unit scales)
 
     def availability(self):
@@ -144,6 +145,15 @@ class CupyBackend(Backend):
         return replace(FP32_ACC, name="ieee-fp32-acc+fma+scale-fp32", scale_dtype="float32")
 
     # --- compilation and launch ---
+    def _tensor_cores(self) -> bool:
+        """Whether the current device runs the tensor-core forwards (CUDA, compute capability 8.0
+        or newer: cp.async, ldmatrix, mma.sync); elsewhere their PTX is compiled to a trap and the
+        other kernels serve (cached per instance)."""
+        if self._tc is None:
+            import cupy
+            self._tc = (not cupy.cuda.runtime.is_hip) and int(cupy.cuda.Device().compute_capability) >= 80
+        return self._tc
+
     def module(self):
         if self._module is None:
             import cupy
@@ -513,8 +523,9 @@ class CupyBackend(Backend):
         T = -(-geo.L_out // tiles)  # balanced tiles: no nearly empty last tile
         span = (T - 1) * geo.stride + (geo.K - 1) * geo.dilation + 1
         smem = span * self._pair_bytes(cd)
-        mma = self._mma_plan(cd, geo)
-        dmma = self._dmma_plan(cd, geo)
+        tc = self._tensor_cores()
+        mma = self._mma_plan(cd, geo) if tc else None
+        dmma = self._dmma_plan(cd, geo) if tc else None
         if geo.Cg <= SMALL_GROUP and smem <= SMEM_LIMIT and geo.L_pad < 2**31:
             self._launch_blocks("conv_fwd_tile", cd.name, geo.N * geo.C_out * tiles, smem, dx, dw, db, y, *gp,
                                 np.float64(s), np.int32(T))

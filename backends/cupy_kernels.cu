@@ -1864,28 +1864,74 @@ __global__ void pack_x(const u16* __restrict__ x, u16* __restrict__ xt, GEO_ARGS
 
 // The weights are packed by pack_w_wide<u16> (below, with the float64 tensor-core kernel).
 
-__device__ __forceinline__ unsigned smem_u32(const void* p) { return (unsigned)__cvta_generic_to_shared(p); }
-__device__ __forceinline__ void cp_async16(unsigned dst, const void* src) {
-    asm volatile("cp.async.cg.shared.global [%0], [%1], 16;\n" ::"r"(dst), "l"(src));
+// The tensor-core kernels' PTX (cp.async, ldmatrix, mma.sync: sm_80 and newer) is compiled only
+// where it exists; elsewhere (older GPUs, HIP) these helpers trap and the host never launches
+// the kernels that use them (CupyBackend._tensor_cores), so the rest of the module still builds.
+#if !defined(__HIPCC__) && (!defined(__CUDA_ARCH__) || __CUDA_ARCH__ >= 800)
+#define USCONV_SM80 1
+#else
+#define USCONV_SM80 0
+#endif
+#if defined(__HIPCC__)
+#define USCONV_UNREACHABLE() abort()
+#else
+#define USCONV_UNREACHABLE() __trap()
+#endif
+
+__device__ __forceinline__ unsigned smem_u32(const void* p) {
+#if USCONV_SM80
+    return (unsigned)__cvta_generic_to_shared(p);
+#else
+    USCONV_UNREACHABLE();
+    return 0u;
+#endif
 }
-__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::); }
-template <int N> __device__ __forceinline__ void cp_async_wait() { asm volatile("cp.async.wait_group %0;\n" ::"n"(N)); }
+__device__ __forceinline__ void cp_async16(unsigned dst, const void* src) {
+#if USCONV_SM80
+    asm volatile("cp.async.cg.shared.global [%0], [%1], 16;\n" ::"r"(dst), "l"(src));
+#else
+    USCONV_UNREACHABLE();
+#endif
+}
+__device__ __forceinline__ void cp_async_commit() {
+#if USCONV_SM80
+    asm volatile("cp.async.commit_group;\n" ::);
+#endif
+}
+template <int N> __device__ __forceinline__ void cp_async_wait() {
+#if USCONV_SM80
+    asm volatile("cp.async.wait_group %0;\n" ::"n"(N));
+#endif
+}
 __device__ __forceinline__ void ldsm_x4(unsigned addr, unsigned& r0, unsigned& r1, unsigned& r2, unsigned& r3) {
+#if USCONV_SM80
     asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
                  : "=r"(r0), "=r"(r1), "=r"(r2), "=r"(r3) : "r"(addr));
+#else
+    r0 = r1 = r2 = r3 = 0u;
+    USCONV_UNREACHABLE();
+#endif
 }
 template <typename S> __device__ __forceinline__ void mma16816(float c[4], const unsigned a[4], unsigned b0, unsigned b1);
 template <> __device__ __forceinline__ void mma16816<__half>(float c[4], const unsigned a[4], unsigned b0, unsigned b1) {
+#if USCONV_SM80
     asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
                  "{%0,%1,%2,%3};\n"
                  : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
                  : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+#else
+    USCONV_UNREACHABLE();
+#endif
 }
 template <> __device__ __forceinline__ void mma16816<bf16_t>(float c[4], const unsigned a[4], unsigned b0, unsigned b1) {
+#if USCONV_SM80
     asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
                  "{%0,%1,%2,%3};\n"
                  : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
                  : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+#else
+    USCONV_UNREACHABLE();
+#endif
 }
 
 // The packed-operand pipeline of both tensor-core forwards: block (n * tiles + t-tile, o-tile,
@@ -2097,8 +2143,12 @@ __global__ void pack_w_wide(const E* __restrict__ w, E* __restrict__ wt, GEO_ARG
 }
 
 __device__ __forceinline__ void dmma884(double& c0, double& c1, double a, double b) {
+#if USCONV_SM80
     asm volatile("mma.sync.aligned.m8n8k4.row.col.f64.f64.f64.f64 {%0,%1}, {%2}, {%3}, {%0,%1};\n"
                  : "+d"(c0), "+d"(c1) : "d"(a), "d"(b));
+#else
+    USCONV_UNREACHABLE();
+#endif
 }
 // c (16 x 8) += a (16 x 8) b (8 x 8). Fragments (g = lane/4, q = lane%4): a = (g, q), (g+8, q),
 // (g, q+4), (g+8, q+4); b = (q, g), (q+4, g); c = (g, 2q), (g, 2q+1), (g+8, 2q), (g+8, 2q+1).

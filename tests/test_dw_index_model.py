@@ -106,6 +106,7 @@ class FakeModule:
 def _backend(mod):
     be = CupyBackend()
     be.module = lambda: mod  # the instance attribute shadows the compiling method
+    be._tc = True  # an sm_80+ CUDA device (the stand-in cupy has no device to ask)
     be._names = {(k, t, c): CupyBackend._expr(k, t, c) for k in cb.KERNELS for t, c, _ in cb.STORAGE.values()}
     return be
 
@@ -1231,3 +1232,29 @@ def test_grouped_model_detects_mutation():
             check_dispatch("float32", (2, 32, 1024), (32, 8, 7), spec, True)
     finally:
         MUTATION.discard("grp_lead")
+
+
+def test_no_tensor_core_kernels_without_tensor_cores():
+    """On a device without sm_80 tensor cores (CupyBackend._tensor_cores False) the dense
+    forwards take the SIMT kernels: no launch of the tensor-core kernels, whose PTX is compiled
+    to a trap there; with them, the same calls do launch them."""
+    fake = FakeCupy()
+    old = sys.modules.get("cupy")
+    sys.modules["cupy"] = fake
+    try:
+        for tc, want in ((True, True), (False, False)):
+            for dtype in ("float16", "float32"):
+                cd = case_dtype(dtype)
+                part = cb.STORAGE[dtype][2]
+                xs, ws = (2, 64, 256), (64, 64, 3)
+                mod = FakeModule()
+                be = _backend(mod)
+                be._tc = tc
+                be.forward_device(cd, xs, ws, Conv1dSpec(padding=1), fake.empty(xs, part), fake.empty(ws, part), None)
+                names = [_parse(L_.name)[0] for L_ in mod.log]
+                assert any(n in ("conv_fwd_mma", "conv_fwd_dmma") for n in names) == want, (tc, dtype, names)
+    finally:
+        if old is None:
+            sys.modules.pop("cupy", None)
+        else:
+            sys.modules["cupy"] = old
