@@ -151,7 +151,8 @@ class CupyBackend(Backend):
         other kernels serve (cached per instance)."""
         if self._tc is None:
             import cupy
-            self._tc = (not cupy.cuda.runtime.is_hip) and int(cupy.cuda.Device().compute_capability) >= 80
+            hip = getattr(cupy.cuda.runtime, "is_hip", False)  # (cupy_backends runtime, re-exported)
+            self._tc = not hip and int(cupy.cuda.Device().compute_capability) >= 80  # e.g. "90"
         return self._tc
 
     def module(self):
