@@ -151,7 +151,7 @@ class CupyBackend(Backend):
         other kernels serve (cached per instance)."""
         if self._tc is None:
             import cupy
-            hip = getattr(cupy.cuda.runtime, "is_hip", False)  # (cupy_backends runtime, re-exported)
+            hip = getattr(cupy.cuda.runtime, "is_hip", True)  # re-exported from cupy_backends; if absent: no tensor cores
             self._tc = not hip and int(cupy.cuda.Device().compute_capability) >= 80  # e.g. "90"
         return self._tc
 

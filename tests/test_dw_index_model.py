@@ -1258,3 +1258,22 @@ def test_no_tensor_core_kernels_without_tensor_cores():
             sys.modules.pop("cupy", None)
         else:
             sys.modules["cupy"] = old
+
+
+@pytest.mark.parametrize("hip,cc,want", [(False, "75", False), (False, "80", True), (False, "90", True),
+                                         (False, "100", True), (True, "90", False), (None, "90", False)])
+def test_tensor_core_detection(hip, cc, want):
+    """CupyBackend._tensor_cores from a stand-in cupy: CUDA with compute capability >= 8.0 only
+    (the string form, 10.x included); HIP never; a runtime without ``is_hip`` counts as no."""
+    fake = types.ModuleType("cupy")
+    runtime = types.SimpleNamespace() if hip is None else types.SimpleNamespace(is_hip=hip)
+    fake.cuda = types.SimpleNamespace(runtime=runtime, Device=lambda: types.SimpleNamespace(compute_capability=cc))
+    old = sys.modules.get("cupy")
+    sys.modules["cupy"] = fake
+    try:
+        assert CupyBackend()._tensor_cores() is want
+    finally:
+        if old is None:
+            sys.modules.pop("cupy", None)
+        else:
+            sys.modules["cupy"] = old

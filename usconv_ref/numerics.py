@@ -338,6 +338,7 @@ def round_ratio(num: int, den: int, e2: int, fmt: FloatFormat) -> float:
     (precision - 1)``: ``x / 2**qe = A / B`` with ``A = num * 2**max(e2 - qe, 0)``, ``B = den *
     2**max(qe - e2, 0)``; ``k, rem = divmod(A, B)``, up by one where ``2 rem > B`` or ``2 rem = B``
     and ``k`` is odd; the result ``k * 2**qe`` (exact in float64: ``k <= 2**precision``)."""
+    assert num >= 0 and den > 0, "round_ratio: num >= 0, den > 0"
     if num == 0:
         return 0.0
     e = num.bit_length() - den.bit_length()  # 2**(e-1) < num/den < 2**(e+1)
