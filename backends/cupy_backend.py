@@ -250,18 +250,18 @@ class CupyBackend(Backend):
         """Threads per block of grp_reg (the forward with at most GRP_MAX channels a group, in
         and out; stride 1, dilation 1, K <= 16, L_out a multiple of 8, real 16/32-bit storage,
         int32 rows, 16-byte aligned arrays; 8 positions a thread), or None."""
-        if not (geo.Cg <= GRP_MAX and geo.Og <= GRP_MAX and spec.stride == 1 and (spec.dilation == 1 or geo.K == 1)
-                and geo.K <= 16 and geo.L_out % 8 == 0 and cd.name in ("float16", "bfloat16", "float32")
-                and geo.L_pad < 2**31 and geo.N * geo.C_out * geo.L_out > 0 and not any(a.data.ptr % 16 for a in arrays)):
+        if not (geo.Og <= GRP_MAX and spec.stride == 1 and geo.K <= 16 and geo.L_out % 8 == 0):
+            return None
+        if not CupyBackend._register_window_ok(cd, geo, spec, arrays, cg_max=GRP_MAX):
             return None
         return CupyBackend._balanced_threads(geo.L_out, 8)
 
     @staticmethod
-    def _register_window_ok(cd, geo, spec, arrays, dilated=False):
-        """What the register-window kernels share: one input channel per group, dilation 1 (or one
-        tap; any with ``dilated``), real 16/32-bit storage, int32 rows, a non-empty output and
-        16-byte aligned arrays."""
-        return (geo.Cg == 1 and (spec.dilation == 1 or geo.K == 1 or dilated) and cd.name in ("float16", "bfloat16", "float32")
+    def _register_window_ok(cd, geo, spec, arrays, dilated=False, cg_max=1):
+        """What the register-window kernels share: at most ``cg_max`` input channels a group (one
+        but for grp_reg), dilation 1 (or one tap; any with ``dilated``), real 16/32-bit storage,
+        int32 rows, a non-empty output and 16-byte aligned arrays."""
+        return (geo.Cg <= cg_max and (spec.dilation == 1 or geo.K == 1 or dilated) and cd.name in ("float16", "bfloat16", "float32")
                 and geo.L_pad < 2**31 and geo.N * geo.C_out * geo.L_out > 0
                 and not any(a.data.ptr % 16 for a in arrays))
 
@@ -274,15 +274,25 @@ class CupyBackend(Backend):
         tiles = -(-span // (per * DWR_BLOCK))
         return -(-span // (per * 32 * tiles)) * 32
 
+    @staticmethod
+    def _row_tiles(span, per, nt):
+        """Tiles of ``nt`` threads, ``per`` outputs each, over a row's ``span`` outputs: the
+        register-window kernels' own count, ceil(span / (per * blockDim.x))."""
+        return -(-span // (per * nt))
+
+    def _launch_tiled(self, name, rows, span, per, nt, args):
+        """Kernel ``name`` over ``rows`` rows of :meth:`_row_tiles` blocks of ``nt`` threads."""
+        self.module().get_function(name)((rows * self._row_tiles(span, per, nt),), (nt,), args)
+
     def _launch_dwl(self, cd, geo, nt, bwd, length, *args):
-        tiles = -(-(length + 7) // (8 * nt))  # the kernel's count
         kmax = next(k for k in DWL_KMAXES if geo.K <= k)
         dil = ", 2" if geo.dilation == 2 and geo.K > 1 else ""
-        fn = self.module().get_function(f"dw_long<{STORAGE[cd.name][0]}, {kmax}, {'true' if bwd else 'false'}{dil}>")
-        fn((geo.N * geo.C_out * tiles,), (nt,), args)
+        self._launch_tiled(f"dw_long<{STORAGE[cd.name][0]}, {kmax}, {'true' if bwd else 'false'}{dil}>",
+                           geo.N * geo.C_out, length + 7, 8, nt, args)
 
-    def _dwr_fn(self, kernel, cd, geo, stride=1):
-        return self.module().get_function(f"{kernel}<{STORAGE[cd.name][0]}, {geo.K}{', 2' if stride == 2 else ''}>")
+    @staticmethod
+    def _dwr_name(kernel, cd, geo, stride=1):
+        return f"{kernel}<{STORAGE[cd.name][0]}, {geo.K}{', 2' if stride == 2 else ''}>"
 
     @staticmethod
     def _dw_tiles(length, per=8):
@@ -393,10 +403,10 @@ class CupyBackend(Backend):
         fixed-order sum of the partials, and for a non-zero padding mode dw_bwd_edges (grad_x's
         extra padded copies near the row ends)."""
         import cupy
-        tiles, E = -(-geo.L // (16 * nt)), geo.C_out * geo.K
+        tiles, E = self._row_tiles(geo.L, 16, nt), geo.C_out * geo.K
         partial = cupy.empty(geo.N * tiles * E, np.float32)
-        self._dwr_fn("dw_reg_bwd", cd, geo)((geo.N * geo.C_out * tiles,), (nt,),
-                                            (dgy, dw, dx, gx, partial, *gp, np.float64(s_gx), np.float64(s_gw)))
+        self._launch_tiled(self._dwr_name("dw_reg_bwd", cd, geo), geo.N * geo.C_out, geo.L, 16, nt,
+                           (dgy, dw, dx, gx, partial, *gp, np.float64(s_gx), np.float64(s_gw)))
         self._launch("conv_grad_w_final", cd.name, E, partial, gw, np.int64(E), np.int64(geo.N * tiles))
         self._launch_dw_edges(cd, geo, gp, dgy, dw, gx, s_gx)
 
@@ -405,13 +415,14 @@ class CupyBackend(Backend):
         fixed-order sum."""
         import cupy
         J = DWG_PER // 8
-        tiles, E = -(-(geo.L_out + 7) // (8 * J * nt)), geo.C_out * geo.K  # the kernel's tiles
+        tiles, E = self._row_tiles(geo.L_out + 7, DWG_PER, nt), geo.C_out * geo.K
         partial = cupy.empty(geo.N * tiles * E, np.float32)
         dil = 2 if geo.dilation == 2 and geo.K > 1 else 1  # else 1, or any at stride 1 (a group per tap)
         np_ = 2 if stride == 1 and dil == 1 and geo.K > 8 and DWG_PASS_BLOCKS == 2 else 1  # tap blocks per pass
-        fn = self.module().get_function(f"dw_reg_gw<{STORAGE[cd.name][0]}, {stride}" +
-                                        (f", {dil}, {np_}>" if np_ == 2 else f", {dil}>" if dil == 2 else ">"))
-        fn((geo.N * geo.C_out * tiles,), (nt,), (dgy, dx, partial, *gp, np.float64(s_gw), np.int32(J)))
+        # the instantiations' names (module_source): <S, ST>, <S, ST, 2>, <S, 1, 1, 2>
+        targs = [STORAGE[cd.name][0], str(stride)] + ([str(dil), str(np_)] if np_ == 2 else [str(dil)] if dil == 2 else [])
+        self._launch_tiled(f"dw_reg_gw<{', '.join(targs)}>", geo.N * geo.C_out, geo.L_out + 7, DWG_PER, nt,
+                           (dgy, dx, partial, *gp, np.float64(s_gw), np.int32(J)))
         self._launch("conv_grad_w_final", cd.name, E, partial, gw, np.int64(E), np.int64(geo.N * tiles))
 
     def _launch_dw_edges(self, cd, geo, gp, dgy, dw, gx, s_gx):
@@ -495,9 +506,9 @@ class CupyBackend(Backend):
         y = self._empty(geo.y_shape, cd)
         nt = self._dwr_threads(cd, geo, spec, tuple(a for a in (dx, y, db) if a is not None))
         if nt is not None:  # depthwise, few taps: register windows, 16 outputs a thread
-            tiles = -(-(geo.L_out + 7) // (16 * nt))  # the kernel's tiles: rows start at any flat alignment
-            self._dwr_fn("dw_reg", cd, geo, spec.stride)((geo.N * geo.C_out * tiles,), (nt,),
-                                                         (dx, dw, db, y, *gp, np.float64(s)))
+            # tiles from the aligned start before the row: rows start at any flat alignment
+            self._launch_tiled(self._dwr_name("dw_reg", cd, geo, spec.stride), geo.N * geo.C_out, geo.L_out + 7, 16,
+                               nt, (dx, dw, db, y, *gp, np.float64(s)))
             return y
         arrays = tuple(a for a in (dx, y, db) if a is not None)
         nt = self._dwl_threads(cd, geo, spec, arrays, geo.L_out, kmin=0 if spec.dilation == 2 else DWR_KMAX)
@@ -506,15 +517,13 @@ class CupyBackend(Backend):
             return y
         nt = self._dwd_threads(cd, geo, spec, arrays, geo.L_out, False)
         if nt is not None:  # depthwise, other dilations: register windows, a group per tap
-            tiles = -(-(geo.L_out + 7) // (8 * nt))  # the kernel's count
-            self.module().get_function(f"dw_dil<{STORAGE[cd.name][0]}, false>")(
-                (geo.N * geo.C_out * tiles,), (nt,), (dx, dw, db, y, *gp, np.float64(s)))
+            self._launch_tiled(f"dw_dil<{STORAGE[cd.name][0]}, false>", geo.N * geo.C_out, geo.L_out + 7, 8, nt,
+                               (dx, dw, db, y, *gp, np.float64(s)))
             return y
         nt = self._grp_threads(cd, geo, spec, (dx, y))
         if nt is not None:  # few channels a group (and depth multipliers beyond dw_reg's taps)
-            tiles = -(-geo.L_out // (8 * nt))  # the kernel's count
-            kern = f"grp_reg<{STORAGE[cd.name][0]}, {8 if geo.K <= 8 else 16}>"
-            self.module().get_function(kern)((geo.N * geo.groups * tiles,), (nt,), (dx, dw, db, y, *gp, np.float64(s)))
+            self._launch_tiled(f"grp_reg<{STORAGE[cd.name][0]}, {8 if geo.K <= 8 else 16}>", geo.N * geo.groups,
+                               geo.L_out, 8, nt, (dx, dw, db, y, *gp, np.float64(s)))
             return y
         kmax = self._dw_kmax(cd, geo, spec)
         if kmax is not None:
@@ -565,14 +574,12 @@ class CupyBackend(Backend):
             self._launch_dwl(cd, geo, nt_l, True, geo.L, dgy, dw, None, gx, *gp, np.float64(s_gx))
             self._launch_dw_edges(cd, geo, gp, dgy, dw, gx, s_gx)
         elif nt_d is not None:  # dilation > 1: register windows, a group per tap
-            tiles = -(-(geo.L + 7) // (8 * nt_d))  # the kernel's count
-            self.module().get_function(f"dw_dil<{STORAGE[cd.name][0]}, true>")(
-                (geo.N * geo.C_in * tiles,), (nt_d,), (dgy, dw, None, gx, *gp, np.float64(s_gx)))
+            self._launch_tiled(f"dw_dil<{STORAGE[cd.name][0]}, true>", geo.N * geo.C_in, geo.L + 7, 8, nt_d,
+                               (dgy, dw, None, gx, *gp, np.float64(s_gx)))
             self._launch_dw_edges(cd, geo, gp, dgy, dw, gx, s_gx)
         elif nt_x is not None:  # depth multipliers or stride 2: register windows
-            tiles = -(-(geo.L + 7) // (8 * nt_x))  # the kernel's count
-            fn = self.module().get_function(f"dw_reg_gx<{STORAGE[cd.name][0]}, {spec.stride}>")
-            fn((geo.N * geo.C_in * tiles,), (nt_x,), (dgy, dw, gx, *gp, np.float64(s_gx)))
+            self._launch_tiled(f"dw_reg_gx<{STORAGE[cd.name][0]}, {spec.stride}>", geo.N * geo.C_in, geo.L + 7, 8, nt_x,
+                               (dgy, dw, gx, *gp, np.float64(s_gx)))
         elif kmax is not None:
             self._launch_dw(cd, geo, kmax, True, geo.L, dgy, dw, None, gx, *gp, np.float64(s_gx))
         elif geo.Og <= SMALL_GROUP and smem <= SMEM_LIMIT and geo.L_pad < 2**31:

@@ -38,6 +38,7 @@ from __future__ import annotations
 import re
 import sys
 import types
+from contextlib import contextmanager
 from functools import lru_cache
 
 import numpy as np
@@ -80,6 +81,20 @@ class FakeCupy(types.ModuleType):
         a = FakeArray(shape, dtype, self._next)
         self._next += -(-max(a.size * a.itemsize, 1) // 256) * 256 + 256  # cupy: 256-byte aligned
         return a
+
+
+@contextmanager
+def _as_cupy(fake):
+    """``fake`` as the ``cupy`` module for the block (the host imports cupy inside its methods)."""
+    old = sys.modules.get("cupy")
+    sys.modules["cupy"] = fake
+    try:
+        yield fake
+    finally:
+        if old is None:
+            sys.modules.pop("cupy", None)
+        else:
+            sys.modules["cupy"] = old
 
 
 class Launch:
@@ -898,10 +913,7 @@ def run_host(dtype, x_shape, w_shape, spec, with_bias, ptr_off=0):
     aligned addresses plus ptr_off bytes); returns (forward log, backward log, geometry)."""
     cd = case_dtype(dtype)
     t, cplx, part = cb.STORAGE[dtype]
-    fake = FakeCupy()
-    old = sys.modules.get("cupy")
-    sys.modules["cupy"] = fake
-    try:
+    with _as_cupy(FakeCupy()) as fake:
         def arr(shape):
             a = fake.empty(tuple(shape) + ((2,) if cplx else ()), part)
             a.data.ptr += ptr_off
@@ -914,11 +926,6 @@ def run_host(dtype, x_shape, w_shape, spec, with_bias, ptr_off=0):
         mf, mb = FakeModule(), FakeModule()
         _backend(mf).forward_device(cd, x_shape, w_shape, spec, dx, dw, db)
         _backend(mb).backward_device(cd, x_shape, w_shape, spec, dgy, dx, dw, with_bias)
-    finally:
-        if old is None:
-            sys.modules.pop("cupy", None)
-        else:
-            sys.modules["cupy"] = old
     return mf.log, mb.log, geo, (dx, dw, db, dgy)
 
 
@@ -1238,10 +1245,7 @@ def test_no_tensor_core_kernels_without_tensor_cores():
     """On a device without sm_80 tensor cores (CupyBackend._tensor_cores False) the dense
     forwards take the SIMT kernels: no launch of the tensor-core kernels, whose PTX is compiled
     to a trap there; with them, the same calls do launch them."""
-    fake = FakeCupy()
-    old = sys.modules.get("cupy")
-    sys.modules["cupy"] = fake
-    try:
+    with _as_cupy(FakeCupy()) as fake:
         for tc, want in ((True, True), (False, False)):
             for dtype in ("float16", "float32"):
                 cd = case_dtype(dtype)
@@ -1253,11 +1257,6 @@ def test_no_tensor_core_kernels_without_tensor_cores():
                 be.forward_device(cd, xs, ws, Conv1dSpec(padding=1), fake.empty(xs, part), fake.empty(ws, part), None)
                 names = [_parse(L_.name)[0] for L_ in mod.log]
                 assert any(n in ("conv_fwd_mma", "conv_fwd_dmma") for n in names) == want, (tc, dtype, names)
-    finally:
-        if old is None:
-            sys.modules.pop("cupy", None)
-        else:
-            sys.modules["cupy"] = old
 
 
 @pytest.mark.parametrize("hip,cc,want", [(False, "75", False), (False, "80", True), (False, "90", True),
@@ -1268,12 +1267,5 @@ def test_tensor_core_detection(hip, cc, want):
     fake = types.ModuleType("cupy")
     runtime = types.SimpleNamespace() if hip is None else types.SimpleNamespace(is_hip=hip)
     fake.cuda = types.SimpleNamespace(runtime=runtime, Device=lambda: types.SimpleNamespace(compute_capability=cc))
-    old = sys.modules.get("cupy")
-    sys.modules["cupy"] = fake
-    try:
+    with _as_cupy(fake):
         assert CupyBackend()._tensor_cores() is want
-    finally:
-        if old is None:
-            sys.modules.pop("cupy", None)
-        else:
-            sys.modules["cupy"] = old

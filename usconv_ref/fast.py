@@ -301,12 +301,6 @@ def forward_raw(xb: np.ndarray, w: np.ndarray, geo: Geometry, mode: str, workers
         acc = out is not None and not assign
         y = out.reshape(rows, geo.L_out) if out is not None else np.empty((rows, geo.L_out), dtype)
         add = np.subtract if negate and acc else np.add
-        if _FILTER and geo.stride == 1 and dtype == np.float64:
-            _dw_forward_filter(xr, wr, y, geo, mode, acc, add, workers)
-            if negate and not acc:
-                np.negative(y, out=y)
-            return y.reshape(geo.N, G, 1, geo.L_out)
-
         def body(sl, scratch):
             xp = _pad_into(scratch.get("xp", (sl.stop - sl.start, geo.L_pad), dtype), xr[sl], geo, mode)
             wc = _row_taps(wr, sl)
@@ -319,8 +313,11 @@ def forward_raw(xb: np.ndarray, w: np.ndarray, geo: Geometry, mode: str, workers
                 np.multiply(_tap(xp, geo, k), wc[:, k:k + 1], out=tmp)
                 add(yc, tmp, out=yc)
 
-        _each_chunk(body, _row_chunks(rows, geo.L_pad), workers)
-        if negate and not acc and out is not None:
+        if _FILTER and geo.stride == 1 and dtype == np.float64:
+            _dw_forward_filter(xr, wr, y, geo, mode, acc, add, workers)
+        else:
+            _each_chunk(body, _row_chunks(rows, geo.L_pad), workers)
+        if negate and not acc:  # written, not accumulated: the sign once at the end
             np.negative(y, out=y)
         return y.reshape(geo.N, G, 1, geo.L_out)
     wg = w.reshape(G, Og, Cg, K)

@@ -303,24 +303,35 @@ def round_scaled(sums: RowSums, scale: ExactScale, fmt: FloatFormat) -> np.ndarr
         idx = idx[:0]
     if idx.size:
         t, h, l = _leading_dd(sums.limbs[idx], sums.width)
-        ev = sums.base[idx] + sums.width * t
-        sh, sl, es = scale.dd
-        p, pe = _two_prod(h, np.float64(sh))
-        zh, zl = _fast_two_sum(p, pe + (h * sl + l * sh))
-        val, decided = decide(zh, zl, ev + es, _DD_REL_ERR * zh, fmt)
+        val, decided = decide_scaled(h, l, sums.base[idx] + sums.width * t, scale, fmt)
         out[idx] = val
         undecided = idx[~decided]
-    q = scale.rational
-    for r in undecided:  # exactly: integers for a rational scale (no Fraction normalisations)
-        if q is not None:
-            v, e = sums.exact_int(r)
-            out[r] = round_ratio(v * q.numerator, q.denominator, e, fmt)
-        else:
-            out[r] = round_exact(abs(sums.exact(r)), scale, fmt)
+    for r in undecided:
+        out[r] = round_scaled_int(*sums.exact_int(r), scale, fmt)
     out = np.where(sums.neg, -out, out)
     out = np.where(sums.inf > 0, np.inf, np.where(sums.inf < 0, -np.inf, out))
     out = np.where(sums.nan, np.nan, out)
     return out
+
+
+def decide_scaled(h: np.ndarray, l: np.ndarray, ev: np.ndarray, scale: ExactScale, fmt: FloatFormat):
+    """:func:`decide` for ``scale * (h + l) * 2**ev`` (``h >= 0``, ``h + l`` within ``2**-100`` of
+    the exact magnitude): the double-double product with the scale's ``(sh + sl) 2**es`` is within
+    ``2**-98`` of the exact value, and :func:`decide` is given the looser ``2**-96``. Returns
+    ``(magnitude, decided)``."""
+    sh, sl, es = scale.dd
+    p, pe = _two_prod(h, np.float64(sh))
+    zh, zl = _fast_two_sum(p, pe + (h * sl + l * sh))
+    return decide(zh, zl, ev + es, _DD_REL_ERR * zh, fmt)
+
+
+def round_scaled_int(v: int, e: int, scale: ExactScale, fmt: FloatFormat) -> float:
+    """``round_fmt(scale * v * 2**e)`` for an integer ``v >= 0``, exactly: in integers for a
+    rational scale (:func:`round_ratio`, no Fraction normalisations), else :func:`round_exact`."""
+    q = scale.rational
+    if q is not None:
+        return round_ratio(v * q.numerator, q.denominator, e, fmt)
+    return round_exact(Fraction(v) * Fraction(2) ** e, scale, fmt)
 
 
 def round_fraction(x: Fraction, fmt: FloatFormat) -> float:

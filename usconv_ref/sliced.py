@@ -67,8 +67,8 @@ import numpy as np
 
 from . import fast
 from .dtypes import to_float64_parts
-from .numerics import (_DD_REL_ERR, RowSums, _fast_two_sum, _two_prod, _two_sum, decide, normalize_sign,
-                       round_exact)
+from .numerics import (RowSums, _fast_two_sum, _two_prod, _two_sum, decide, decide_scaled, normalize_sign,
+                       round_exact, round_scaled_int)
 from .padding import forward_positions, source_index
 from .spec import Geometry
 
@@ -888,8 +888,8 @@ def _round_rows_int(a: np.ndarray, b: np.ndarray, scale, fmt) -> np.ndarray:
     ``m``, products summed exactly on the row's lowest exponent, ``v = num 2**low``. Rounded
     as :func:`~usconv_ref.numerics.round_scaled` does: ``|num| = (h + l)(1 + d)`` with ``h =
     fl(|num|)``, ``l = fl(|num| - h)``, ``|d| < 2**-105``, times the scale's double-double is
-    within ``2**-98`` of ``|scale v|``, and :func:`decide` rounds what ``2**-96`` allows; the
-    rest (near-ties, values beyond 2**1000 units) by :func:`round_exact`. A nonzero value that
+    within ``2**-98`` of ``|scale v|``, and :func:`decide_scaled` rounds what that allows; the
+    rest (near-ties, values beyond 2**1000 units) by :func:`round_scaled_int`. A nonzero value that
     rounds to zero keeps its sign, an exact zero is +0."""
     ma, ea = np.frexp(a)
     mb, eb = np.frexp(b)
@@ -908,16 +908,13 @@ def _round_rows_int(a: np.ndarray, b: np.ndarray, scale, fmt) -> np.ndarray:
         if m and m.bit_length() <= 1000:
             h = float(m)
             H[r], Lo[r], low_e[r], neg[r], ok[r] = h, float(m - int(h)), low, num < 0, True
-    sh, sl, es = scale.dd
-    zh, zl = _two_prod(H, np.float64(sh))
-    zh, zl = _fast_two_sum(zh, zl + (H * sl + Lo * sh))
     with np.errstate(invalid="ignore", over="ignore"):
-        val, decided = decide(zh, zl, low_e + es, _DD_REL_ERR * zh, fmt)
+        val, decided = decide_scaled(H, Lo, low_e, scale, fmt)
     out = np.where(neg, -val, val)
     for r in np.flatnonzero(~(decided & ok)):
         num, low = exact[r]
-        v = Fraction(num, 1 << -low) if low < 0 else Fraction(num << low)
-        out[r] = round_exact(v, scale, fmt) if v >= 0 else -round_exact(-v, scale, fmt)
+        v = round_scaled_int(abs(num), low, scale, fmt)
+        out[r] = -v if num < 0 else v
     return out
 
 
