@@ -97,7 +97,7 @@ def module_source():
     names += [f"dw_dil<{t}, {b}>" for t in DW_TYPES for b in ("false", "true")]
     names += [f"dw_reg_gw<{t}, {st}, 2>" for t in DW_TYPES for st in (1, 2)]
     names += [f"dw_reg_gw<{t}, 1, 1, 2>" for t in DW_TYPES]  # two tap blocks a pass
-    names += [f"grp_reg<{t}, {k}>" for t in DW_TYPES for k in (8, 16)]
+    names += [f"grp_reg<{t}, {k}{b}>" for t in DW_TYPES for k in (8, 16) for b in ("", ", true")]
     names += [f"dw_long<{t}, {k}, {b}, 2>" for t in DW_TYPES for k in DWL_KMAXES if k <= DWL_DIL2_KMAX
               for b in ("false", "true")]
     names += [f"conv_fwd_gemm<{t}>" for t in GEMM_TYPES]
@@ -215,11 +215,14 @@ class CupyBackend(Backend):
     @staticmethod
     def _dwg_threads(cd, geo, spec, arrays):
         """Threads per block of dw_reg_gw (:meth:`_register_window_ok`, K <= DWL_KMAX, stride 1
-        or 2, depth multipliers; any dilation at stride 1, dilation 2 at stride 2; DWG_PER grad_y
-        positions a thread), or None."""
+        or 2, depth multipliers, or small groups: at most GRP_MAX channels a group in and out;
+        any dilation at stride 1, dilation 2 at stride 2; DWG_PER grad_y positions a thread), or
+        None."""
         if spec.stride not in (1, 2) or geo.K > DWL_KMAX:
             return None
-        if not CupyBackend._register_window_ok(cd, geo, spec, arrays, dilated=spec.stride == 1 or spec.dilation == 2):
+        cg_max = GRP_MAX if geo.Og <= GRP_MAX else 1
+        if not CupyBackend._register_window_ok(cd, geo, spec, arrays, dilated=spec.stride == 1 or spec.dilation == 2,
+                                               cg_max=cg_max):
             return None
         return CupyBackend._balanced_threads(geo.L_out + 7, DWG_PER)
 
@@ -246,15 +249,17 @@ class CupyBackend(Backend):
         return CupyBackend._balanced_threads(length + 7, 8)
 
     @staticmethod
-    def _grp_threads(cd, geo, spec, arrays):
-        """Threads per block of grp_reg (the forward with at most GRP_MAX channels a group, in
-        and out; stride 1, dilation 1, K <= 16, L_out a multiple of 8, real 16/32-bit storage,
-        int32 rows, 16-byte aligned arrays; 8 positions a thread), or None."""
-        if not (geo.Og <= GRP_MAX and spec.stride == 1 and geo.K <= 16 and geo.L_out % 8 == 0):
+    def _grp_threads(cd, geo, spec, arrays, bwd=False):
+        """Threads per block of grp_reg (the forward, or with ``bwd`` grad_x, with at most
+        GRP_MAX channels a group, in and out; stride 1, dilation 1, K <= 16, output rows (L_out;
+        grad_x: L) a multiple of 8, real 16/32-bit storage, int32 rows, 16-byte aligned arrays;
+        8 positions a thread), or None."""
+        length = geo.L if bwd else geo.L_out
+        if not (geo.Og <= GRP_MAX and spec.stride == 1 and geo.K <= 16 and length % 8 == 0):
             return None
         if not CupyBackend._register_window_ok(cd, geo, spec, arrays, cg_max=GRP_MAX):
             return None
-        return CupyBackend._balanced_threads(geo.L_out, 8)
+        return CupyBackend._balanced_threads(length, 8)
 
     @staticmethod
     def _register_window_ok(cd, geo, spec, arrays, dilated=False, cg_max=1):
@@ -283,6 +288,11 @@ class CupyBackend(Backend):
     def _launch_tiled(self, name, rows, span, per, nt, args):
         """Kernel ``name`` over ``rows`` rows of :meth:`_row_tiles` blocks of ``nt`` threads."""
         self.module().get_function(name)((rows * self._row_tiles(span, per, nt),), (nt,), args)
+
+    def _launch_grp(self, cd, geo, nt, bwd, args):
+        """grp_reg (forward, or grad_x with ``bwd``) over the (n, group) rows."""
+        name = f"grp_reg<{STORAGE[cd.name][0]}, {8 if geo.K <= 8 else 16}{', true' if bwd else ''}>"
+        self._launch_tiled(name, geo.N * geo.groups, geo.L if bwd else geo.L_out, 8, nt, args)
 
     def _launch_dwl(self, cd, geo, nt, bwd, length, *args):
         kmax = next(k for k in DWL_KMAXES if geo.K <= k)
@@ -415,13 +425,13 @@ class CupyBackend(Backend):
         fixed-order sum."""
         import cupy
         J = DWG_PER // 8
-        tiles, E = self._row_tiles(geo.L_out + 7, DWG_PER, nt), geo.C_out * geo.K
+        tiles, E = self._row_tiles(geo.L_out + 7, DWG_PER, nt), geo.C_out * geo.Cg * geo.K
         partial = cupy.empty(geo.N * tiles * E, np.float32)
         dil = 2 if geo.dilation == 2 and geo.K > 1 else 1  # else 1, or any at stride 1 (a group per tap)
         np_ = 2 if stride == 1 and dil == 1 and geo.K > 8 and DWG_PASS_BLOCKS == 2 else 1  # tap blocks per pass
         # the instantiations' names (module_source): <S, ST>, <S, ST, 2>, <S, 1, 1, 2>
         targs = [STORAGE[cd.name][0], str(stride)] + ([str(dil), str(np_)] if np_ == 2 else [str(dil)] if dil == 2 else [])
-        self._launch_tiled(f"dw_reg_gw<{', '.join(targs)}>", geo.N * geo.C_out, geo.L_out + 7, DWG_PER, nt,
+        self._launch_tiled(f"dw_reg_gw<{', '.join(targs)}>", geo.N * geo.C_out * geo.Cg, geo.L_out + 7, DWG_PER, nt,
                            (dgy, dx, partial, *gp, np.float64(s_gw), np.int32(J)))
         self._launch("conv_grad_w_final", cd.name, E, partial, gw, np.int64(E), np.int64(geo.N * tiles))
 
@@ -522,8 +532,7 @@ class CupyBackend(Backend):
             return y
         nt = self._grp_threads(cd, geo, spec, (dx, y))
         if nt is not None:  # few channels a group (and depth multipliers beyond dw_reg's taps)
-            self._launch_tiled(f"grp_reg<{STORAGE[cd.name][0]}, {8 if geo.K <= 8 else 16}>", geo.N * geo.groups,
-                               geo.L_out, 8, nt, (dx, dw, db, y, *gp, np.float64(s)))
+            self._launch_grp(cd, geo, nt, False, (dx, dw, db, y, *gp, np.float64(s)))
             return y
         kmax = self._dw_kmax(cd, geo, spec)
         if kmax is not None:
@@ -566,6 +575,7 @@ class CupyBackend(Backend):
         nt_l = None if fused else self._dwl_threads(cd, geo, spec, (dgy, gx), geo.L, kmin=0)
         nt_x = self._dwx_threads(cd, geo, spec, (dgy, gx))
         nt_d = self._dwd_threads(cd, geo, spec, (dgy, gx), geo.L, True)
+        nt_r = self._grp_threads(cd, geo, spec, (dgy, gx), bwd=True)
         if nt is not None:  # depthwise, few taps: one pass, register windows
             self._launch_dwr_bwd(cd, geo, gp, nt, dgy, dx, dw, gx, gw, s_gx, s_gw)
         elif fused:  # depthwise, few taps: grad_x and grad_w's per-tile partial sums in one pass
@@ -582,6 +592,8 @@ class CupyBackend(Backend):
                                (dgy, dw, gx, *gp, np.float64(s_gx)))
         elif kmax is not None:
             self._launch_dw(cd, geo, kmax, True, geo.L, dgy, dw, None, gx, *gp, np.float64(s_gx))
+        elif nt_r is not None:  # few channels a group: grp_reg with the transposed taps
+            self._launch_grp(cd, geo, nt_r, True, (dgy, dw, None, gx, *gp, np.float64(s_gx)))
         elif geo.Og <= SMALL_GROUP and smem <= SMEM_LIMIT and geo.L_pad < 2**31:
             tiles = -(-geo.L // T)
             self._launch_blocks("conv_grad_x_tile", cd.name, geo.N * geo.C_in * tiles, smem, dgy, dw, gx, *gp,
@@ -593,7 +605,7 @@ class CupyBackend(Backend):
         rows = geo.C_out * geo.Cg
         if fused:
             pass  # with grad_x above
-        elif nt_g is not None:  # depthwise (multipliers, stride 2 too): register windows
+        elif nt_g is not None:  # depthwise (multipliers, stride 2 too) and small groups: register windows
             self._launch_dwg(cd, geo, gp, nt_g, spec.stride, dgy, dx, gw, s_gw)
         elif kmax is not None:  # depthwise: per-tile partial sums, then the fixed-order final sum
             import cupy

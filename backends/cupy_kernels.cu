@@ -1364,6 +1364,10 @@ __global__ void __launch_bounds__(128) dw_dil(const S* __restrict__ in, const S*
 // a fixed order. Chunks that straddle a row boundary take a scalar path over their positions
 // inside the row (no zero stand-ins for grad_y: 0 * inf would be a NaN). Each acc sums its
 // products in ascending o. Deterministic.
+// Small groups (Cg = C_in / G input channels a group, Og = C_out / G): the rows are the (n, c,
+// ci) triples, ci < Cg fastest (the blocks of one grad_y row run together, its rereads hit L2):
+// grad_w[c, ci, k] = sum (gy[n, c, o] * s) * xp[n, (c / Og) * Cg + ci, o * ST + k * d], partial
+// slot (n * tiles + tile) * C_out * Cg + c * Cg + ci. Cg = 1: the depthwise layout above.
 template <typename S, int ST, int DIL = 1, int NP = 1>
 __global__ void __launch_bounds__(128) dw_reg_gw(const S* __restrict__ gy, const S* __restrict__ x,
                                                  float* __restrict__ partial, GEO_ARGS, double scale, int J) {
@@ -1373,16 +1377,18 @@ __global__ void __launch_bounds__(128) dw_reg_gw(const S* __restrict__ gy, const
     const int K = (int)g.K, nb = (K + TB - 1) / TB, L = (int)g.L, Lout = (int)g.Lout, pl = (int)g.pl;
     const int T = 8 * J * (int)blockDim.x;
     const unsigned tiles = (unsigned)((Lout + 7 + T - 1) / T), C = (unsigned)g.Cout;
-    const unsigned row = blockIdx.x / tiles, tile = blockIdx.x - row * tiles;
+    const unsigned Cg = (unsigned)(g.Cin / g.G), Og = C / (unsigned)g.G;
+    const unsigned rc = blockIdx.x / tiles, tile = blockIdx.x - rc * tiles;  // rc = (n * C + c) * Cg + ci
+    const unsigned row = rc / Cg, ci = rc - row * Cg;  // row: the grad_y row n * C + c
     const unsigned n = row / C, c = row - n * C;
-    const unsigned xrow = n * (unsigned)g.Cin + c / (C / (unsigned)g.Cin);
+    const unsigned xrow = n * (unsigned)g.Cin + (c / Og) * Cg + ci;
     const int tb = (int)tile * T - (int)(((long long)row * Lout) & 7);
     const S* gr = gy + (long long)row * Lout;
     const S* xr = x + (long long)xrow * L;
     const long long xend = g.N * g.Cin * g.L;
     const float s = (float)scale;
     const int d = (int)g.dil;  // DIL, or (stride 1, DIL 1) any dilation: tap k reads x at o * ST - pl + k * d
-    float* dst = partial + ((long long)(n * tiles + tile) * C + c) * K;
+    float* dst = partial + ((long long)(n * tiles + tile) * C * Cg + c * Cg + ci) * K;
 #pragma unroll 1
     for (int bk = 0; bk < nb; ++bk) {
         const int kn = K - TB * bk < TB ? K - TB * bk : TB;  // taps of this pass
@@ -1556,50 +1562,78 @@ __global__ void __launch_bounds__(128) dw_reg_gx(const S* __restrict__ gy, const
 // 16-byte broadcasts. Sum order per output: input channels ascending, taps ascending, then the
 // bias: conv_fwd_tile's, bitwise. Rows are whole chunks (L_out % 8 == 0), so every store is an
 // aligned 16-byte vector. Deterministic.
-template <typename S, int KMAX>
-__global__ void __launch_bounds__(128) grp_reg(const S* __restrict__ x, const S* __restrict__ w,
-                                               const S* __restrict__ b, S* __restrict__ y, GEO_ARGS, double scale) {
+// BWD: grad_x by the same loop with the roles swapped (SPEC §5's transpose at stride 1,
+// dilation 1): grad_x[n, g*Cg + c, j] = sum_o sum_k' gy[n, g*Og + o, j - (K-1-pl) + k'] *
+// (w[g*Og + o, c, K-1-k'] * s), grad_y zero outside [0, L_out), then + 0; "input" channels
+// are the group's Og output channels (ascending), taps k' ascending (w's taps descending); L a
+// multiple of 8. For a non-zero padding mode the chunks within max(pl, pr) + 1 of a row end
+// take conv_grad_x's loop per output (the padded copies, then the taps, then the channels).
+template <typename S, int KMAX, bool BWD = false>
+__global__ void __launch_bounds__(128) grp_reg(const S* __restrict__ in, const S* __restrict__ w,
+                                               const S* __restrict__ b, S* __restrict__ out, GEO_ARGS, double scale) {
     constexpr int NB = KMAX / 8, SW = 8 * sizeof(S) / 4, VE = 16 / sizeof(S);
     __shared__ __align__(16) float ws[8 * KMAX * 8];
     GEO_MAKE
-    const int K = (int)g.K, nb = (K + 7) / 8, L = (int)g.L, Lout = (int)g.Lout, pl = (int)g.pl;
+    const int K = (int)g.K, nb = (K + 7) / 8, pl = (int)g.pl;
     const int G = (int)g.G, Cg = (int)(g.Cin / g.G), Og = (int)(g.Cout / g.G), T = 8 * (int)blockDim.x;
-    const unsigned tiles = (unsigned)((Lout + T - 1) / T);
+    // channels a group and row lengths of the input and output arrays (forward: x, y; BWD: grad_y, grad_x)
+    const int Ci = BWD ? Og : Cg, Co = BWD ? Cg : Og;
+    const int Lin = BWD ? (int)g.Lout : (int)g.L, Lo = BWD ? (int)g.L : (int)g.Lout;
+    const long long Cin_a = BWD ? g.Cout : g.Cin, Cout_a = BWD ? g.Cin : g.Cout;
+    const int lead = BWD ? K - 1 - pl : pl;  // window start = o0 - lead
+    const unsigned tiles = (unsigned)((Lo + T - 1) / T);
     const unsigned rg = blockIdx.x / tiles;  // n * G + group
     const unsigned n = rg / (unsigned)G, grp = rg - n * (unsigned)G;
     const int o0 = (int)(blockIdx.x - rg * tiles) * T + 8 * (int)threadIdx.x;
     const float s = (float)scale;
     for (int q = threadIdx.x; q < 8 * KMAX * 8; q += blockDim.x) {  // ws[(ci * KMAX + k) * 8 + co]
         const int co = q & 7, k = (q >> 3) % KMAX, ci = (q >> 3) / KMAX;
-        ws[q] = (co < Og && ci < Cg && k < K)
-                    ? mul_ieee(to_acc(w[(((long long)grp * Og + co) * Cg + ci) * K + k]), s) : 0.f;
+        const long long wi = BWD ? (((long long)grp * Og + ci) * Cg + co) * K + (K - 1 - k)
+                                 : (((long long)grp * Og + co) * Cg + ci) * K + k;
+        ws[q] = (co < Co && ci < Ci && k < K) ? mul_ieee(to_acc(w[wi]), s) : 0.f;
     }
     __syncthreads();
-    if (o0 >= Lout) return;
-    const long long xend = g.N * g.Cin * g.L;
+    if (o0 >= Lo) return;
+    if constexpr (BWD) {
+        const int E = (int)(g.pl > g.pr ? g.pl : g.pr) + 1;
+        if (g.mode != 0 && (o0 < E || o0 + 8 > Lo - E)) {  // padded copies: conv_grad_x's loop
+            for (int c = 0; c < Co; ++c) {
+                S* gxr = out + ((long long)n * Cout_a + (long long)grp * Co + c) * Lo;
+                for (int r = 0; r < 8; ++r) {
+                    long long lo[4], hi[4];
+                    const int nc = copies(o0 + r, g, lo, hi);
+                    float sr = 0.f, si = 0.f;
+                    for (int q = 0; q < nc; ++q) add_copies<S, false, float>(in, w, g, n, grp, c, lo[q], hi[q], s, sr, si);
+                    gxr[o0 + r] = from_acc<S>(add_ieee(sr, 0.f));
+                }
+            }
+            return;
+        }
+    }
+    const long long iend = g.N * Cin_a * Lin;
     float acc[8][8];
 #pragma unroll
     for (int co = 0; co < 8; ++co)
 #pragma unroll
         for (int r = 0; r < 8; ++r) acc[co][r] = 0.f;
-    for (int ci = 0; ci < Cg; ++ci) {
-        const long long xrow = (long long)n * g.Cin + (long long)grp * Cg + ci;
-        const S* xr = x + xrow * L;
-        const int i0 = o0 - pl;
-        const long long F = xrow * L + i0, A = F & ~(long long)(VE - 1);
-        const bool fast = i0 >= 0 && i0 + K + 7 <= L && A + 8LL * (nb + 2) <= xend;
+    for (int ci = 0; ci < Ci; ++ci) {
+        const long long irow = (long long)n * Cin_a + (long long)grp * Ci + ci;
+        const S* ir = in + irow * Lin;
+        const int i0 = o0 - lead;
+        const long long F = irow * Lin + i0, A = F & ~(long long)(VE - 1);
+        const bool fast = i0 >= 0 && i0 + K + 7 <= Lin && A + 8LL * (nb + 2) <= iend;
         unsigned seg[NB + 2][SW];
         if (fast) {
 #pragma unroll
             for (int q = 0; q < NB + 2; ++q)
-                if (q < nb + 2) load_segment<S>(x, A + 8 * q, seg[q]);
+                if (q < nb + 2) load_segment<S>(in, A + 8 * q, seg[q]);
         }
         const int e0 = (int)(F - A);
         float lo[8], hi[8];
         if (fast) group_from<S>(seg[0], seg[1], e0, lo);
         else {
 #pragma unroll
-            for (int m = 0; m < 8; ++m) lo[m] = padded_elem<S, true>(xr, i0 + m, L, g);
+            for (int m = 0; m < 8; ++m) lo[m] = padded_elem<S, !BWD>(ir, i0 + m, Lin, g);
         }
 #pragma unroll
         for (int bk = 0; bk < NB; ++bk) {
@@ -1607,7 +1641,7 @@ __global__ void __launch_bounds__(128) grp_reg(const S* __restrict__ x, const S*
                 if (fast) group_from<S>(seg[bk + 1], seg[bk + 2], e0, hi);
                 else {
 #pragma unroll
-                    for (int m = 0; m < 8; ++m) hi[m] = padded_elem<S, true>(xr, i0 + 8 * bk + 8 + m, L, g);
+                    for (int m = 0; m < 8; ++m) hi[m] = padded_elem<S, !BWD>(ir, i0 + 8 * bk + 8 + m, Lin, g);
                 }
                 const int kn = K - 8 * bk;
 #pragma unroll
@@ -1619,7 +1653,7 @@ __global__ void __launch_bounds__(128) grp_reg(const S* __restrict__ x, const S*
                         const float tk[8] = {t0.x, t0.y, t0.z, t0.w, t1.x, t1.y, t1.z, t1.w};
 #pragma unroll
                         for (int co = 0; co < 8; ++co) {
-                            if (co < Og) {
+                            if (co < Co) {
 #pragma unroll
                                 for (int r = 0; r < 8; ++r)
                                     acc[co][r] = fma_ieee(r + k < 8 ? lo[r + k] : hi[r + k - 8], tk[co], acc[co][r]);
@@ -1634,12 +1668,12 @@ __global__ void __launch_bounds__(128) grp_reg(const S* __restrict__ x, const S*
     }
 #pragma unroll
     for (int co = 0; co < 8; ++co) {
-        if (co < Og) {
-            const long long o = (long long)grp * Og + co;
-            const float br = b ? mul_ieee(to_acc(b[o]), s) : 0.f;
+        if (co < Co) {
+            const long long o = (long long)grp * Co + co;
+            const float br = (!BWD && b) ? mul_ieee(to_acc(b[o]), s) : 0.f;
 #pragma unroll
             for (int r = 0; r < 8; ++r) acc[co][r] = add_ieee(acc[co][r], br);
-            store8<S>(y + ((long long)n * g.Cout + o) * Lout + o0, acc[co]);
+            store8<S>(out + ((long long)n * Cout_a + o) * Lo + o0, acc[co]);
         }
     }
 }
@@ -1669,7 +1703,9 @@ __global__ void __launch_bounds__(128) grp_reg(const S* __restrict__ x, const S*
     DWG_INST(S, 1) DWG_INST(S, 2) DWD_INST(S) DWL_INST2(S, 8) DWL_INST2(S, 16) \
     template __global__ void dw_reg_gw<S, 1, 1, 2>(const S*, const S*, float*, GEO_TYPES, double, int); \
     template __global__ void grp_reg<S, 8>(const S*, const S*, const S*, S*, GEO_TYPES, double); \
-    template __global__ void grp_reg<S, 16>(const S*, const S*, const S*, S*, GEO_TYPES, double);
+    template __global__ void grp_reg<S, 16>(const S*, const S*, const S*, S*, GEO_TYPES, double); \
+    template __global__ void grp_reg<S, 8, true>(const S*, const S*, const S*, S*, GEO_TYPES, double); \
+    template __global__ void grp_reg<S, 16, true>(const S*, const S*, const S*, S*, GEO_TYPES, double);
 
 #define INSTANTIATE_DW(S) \
     template __global__ void dw_bwd_vec<S, 4>(const S*, const S*, const S*, S*, float*, GEO_TYPES, double, double, int); \

@@ -106,7 +106,7 @@ def main(argv=None):
         t = torch.as_tensor(a.view(cupy.int16) if dt == "bfloat16" else a, device="cuda")
         return (t.view(torch.bfloat16) if dt == "bfloat16" else t).double()
 
-    def gx_ratio(gx, x, w, gy, spec, geo, mult, s, dt):
+    def gx_ratio(gx, x, w, gy, spec, geo, mult, s, dt, groups=None):
         """max |grad_x - ref| / bound over the elements, ref by torch autograd in float64 through
         F.pad (the padding adjoint), bound: (n + 1) * 2**-23 * (the same with |grad_y|, |w|)
         + u_out * (1 + u_out) * |ref| (float32 sums of at most n = m*K scaled products, 3*m*K
@@ -117,7 +117,7 @@ def main(argv=None):
         def adj(xv, wv, gv):
             xd = xv.double().requires_grad_(True)
             yd = F.conv1d(F.pad(xd, (geo.pl, geo.pr), mode=m if m != "zeros" else "constant"), wv.double() * s,
-                          stride=spec.stride, dilation=spec.dilation, groups=x.shape[1])
+                          stride=spec.stride, dilation=spec.dilation, groups=groups or x.shape[1])
             yd.backward(gv.double())
             return xd.grad
         ref = adj(x, w, gy)
@@ -184,8 +184,22 @@ def main(argv=None):
             line += f", grad_x {gx_note}, grad_w err/bound new {ratios[0]:.3g} old {ratios[1]:.3g}"
         bad += not ok
         print(line + (" ok" if ok else " FAIL"), flush=True)
+    def gw_ratio_grouped(gws, x, gy, geo, spec, s, dt):
+        """grad_w of a grouped conv (stride 1, dilation 1) against torch float64: max err/bound
+        of each of gws, bound (N * L_out + 1) * 2**-23 * sum |gy * s| |xp| + the output rounding."""
+        m, G = spec.padding_mode, spec.groups
+        N, Og, Cg, K = x.shape[0], gy.shape[1] // G, x.shape[1] // G, geo.K
+        xp = F.pad(x.double(), (geo.pl, geo.pr), mode=m if m != "zeros" else "constant")
+        xu = xp.unfold(2, K, 1).reshape(N, G, Cg, geo.L_out, K)
+        gs = (gy.double() * s).reshape(N, G, Og, geo.L_out)
+        ref = torch.einsum("ngot,ngctk->gock", gs, xu).reshape(G * Og, Cg, K)
+        bnd = torch.einsum("ngot,ngctk->gock", gs.abs(), xu.abs()).reshape(G * Og, Cg, K)
+        return [bound_ratio(as_t(gw, dt).reshape(ref.shape), ref, bnd, N * geo.L_out, dt) for gw in gws]
+
     # grp_reg: grouped forwards with at most 8 channels a group in and out (and multipliers beyond
-    # dw_reg's taps), bitwise against conv_fwd_tile (the same sums in the same order)
+    # dw_reg's taps), bitwise against conv_fwd_tile (the same sums in the same order); their
+    # backward (grp_reg's grad_x with the transposed taps where L % 8 == 0, dw_reg_gw's grad_w)
+    # against torch float64 with the float32 accumulation bound, as the old row-tiled kernels
     n_grp = 0
     for dt in ("float16", "bfloat16", "float32"):
         for G, cg, og, L, K in ((4, 8, 8, 4096, 7), (3, 2, 2, 264, 3), (2, 4, 8, 2056, 16), (5, 8, 4, 1000, 9),
@@ -209,10 +223,23 @@ def main(argv=None):
                 y1 = new.forward_device(cd, xs, ws, spec, dx, dw_, db)
                 y0 = old.forward_device(cd, xs, ws, spec, dx, dw_, db)
                 ok = bool((bits(y1) == bits(y0)).all())
+                gy = torch.randn((2, G * og, geo.L_out), device="cuda", generator=g).to(tdt[dt])
+                dgy = as_cp(gy)
+                used_b = new._grp_threads(cd, geo, spec, (dgy,), bwd=True) is not None
+                assert used_b == (L % 8 == 0), (G, cg, og, L, K, padding)
+                gx1, gw1, _ = new.backward_device(cd, xs, ws, spec, dgy, dx, dw_, False)
+                gx0, gw0, _ = old.backward_device(cd, xs, ws, spec, dgy, dx, dw_, False)
+                sc = exact_unit_scales(geo, spec)
+                r_x = [gx_ratio(gx, x, w, gy, spec, geo, og, float(np.float32(sc.grad_input)), dt, groups=G)
+                       for gx in (gx1, gx0)]
+                r_w = gw_ratio_grouped((gw1, gw0), x, gy, geo, spec, float(np.float32(sc.grad_weight)), dt)
+                ok_y, ok = ok, ok and max(r_x + r_w) <= 1
                 bad += not ok
                 print(f"{dt:9s} grouped G{G} {cg}->{og} ch/g L{L} K{K} pad {padding!s:5s} {mode:9s}"
                       f"{' bias' if b is not None else ''}{'' if used else ' (declined: L_out % 8)'}: y "
-                      f"{'bitwise' if ok else 'DIFFERS'}{' ok' if ok else ' FAIL'}", flush=True)
+                      f"{'bitwise' if ok_y else 'DIFFERS'}; grad_x{'' if used_b else ' (declined: L % 8)'} "
+                      f"err/bound new {r_x[0]:.3g} old {r_x[1]:.3g}, grad_w new {r_w[0]:.3g} old {r_w[1]:.3g}"
+                      f"{' ok' if ok else ' FAIL'}", flush=True)
                 n_grp += 1
     print("dw_reg checks:", "all passed" if not bad else f"{bad} FAILED", flush=True)
     if "--no-time" not in (argv or sys.argv[1:]):
@@ -262,9 +289,13 @@ def main(argv=None):
             cd, xs, ws, spec = case_dtype(dt), (8, 1024, 4096), (1024, cg, 7), Conv1dSpec(groups=G, padding=3)
             x = as_cp(torch.randn(xs, device="cuda").to(tdt[dt]))
             w = as_cp(torch.randn(ws, device="cuda").to(tdt[dt]))
-            t = {name: timeit(lambda: be.forward_device(cd, xs, ws, spec, x, w, None)) for name, be in (("new", new), ("old", old))}
-            print(f"time grouped N8 C1024 G{G} ({cg} ch/g) L4096 K7 {dt:9s}: fwd new {t['new']:.3f} old {t['old']:.3f} ms", flush=True)
-            del x, w
+            gy = as_cp(torch.randn(xs, device="cuda").to(tdt[dt]))  # L_out = L
+            t = {name: (timeit(lambda: be.forward_device(cd, xs, ws, spec, x, w, None)),
+                        timeit(lambda: be.backward_device(cd, xs, ws, spec, gy, x, w, False), reps=10))
+                 for name, be in (("new", new), ("old", old))}
+            print(f"time grouped N8 C1024 G{G} ({cg} ch/g) L4096 K7 {dt:9s}: fwd new {t['new'][0]:.3f} old {t['old'][0]:.3f} ms; "
+                  f"bwd new {t['new'][1]:.3f} old {t['old'][1]:.3f} ms", flush=True)
+            del x, w, gy
             cupy.get_default_memory_pool().free_all_blocks()
     return 1 if bad else 0
 

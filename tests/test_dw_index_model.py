@@ -665,74 +665,113 @@ def model_dw_dil(S, BWD, arrs, g, grid, block):
     return {"chunks": int(act.sum())}
 
 
-def model_grp_reg(S, KMAX, arrs, g, grid, block):
-    """grp_reg<S, KMAX>: every y element once, by an aligned vector store; per input channel of
-    the group the window x[n, grp*Cg + ci, o - pl + k] (dw_long's tables), segments in bounds,
-    taps w[grp*Og + co, ci, k] from ws[(ci*KMAX + k)*8 + co]."""
-    x, w, b, y = arrs
+def model_grp_reg(S, KMAX, arrs, g, grid, block, BWD=False):
+    """grp_reg<S, KMAX, BWD>: every output element (y; grad_x with BWD) once, by an aligned vector
+    store or (BWD, non-zero mode) the scalar loop of the chunks within E of a row end; per "input"
+    channel ci of the group (x's; BWD: grad_y's, the group's output channels) the window
+    in[n, grp*Ci + ci, o - lead + k] (dw_long's tables; lead = pl, BWD K - 1 - pl), segments in
+    bounds, taps from ws[(ci*KMAX + k)*8 + co]: w[grp*Og + co, ci, k] (BWD: w[grp*Og + ci, co,
+    K-1-k]), so that output o, tap k reads x position o - pl + k (BWD: grad_y position o + pl -
+    (K-1-k), SPEC §5's transpose)."""
+    inp, w, b, out = arrs
     isz, VE, K, L, Lout, pl = ITEM[S], 16 // ITEM[S], g.K, g.L, g.Lout, g.pl
     Cg, Og = g.Cin // g.G, g.Cout // g.G
-    assert Cg <= 8 and Og <= 8 and g.stride == 1 and (g.dil == 1 or K == 1) and K <= KMAX and Lout % 8 == 0
+    Ci, Co = (Og, Cg) if BWD else (Cg, Og)
+    Lin, Lo = (Lout, L) if BWD else (L, Lout)
+    Cin_a, Cout_a = (g.Cout, g.Cin) if BWD else (g.Cin, g.Cout)
+    lead = K - 1 - pl if BWD else pl
+    if "grp_bwd_lead" in MUTATION and BWD:
+        lead = pl
+    assert Cg <= 8 and Og <= 8 and g.stride == 1 and (g.dil == 1 or K == 1) and K <= KMAX and Lo % 8 == 0
+    assert BWD or b is None or b.size == g.Cout
+    assert not BWD or b is None, "grad_x has no bias"
     gtab, grp_t, elt, nb = _check_long_tables(S, K, KMAX)
     T = 8 * block[0]
-    tiles = (Lout + T - 1) // T
+    tiles = (Lo + T - 1) // T
     nt, blk, brow, btile = _threads(grid, block, tiles, g.N * g.G)
     o0, rg = _chunks(brow, btile, nt, T, lambda r: 0 * r, 1)
-    act = o0 < Lout
+    act = o0 < Lo
     o0, rg = o0[act], rg[act]
     n, grp = rg // g.G, rg % g.G
-    xend = g.N * g.Cin * L
-    assert x.size == xend and y.size == g.N * g.Cout * Lout and w.size == g.Cout * Cg * K
-    # the shared taps: index (ci * KMAX + k) * 8 + co < 8 * KMAX * 8; weight ((grp*Og + co)*Cg + ci)*K + k
-    ci_, k_, co_ = np.meshgrid(np.arange(Cg), np.arange(K), np.arange(Og), indexing="ij")
+    iend = g.N * Cin_a * Lin
+    assert inp.size == iend and out.size == g.N * Cout_a * Lo and w.size == g.Cout * Cg * K
+    # the shared taps: index (ci * KMAX + k) * 8 + co < 8 * KMAX * 8
+    ci_, k_, co_ = np.meshgrid(np.arange(Ci), np.arange(K), np.arange(Co), indexing="ij")
     assert ((ci_ * KMAX + k_) * 8 + co_ < 8 * KMAX * 8).all()
-    widx = ((grp[:, None] * Og + co_.ravel()[None]) * Cg + ci_.ravel()[None]) * K + k_.ravel()[None]
-    assert ((widx >= 0) & (widx < w.size)).all()
+    if BWD:
+        wtap = ((grp[:, None] * Og + ci_.ravel()[None]) * Cg + co_.ravel()[None]) * K + (K - 1 - k_.ravel()[None])
+    else:
+        wtap = ((grp[:, None] * Og + co_.ravel()[None]) * Cg + ci_.ravel()[None]) * K + k_.ravel()[None]
+    assert ((wtap >= 0) & (wtap < w.size)).all()
+    # the weight a (ci, k) slot holds is w[o, c, kw] with kw = the tap of SPEC's sum for this pair
+    o_w, c_w, k_w = wtap // (Cg * K) % g.Cout, wtap // K % Cg, wtap % K
+    assert (o_w // Og == grp[:, None]).all()
     r, k = np.arange(8)[:, None], np.arange(K)[None, :]
-    assert (8 * grp_t + elt == r + k).all()  # output r, tap k: x position o0 + r - pl + k
-    for ci in range(Cg):
-        xrow = n * g.Cin + grp * Cg + ci
-        i0 = o0 - pl if "grp_lead" not in MUTATION else o0
-        # output o0 + r, tap k reads window element r + k = x position i0 + r + k: SPEC's o - pl + k
-        assert ((i0[:, None, None] + r[None] + k[None]) == (o0[:, None, None] + r[None] - pl + k[None])).all(), \
-            "grp_reg: a tap reads the wrong x"
-        F = xrow * L + i0
+    assert (8 * grp_t + elt == r + k).all()  # output r, slot k: window element r + k
+    E = max(g.pl, g.pr) + 1
+    edge = (g.mode != 0) & ((o0 < E) | (o0 + 8 > Lo - E)) if BWD else np.zeros(o0.shape, bool)
+    vec = ~edge
+    for ci in range(Ci):
+        irow = n * Cin_a + grp * Ci + ci
+        i0 = o0 - lead if "grp_lead" not in MUTATION else o0
+        pos = i0[:, None, None] + r[None] + k[None]  # the input position output o0 + r, slot k reads
+        if BWD:  # grad_y position o + pl - kw with kw = K - 1 - k (SPEC §5: o = t + kw - pl)
+            kw3 = k_w[:, ci * K * Co:(ci + 1) * K * Co].reshape(-1, K, Co)
+            assert (kw3 == kw3[:, :, :1]).all() and (o_w[:, ci * K * Co:(ci + 1) * K * Co] % Og == ci).all()
+            kw = kw3[:, :, 0]
+            assert (pos == o0[:, None, None] + r[None] + pl - kw[:, None, :]).all(), "grp_reg: a tap reads the wrong grad_y"
+        else:
+            assert (pos == o0[:, None, None] + r[None] - pl + k[None]).all(), "grp_reg: a tap reads the wrong x"
+        F = irow * Lin + i0
         A = F & ~np.int64(VE - 1)
-        fast = (i0 >= 0) & (i0 + K + 7 <= L) & (A + 8 * (nb + 2) <= xend)
+        fast = vec & (i0 >= 0) & (i0 + K + 7 <= Lin) & (A + 8 * (nb + 2) <= iend)
         f = np.flatnonzero(fast)
         for q in range(nb + 2):
             for v in range(isz // 2):
-                _check_vec_loads(x, A[f] + 8 * q + 4 * v, isz, "grp_reg segment")
+                _check_vec_loads(inp, A[f] + 8 * q + 4 * v, isz, "grp_reg segment")
         _check_groups(S, A[f], F[f], nb + 1, "grp_reg")
-        assert (i0[f] >= 0).all() and (i0[f] + K + 6 < L).all(), "grp_reg fast path outside the row"
-        s_ = np.flatnonzero(~fast)
-        _check_padded_reads(i0[s_][:, None] + np.arange(8 * nb + 8), L, True, g, "grp_reg window")
-    starts = ((n[:, None] * g.Cout + grp[:, None] * Og + np.arange(Og)[None]) * Lout + o0[:, None]).ravel()
-    _check_vec_stores(y, starts, isz, "grp_reg y")
-    _check_written_once(y, (starts[:, None] + np.arange(8)).ravel(), "grp_reg y")
+        assert (i0[f] >= 0).all() and (i0[f] + K + 6 < Lin).all(), "grp_reg fast path outside the row"
+        s_ = np.flatnonzero(vec & ~fast)
+        _check_padded_reads(i0[s_][:, None] + np.arange(8 * nb + 8), Lin, not BWD, g, "grp_reg window")
+    starts = ((n[:, None] * Cout_a + grp[:, None] * Co + np.arange(Co)[None]) * Lo + o0[:, None])
+    _check_vec_stores(out, starts[vec].ravel(), isz, "grp_reg out")
+    written = [(starts[vec].ravel()[:, None] + np.arange(8)).ravel(), (starts[edge].ravel()[:, None] + np.arange(8)).ravel()]
+    if BWD and g.mode != 0:  # no position with extra padded copies on the window path
+        cp = _copy_positions(g)
+        assert not np.isin((o0[vec][:, None] + np.arange(8)).ravel(), cp).any(), "grp_reg: a padded copy on the window path"
+    _check_written_once(out, np.concatenate(written), f"grp_reg {'grad_x' if BWD else 'y'}")
     return {"chunks": int(act.sum())}
 
 
 def model_dw_reg_gw(S, ST, arrs, g, grid, block, J, final=None, DIL=1, NP=1):
-    """dw_reg_gw<S, ST, DIL>: per tap block bk, every grad_y position of every row once, the
-    product of position o and tap k with x position o * ST - pl + k * d of row (n, c / m); the
-    partial slots."""
+    """dw_reg_gw<S, ST, DIL>: per tap block bk and input channel ci of the group, every grad_y
+    position of every row once, the product of position o and tap k with x position o * ST - pl
+    + k * d of row (n, (c / Og) * Cg + ci); the partial slots."""
     gy, x, partial = arrs
-    _check_depthwise(g, multiplier=True, strides=(1, 2), dilated=True)
+    Cg, Og = g.Cin // g.G, g.Cout // g.G
+    if Cg > 1:  # small groups: at most 8 channels in and out
+        assert Cg <= 8 and Og <= 8 and g.Cin % g.G == 0 and g.Cout % g.G == 0
+        _check_depthwise(G([g.N, g.G, g.Cout, g.L, g.K, g.Lout, g.G, g.stride, g.dil, g.pl, g.pr, g.mode]),
+                         multiplier=True, strides=(1, 2), dilated=True)
+    else:
+        _check_depthwise(g, multiplier=True, strides=(1, 2), dilated=True)
     assert g.dil == DIL or g.K == 1 or (ST == 1 and DIL == 1), "dilation without its template"
     assert g.stride == ST
     isz, VE, K, L, Lout, pl, d = ITEM[S], 16 // ITEM[S], g.K, g.L, g.Lout, g.pl, g.dil
     TB = 8 * NP  # taps a pass
     nb = (K + TB - 1) // TB
-    m = g.Cout // g.Cin
     T = 8 * J * block[0]
     tiles = (Lout + 7 + T - 1) // T
-    nt, blk, brow, btile = _threads(grid, block, tiles, g.N * g.Cout)
+    nt, blk, brc, btile = _threads(grid, block, tiles, g.N * g.Cout * Cg)  # blocks: ((n, c), ci) rows
     assert nt // 32 <= 4, "shared red[4 * TB]: at most 4 warps"
+    brow, bci = brc // Cg, brc % Cg  # the grad_y row n * C_out + c, the input channel of the group
     o0, row = _chunks(brow, btile, nt, T, lambda r: (r * Lout) & 7, J)
     if "gw_delta" in MUTATION:
         o0, row = _chunks(brow, btile, nt, T, lambda r: 0 * r, J)
-    xrow = (row // g.Cout) * g.Cin + (row % g.Cout) // m
+    ci = np.repeat(bci, o0.size // max(len(bci), 1))
+    if "gw_group" in MUTATION:
+        ci = 0 * ci
+    xrow = (row // g.Cout) * g.Cin + ((row % g.Cout) // Og) * Cg + ci
     xend, gend = g.N * g.Cin * L, g.N * g.Cout * Lout
     assert x.size == xend and gy.size == gend
     act = ~((o0 + 8 <= 0) | (o0 >= Lout))
@@ -749,8 +788,11 @@ def model_dw_reg_gw(S, ST, arrs, g, grid, block, J, final=None, DIL=1, NP=1):
         i0 = o0 * ST - pl + TB * bk * d
         ov = o[valid]
         _check_padded_reads((ov * ST - pl)[:, None] + (TB * bk + np.arange(kn)) * d, L, True, g, "dw_reg_gw scalar")
-        pos = [(row[wh] * Lout + o0[wh])[:, None] + np.arange(8), np.broadcast_to(row[sd][:, None], o.shape)[valid] * Lout + ov]
-        _check_written_once(gy, np.concatenate([p.ravel() for p in pos]), f"dw_reg_gw grad_y share (block {bk})")
+        for c_ in range(Cg):  # per input channel of the group, every grad_y position once
+            sel_w, sel_s = ci[wh] == c_, ci[sd] == c_
+            pos = [(row[wh][sel_w] * Lout + o0[wh][sel_w])[:, None] + np.arange(8),
+                   np.broadcast_to(row[sd][sel_s][:, None], o[sel_s].shape)[valid[sel_s]] * Lout + o[sel_s][valid[sel_s]]]
+            _check_written_once(gy, np.concatenate([p.ravel() for p in pos]), f"dw_reg_gw grad_y share (block {bk}, ci {c_})")
         if ST == 1 and DIL == 1 and d != 1:  # one group per tap: x[o0 - pl + k * d + r] (dil_group)
             for kk in range(kn):
                 e = i0[wh] + kk * (d if "gw_dil" not in MUTATION else 1)
@@ -778,12 +820,12 @@ def model_dw_reg_gw(S, ST, arrs, g, grid, block, J, final=None, DIL=1, NP=1):
         s = np.flatnonzero(whole & ~fast)
         _check_padded_reads(i0[s][:, None] + np.arange(8 * NG), L, True, g, "dw_reg_gw window")
     n, c = brow // g.Cout, brow % g.Cout
-    base = ((n * tiles + btile) * g.Cout + c) * K  # dst; pass bk writes dst[TB * bk + kk], kk < kn
+    base = ((n * tiles + btile) * g.Cout * Cg + c * Cg + bci) * K  # dst; pass bk writes dst[TB * bk + kk], kk < kn
     slots = np.concatenate([(base[:, None] + TB * bk + np.arange(min(TB, K - TB * bk))).ravel() for bk in range(nb)])
     _check_written_once(partial, slots, "dw_reg_gw partial")
     if final is not None:
         E, chunks = int(final.args[2]), int(final.args[3])
-        assert final.args[0] is partial and E == g.Cout * K and chunks * E == partial.size
+        assert final.args[0] is partial and E == g.Cout * Cg * K and chunks * E == partial.size
     return {"chunks": int(act.sum())}
 
 
@@ -893,7 +935,7 @@ def simulate(log):
             model_dw_reg_gw(S, int(targs[1]), L_.args[:3], G(L_.args[3:15]), L_.grid, L_.block, int(L_.args[16]), final,
                             int(targs[2]) if len(targs) > 2 else 1, int(targs[3]) if len(targs) > 3 else 1)
         elif kern == "grp_reg":
-            model_grp_reg(S, int(targs[1]), L_.args[:4], G(L_.args[4:16]), L_.grid, L_.block)
+            model_grp_reg(S, int(targs[1]), L_.args[:4], G(L_.args[4:16]), L_.grid, L_.block, targs[2:] == ("true",))
         elif kern == "dw_dil":
             model_dw_dil(S, targs[1] == "true", L_.args[:4], G(L_.args[4:16]), L_.grid, L_.block)
         elif kern == "dw_reg_gx":
@@ -996,7 +1038,8 @@ def check_dispatch(dtype, x_shape, w_shape, spec, with_bias, ptr_off=0):
     if nt_g is not None:  # grad_w on register windows (multipliers, stride 2 too), then the final sum
         i = bk.index("dw_reg_gw")
         assert blog[i].block[0] == nt_g and bk[i + 1] == "conv_grad_w_final"
-        assert geo.Cg == 1 and spec.stride in (1, 2) and small and geo.K <= 64 and ptr_off % 16 == 0
+        assert (geo.Cg == 1 or geo.Og <= 8 >= geo.Cg) and spec.stride in (1, 2) and small and geo.K <= 64
+        assert ptr_off % 16 == 0
         assert "dw_bwd_vec" not in " ".join(L_.name for L_ in blog) and "dw_grad_w_vec" not in " ".join(L_.name for L_ in blog)
     else:
         assert "dw_reg_gw" not in bk
@@ -1011,6 +1054,13 @@ def check_dispatch(dtype, x_shape, w_shape, spec, with_bias, ptr_off=0):
         assert geo.Cg == 1 and (spec.stride == 2 or geo.Og > 1) and small and ptr_off % 16 == 0
     else:
         assert "dw_reg_gx" not in bk
+    nt_rb = CupyBackend._grp_threads(cd, geo, spec, (dgy, y_like), bwd=True)
+    if nt_b is None and not fused and not long_bwd and not dil_bwd and nt_x is None and kmax is None and nt_rb is not None:
+        assert bk[0] == "grp_reg" and blog[0].block[0] == nt_rb and _parse(blog[0].name)[1][2:] == ("true",)
+        assert geo.Cg <= 8 and geo.Og <= 8 and spec.stride == 1 and geo.L % 8 == 0 and small and ptr_off % 16 == 0
+        assert "conv_grad_x_tile" not in " ".join(L_.name for L_ in blog)
+    else:
+        assert "grp_reg" not in bk
     if nt_b is not None or long_bwd or dil_bwd:  # register-window grad_x: the padded copies from dw_bwd_edges
         assert bk.count("dw_bwd_edges") == (1 if spec.padding_mode != "zeros" else 0)
         if spec.padding_mode != "zeros":
@@ -1228,17 +1278,20 @@ def test_model_detects_mutations(mutant, case):
         MUTATION.discard(mutant)
 
 
-def test_grouped_model_detects_mutation():
-    """grp_reg's model fails when the window ignores the left padding."""
-    spec = Conv1dSpec(padding=3, groups=4)
-    fk, _, _ = check_dispatch("float32", (2, 32, 1024), (32, 8, 7), spec, True)  # 8 channels a group
-    assert fk == ["grp_reg"]
-    MUTATION.add("grp_lead")
+@pytest.mark.parametrize("mutant", ["grp_lead", "grp_bwd_lead", "gw_group"])
+def test_grouped_model_detects_mutation(mutant):
+    """grp_reg's model fails when the window ignores the left padding (forward), when grad_x's
+    window takes the forward's lead, and dw_reg_gw's when every block of a group reads the first
+    input channel."""
+    spec = Conv1dSpec(padding=7, groups=4, padding_mode="reflect")  # grad_x lead K - 1 - pl = -1
+    fk, bk, _ = check_dispatch("float32", (2, 32, 1024), (24, 8, 7), spec, True)  # 8 -> 6 channels a group
+    assert fk == ["grp_reg"] and bk[:3] == ["grp_reg", "dw_reg_gw", "conv_grad_w_final"]
+    MUTATION.add(mutant)
     try:
         with pytest.raises(AssertionError):
-            check_dispatch("float32", (2, 32, 1024), (32, 8, 7), spec, True)
+            check_dispatch("float32", (2, 32, 1024), (24, 8, 7), spec, True)
     finally:
-        MUTATION.discard("grp_lead")
+        MUTATION.discard(mutant)
 
 
 def test_no_tensor_core_kernels_without_tensor_cores():
