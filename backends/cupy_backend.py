@@ -67,6 +67,7 @@ DWG_PER = 64
 # dw_reg_gw at stride 1, dilation 1, K > 8: two tap blocks (16 accumulators) a pass over the chunks (run 28,
 # K9 backward fp32 0.267 vs 0.276 ms with one, fp16 0.232 vs 0.235; with dilation 2 one block was faster)
 DWG_PASS_BLOCKS = 2
+DWC_KMAXES = (4, 8, 16, 32)  # dwc_reg (complex64 depthwise on register windows) instantiations: K <= 32
 GRP_MAX = 8  # grp_reg: at most this many input and output channels a group (64 accumulators a thread)
 DWL_DIL2_KMAX = 16  # dw_long<..., 2> (dilation 2) instantiations: KMAX 8 and 16; beyond, dw_dil
 DW_FUSED_KMAX = 16  # dw_bwd_vec (grad_x and grad_w in one pass) up to this many taps; beyond, its
@@ -100,13 +101,14 @@ def module_source():
     names += [f"grp_reg<{t}, {k}{b}>" for t in DW_TYPES for k in (8, 16) for b in ("", ", true")]
     names += [f"dw_long<{t}, {k}, {b}, 2>" for t in DW_TYPES for k in DWL_KMAXES if k <= DWL_DIL2_KMAX
               for b in ("false", "true")]
+    names += [f"dwc_reg<{k}, {b}>" for k in DWC_KMAXES for b in ("false", "true")] + ["dwc_reg_gw"]
     names += [f"conv_fwd_gemm<{t}>" for t in GEMM_TYPES]
     names += [f"conv_fwd_mma<{t}>" for t in MMA_TYPES.values()] + ["pack_x", "pack_w_wide<unsigned short>"]
     names += [f"{k}<{e}>" for e, _ in DMMA.values() for k in ("pack_x_wide", "pack_w_wide")]
     names += [f"conv_fwd_dmma<{s}, {c}>" for _, (s, c) in DMMA.values()]
     lines = [f"INSTANTIATE({t}, {'true' if c else 'false'}) INSTANTIATE_TILES({t}, {'true' if c else 'false'})"
              for t, c, _ in sorted(set(STORAGE.values()), key=str)]
-    lines += [f"INSTANTIATE_DW({t}) INSTANTIATE_DWR({t})" for t in DW_TYPES]
+    lines += [f"INSTANTIATE_DW({t}) INSTANTIATE_DWR({t})" for t in DW_TYPES] + ["INSTANTIATE_DWC()"]
     lines += [f"INSTANTIATE_GEMM({t})" for t in GEMM_TYPES] + [f"INSTANTIATE_MMA({t})" for t in MMA_TYPES.values()]
     return SOURCE.read_text() + "\n" + "\n".join(lines) + "\n", names
 
@@ -262,6 +264,20 @@ class CupyBackend(Backend):
         return CupyBackend._balanced_threads(length, 8)
 
     @staticmethod
+    def _dwc_threads(cd, geo, spec, arrays, length, per=4):
+        """Threads per block of dwc_reg (complex64 depthwise forward / grad_x, ``per`` = 4
+        complex outputs a thread) or dwc_reg_gw (grad_w, ``per`` = DWG_PER positions a thread)
+        over rows of ``length`` outputs: complex64 storage, one channel a group, stride 1,
+        dilation 1 (or one tap), K <= DWC_KMAXES[-1], rows shorter than 2**30 (float indices in
+        int32), a non-empty output and 16-byte aligned arrays; else None."""
+        if not (cd.name == "complex64" and geo.Cg == 1 and geo.Og == 1 and spec.stride == 1
+                and (spec.dilation == 1 or geo.K == 1) and geo.K <= DWC_KMAXES[-1]):
+            return None
+        if geo.L_pad >= 2**30 or geo.N * geo.C_out * geo.L_out == 0 or any(a.data.ptr % 16 for a in arrays):
+            return None
+        return CupyBackend._balanced_threads(length + 1, per)
+
+    @staticmethod
     def _register_window_ok(cd, geo, spec, arrays, dilated=False, cg_max=1):
         """What the register-window kernels share: at most ``cg_max`` input channels a group (one
         but for grp_reg), dilation 1 (or one tap; any with ``dilated``), real 16/32-bit storage,
@@ -293,6 +309,12 @@ class CupyBackend(Backend):
         """grp_reg (forward, or grad_x with ``bwd``) over the (n, group) rows."""
         name = f"grp_reg<{STORAGE[cd.name][0]}, {8 if geo.K <= 8 else 16}{', true' if bwd else ''}>"
         self._launch_tiled(name, geo.N * geo.groups, geo.L if bwd else geo.L_out, 8, nt, args)
+
+    def _launch_dwc(self, geo, nt, bwd, args):
+        """dwc_reg (complex64 forward, or grad_x with ``bwd``) over the (n, c) rows."""
+        kmax = next(k for k in DWC_KMAXES if geo.K <= k)
+        self._launch_tiled(f"dwc_reg<{kmax}, {'true' if bwd else 'false'}>", geo.N * geo.C_out,
+                           (geo.L if bwd else geo.L_out) + 1, 4, nt, args)
 
     def _launch_dwl(self, cd, geo, nt, bwd, length, *args):
         kmax = next(k for k in DWL_KMAXES if geo.K <= k)
@@ -534,6 +556,10 @@ class CupyBackend(Backend):
         if nt is not None:  # few channels a group (and depth multipliers beyond dw_reg's taps)
             self._launch_grp(cd, geo, nt, False, (dx, dw, db, y, *gp, np.float64(s)))
             return y
+        nt = self._dwc_threads(cd, geo, spec, arrays, geo.L_out)
+        if nt is not None:  # complex64 depthwise: register windows of pairs
+            self._launch_dwc(geo, nt, False, (dx, dw, db, y, *gp, np.float64(s)))
+            return y
         kmax = self._dw_kmax(cd, geo, spec)
         if kmax is not None:
             self._launch_dw(cd, geo, kmax, False, geo.L_out, dx, dw, db, y, *gp, np.float64(s))
@@ -576,6 +602,8 @@ class CupyBackend(Backend):
         nt_x = self._dwx_threads(cd, geo, spec, (dgy, gx))
         nt_d = self._dwd_threads(cd, geo, spec, (dgy, gx), geo.L, True)
         nt_r = self._grp_threads(cd, geo, spec, (dgy, gx), bwd=True)
+        nt_c = self._dwc_threads(cd, geo, spec, (dgy, gx), geo.L)
+        nt_cg = self._dwc_threads(cd, geo, spec, (dgy, dx), geo.L_out, DWG_PER)
         if nt is not None:  # depthwise, few taps: one pass, register windows
             self._launch_dwr_bwd(cd, geo, gp, nt, dgy, dx, dw, gx, gw, s_gx, s_gw)
         elif fused:  # depthwise, few taps: grad_x and grad_w's per-tile partial sums in one pass
@@ -594,6 +622,8 @@ class CupyBackend(Backend):
             self._launch_dw(cd, geo, kmax, True, geo.L, dgy, dw, None, gx, *gp, np.float64(s_gx))
         elif nt_r is not None:  # few channels a group: grp_reg with the transposed taps
             self._launch_grp(cd, geo, nt_r, True, (dgy, dw, None, gx, *gp, np.float64(s_gx)))
+        elif nt_c is not None:  # complex64 depthwise: register windows of pairs
+            self._launch_dwc(geo, nt_c, True, (dgy, dw, None, gx, *gp, np.float64(s_gx)))
         elif geo.Og <= SMALL_GROUP and smem <= SMEM_LIMIT and geo.L_pad < 2**31:
             tiles = -(-geo.L // T)
             self._launch_blocks("conv_grad_x_tile", cd.name, geo.N * geo.C_in * tiles, smem, dgy, dw, gx, *gp,
@@ -614,6 +644,14 @@ class CupyBackend(Backend):
             fn = self.module().get_function(f"dw_grad_w_vec<{STORAGE[cd.name][0]}, {kmax}>")
             fn((geo.N * geo.C_out * tiles,), (DW_BLOCK,), (dgy, dx, partial, *gp, np.float64(s_gw), np.int32(T)),
                shared_mem=max((T + 2 * geo.K + 4) * 4, (DW_BLOCK // 32) * kmax * 4))  # span; the reduction
+            self._launch("conv_grad_w_final", cd.name, E, partial, gw, np.int64(E), np.int64(geo.N * tiles))
+        elif nt_cg is not None:  # complex64 depthwise: register windows of pairs, then the final sum
+            import cupy
+            J = DWG_PER // 4
+            tiles, E = self._row_tiles(geo.L_out + 1, DWG_PER, nt_cg), geo.C_out * geo.K
+            partial = cupy.empty(geo.N * tiles * E * 2, np.float32)
+            self._launch_tiled("dwc_reg_gw", geo.N * geo.C_out, geo.L_out + 1, DWG_PER, nt_cg,
+                               (dgy, dx, partial, *gp, np.float64(s_gw), np.int32(J)))
             self._launch("conv_grad_w_final", cd.name, E, partial, gw, np.int64(E), np.int64(geo.N * tiles))
         elif geo.Cg <= SMALL_GROUP and geo.N > 0 and geo.L_pad < 2**31:  # per-row blocks, fixed-order tree reduction
             import cupy

@@ -1678,6 +1678,253 @@ __global__ void __launch_bounds__(128) grp_reg(const S* __restrict__ in, const S
     }
 }
 
+// complex64 element i of a row of n (interleaved re, im) through the padding map (MAP: x in the
+// forward, SPEC §2) or zero outside [0, n) (grad_y): padded_elem for pairs.
+template <bool MAP>
+__device__ __forceinline__ float2 padded_c(const float* __restrict__ row, int i, int n, const Geo& g) {
+    if (i >= 0 && i < n) return make_float2(row[2 * i], row[2 * i + 1]);
+    if (!MAP || g.mode == 0 || i + g.pl < 0 || i + g.pl >= g.L + g.pl + g.pr) return make_float2(0.f, 0.f);
+    const int L = (int)g.L;
+    const int j = g.mode == 1 ? (i < 0 ? -i : 2 * (L - 1) - i) : g.mode == 2 ? (i < 0 ? 0 : L - 1) : (i < 0 ? i + L : i - L);
+    return make_float2(row[2 * j], row[2 * j + 1]);
+}
+
+// complex64 depthwise on register windows (stride 1, dilation 1, one channel a group, K <=
+// KMAX = 4, 8, 16 or 32): dw_long's design on (re, im) pairs. A thread owns a chunk of 4 complex
+// outputs (8 floats, 32 bytes), chunks aligned in the flat output so that every store is two
+// aligned 16-byte vectors (delta = (row * L_out) mod 2); window group q = complex window elements
+// 4q .. 4q + 3, formed from two 32-byte segments by the runtime shift (e0 = 0 or 2 floats) or
+// pair by pair through the padding map near a row end; tap block bk (4 taps) uses groups bk and
+// bk + 1 (output r, tap k: window element r + k). Forward (BWD false: x rows, padding map, bias):
+// y = sum_k x * (w[k] * s) by mac (the textbook product, one fma per real product: re += xr wr,
+// re += -xi wi, im += xr wi, im += xi wr), taps ascending, then + b * s: conv_fwd_tile's sums in its
+// order, bitwise. grad_x (BWD: grad_y rows, zeros outside, taps reversed and conjugated, + 0):
+// SPEC §5's transpose at stride 1; chunks straddling a row boundary take the scalar path, and for a
+// non-zero padding mode the chunks within max(pl, pr) + 1 of a row end take conv_grad_x's loop
+// per output (the padded copies). Deterministic.
+// complex64 depthwise grad_x at positions o0 .. o0 + 3 of row (n, c) (those inside the row) by
+// conv_grad_x's loop: the padded copies, then the taps (then + 0). Not inlined: its registers
+// (the copy ranges) stay out of dwc_reg's window path.
+__device__ __noinline__ void dwc_copies_chunk(const float* __restrict__ gy, const float* __restrict__ w,
+                                              float* __restrict__ gxr, const Geo g, unsigned n, unsigned c, int o0,
+                                              float s) {
+    for (int r = 0; r < 4; ++r) {
+        const int j = o0 + r;
+        if (j < 0 || j >= (int)g.L) continue;
+        long long lo[4], hi[4];
+        const int nc = copies(j, g, lo, hi);
+        float sr = 0.f, si = 0.f;
+        for (int q = 0; q < nc; ++q) add_copies<float, true, float>(gy, w, g, n, c, 0, lo[q], hi[q], s, sr, si);
+        gxr[2 * j] = add_ieee(sr, 0.f);
+        gxr[2 * j + 1] = add_ieee(si, 0.f);
+    }
+}
+
+template <int KMAX, bool BWD>
+__global__ void __launch_bounds__(128) dwc_reg(const float* __restrict__ in, const float* __restrict__ w,
+                                               const float* __restrict__ b, float* __restrict__ out, GEO_ARGS,
+                                               double scale) {
+    constexpr int NB = KMAX / 4, NSEG = NB + 2;
+    __shared__ __align__(16) float2 ws[KMAX];
+    GEO_MAKE
+    const int K = (int)g.K, nb = (K + 3) / 4, T = 4 * (int)blockDim.x;
+    const int Lin = BWD ? (int)g.Lout : (int)g.L, Lo = BWD ? (int)g.L : (int)g.Lout;
+    const int lead = BWD ? K - 1 - (int)g.pl : (int)g.pl;  // window start = o0 - lead
+    const unsigned tiles = (unsigned)((Lo + 1 + T - 1) / T);
+    const unsigned row = blockIdx.x / tiles, c = row % (unsigned)g.Cout;
+    const int delta = (int)(((long long)row * Lo) & 1);
+    const int o0 = (int)(blockIdx.x - row * tiles) * T - delta + 4 * (int)threadIdx.x;
+    const int i0 = o0 - lead;
+    const long long F = 2 * ((long long)row * Lin + i0), A = F & ~3LL;  // floats; A 16-byte aligned
+    const long long iend = 2 * g.N * g.Cout * Lin;
+    const bool whole = o0 >= 0 && o0 + 4 <= Lo;
+    const bool fast = whole && i0 >= 0 && i0 + K + 3 <= Lin && A + 8LL * (nb + 2) <= iend;
+    unsigned seg[NSEG][8];
+    if (fast) {  // every segment of the window, loads issued before any use
+#pragma unroll
+        for (int q = 0; q < NSEG; ++q)
+            if (q < nb + 2) load_segment<float>(in, A + 8 * q, seg[q]);
+    }
+    const float s = (float)scale;
+    for (int k = threadIdx.x; k < KMAX; k += blockDim.x) {
+        float2 t = make_float2(0.f, 0.f);
+        if (k < K) {
+            const long long e = (long long)c * K + (BWD ? K - 1 - k : k);
+            t = make_float2(mul_ieee(w[2 * e], s), mul_ieee(w[2 * e + 1], s));
+            if (BWD) t.y = -t.y;  // conj(w): mac's CONJ
+        }
+        ws[k] = t;
+    }
+    __syncthreads();
+    float br = 0.f, bi = 0.f;
+    if (!BWD && b) { br = mul_ieee(b[2 * c], s); bi = mul_ieee(b[2 * c + 1], s); }
+    const float* ir = in + 2 * (long long)row * Lin;
+    float* orow = out + 2 * (long long)row * Lo;
+    if (o0 + 4 <= 0 || o0 >= Lo) return;
+    if constexpr (BWD) {
+        const int E = (int)(g.pl > g.pr ? g.pl : g.pr) + 1;
+        if (g.mode != 0 && (o0 < E || o0 + 4 > Lo - E)) {  // padded copies: conv_grad_x's loop
+            dwc_copies_chunk(in, w, orow, g, row / (unsigned)g.Cout, c, o0, s);
+            return;
+        }
+    }
+    if (!whole) {  // scalar, the same operations in the same order
+        for (int r = 0; r < 4; ++r) {
+            const int o = o0 + r;
+            if (o < 0 || o >= Lo) continue;
+            float sr = 0.f, si = 0.f;
+            for (int k = 0; k < K; ++k) {
+                const float2 v = padded_c<!BWD>(ir, o - lead + k, Lin, g);
+                mac<float, true, false>(sr, si, v.x, v.y, ws[k].x, ws[k].y);
+            }
+            orow[2 * o] = add_ieee(sr, br);
+            orow[2 * o + 1] = add_ieee(si, bi);
+        }
+        return;
+    }
+    const int e0 = (int)(F - A);
+    float lo[8], hi[8], ar[4], ai[4];
+#pragma unroll
+    for (int r = 0; r < 4; ++r) { ar[r] = 0.f; ai[r] = 0.f; }
+    if (fast) group_from<float>(seg[0], seg[1], e0, lo);
+    else {
+#pragma unroll
+        for (int m = 0; m < 4; ++m) {
+            const float2 v = padded_c<!BWD>(ir, i0 + m, Lin, g);
+            lo[2 * m] = v.x; lo[2 * m + 1] = v.y;
+        }
+    }
+#pragma unroll
+    for (int bk = 0; bk < NB; ++bk) {
+        if (bk < nb) {
+            if (fast) group_from<float>(seg[bk + 1], seg[bk + 2], e0, hi);
+            else {
+#pragma unroll
+                for (int m = 0; m < 4; ++m) {
+                    const float2 v = padded_c<!BWD>(ir, i0 + 4 * bk + 4 + m, Lin, g);
+                    hi[2 * m] = v.x; hi[2 * m + 1] = v.y;
+                }
+            }
+            const int kn = K - 4 * bk;
+#pragma unroll
+            for (int k = 0; k < 4; ++k) {
+                if (k < kn) {
+                    const float2 t = ws[4 * bk + k];
+#pragma unroll
+                    for (int r = 0; r < 4; ++r) {
+                        const int m = r + k;  // window element of output r, tap k
+                        const float xr = m < 4 ? lo[2 * m] : hi[2 * m - 8], xi = m < 4 ? lo[2 * m + 1] : hi[2 * m - 7];
+                        mac<float, true, false>(ar[r], ai[r], xr, xi, t.x, t.y);
+                    }
+                }
+            }
+#pragma unroll
+            for (int m = 0; m < 8; ++m) lo[m] = hi[m];
+        }
+    }
+    float y[8];
+#pragma unroll
+    for (int r = 0; r < 4; ++r) { y[2 * r] = add_ieee(ar[r], br); y[2 * r + 1] = add_ieee(ai[r], bi); }
+    store8<float>(orow + 2 * o0, y);
+}
+
+// complex64 depthwise grad_w partial sums on register windows (stride 1, dilation 1, one
+// channel a group, any K): dw_reg_gw's design on pairs. grad_w[c, k] = sum_{n, o} (gy[n, c, o] * s)
+// * conj(xp[n, c, o - pl + k]) by mac<CONJ> (as conv_grad_w). A thread takes J chunks of 4
+// complex grad_y positions (chunks aligned in the flat grad_y array as dwc_reg's outputs: two
+// 16-byte loads); passes of 4 taps are the outer loop, each with 4 complex accumulators over the
+// thread's chunks and the window of 7 pairs formed from three 32-byte segments by the runtime
+// shift (the padding map near a row end); chunks straddling a row boundary take a scalar path over
+// their positions inside the row. Then dw_w_partial (a fixed shuffle tree per warp, the warps in
+// order) on the 8 floats (re, im of 4 taps) into partial[((n * tiles + tile) * C + c) * K + k]
+// as pairs, and conv_grad_w_final<float, true> sums the partials in a fixed order.
+// Deterministic.
+__global__ void __launch_bounds__(128) dwc_reg_gw(const float* __restrict__ gy, const float* __restrict__ x,
+                                                  float* __restrict__ partial, GEO_ARGS, double scale, int J) {
+    __shared__ float red[4 * 8];
+    GEO_MAKE
+    const int K = (int)g.K, nb = (K + 3) / 4, L = (int)g.L, Lout = (int)g.Lout, pl = (int)g.pl;
+    const int T = 4 * J * (int)blockDim.x;
+    const unsigned tiles = (unsigned)((Lout + 1 + T - 1) / T), C = (unsigned)g.Cout;
+    const unsigned row = blockIdx.x / tiles, tile = blockIdx.x - row * tiles;
+    const unsigned n = row / C, c = row - n * C;
+    const int tb = (int)tile * T - (int)(((long long)row * Lout) & 1);
+    const float* gr = gy + 2 * (long long)row * Lout;
+    const float* xr = x + 2 * (long long)row * L;  // depthwise: the x row of (n, c)
+    const long long xend = 2 * g.N * g.Cin * g.L;
+    const float s = (float)scale;
+    float* dst = partial + 2 * ((long long)(n * tiles + tile) * C + c) * K;
+#pragma unroll 1
+    for (int bk = 0; bk < nb; ++bk) {
+        const int kn = K - 4 * bk < 4 ? K - 4 * bk : 4;
+        float acc[8];  // re, im of taps 4 bk + kk
+#pragma unroll
+        for (int q = 0; q < 8; ++q) acc[q] = 0.f;
+        for (int j = 0; j < J; ++j) {
+            const int o0 = tb + 4 * ((j * (int)(blockDim.x >> 5) + (int)(threadIdx.x >> 5)) * 32 + (int)(threadIdx.x & 31));
+            const int i0 = o0 - pl + 4 * bk;
+            if (o0 + 4 <= 0 || o0 >= Lout) continue;
+            if (o0 < 0 || o0 + 4 > Lout) {  // straddles a row boundary: positions inside the row only
+                for (int r = 0; r < 4; ++r) {
+                    const int o = o0 + r;
+                    if (o < 0 || o >= Lout) continue;
+                    const float gs_r = mul_ieee(gr[2 * o], s), gs_i = mul_ieee(gr[2 * o + 1], s);
+#pragma unroll
+                    for (int kk = 0; kk < 4; ++kk)
+                        if (kk < kn) {
+                            const float2 v = padded_c<true>(xr, o - pl + 4 * bk + kk, L, g);
+                            mac<float, true, true>(acc[2 * kk], acc[2 * kk + 1], gs_r, gs_i, v.x, v.y);
+                        }
+                }
+                continue;
+            }
+            const long long F = 2 * ((long long)row * L + i0), A = F & ~3LL;
+            const bool fast = i0 >= 0 && i0 + 3 + kn <= L && A + 24 <= xend;
+            float gv[8], lo[8], hi[8];
+            load4<float>(gr + 2 * o0, gv);
+            load4<float>(gr + 2 * o0 + 4, gv + 4);
+#pragma unroll
+            for (int q = 0; q < 8; ++q) gv[q] = mul_ieee(gv[q], s);
+            if (fast) {
+                unsigned seg[3][8];
+#pragma unroll
+                for (int q = 0; q < 3; ++q) load_segment<float>(x, A + 8 * q, seg[q]);
+                group_from<float>(seg[0], seg[1], (int)(F - A), lo);
+                group_from<float>(seg[1], seg[2], (int)(F - A), hi);
+            } else {
+#pragma unroll
+                for (int m = 0; m < 4; ++m) {
+                    const float2 u = padded_c<true>(xr, i0 + m, L, g), v = padded_c<true>(xr, i0 + 4 + m, L, g);
+                    lo[2 * m] = u.x; lo[2 * m + 1] = u.y; hi[2 * m] = v.x; hi[2 * m + 1] = v.y;
+                }
+            }
+#pragma unroll
+            for (int r = 0; r < 4; ++r) {
+#pragma unroll
+                for (int kk = 0; kk < 4; ++kk) {
+                    if (kk < kn) {
+                        const int m = r + kk;
+                        const float vr = m < 4 ? lo[2 * m] : hi[2 * m - 8], vi = m < 4 ? lo[2 * m + 1] : hi[2 * m - 7];
+                        mac<float, true, true>(acc[2 * kk], acc[2 * kk + 1], gv[2 * r], gv[2 * r + 1], vr, vi);
+                    }
+                }
+            }
+        }
+        dw_w_partial<8>(acc, red, 2 * kn, dst + 8 * bk);
+        __syncthreads();  // red is reused by the next pass
+    }
+}
+
+#define INSTANTIATE_DWC() \
+    template __global__ void dwc_reg<4, false>(const float*, const float*, const float*, float*, GEO_TYPES, double); \
+    template __global__ void dwc_reg<8, false>(const float*, const float*, const float*, float*, GEO_TYPES, double); \
+    template __global__ void dwc_reg<16, false>(const float*, const float*, const float*, float*, GEO_TYPES, double); \
+    template __global__ void dwc_reg<32, false>(const float*, const float*, const float*, float*, GEO_TYPES, double); \
+    template __global__ void dwc_reg<4, true>(const float*, const float*, const float*, float*, GEO_TYPES, double); \
+    template __global__ void dwc_reg<8, true>(const float*, const float*, const float*, float*, GEO_TYPES, double); \
+    template __global__ void dwc_reg<16, true>(const float*, const float*, const float*, float*, GEO_TYPES, double); \
+    template __global__ void dwc_reg<32, true>(const float*, const float*, const float*, float*, GEO_TYPES, double);
+
 #define DWR_INST1(S, K) \
     template __global__ void dw_reg<S, K>(const S*, const S*, const S*, S*, GEO_TYPES, double); \
     template __global__ void dw_reg_bwd<S, K>(const S*, const S*, const S*, S*, float*, GEO_TYPES, double, double);

@@ -94,6 +94,7 @@ def main(argv=None):
     old._dwx_threads = lambda *a, **k: None
     old._dwd_threads = lambda *a, **k: None
     old._grp_threads = lambda *a, **k: None
+    old._dwc_threads = lambda *a, **k: None
     tdt = {"float16": torch.float16, "bfloat16": torch.bfloat16, "float32": torch.float32}
 
     def as_cp(t):
@@ -241,6 +242,65 @@ def main(argv=None):
                       f"err/bound new {r_x[0]:.3g} old {r_x[1]:.3g}, grad_w new {r_w[0]:.3g} old {r_w[1]:.3g}"
                       f"{' ok' if ok else ' FAIL'}", flush=True)
                 n_grp += 1
+    # dwc_reg / dwc_reg_gw: complex64 depthwise; the forward bitwise against conv_fwd_tile (the
+    # same mac operations in the same order), grad_x and grad_w against torch complex128 with the
+    # float32 accumulation bound (2 real products a complex term; |xr wr| + |xi wi| <= |x| |w|)
+    n_c = 0
+    for L, K, padding, mode in ((4096, 4, 3, "zeros"), (1000, 4, "same", "reflect"), (263, 3, 1, "circular"),
+                                (257, 1, 0, "replicate"), (2056, 9, 4, "reflect"), (130, 16, "same", "zeros"),
+                                (4099, 31, 15, "replicate"), (64, 32, 31, "circular"), (37, 5, 7, "zeros"),
+                                (12, 7, 3, "reflect"), (8, 8, "valid", "zeros"), (3000, 2, 1, "circular")):
+        spec = Conv1dSpec(groups=3, padding=padding, padding_mode=mode if padding != "valid" else "zeros")
+        xs, ws = (2, 3, L), (3, 1, K)
+        geo = resolve_geometry(xs, ws, None, spec)
+        g = torch.Generator(device="cuda").manual_seed(2000 + n_c)
+
+        def crand(shape):
+            return torch.complex(torch.randn(shape, device="cuda", generator=g), torch.randn(shape, device="cuda", generator=g))
+        x, w, gy = crand(xs), crand(ws), crand((2, 3, geo.L_out))
+        b = crand((3,)) if n_c % 2 else None
+        if n_c % 3 == 0:
+            x[0, 0, 0], x[-1, -1, L - 1] = complex(float("inf"), 0.0), complex(0.0, float("nan"))
+        cd = case_dtype("complex64")
+        as_c = lambda t: cupy.asarray(torch.view_as_real(t).contiguous())  # noqa: E731
+        dx, dw_, db, dgy = as_c(x), as_c(w), None if b is None else as_c(b), as_c(gy)
+        used = new._dwc_threads(cd, geo, spec, (dx,), geo.L_out) is not None
+        assert used, (L, K, padding)
+        y1 = new.forward_device(cd, xs, ws, spec, dx, dw_, db)
+        y0 = old.forward_device(cd, xs, ws, spec, dx, dw_, db)
+        ok_y = bool((bits(y1) == bits(y0)).all())
+        gx1, gw1, _ = new.backward_device(cd, xs, ws, spec, dgy, dx, dw_, False)
+        gx0, gw0, _ = old.backward_device(cd, xs, ws, spec, dgy, dx, dw_, False)
+        sc = exact_unit_scales(geo, spec)
+        s_x, s_w = float(np.float32(sc.grad_input)), float(np.float32(sc.grad_weight))
+        m = spec.padding_mode
+
+        def conv(xv, wv, s_):  # float64 / complex128, the padding through F.pad
+            return F.conv1d(F.pad(xv, (geo.pl, geo.pr), mode=m if m != "zeros" else "constant"), wv * s_, groups=3)
+        xd = x.to(torch.complex128).requires_grad_(True)
+        conv(xd, w.to(torch.complex128), s_x).backward(gy.to(torch.complex128))
+        ref_x = xd.grad
+        xa = x.abs().double().requires_grad_(True)
+        conv(xa, w.abs().double(), s_x).backward(gy.abs().double())
+        bnd_x = xa.grad
+        xp = F.pad(x.to(torch.complex128), (geo.pl, geo.pr), mode=m if m != "zeros" else "constant")
+        xpa = F.pad(x.abs().double(), (geo.pl, geo.pr), mode=m if m != "zeros" else "constant")
+        ref_w = torch.einsum("nct,nctk->ck", gy.to(torch.complex128) * s_w, xp.unfold(2, K, 1).conj())
+        bnd_w = torch.einsum("nct,nctk->ck", gy.abs().double() * s_w, xpa.unfold(2, K, 1))
+
+        def cratio(got, ref, bnd, terms):
+            gr = torch.as_tensor(got, device="cuda").double().reshape(*ref.shape, 2)  # float pairs
+            rr = torch.view_as_real(ref)
+            bb = bnd.unsqueeze(-1).expand_as(rr)
+            return bound_ratio(gr, rr, bb, terms, "float32")
+        r_x = [cratio(gx, ref_x, bnd_x, 2 * K * (1 if m == "zeros" else 3)) for gx in (gx1, gx0)]
+        r_w = [cratio(gw, ref_w, bnd_w, 2 * 2 * geo.L_out) for gw in (gw1, gw0)]
+        ok = ok_y and max(r_x + r_w) <= 1
+        bad += not ok
+        print(f"complex64 N2 C3 L{L} K{K} pad {padding!s:5s} {spec.padding_mode:9s}{' bias' if b is not None else ''}"
+              f"{' inf/nan' if n_c % 3 == 0 else ''}: y {'bitwise' if ok_y else 'DIFFERS'}; grad_x err/bound new "
+              f"{r_x[0]:.3g} old {r_x[1]:.3g}, grad_w new {r_w[0]:.3g} old {r_w[1]:.3g}{' ok' if ok else ' FAIL'}", flush=True)
+        n_c += 1
     print("dw_reg checks:", "all passed" if not bad else f"{bad} FAILED", flush=True)
     if "--no-time" not in (argv or sys.argv[1:]):
         from gpu_bench import timeit
@@ -282,6 +342,18 @@ def main(argv=None):
             print(f"time dw N{N} C{C}{'x' + str(mult) if mult > 1 else ''} L{L} K{K}{' s2' if stride == 2 else ''}{' d' + str(dil) if dil > 1 else ''} "
                   f"pad {spec.padding} {dt:9s}: fwd new {t['new'][0]:.3f} old {t['old'][0]:.3f} ms; "
                   f"bwd new {t['new'][1]:.3f} old {t['old'][1]:.3f} ms{extra}", flush=True)
+            del x, w, gy
+            cupy.get_default_memory_pool().free_all_blocks()
+        for N, C, L in ((8, 1024, 4096), (16, 2048, 4096)):  # complex64 depthwise K4
+            cd, xs, ws, spec = case_dtype("complex64"), (N, C, L), (C, 1, 4), Conv1dSpec(groups=C, padding=3)
+            x = cupy.random.standard_normal(xs + (2,), dtype=cupy.float32)
+            w = cupy.random.standard_normal(ws + (2,), dtype=cupy.float32)
+            gy = cupy.random.standard_normal((N, C, L + 3, 2), dtype=cupy.float32)
+            t = {name: (timeit(lambda: be.forward_device(cd, xs, ws, spec, x, w, None)),
+                        timeit(lambda: be.backward_device(cd, xs, ws, spec, gy, x, w, False), reps=10))
+                 for name, be in (("new", new), ("old", old))}
+            print(f"time dw N{N} C{C} L{L} K4 pad 3 complex64: fwd new {t['new'][0]:.3f} old {t['old'][0]:.3f} ms; "
+                  f"bwd new {t['new'][1]:.3f} old {t['old'][1]:.3f} ms", flush=True)
             del x, w, gy
             cupy.get_default_memory_pool().free_all_blocks()
         for dt, cg in (("float32", 8), ("float16", 8), ("float32", 4)):  # grp_reg against conv_fwd_tile

@@ -904,6 +904,134 @@ def model_dw_reg_gx(S, ST, arrs, g, grid, block):
     return {"chunks": int(act.sum())}
 
 
+def _dwc_rows(brow, btile, T, Lo, offsets):
+    """o0 of every chunk of dwc_reg / dwc_reg_gw (complex units, chunks aligned to even flat
+    indices: delta = (row * Lo) mod 2), and its row."""
+    o0 = ((btile * T - ((brow * Lo) & 1))[:, None, None] + offsets[None]).ravel()
+    return o0, np.repeat(brow, offsets.size)
+
+
+def model_dwc_reg(KMAX, BWD, arrs, g, grid, block):
+    """dwc_reg<KMAX, BWD> (complex64, arrays of float pairs): every output pair once (two aligned
+    16-byte stores a whole chunk, or the scalar / padded-copy loop), segment loads inside the
+    input array and aligned, the fast path only where the window lies in the row, output o, tap
+    slot k reads input position o - lead + k whose weight is w[c, kw] with the SPEC's pairing
+    (forward: x at o - pl + kw; grad_x: grad_y at o + pl - kw), padded reads per SPEC §2."""
+    inp, w, b, out = arrs
+    _check_depthwise(g, kmax=KMAX)
+    K, L, Lout, pl = g.K, g.L, g.Lout, g.pl
+    Lin, Lo = (Lout, L) if BWD else (L, Lout)
+    lead = K - 1 - pl if BWD else pl
+    if "dwc_lead" in MUTATION and BWD:
+        lead = pl
+    nb = (K + 3) // 4
+    T = 4 * block[0]
+    tiles = (Lo + 1 + T - 1) // T
+    nt, blk, brow, btile = _threads(grid, block, tiles, g.N * g.Cout)
+    o0, row = _dwc_rows(brow, btile, T, Lo, (4 * np.arange(nt, dtype=np.int64))[None])
+    act = ~((o0 + 4 <= 0) | (o0 >= Lo))
+    o0, row = o0[act], row[act]
+    iend = 2 * g.N * g.Cout * Lin
+    assert inp.size == iend and out.size == 2 * g.N * g.Cout * Lo and w.size == 2 * g.Cout * K
+    whole = (o0 >= 0) & (o0 + 4 <= Lo)
+    E = max(g.pl, g.pr) + 1
+    edge = ((o0 < E) | (o0 + 4 > Lo - E)) if (BWD and g.mode != 0) else np.zeros(o0.shape, bool)
+    i0 = o0 - lead
+    F = 2 * (row * Lin + i0)
+    A = F & ~np.int64(3)
+    loads = whole & (i0 >= 0) & (i0 + K + 3 <= Lin) & (A + 8 * (nb + 2) <= iend)  # issued before the edge test
+    f = np.flatnonzero(loads)
+    for q in range(nb + 2):
+        for v in range(2):
+            _check_vec_loads(inp, A[f] + 8 * q + 4 * v, 4, "dwc_reg segment")
+    vec = whole & ~edge
+    fast = np.flatnonzero(loads & vec)
+    _check_groups("float", A[fast], F[fast], nb + 1, "dwc_reg")  # group q: pairs i0 + 4q .. i0 + 4q + 3
+    assert (i0[fast] >= 0).all() and (i0[fast] + K + 2 < Lin).all(), "dwc_reg fast path outside the row"
+    r, k = np.arange(4)[:, None], np.arange(K)[None, :]
+    kw = K - 1 - k if BWD else k  # the weight tap of slot k (ws[k])
+    pos = i0[:, None, None] + r[None] + k[None]  # output o0 + r, slot k: window element r + k
+    o = o0[:, None, None] + r[None]
+    want = o + pl - kw[None] if BWD else o - pl + kw[None]
+    assert (pos[vec] == want[vec]).all(), f"dwc_reg: a tap reads the wrong {'grad_y' if BWD else 'x'}"
+    s_ = np.flatnonzero(vec & ~loads)
+    _check_padded_reads(i0[s_][:, None] + np.arange(4 * nb + 4), Lin, not BWD, g, "dwc_reg window")
+    sc = np.flatnonzero(~whole & ~edge)
+    os_ = o0[sc][:, None] + np.arange(4)
+    valid = (os_ >= 0) & (os_ < Lo)
+    _check_padded_reads((os_[valid] - lead)[:, None] + np.arange(K), Lin, not BWD, g, "dwc_reg scalar")
+    if BWD and g.mode != 0:  # no position with extra padded copies on the window or scalar path
+        on = (o0[~edge][:, None] + np.arange(4)).ravel()
+        assert not np.isin(on, _copy_positions(g)).any(), "dwc_reg: a padded copy outside the copies loop"
+    starts = 2 * (row * Lo + o0)
+    _check_vec_stores(out, starts[vec], 4, "dwc_reg out")
+    oth = np.flatnonzero(~vec)
+    oo = o0[oth][:, None] + np.arange(4)
+    ok = (oo >= 0) & (oo < Lo)
+    pairs = 2 * (np.broadcast_to(row[oth][:, None], oo.shape)[ok] * Lo + oo[ok])
+    _check_written_once(out, np.concatenate([(starts[vec][:, None] + np.arange(8)).ravel(), pairs, pairs + 1]),
+                        f"dwc_reg {'grad_x' if BWD else 'y'}")
+    return {"chunks": int(act.sum())}
+
+
+def model_dwc_reg_gw(arrs, g, grid, block, J, final=None):
+    """dwc_reg_gw (complex64 grad_w partial sums): per pass of 4 taps every grad_y position of
+    every row once, the product of position o and tap k with x position o - pl + k of the same
+    row, vector loads inside the arrays and aligned; the partial pairs."""
+    gy, x, partial = arrs
+    _check_depthwise(g)
+    K, L, Lout, pl = g.K, g.L, g.Lout, g.pl
+    nb = (K + 3) // 4
+    T = 4 * J * block[0]
+    tiles = (Lout + 1 + T - 1) // T
+    nt, blk, brow, btile = _threads(grid, block, tiles, g.N * g.Cout)
+    assert nt // 32 <= 4, "shared red[4 * 8]: at most 4 warps"
+    tid = np.arange(nt, dtype=np.int64)
+    off = np.stack([4 * ((j * (nt >> 5) + (tid >> 5)) * 32 + (tid & 31)) for j in range(J)])
+    o0, row = _dwc_rows(brow, btile, T, Lout, off)
+    if "dwc_gw_delta" in MUTATION:
+        o0, row = _dwc_rows(brow, btile, T, 0 * Lout, off)
+    xend = 2 * g.N * g.Cin * L
+    assert x.size == xend and gy.size == 2 * g.N * g.Cout * Lout
+    act = ~((o0 + 4 <= 0) | (o0 >= Lout))
+    whole = act & (o0 >= 0) & (o0 + 4 <= Lout)
+    strad = act & ~whole
+    wh, sd = np.flatnonzero(whole), np.flatnonzero(strad)
+    for h in (0, 4):  # load4<float> of grad_y pairs: 16-byte loads
+        _check_small_loads(gy, 2 * (row[wh] * Lout + o0[wh]) + h, 4, 16, "dwc_reg_gw grad_y")
+    os_ = o0[sd][:, None] + np.arange(4)
+    valid = (os_ >= 0) & (os_ < Lout)
+    gy_pairs = types.SimpleNamespace(size=gy.size // 2)
+    for bk in range(nb):
+        kn = min(4, K - 4 * bk)
+        _check_padded_reads((os_[valid] - pl)[:, None] + 4 * bk + np.arange(kn), L, True, g, "dwc_reg_gw scalar")
+        pos = [(row[wh] * Lout + o0[wh])[:, None] + np.arange(4), np.broadcast_to(row[sd][:, None], os_.shape)[valid] * Lout + os_[valid]]
+        _check_written_once(gy_pairs, np.concatenate([p_.ravel() for p_ in pos]), f"dwc_reg_gw grad_y share (pass {bk})")
+        i0 = o0 - pl + 4 * bk
+        F = 2 * (row * L + i0)
+        A = F & ~np.int64(3)
+        fast = whole & (i0 >= 0) & (i0 + 3 + kn <= L) & (A + 24 <= xend)
+        f = np.flatnonzero(fast)
+        for q in range(3):
+            for v in range(2):
+                _check_vec_loads(x, A[f] + 8 * q + 4 * v, 4, "dwc_reg_gw segment")
+        _check_groups("float", A[f], F[f], 2, "dwc_reg_gw")
+        r, kk = np.arange(4)[:, None], np.arange(kn)[None, :]
+        px = i0[f][:, None, None] + r[None] + kk[None]  # product (r, kk): window pair r + kk
+        assert ((px >= 0) & (px < L)).all(), "dwc_reg_gw fast path outside the row"
+        assert (px == (o0[f][:, None, None] + r[None]) - pl + 4 * bk + kk[None]).all(), "dwc_reg_gw: a tap reads the wrong x"
+        s2 = np.flatnonzero(whole & ~fast)
+        _check_padded_reads(i0[s2][:, None] + np.arange(8), L, True, g, "dwc_reg_gw window")
+    n, c = brow // g.Cout, brow % g.Cout
+    base = 2 * ((n * tiles + btile) * g.Cout + c) * K  # pass bk writes dst[8 bk + q], q < 2 kn
+    slots = np.concatenate([(base[:, None] + 8 * bk + np.arange(2 * min(4, K - 4 * bk))).ravel() for bk in range(nb)])
+    _check_written_once(partial, slots, "dwc_reg_gw partial")
+    if final is not None:
+        E, chunks = int(final.args[2]), int(final.args[3])
+        assert final.args[0] is partial and E == g.Cout * K and 2 * chunks * E == partial.size
+    return {"chunks": int(act.sum())}
+
+
 def _parse(name):
     m = re.fullmatch(r"(\w+)<(.*)>", name)
     if not m:
@@ -912,6 +1040,7 @@ def _parse(name):
 
 
 DW_KERNELS = ("dw_reg", "dw_reg_bwd", "dw_long", "dw_bwd_edges", "dw_reg_gw", "dw_reg_gx", "dw_dil", "grp_reg")
+DWC_KERNELS = ("dwc_reg", "dwc_reg_gw")  # complex64
 
 
 def simulate(log):
@@ -919,11 +1048,17 @@ def simulate(log):
     seen = []
     for n, L_ in enumerate(log):
         kern, targs = _parse(L_.name)
-        if kern not in DW_KERNELS:
+        if kern not in DW_KERNELS + DWC_KERNELS:
             continue
         seen.append(kern)
-        S = targs[0]
-        if kern == "dw_reg":
+        S = targs[0] if targs else None
+        if kern == "dwc_reg":
+            model_dwc_reg(int(targs[0]), targs[1] == "true", L_.args[:4], G(L_.args[4:16]), L_.grid, L_.block)
+        elif kern == "dwc_reg_gw":
+            final = log[n + 1] if n + 1 < len(log) and _parse(log[n + 1].name)[0] == "conv_grad_w_final" else None
+            assert final is not None, "dwc_reg_gw's partials not summed"
+            model_dwc_reg_gw(L_.args[:3], G(L_.args[3:15]), L_.grid, L_.block, int(L_.args[16]), final)
+        elif kern == "dw_reg":
             model_dw_reg(S, int(targs[1]), L_.args[:4], G(L_.args[4:16]), L_.grid, L_.block)
         elif kern == "dw_reg_bwd":
             final = log[n + 1] if n + 1 < len(log) and _parse(log[n + 1].name)[0] == "conv_grad_w_final" else None
@@ -1067,6 +1202,15 @@ def check_dispatch(dtype, x_shape, w_shape, spec, with_bias, ptr_off=0):
             assert bk.index("dw_bwd_edges") > bk.index(bk[0])
     else:
         assert "dw_bwd_edges" not in bk
+    nt_cf = CupyBackend._dwc_threads(cd, geo, spec, fwd_arrays, geo.L_out)
+    if nt_cf is not None:  # complex64 depthwise: dwc_reg forward and grad_x, dwc_reg_gw + the final sum
+        assert dtype == "complex64" and geo.Cg == 1 and geo.Og == 1 and spec.stride == 1 and ptr_off % 16 == 0
+        kmax_c = str(next(k for k in cb.DWC_KMAXES if geo.K <= k))
+        assert fk == ["dwc_reg"] and flog[0].block[0] == nt_cf and _parse(flog[0].name)[1] == (kmax_c, "false")
+        assert bk[0] == "dwc_reg" and _parse(blog[0].name)[1] == (kmax_c, "true")
+        assert bk[bk.index("dwc_reg_gw") + 1] == "conv_grad_w_final"
+    else:
+        assert not set(fk + bk) & set(DWC_KERNELS)
     simulate(flog)
     simulate(blog)
     return fk, bk, geo
@@ -1227,6 +1371,44 @@ def test_fuzz_register_window_kernels(dtype):
     # the fuzz reaches every kernel, many times
     for k in DW_KERNELS:
         assert seen.get(k, 0) >= 30, (k, seen)
+
+
+N_FUZZ_COMPLEX = 400
+
+
+def test_fuzz_complex_kernels():
+    """complex64 (seeded random geometries): dispatch and the models of dwc_reg / dwc_reg_gw."""
+    rng = np.random.default_rng(11)
+    n_geo, seen = 0, {}
+    while n_geo < N_FUZZ_COMPLEX:
+        case = _random_case(rng, "complex64")
+        if case is None:
+            continue
+        x_shape, w_shape, spec, bias, off = case
+        fk, bk, _ = check_dispatch("complex64", x_shape, w_shape, spec, bias, off)
+        for k in fk + bk:
+            seen[k] = seen.get(k, 0) + 1
+        n_geo += 1
+    for k in DWC_KERNELS:
+        assert seen.get(k, 0) >= 30, (k, seen)
+
+
+@pytest.mark.parametrize("mutant,case", [("dwc_lead", ((2, 3, 301), 4, 1, "reflect")),
+                                         ("dwc_gw_delta", ((2, 3, 1001), 9, 4, "zeros"))])
+def test_complex_model_detects_mutations(mutant, case):
+    """The complex models fail on grad_x's window from the forward's lead and on grad_w chunks not
+    aligned in the flat grad_y."""
+    x_shape, K, padding, mode = case
+    C = x_shape[-2]
+    spec = Conv1dSpec(padding=padding, groups=C, padding_mode=mode)
+    fk, bk, _ = check_dispatch("complex64", x_shape, (C, 1, K), spec, True)
+    assert fk == ["dwc_reg"] and "dwc_reg_gw" in bk
+    MUTATION.add(mutant)
+    try:
+        with pytest.raises(AssertionError):
+            check_dispatch("complex64", x_shape, (C, 1, K), spec, True)
+    finally:
+        MUTATION.discard(mutant)
 
 
 def test_dispatch_declines_other_dtypes():
