@@ -226,7 +226,14 @@ class CupyBackend(Backend):
         if not CupyBackend._register_window_ok(cd, geo, spec, arrays, dilated=spec.stride == 1 or spec.dilation == 2,
                                                cg_max=cg_max):
             return None
-        return CupyBackend._balanced_threads(geo.L_out + 7, DWG_PER)
+        return CupyBackend._balanced_threads(CupyBackend._dwg_span(geo), DWG_PER)
+
+    @staticmethod
+    def _dwg_span(geo):
+        """Positions dw_reg_gw's tiles cover in a row: L_out + 7 (chunks start up to 7 before a
+        row to stay aligned in the flat grad_y), or L_out where L_out % 8 == 0 (every row starts
+        aligned: L_out = 4096 takes 64 threads of 64 positions, not 96 with a third idle)."""
+        return geo.L_out + (7 if geo.L_out % 8 else 0)
 
     @staticmethod
     def _dwx_threads(cd, geo, spec, arrays):
@@ -447,13 +454,13 @@ class CupyBackend(Backend):
         fixed-order sum."""
         import cupy
         J = DWG_PER // 8
-        tiles, E = self._row_tiles(geo.L_out + 7, DWG_PER, nt), geo.C_out * geo.Cg * geo.K
+        tiles, E = self._row_tiles(self._dwg_span(geo), DWG_PER, nt), geo.C_out * geo.Cg * geo.K
         partial = cupy.empty(geo.N * tiles * E, np.float32)
         dil = 2 if geo.dilation == 2 and geo.K > 1 else 1  # else 1, or any at stride 1 (a group per tap)
         np_ = 2 if stride == 1 and dil == 1 and geo.K > 8 and DWG_PASS_BLOCKS == 2 else 1  # tap blocks per pass
         # the instantiations' names (module_source): <S, ST>, <S, ST, 2>, <S, 1, 1, 2>
         targs = [STORAGE[cd.name][0], str(stride)] + ([str(dil), str(np_)] if np_ == 2 else [str(dil)] if dil == 2 else [])
-        self._launch_tiled(f"dw_reg_gw<{', '.join(targs)}>", geo.N * geo.C_out * geo.Cg, geo.L_out + 7, DWG_PER, nt,
+        self._launch_tiled(f"dw_reg_gw<{', '.join(targs)}>", geo.N * geo.C_out * geo.Cg, self._dwg_span(geo), DWG_PER, nt,
                            (dgy, dx, partial, *gp, np.float64(s_gw), np.int32(J)))
         self._launch("conv_grad_w_final", cd.name, E, partial, gw, np.int64(E), np.int64(geo.N * tiles))
 

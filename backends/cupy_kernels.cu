@@ -1376,7 +1376,9 @@ __global__ void __launch_bounds__(128) dw_reg_gw(const S* __restrict__ gy, const
     GEO_MAKE
     const int K = (int)g.K, nb = (K + TB - 1) / TB, L = (int)g.L, Lout = (int)g.Lout, pl = (int)g.pl;
     const int T = 8 * J * (int)blockDim.x;
-    const unsigned tiles = (unsigned)((Lout + 7 + T - 1) / T), C = (unsigned)g.Cout;
+    // chunks start up to 7 before a row (flat alignment), except where every row starts aligned
+    const int span = Lout + ((Lout & 7) ? 7 : 0);  // L_out % 8 == 0: delta = (row * L_out) & 7 = 0
+    const unsigned tiles = (unsigned)((span + T - 1) / T), C = (unsigned)g.Cout;
     const unsigned Cg = (unsigned)(g.Cin / g.G), Og = C / (unsigned)g.G;
     const unsigned rc = blockIdx.x / tiles, tile = blockIdx.x - rc * tiles;  // rc = (n * C + c) * Cg + ci
     const unsigned row = rc / Cg, ci = rc - row * Cg;  // row: the grad_y row n * C + c

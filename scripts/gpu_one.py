@@ -1,7 +1,8 @@
 #!/usr/bin/env python
-"""One depthwise forward of the CuPy backend (for ncu): ``gpu_one.py K31`` (fp32, K31, pad 15,
-N8 C1024 L4096) or ``gpu_one.py fp16`` (fp16, K4, pad 3, N16 C2048 L4096); ``gpu_one.py K31 bwd``
-runs the backward after it."""
+"""One forward of the CuPy backend (for ncu): ``gpu_one.py K31`` (depthwise fp32, K31, pad 15,
+N8 C1024 L4096), ``gpu_one.py fp16`` (depthwise fp16, K4, pad 3, N16 C2048 L4096), ``gpu_one.py
+g128`` (fp32, 8 channels a group, K7, pad 3, N8 C1024 L4096) or ``gpu_one.py c64`` (complex64
+depthwise K4, pad 3, N8 C1024 L4096); a second argument ``bwd`` runs the backward after it."""
 import sys
 from pathlib import Path
 
@@ -13,15 +14,23 @@ from usconv_ref.dtypes import case_dtype  # noqa: E402
 from usconv_ref.spec import Conv1dSpec  # noqa: E402
 
 which = sys.argv[1] if len(sys.argv) > 1 else "K31"
-N, C, L, K, pad, dt = (8, 1024, 4096, 31, 15, "float32") if which == "K31" else (16, 2048, 4096, 4, 3, "float16")
+N, C, L, K, pad, dt, G = {"K31": (8, 1024, 4096, 31, 15, "float32", 1024), "fp16": (16, 2048, 4096, 4, 3, "float16", 2048),
+                          "g128": (8, 1024, 4096, 7, 3, "float32", 128), "c64": (8, 1024, 4096, 4, 3, "complex64", 1024)}[which]
 cd = case_dtype(dt)
-x = cupy.random.standard_normal((N, C, L), dtype=cupy.float32).astype(dt)
-w = cupy.random.standard_normal((C, 1, K), dtype=cupy.float32).astype(dt)
+pair = (2,) if dt == "complex64" else ()
+part = "float32" if dt == "complex64" else dt
+
+
+def rand(shape):
+    return cupy.random.standard_normal(shape + pair, dtype=cupy.float32).astype(part)
+
+
+x, w = rand((N, C, L)), rand((C, C // G, K))
 cp = backends.get("cupy")
-cp.forward_device(cd, x.shape, w.shape, Conv1dSpec(padding=pad, groups=C), x, w, None)
+spec = Conv1dSpec(padding=pad, groups=G)
+cp.forward_device(cd, (N, C, L), (C, C // G, K), spec, x, w, None)
 cupy.cuda.Device().synchronize()
 if "bwd" in sys.argv[2:]:
-    spec = Conv1dSpec(padding=pad, groups=C)
-    gy = cupy.random.standard_normal((N, C, L + 2 * pad - K + 1), dtype=cupy.float32).astype(dt)
-    cp.backward_device(cd, x.shape, w.shape, spec, gy, x, w, False)
+    gy = rand((N, C, L + 2 * pad - K + 1))
+    cp.backward_device(cd, (N, C, L), (C, C // G, K), spec, gy, x, w, False)
     cupy.cuda.Device().synchronize()

@@ -761,7 +761,10 @@ def model_dw_reg_gw(S, ST, arrs, g, grid, block, J, final=None, DIL=1, NP=1):
     TB = 8 * NP  # taps a pass
     nb = (K + TB - 1) // TB
     T = 8 * J * block[0]
-    tiles = (Lout + 7 + T - 1) // T
+    span = Lout + (7 if Lout % 8 else 0)  # as the kernel: rows start aligned where L_out % 8 == 0
+    if "gw_span" in MUTATION:  # the kernel's former count: always + 7
+        span = Lout + 7
+    tiles = (span + T - 1) // T
     nt, blk, brc, btile = _threads(grid, block, tiles, g.N * g.Cout * Cg)  # blocks: ((n, c), ci) rows
     assert nt // 32 <= 4, "shared red[4 * TB]: at most 4 warps"
     brow, bci = brc // Cg, brc % Cg  # the grad_y row n * C_out + c, the input channel of the group
@@ -1432,6 +1435,7 @@ MUTANTS = [
     ("long_lead", ((1, 2, 300), 20, 3, "replicate")),         # grad_x window from the forward's lead
     ("edges_E", ((1, 2, 96), 3, 2, "reflect")),               # edge range one short
     ("gw_delta", ((2, 3, 1003), 9, 4, "zeros")),              # grad_w chunks not aligned in the flat grad_y
+    ("gw_span", ((2, 3, 4096), 9, 4, "zeros")),               # tiles over L_out + 7 where the host counts L_out
     ("gx_E", ((1, 2, 94), 3, 2, "reflect", 2, 1)),            # a padded copy on dw_reg_gx's window path (row 1: chunk at 2)
     ("gx_phase", ((2, 2, 301), 7, 3, "zeros", 1, 2)),         # stride-2 grad_x window one element off
     ("dil_lead", ((2, 2, 300), 9, 12, "reflect", 1, 1, 3)),    # dilated grad_x window from d = 1's lead
@@ -1449,7 +1453,7 @@ def test_model_detects_mutations(mutant, case):
     spec = Conv1dSpec(padding=padding, groups=C, padding_mode=mode, stride=stride, dilation=dil)
     fk, bk, _ = check_dispatch("float16", x_shape, (C * mult, 1, K), spec, False)  # passes unmutated
     kernel = {"reg_fast_no_end_check": "dw_reg", "bwd_no_tail": "dw_reg_bwd", "long_lead": "dw_long",
-              "edges_E": "dw_bwd_edges", "gw_delta": "dw_reg_gw", "gx_E": "dw_reg_gx", "gx_phase": "dw_reg_gx",
+              "edges_E": "dw_bwd_edges", "gw_delta": "dw_reg_gw", "gw_span": "dw_reg_gw", "gx_E": "dw_reg_gx", "gx_phase": "dw_reg_gx",
               "dil_lead": "dw_dil", "long_dil": "dw_long", "gw_dil": "dw_reg_gw"}[mutant]
     assert kernel in fk + bk  # the mutated model runs
     MUTATION.add(mutant)
