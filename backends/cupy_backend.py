@@ -277,20 +277,21 @@ class CupyBackend(Backend):
         over rows of ``length`` outputs: complex64 storage, one channel a group, stride 1,
         dilation 1 (or one tap), K <= DWC_KMAXES[-1], rows shorter than 2**30 (float indices in
         int32), a non-empty output and 16-byte aligned arrays; else None."""
-        if not (cd.name == "complex64" and geo.Cg == 1 and geo.Og == 1 and spec.stride == 1
-                and (spec.dilation == 1 or geo.K == 1) and geo.K <= DWC_KMAXES[-1]):
+        if not (geo.Og == 1 and spec.stride == 1 and geo.K <= DWC_KMAXES[-1]):
             return None
-        if geo.L_pad >= 2**30 or geo.N * geo.C_out * geo.L_out == 0 or any(a.data.ptr % 16 for a in arrays):
+        if not CupyBackend._register_window_ok(cd, geo, spec, arrays, dtypes=("complex64",), row_max=2**30):
             return None
         return CupyBackend._balanced_threads(length + 1, per)
 
     @staticmethod
-    def _register_window_ok(cd, geo, spec, arrays, dilated=False, cg_max=1):
+    def _register_window_ok(cd, geo, spec, arrays, dilated=False, cg_max=1,
+                            dtypes=("float16", "bfloat16", "float32"), row_max=2**31):
         """What the register-window kernels share: at most ``cg_max`` input channels a group (one
-        but for grp_reg), dilation 1 (or one tap; any with ``dilated``), real 16/32-bit storage,
-        int32 rows, a non-empty output and 16-byte aligned arrays."""
-        return (geo.Cg <= cg_max and (spec.dilation == 1 or geo.K == 1 or dilated) and cd.name in ("float16", "bfloat16", "float32")
-                and geo.L_pad < 2**31 and geo.N * geo.C_out * geo.L_out > 0
+        but for grp_reg), dilation 1 (or one tap; any with ``dilated``), storage in ``dtypes``
+        (real 16/32-bit; complex64 for dwc_reg), padded rows shorter than ``row_max`` (int32
+        indices), a non-empty output and 16-byte aligned arrays."""
+        return (geo.Cg <= cg_max and (spec.dilation == 1 or geo.K == 1 or dilated) and cd.name in dtypes
+                and geo.L_pad < row_max and geo.N * geo.C_out * geo.L_out > 0
                 and not any(a.data.ptr % 16 for a in arrays))
 
     @staticmethod
@@ -462,6 +463,15 @@ class CupyBackend(Backend):
         targs = [STORAGE[cd.name][0], str(stride)] + ([str(dil), str(np_)] if np_ == 2 else [str(dil)] if dil == 2 else [])
         self._launch_tiled(f"dw_reg_gw<{', '.join(targs)}>", geo.N * geo.C_out * geo.Cg, self._dwg_span(geo), DWG_PER, nt,
                            (dgy, dx, partial, *gp, np.float64(s_gw), np.int32(J)))
+        self._launch("conv_grad_w_final", cd.name, E, partial, gw, np.int64(E), np.int64(geo.N * tiles))
+
+    def _launch_dwcg(self, cd, geo, gp, nt, dgy, dx, gw, s_gw):
+        """dwc_reg_gw (complex64 grad_w's per-(n, tile) partial pairs), then their fixed-order sum."""
+        import cupy
+        tiles, E = self._row_tiles(geo.L_out + 1, DWG_PER, nt), geo.C_out * geo.K
+        partial = cupy.empty(geo.N * tiles * E * 2, np.float32)
+        self._launch_tiled("dwc_reg_gw", geo.N * geo.C_out, geo.L_out + 1, DWG_PER, nt,
+                           (dgy, dx, partial, *gp, np.float64(s_gw), np.int32(DWG_PER // 4)))
         self._launch("conv_grad_w_final", cd.name, E, partial, gw, np.int64(E), np.int64(geo.N * tiles))
 
     def _launch_dw_edges(self, cd, geo, gp, dgy, dw, gx, s_gx):
@@ -653,13 +663,7 @@ class CupyBackend(Backend):
                shared_mem=max((T + 2 * geo.K + 4) * 4, (DW_BLOCK // 32) * kmax * 4))  # span; the reduction
             self._launch("conv_grad_w_final", cd.name, E, partial, gw, np.int64(E), np.int64(geo.N * tiles))
         elif nt_cg is not None:  # complex64 depthwise: register windows of pairs, then the final sum
-            import cupy
-            J = DWG_PER // 4
-            tiles, E = self._row_tiles(geo.L_out + 1, DWG_PER, nt_cg), geo.C_out * geo.K
-            partial = cupy.empty(geo.N * tiles * E * 2, np.float32)
-            self._launch_tiled("dwc_reg_gw", geo.N * geo.C_out, geo.L_out + 1, DWG_PER, nt_cg,
-                               (dgy, dx, partial, *gp, np.float64(s_gw), np.int32(J)))
-            self._launch("conv_grad_w_final", cd.name, E, partial, gw, np.int64(E), np.int64(geo.N * tiles))
+            self._launch_dwcg(cd, geo, gp, nt_cg, dgy, dx, gw, s_gw)
         elif geo.Cg <= SMALL_GROUP and geo.N > 0 and geo.L_pad < 2**31:  # per-row blocks, fixed-order tree reduction
             import cupy
             chunks = max(1, min(geo.N, -(-2048 // rows)))

@@ -275,6 +275,18 @@ __device__ __forceinline__ void add_copies(const S* __restrict__ gy, const S* __
         }
 }
 
+// grad_x[n, grp*Cg + c, j] before its rounding, in conv_grad_x's order: the padded copies of j
+// (copies), then for each the taps and the group's output channels (add_copies). Shared by the
+// register-window grad_x kernels at positions with padded copies.
+template <typename S, bool CPLX, typename A>
+__device__ __forceinline__ void grad_x_sum(const S* __restrict__ gy, const S* __restrict__ w, const Geo& g,
+                                           long long n, long long grp, long long c, long long j, A s, A& sr, A& si) {
+    long long lo[4], hi[4];
+    const int m = copies(j, g, lo, hi);
+    sr = 0; si = 0;
+    for (int r = 0; r < m; ++r) add_copies<S, CPLX, A>(gy, w, g, n, grp, c, lo[r], hi[r], s, sr, si);
+}
+
 // grad_x[n,ci,j] = s * sum over copies i of j, taps k with (i - k*dil) = t*stride, o in group:
 //                  gy[n,o,t] * conj(w[o, ci%Cg, k])
 template <typename S, bool CPLX>
@@ -285,12 +297,8 @@ __global__ void conv_grad_x(const S* __restrict__ gy, const S* __restrict__ w, S
     if (idx >= g.N * g.Cin * g.L) return;
     long long j = idx % g.L, ci = (idx / g.L) % g.Cin, n = idx / (g.L * g.Cin);
     long long Cg = g.Cin / g.G, grp = ci / Cg, c = ci % Cg;
-    long long lo[4], hi[4];
-    int m = copies(j, g, lo, hi);
-    const A s = (A)scale;
-    A sr = 0, si = 0;
-    for (int r = 0; r < m; ++r)
-        add_copies<S, CPLX, A>(gy, w, g, n, grp, c, lo[r], hi[r], s, sr, si);
+    A sr, si;
+    grad_x_sum<S, CPLX, A>(gy, w, g, n, grp, c, j, (A)scale, sr, si);
     store<S, CPLX>(gx, idx, sr, si);
 }
 
@@ -995,9 +1003,10 @@ template <typename S> __device__ __forceinline__ void store8(S* p, const float y
     }
 }
 
-// Lane-consecutive chunk j of this thread within its tile: 8 * ((j * warps + warp) * 32 + lane).
-__device__ __forceinline__ int dwr_offset(int j) {
-    return 8 * ((j * (int)(blockDim.x >> 5) + (int)(threadIdx.x >> 5)) * 32 + (int)(threadIdx.x & 31));
+// Lane-consecutive chunk j of this thread within its tile, chunks of ``per`` outputs (8; complex
+// pairs 4): per * ((j * warps + warp) * 32 + lane).
+__device__ __forceinline__ int dwr_offset(int j, int per = 8) {
+    return per * ((j * (int)(blockDim.x >> 5) + (int)(threadIdx.x >> 5)) * 32 + (int)(threadIdx.x & 31));
 }
 
 // Forward: y[n, c, o] = sum_k xp[n, c / m, o * ST + k] * (w[c, k] * s) + b[c] * s (m = C_out / C_in:
@@ -1496,10 +1505,8 @@ __global__ void __launch_bounds__(128) dw_reg_gx(const S* __restrict__ gy, const
         for (int r = 0; r < 8; ++r) {
             const int i = o0 + r;
             if (i < 0 || i >= L) continue;
-            long long lo[4], hi[4];
-            const int nc = copies(i, g, lo, hi);
-            float sr = 0.f, si = 0.f;
-            for (int q = 0; q < nc; ++q) add_copies<S, false, float>(gy, w, g, n, ci, 0, lo[q], hi[q], s, sr, si);
+            float sr, si;
+            grad_x_sum<S, false, float>(gy, w, g, n, ci, 0, i, s, sr, si);
             gxr[i] = from_acc<S>(add_ieee(sr, 0.f));
         }
         return;
@@ -1602,10 +1609,8 @@ __global__ void __launch_bounds__(128) grp_reg(const S* __restrict__ in, const S
             for (int c = 0; c < Co; ++c) {
                 S* gxr = out + ((long long)n * Cout_a + (long long)grp * Co + c) * Lo;
                 for (int r = 0; r < 8; ++r) {
-                    long long lo[4], hi[4];
-                    const int nc = copies(o0 + r, g, lo, hi);
-                    float sr = 0.f, si = 0.f;
-                    for (int q = 0; q < nc; ++q) add_copies<S, false, float>(in, w, g, n, grp, c, lo[q], hi[q], s, sr, si);
+                    float sr, si;
+                    grad_x_sum<S, false, float>(in, w, g, n, grp, c, o0 + r, s, sr, si);
                     gxr[o0 + r] = from_acc<S>(add_ieee(sr, 0.f));
                 }
             }
@@ -1691,6 +1696,17 @@ __device__ __forceinline__ float2 padded_c(const float* __restrict__ row, int i,
     return make_float2(row[2 * j], row[2 * j + 1]);
 }
 
+// Pairs i .. i + 3 of a row through padded_c<MAP>, as 8 floats (re, im interleaved): a window
+// group of the complex kernels near a row end.
+template <bool MAP>
+__device__ __forceinline__ void pair_group(const float* __restrict__ row, int i, int n, const Geo& g, float* out) {
+#pragma unroll
+    for (int m = 0; m < 4; ++m) {
+        const float2 v = padded_c<MAP>(row, i + m, n, g);
+        out[2 * m] = v.x; out[2 * m + 1] = v.y;
+    }
+}
+
 // complex64 depthwise on register windows (stride 1, dilation 1, one channel a group, K <=
 // KMAX = 4, 8, 16 or 32): dw_long's design on (re, im) pairs. A thread owns a chunk of 4 complex
 // outputs (8 floats, 32 bytes), chunks aligned in the flat output so that every store is two
@@ -1713,10 +1729,8 @@ __device__ __noinline__ void dwc_copies_chunk(const float* __restrict__ gy, cons
     for (int r = 0; r < 4; ++r) {
         const int j = o0 + r;
         if (j < 0 || j >= (int)g.L) continue;
-        long long lo[4], hi[4];
-        const int nc = copies(j, g, lo, hi);
-        float sr = 0.f, si = 0.f;
-        for (int q = 0; q < nc; ++q) add_copies<float, true, float>(gy, w, g, n, c, 0, lo[q], hi[q], s, sr, si);
+        float sr, si;
+        grad_x_sum<float, true, float>(gy, w, g, n, c, 0, j, s, sr, si);
         gxr[2 * j] = add_ieee(sr, 0.f);
         gxr[2 * j + 1] = add_ieee(si, 0.f);
     }
@@ -1789,24 +1803,12 @@ __global__ void __launch_bounds__(128) dwc_reg(const float* __restrict__ in, con
 #pragma unroll
     for (int r = 0; r < 4; ++r) { ar[r] = 0.f; ai[r] = 0.f; }
     if (fast) group_from<float>(seg[0], seg[1], e0, lo);
-    else {
-#pragma unroll
-        for (int m = 0; m < 4; ++m) {
-            const float2 v = padded_c<!BWD>(ir, i0 + m, Lin, g);
-            lo[2 * m] = v.x; lo[2 * m + 1] = v.y;
-        }
-    }
+    else pair_group<!BWD>(ir, i0, Lin, g, lo);
 #pragma unroll
     for (int bk = 0; bk < NB; ++bk) {
         if (bk < nb) {
             if (fast) group_from<float>(seg[bk + 1], seg[bk + 2], e0, hi);
-            else {
-#pragma unroll
-                for (int m = 0; m < 4; ++m) {
-                    const float2 v = padded_c<!BWD>(ir, i0 + 4 * bk + 4 + m, Lin, g);
-                    hi[2 * m] = v.x; hi[2 * m + 1] = v.y;
-                }
-            }
+            else pair_group<!BWD>(ir, i0 + 4 * bk + 4, Lin, g, hi);
             const int kn = K - 4 * bk;
 #pragma unroll
             for (int k = 0; k < 4; ++k) {
@@ -1863,7 +1865,7 @@ __global__ void __launch_bounds__(128) dwc_reg_gw(const float* __restrict__ gy, 
 #pragma unroll
         for (int q = 0; q < 8; ++q) acc[q] = 0.f;
         for (int j = 0; j < J; ++j) {
-            const int o0 = tb + 4 * ((j * (int)(blockDim.x >> 5) + (int)(threadIdx.x >> 5)) * 32 + (int)(threadIdx.x & 31));
+            const int o0 = tb + dwr_offset(j, 4);
             const int i0 = o0 - pl + 4 * bk;
             if (o0 + 4 <= 0 || o0 >= Lout) continue;
             if (o0 < 0 || o0 + 4 > Lout) {  // straddles a row boundary: positions inside the row only
@@ -1894,11 +1896,8 @@ __global__ void __launch_bounds__(128) dwc_reg_gw(const float* __restrict__ gy, 
                 group_from<float>(seg[0], seg[1], (int)(F - A), lo);
                 group_from<float>(seg[1], seg[2], (int)(F - A), hi);
             } else {
-#pragma unroll
-                for (int m = 0; m < 4; ++m) {
-                    const float2 u = padded_c<true>(xr, i0 + m, L, g), v = padded_c<true>(xr, i0 + 4 + m, L, g);
-                    lo[2 * m] = u.x; lo[2 * m + 1] = u.y; hi[2 * m] = v.x; hi[2 * m + 1] = v.y;
-                }
+                pair_group<true>(xr, i0, L, g, lo);
+                pair_group<true>(xr, i0 + 4, L, g, hi);
             }
 #pragma unroll
             for (int r = 0; r < 4; ++r) {

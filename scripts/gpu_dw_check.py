@@ -313,6 +313,12 @@ def main(argv=None):
     print("dw_reg checks:", "all passed" if not bad else f"{bad} FAILED", flush=True)
     if "--no-time" not in (argv or sys.argv[1:]):
         from gpu_bench import timeit
+
+        def fwd_bwd_times(cd, xs, ws, spec, x, w, gy):
+            """{"new" | "old": (forward ms, backward ms)} of both instances on the same arrays."""
+            return {name: (timeit(lambda: be.forward_device(cd, xs, ws, spec, x, w, None)),
+                           timeit(lambda: be.backward_device(cd, xs, ws, spec, gy, x, w, False), reps=10))
+                    for name, be in (("new", new), ("old", old))}
         timed = [(dt, N, C, L, 4, 1, 1) for dt in ("float32", "float16", "bfloat16")
                  for N, C, L in ((16, 2048, 4096), (8, 4096, 2048))]
         timed += [("float32", 8, 1024, 4096, 9, 1, 1), ("float16", 8, 1024, 4096, 9, 1, 1),
@@ -327,10 +333,7 @@ def main(argv=None):
             w = as_cp(torch.randn(ws, device="cuda").to(tdt[dt]))
             L_out = resolve_geometry(xs, ws, None, spec).L_out  # K4: L + 3
             gy = as_cp(torch.randn((N, C * mult, L_out), device="cuda").to(tdt[dt]))
-            t = {}
-            for name, be in (("new", new), ("old", old)):
-                t[name] = (timeit(lambda: be.forward_device(cd, xs, ws, spec, x, w, None)),
-                           timeit(lambda: be.backward_device(cd, xs, ws, spec, gy, x, w, False), reps=10))
+            t = fwd_bwd_times(cd, xs, ws, spec, x, w, gy)
             extra = ""
             if K > 8:  # dw_reg_gw's parameters, the dispatch's evidence
                 bwd = lambda: new.backward_device(cd, xs, ws, spec, gy, x, w, False)  # noqa: E731
@@ -358,9 +361,7 @@ def main(argv=None):
             x = cupy.random.standard_normal(xs + (2,), dtype=cupy.float32)
             w = cupy.random.standard_normal(ws + (2,), dtype=cupy.float32)
             gy = cupy.random.standard_normal((N, C, L + 3, 2), dtype=cupy.float32)
-            t = {name: (timeit(lambda: be.forward_device(cd, xs, ws, spec, x, w, None)),
-                        timeit(lambda: be.backward_device(cd, xs, ws, spec, gy, x, w, False), reps=10))
-                 for name, be in (("new", new), ("old", old))}
+            t = fwd_bwd_times(cd, xs, ws, spec, x, w, gy)
             print(f"time dw N{N} C{C} L{L} K4 pad 3 complex64: fwd new {t['new'][0]:.3f} old {t['old'][0]:.3f} ms; "
                   f"bwd new {t['new'][1]:.3f} old {t['old'][1]:.3f} ms", flush=True)
             del x, w, gy
@@ -371,9 +372,7 @@ def main(argv=None):
             x = as_cp(torch.randn(xs, device="cuda").to(tdt[dt]))
             w = as_cp(torch.randn(ws, device="cuda").to(tdt[dt]))
             gy = as_cp(torch.randn(xs, device="cuda").to(tdt[dt]))  # L_out = L
-            t = {name: (timeit(lambda: be.forward_device(cd, xs, ws, spec, x, w, None)),
-                        timeit(lambda: be.backward_device(cd, xs, ws, spec, gy, x, w, False), reps=10))
-                 for name, be in (("new", new), ("old", old))}
+            t = fwd_bwd_times(cd, xs, ws, spec, x, w, gy)
             print(f"time grouped N8 C1024 G{G} ({cg} ch/g) L4096 K7 {dt:9s}: fwd new {t['new'][0]:.3f} old {t['old'][0]:.3f} ms; "
                   f"bwd new {t['new'][1]:.3f} old {t['old'][1]:.3f} ms", flush=True)
             del x, w, gy
