@@ -70,6 +70,8 @@ DWG_PASS_BLOCKS = 2
 DWC_KMAXES = (4, 8, 16, 32)  # dwc_reg (complex64 depthwise on register windows) instantiations: K <= 32
 GRP_MAX = 8  # grp_reg: at most this many input and output channels a group (64 accumulators a thread)
 DWL_DIL2_KMAX = 16  # dw_long<..., 2> (dilation 2) instantiations: KMAX 8 and 16; beyond, dw_dil
+DWW_KMIN = 16  # dw_wide (staged, 16 outputs a thread, taps in blocks of 8): depthwise forward and grad_x, K > DWW_KMIN
+DWW_PER = 16  # as in cupy_kernels.cu
 DW_FUSED_KMAX = 16  # dw_bwd_vec (grad_x and grad_w in one pass) up to this many taps; beyond, its
 # registers spill (H100: K31 fwd+bwd 0.87 -> 1.32 ms, K64 1.57 -> 6.4 ms) and two kernels are faster
 GEMM_TYPES = ("__half", "bf16_t", "float", "double")  # conv_fwd_gemm: real storage types
@@ -89,6 +91,7 @@ def module_source():
     names = [expr(k, t, c) for k in KERNELS for t, c, _ in sorted(set(STORAGE.values()), key=str)]
     names += [CupyBackend._dw_expr(t, km, bwd) for t in DW_TYPES for km in DW_KMAX for bwd in (False, True)]
     names += [f"dw_grad_w_vec<{t}, {km}>" for t in DW_TYPES for km in DW_KMAX]
+    names += [f"dw_wide<{t}, {km}, {b}>" for t in DW_TYPES for km in DW_KMAX if km > DWW_KMIN for b in ("false", "true")]
     names += [f"dw_bwd_vec<{t}, {km}>" for t in DW_TYPES for km in DW_KMAX if km <= DW_FUSED_KMAX]
     names += [f"{kern}<{t}, {k}>" for kern in ("dw_reg", "dw_reg_bwd") for t in DW_TYPES
               for k in range(1, DWR_KMAX + 1)] + [f"dw_bwd_edges<{t}>" for t in DW_TYPES]
@@ -185,6 +188,30 @@ class CupyBackend(Backend):
         if cd.is_complex or cd.part.name == "float64" or geo.L_pad >= 2**31 or geo.N * geo.C_out == 0:
             return None
         return next((k for k in DW_KMAX if geo.K <= k), None)
+
+    @staticmethod
+    def _dww_kmax(cd, geo, spec):
+        """dw_wide's instantiation (KMAX 32 or 64) for this call, or None: :meth:`_dw_kmax`'s
+        conditions and K > DWW_KMIN."""
+        kmax = CupyBackend._dw_kmax(cd, geo, spec)
+        return kmax if kmax is not None and geo.K > DWW_KMIN else None
+
+    @staticmethod
+    def _dww_plan(K, kmax, length):
+        """``(tiles, T, smem)`` of dw_wide over rows of ``length`` outputs: tiles of T outputs
+        (a multiple of DWW_PER, at most DWW_PER * DW_BLOCK, balanced; tiles = ceil(length / T)
+        as the kernel computes it) and the shared memory: kmax taps, then the staged span of
+        ``alloc = T + 8 * ceil(K / 8)`` elements with 4 floats of padding after every 32
+        (sidx<true>)."""
+        tiles = -(-length // (DW_BLOCK * DWW_PER))
+        T = -(-(-(-length // tiles)) // DWW_PER) * DWW_PER
+        alloc = T + 8 * -(-K // 8)
+        return -(-length // T), T, (kmax + alloc + 4 * ((alloc - 1) // 32)) * 4
+
+    def _launch_dww(self, cd, geo, kmax, bwd, length, *args):
+        tiles, T, smem = self._dww_plan(geo.K, kmax, length)
+        fn = self.module().get_function(f"dw_wide<{STORAGE[cd.name][0]}, {kmax}, {'true' if bwd else 'false'}>")
+        fn((geo.N * geo.C_out * tiles,), (DW_BLOCK,), args + (np.int32(T),), shared_mem=smem)  # one block per tile
 
     @staticmethod
     def _dwr_threads(cd, geo, spec, arrays, bwd=False):
@@ -559,6 +586,10 @@ class CupyBackend(Backend):
             self._launch_tiled(self._dwr_name("dw_reg", cd, geo, spec.stride), geo.N * geo.C_out, geo.L_out + 7, 16,
                                nt, (dx, dw, db, y, *gp, np.float64(s)))
             return y
+        kmax = self._dww_kmax(cd, geo, spec)
+        if kmax is not None:  # depthwise, long filters: staged, 16 outputs a thread
+            self._launch_dww(cd, geo, kmax, False, geo.L_out, dx, dw, db, y, *gp, np.float64(s))
+            return y
         arrays = tuple(a for a in (dx, y, db) if a is not None)
         nt = self._dwl_threads(cd, geo, spec, arrays, geo.L_out, kmin=0 if spec.dilation == 2 else DWR_KMAX)
         if nt is not None and geo.K <= DWL_FWD_KMAX:  # depthwise, more taps (or dilation 2)
@@ -621,10 +652,13 @@ class CupyBackend(Backend):
         nt_r = self._grp_threads(cd, geo, spec, (dgy, gx), bwd=True)
         nt_c = self._dwc_threads(cd, geo, spec, (dgy, gx), geo.L)
         nt_cg = self._dwc_threads(cd, geo, spec, (dgy, dx), geo.L_out, DWG_PER)
+        kmax_w = self._dww_kmax(cd, geo, spec)
         if nt is not None:  # depthwise, few taps: one pass, register windows
             self._launch_dwr_bwd(cd, geo, gp, nt, dgy, dx, dw, gx, gw, s_gx, s_gw)
         elif fused:  # depthwise, few taps: grad_x and grad_w's per-tile partial sums in one pass
             self._launch_dw_bwd(cd, geo, gp, kmax, dgy, dx, dw, gx, gw, s_gx, s_gw)
+        elif kmax_w is not None:  # depthwise, long filters: staged, 16 outputs a thread (padded copies inline)
+            self._launch_dww(cd, geo, kmax_w, True, geo.L, dgy, dw, None, gx, *gp, np.float64(s_gx))
         elif nt_l is not None:  # depthwise, more taps: grad_x on register windows
             self._launch_dwl(cd, geo, nt_l, True, geo.L, dgy, dw, None, gx, *gp, np.float64(s_gx))
             self._launch_dw_edges(cd, geo, gp, dgy, dw, gx, s_gx)

@@ -576,6 +576,10 @@ template <> __device__ __forceinline__ float2 pair_to_float2<bf16_t>(unsigned v)
 }
 template <> __device__ __forceinline__ float2 pair_to_float2<float>(unsigned v) { return make_float2(0.f, 0.f); }
 
+// Index of staged element q: q itself, or (PAD) q + 4 * (q / 32) -- four floats of padding after
+// every 32, so that the 16-byte loads of 8 lanes 16 elements apart (dw_wide) hit distinct banks.
+template <bool PAD> __device__ __forceinline__ int sidx(int q) { return PAD ? q + ((q >> 5) << 2) : q; }
+
 template <typename S, bool BWD>
 __device__ __forceinline__ void stage_row(float* sm, const S* __restrict__ src, int i0, int span, int Lin, const Geo& g) {
     const int nt = (int)blockDim.x;
@@ -655,6 +659,17 @@ __device__ __forceinline__ void dw_add_copies(const S* __restrict__ gy, const S*
         add_copies<S, false, float>(gy, w, g, row / (unsigned)g.Cout, c, 0, lo[q], hi[q], s, acc, si);
 }
 
+// out[f + r] = acc[r] + br for r < min(room, 4) (room > 0): one 8- or 16-byte store where all four
+// fit and f is a multiple of 4, else element by element.
+template <typename S>
+__device__ __forceinline__ void quad_store(S* __restrict__ out, long long f, int room, const float acc[4], float br) {
+    if (room >= 4 && (f & 3) == 0) {
+        store4<S>(out + f, add_ieee(acc[0], br), add_ieee(acc[1], br), add_ieee(acc[2], br), add_ieee(acc[3], br));
+    } else {
+        for (int r = 0; r < 4 && r < room; ++r) out[f + r] = from_acc<S>(add_ieee(acc[r], br));
+    }
+}
+
 // Four consecutive outputs t0+qb .. t0+qb+3 of a depthwise row from the staged input sm (the
 // tile's span) and the staged taps ws (scaled; reversed for grad_x), plus the bias br; grad_x
 // with a non-zero padding mode also adds the extra copies near the row ends. 16- or 8-byte stores
@@ -680,12 +695,7 @@ __device__ __forceinline__ void dw_out_quad(const float* sm, const float* ws, co
     if (BWD && g.mode != 0)
         for (int r = 0; r < 4; ++r)
             if (qb + r < T) dw_add_copies<S>(in, w, g, row, c, t0 + qb + r, Lo, s, acc[r]);
-    S* dst = out + (long long)row * Lo + t0 + qb;
-    if (qb + 4 <= T && t0 + qb + 4 <= Lo && (((long long)row * Lo + t0 + qb) & 3) == 0) {
-        store4<S>(dst, add_ieee(acc[0], br), add_ieee(acc[1], br), add_ieee(acc[2], br), add_ieee(acc[3], br));
-    } else {
-        for (int r = 0; r < 4 && qb + r < T && t0 + qb + r < Lo; ++r) dst[r] = from_acc<S>(add_ieee(acc[r], br));
-    }
+    quad_store<S>(out, (long long)row * Lo + t0 + qb, min(T - qb, Lo - t0 - qb), acc, br);
 }
 
 template <typename S, int KMAX, bool BWD>
@@ -1258,6 +1268,31 @@ __global__ void __launch_bounds__(128) dw_long(const S* __restrict__ in, const S
     store8<S>(orow + o0, acc);
 }
 
+// Depthwise grad_x at position j of row (n, c) from global memory, before the bias: the taps
+// (reversed, d apart, grad_y zero outside its row) ascending from zero, then the extra padded copies
+// of x[j] -- the sums of dw_vec and the register-window kernels.
+template <typename S>
+__device__ __forceinline__ float dw_gx_point(const S* __restrict__ gy, const S* __restrict__ w, const Geo& g,
+                                             unsigned row, unsigned c, int j, float s) {
+    const int K = (int)g.K, Lout = (int)g.Lout, d = (int)g.dil, PG = (K - 1) * d - (int)g.pl;
+    float acc = 0.f;
+    for (int k = 0; k < K; ++k) {
+        const float v = padded_elem<S, false>(gy + (long long)row * Lout, j - PG + k * d, Lout, g);
+        acc = fma_ieee(v, mul_ieee(to_acc(w[(long long)c * K + K - 1 - k]), s), acc);
+    }
+    dw_add_copies<S>(gy, w, g, row, c, j, (int)g.L, s, acc);
+    return acc;
+}
+
+// dw_gx_point at positions o0 .. o0 + n - 1 of a row, stored (+0), out of line: dw_wide's threads
+// near the row ends with a non-zero padding mode (its accumulators stay in registers elsewhere).
+template <typename S>
+__device__ __noinline__ void dw_gx_points(const S* __restrict__ gy, const S* __restrict__ w, S* __restrict__ gx,
+                                          const Geo g, unsigned row, unsigned c, int o0, int n, float s) {
+    for (int r = 0; r < n; ++r)
+        gx[(long long)row * g.L + o0 + r] = from_acc<S>(add_ieee(dw_gx_point<S>(gy, w, g, row, c, o0 + r, s), 0.f));
+}
+
 // grad_x near the row ends after dw_reg_bwd, dw_long or dw_dil, for a non-zero padding mode: one
 // thread per position j within E = max(pl, pr) + 1 of either end recomputes their sum (the same
 // operations in the same order, grad_y zero outside its row; taps d apart) and adds the extra
@@ -1266,20 +1301,138 @@ template <typename S>
 __global__ void dw_bwd_edges(const S* __restrict__ gy, const S* __restrict__ w, S* __restrict__ gx, GEO_ARGS,
                              double s_gx) {
     GEO_MAKE
-    const int K = (int)g.K, L = (int)g.L, Lout = (int)g.Lout, d = (int)g.dil, PG = (K - 1) * d - (int)g.pl;
+    const int L = (int)g.L;
     const int E = (int)(g.pl > g.pr ? g.pl : g.pr) + 1, nE = 2 * E < L ? 2 * E : L;
     const long long idx = (long long)blockIdx.x * blockDim.x + threadIdx.x;
     if (idx >= g.N * g.Cout * nE) return;
     const unsigned row = (unsigned)(idx / nE), c = row % (unsigned)g.Cout;
     const int q = (int)(idx - (long long)row * nE), j = (q < E || nE == L) ? q : L - nE + q;
-    const float s = (float)s_gx;
-    float acc = 0.f;
-    for (int k = 0; k < K; ++k) {
-        const float v = padded_elem<S, false>(gy + (long long)row * Lout, j - PG + k * d, Lout, g);
-        acc = fma_ieee(v, mul_ieee(to_acc(w[(long long)c * K + K - 1 - k]), s), acc);
+    gx[(long long)row * L + j] = from_acc<S>(add_ieee(dw_gx_point<S>(gy, w, g, row, c, j, (float)s_gx), 0.f));
+}
+
+// sm[sidx<true>(q)] = element i0 + q of a row of n (padded_elem<S, MAP>: the padding map for x,
+// zeros outside grad_y's row) for q < span, zeros for span <= q < alloc. The row's elements in
+// whole 16-byte vectors (up to DWW_VECS a thread, every load issued before any store: a block's
+// span is ~2000 elements, and one dependent load a thread in flight leaves the staging
+// latency-bound), the ragged ends and the padded positions element by element.
+#define DWW_VECS 5
+template <typename S, bool MAP>
+__device__ __forceinline__ void stage_span(float* sm, const S* __restrict__ row, int i0, int span, int alloc, int n,
+                                           const Geo& g) {
+    constexpr int VE = 16 / sizeof(S);
+    const int nt = (int)blockDim.x, a = i0 > 0 ? i0 : 0, e = i0 + span < n ? i0 + span : n;  // row elements [a, e)
+    const int mis = (int)((reinterpret_cast<size_t>(row + a) & 15) / sizeof(S));
+    const int pa = a + (mis ? VE - mis : 0);  // first element of a 16-byte vector
+    const int nv = e > pa ? (e - pa) / VE : 0, pe = pa + nv * VE;
+    const uint4* vp = reinterpret_cast<const uint4*>(row + pa);
+    for (int v0 = 0; v0 < nv; v0 += DWW_VECS * nt) {
+        uint4 u[DWW_VECS];
+#pragma unroll
+        for (int j = 0; j < DWW_VECS; ++j) {
+            const int v = v0 + j * nt + (int)threadIdx.x;
+            if (v < nv) u[j] = vp[v];
+        }
+#pragma unroll
+        for (int j = 0; j < DWW_VECS; ++j) {
+            const int v = v0 + j * nt + (int)threadIdx.x;
+            if (v < nv) {
+                const unsigned wd[4] = {u[j].x, u[j].y, u[j].z, u[j].w};
+                const int q = pa + v * VE - i0;
+#pragma unroll
+                for (int m = 0; m < VE; ++m) {
+                    if constexpr (sizeof(S) == 4) sm[sidx<true>(q + m)] = __uint_as_float(wd[m]);
+                    else sm[sidx<true>(q + m)] = bits_to_float<S>((wd[m / 2] >> (16 * (m & 1))) & 0xffffu);
+                }
+            }
+        }
     }
-    dw_add_copies<S>(gy, w, g, row, c, j, L, s, acc);
-    gx[(long long)row * L + j] = from_acc<S>(add_ieee(acc, 0.f));
+    for (int q = (int)threadIdx.x; q < alloc; q += nt) {  // the rest: ragged ends, padded positions, zeros
+        const int p = i0 + q;
+        if (q >= span) sm[sidx<true>(q)] = 0.f;
+        else if (p < pa || p >= pe) sm[sidx<true>(q)] = padded_elem<S, MAP>(row, p, n, g);
+    }
+}
+
+// Depthwise forward (BWD false) or grad_x (BWD: grad_y rows, reversed taps) for long filters,
+// stride 1, dilation 1, K <= KMAX (32 or 64): a tile of T outputs of one row, its span of inputs
+// staged in shared memory as floats by stage_span (through the padding map forward, zeros outside
+// grad_y's row), laid out with sidx<true> (bank-conflict-free 16-byte loads), and DWW_PER = 16
+// consecutive outputs a thread: per block of 8 taps the window of 24 inputs slides by 8 (two
+// 16-byte loads) for 128 fused multiply-adds, the taps read as two broadcast 16-byte loads (dw_vec
+// re-reads a window of KMAX + 4 inputs for every 4 outputs: 17 loads per 256 FMAs at K = 64, the
+// shared-memory pipe's limit). Same sums in the same order as dw_vec (taps ascending from zero,
+// grad_x's extra padded copies, then the bias; threads within max(pl, pr) + 1 of a row end
+// with a non-zero padding mode through dw_gx_points): bitwise. Shared memory: KMAX taps, then
+// sidx<true>(alloc) floats, alloc = (T rounded up to 16) + 8 * ceil(K / 8) (zeros past the span).
+#define DWW_PER 16
+template <typename S, int KMAX, bool BWD>
+__global__ void __launch_bounds__(128) dw_wide(const S* __restrict__ in, const S* __restrict__ w,
+                                               const S* __restrict__ b, S* __restrict__ out, GEO_ARGS, double scale,
+                                               int T) {
+    constexpr int NB = KMAX / 8;
+    extern __shared__ __align__(16) unsigned char smem_raw[];
+    float* ws = reinterpret_cast<float*>(smem_raw);
+    float* sm = ws + KMAX;
+    GEO_MAKE
+    const int K = (int)g.K, pl = (int)g.pl, nb = (K + 7) / 8;
+    const int Lin = BWD ? (int)g.Lout : (int)g.L, Lo = BWD ? (int)g.L : (int)g.Lout;
+    const unsigned tiles = (unsigned)((Lo + T - 1) / T);
+    const unsigned row = blockIdx.x / tiles;  // n * C + c
+    const int t0 = (int)(blockIdx.x - row * tiles) * T;
+    const unsigned c = row % (unsigned)g.Cout;
+    const int span = T + K - 1, alloc = ((T + DWW_PER - 1) / DWW_PER) * DWW_PER + 8 * nb;
+    const float s = (float)scale;
+    for (int k = threadIdx.x; k < KMAX; k += blockDim.x)  // scaled taps (reversed for grad_x), zeros past K
+        ws[k] = k < K ? mul_ieee(to_acc(w[(long long)c * K + (BWD ? K - 1 - k : k)]), s) : 0.f;
+    const int i0 = BWD ? t0 + pl - (K - 1) : t0 - pl;
+    stage_span<S, !BWD>(sm, in + (long long)row * Lin, i0, span, alloc, Lin, g);
+    __syncthreads();
+    const int qb = DWW_PER * (int)threadIdx.x;
+    if (qb >= T || t0 + qb >= Lo) return;
+    if (BWD && g.mode != 0) {  // near a row end: the extra padded copies, the whole chunk out of line
+        const int E = (int)(g.pl > g.pr ? g.pl : g.pr) + 1;
+        if (t0 + qb < E || t0 + qb + DWW_PER > Lo - E) {
+            dw_gx_points<S>(in, w, out, g, row, c, t0 + qb, min(min(DWW_PER, T - qb), Lo - t0 - qb), s);
+            return;
+        }
+    }
+    float win[24], acc[DWW_PER];
+#pragma unroll
+    for (int r = 0; r < DWW_PER; ++r) acc[r] = 0.f;
+#pragma unroll
+    for (int m = 0; m < 4; ++m) {  // inputs qb .. qb + 15
+        const float4 v = *reinterpret_cast<const float4*>(sm + sidx<true>(qb + 4 * m));
+        win[4 * m] = v.x; win[4 * m + 1] = v.y; win[4 * m + 2] = v.z; win[4 * m + 3] = v.w;
+    }
+#pragma unroll
+    for (int bk = 0; bk < NB; ++bk) {
+        if (bk < nb) {
+#pragma unroll
+            for (int m = 0; m < 2; ++m) {  // inputs qb + 8 bk + 16 .. + 23
+                const float4 v = *reinterpret_cast<const float4*>(sm + sidx<true>(qb + 8 * bk + 16 + 4 * m));
+                win[16 + 4 * m] = v.x; win[17 + 4 * m] = v.y; win[18 + 4 * m] = v.z; win[19 + 4 * m] = v.w;
+            }
+            const float4 u0 = *reinterpret_cast<const float4*>(ws + 8 * bk);
+            const float4 u1 = *reinterpret_cast<const float4*>(ws + 8 * bk + 4);
+            const float tk[8] = {u0.x, u0.y, u0.z, u0.w, u1.x, u1.y, u1.z, u1.w};
+            const int kn = K - 8 * bk;  // taps of this block: 8, or fewer in the last
+#pragma unroll
+            for (int k = 0; k < 8; ++k) {
+                if (k < kn) {
+#pragma unroll
+                    for (int r = 0; r < DWW_PER; ++r) acc[r] = fma_ieee(win[r + k], tk[k], acc[r]);
+                }
+            }
+#pragma unroll
+            for (int m = 0; m < 16; ++m) win[m] = win[m + 8];
+        }
+    }
+    const float br = (!BWD && b) ? mul_ieee(to_acc(b[c]), s) : 0.f;
+#pragma unroll
+    for (int m = 0; m < DWW_PER / 4; ++m) {
+        const int q = qb + 4 * m;
+        if (q < T && t0 + q < Lo) quad_store<S>(out, (long long)row * Lo + t0 + q, min(T - q, Lo - t0 - q), acc + 4 * m, br);
+    }
 }
 
 // Elements e .. e + 7 of a row (row start rb in the flat array, n elements) as floats: from two
@@ -1973,7 +2126,11 @@ __global__ void __launch_bounds__(128) dwc_reg_gw(const float* __restrict__ gy, 
     template __global__ void dw_vec<S, 8, true>(const S*, const S*, const S*, S*, GEO_TYPES, double, int); \
     template __global__ void dw_vec<S, 16, true>(const S*, const S*, const S*, S*, GEO_TYPES, double, int); \
     template __global__ void dw_vec<S, 32, true>(const S*, const S*, const S*, S*, GEO_TYPES, double, int); \
-    template __global__ void dw_vec<S, 64, true>(const S*, const S*, const S*, S*, GEO_TYPES, double, int);
+    template __global__ void dw_vec<S, 64, true>(const S*, const S*, const S*, S*, GEO_TYPES, double, int); \
+    template __global__ void dw_wide<S, 32, false>(const S*, const S*, const S*, S*, GEO_TYPES, double, int); \
+    template __global__ void dw_wide<S, 64, false>(const S*, const S*, const S*, S*, GEO_TYPES, double, int); \
+    template __global__ void dw_wide<S, 32, true>(const S*, const S*, const S*, S*, GEO_TYPES, double, int); \
+    template __global__ void dw_wide<S, 64, true>(const S*, const S*, const S*, S*, GEO_TYPES, double, int);
 
 // ---------------------------------------------------------------------------------------
 // Dense / wide-group forward as an implicit GEMM on the SIMT cores (no tensor cores, IEEE

@@ -6,7 +6,7 @@ cd "$(dirname "$0")/.."
 OUT=${OUT:-/tmp/usconv-gpu}; mkdir -p "$OUT"
 export PYTHONPATH=$PWD PYTHONUNBUFFERED=1 PYTHONWARNINGS=ignore
 U="python3 -m usconv_ref.cli"
-nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader
+nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.sm,clocks.max.sm,clocks.mem,power.draw,power.limit,temperature.gpu,clocks_event_reasons.active --format=csv
 python3 -c 'import torch, cupy; print("torch", torch.__version__, "cuDNN", torch.backends.cudnn.version(), "cupy", cupy.__version__)'
 step() { echo; echo "=== $*"; }
 STEPS=${STEPS:-cupy,mma,dw,pytest,torch,det,memcheck,racecheck,bench,ncu}   # choose with STEPS=cupy,bench ...
@@ -40,3 +40,7 @@ ncu --kernel-name regex:dw_vec --launch-skip 0 --launch-count 1 --section SpeedO
 ncu --kernel-name regex:dw_reg --launch-count 1 --section SpeedOfLight --section WarpStateStats --section MemoryWorkloadAnalysis --section LaunchStats --section Occupancy python3 scripts/gpu_one.py fp16 2>&1 | grep -E "Duration|Throughput|Registers|Stall|Warp Cycles|Issue|Executed Ipc|Achieved Occupancy|Local|Spill|Hit" | head -n 40; }
 on ncu3 && { step "ncu: the 8-channel-group kernels (grp_reg forward and grad_x, dw_reg_gw over the group's channels)";
 ncu --kernel-name regex:"grp_reg|dw_reg_gw" --launch-count 3 --section SpeedOfLight --section WarpStateStats --section MemoryWorkloadAnalysis --section LaunchStats --section Occupancy python3 scripts/gpu_one.py g128 bwd 2>&1 | grep -E "grp_reg|dw_reg_gw|Duration|Throughput|Registers|Stall|Warp Cycles|Issue|Executed Ipc|Achieved Occupancy|Hit|Block Size|Grid Size" | head -n 80; }
+on ncu4 && { step "ncu: dw_wide (K64 fp16 forward and grad_x; K31 fp32 forward)";
+ncu --kernel-name regex:"dw_wide|dw_reg_gw" --launch-count 3 --section SpeedOfLight --section WarpStateStats --section MemoryWorkloadAnalysis --section LaunchStats --section Occupancy python3 scripts/gpu_one.py K64 bwd 2>&1 | grep -E "dw_wide|dw_reg_gw|Duration|Throughput|Registers|Stall|Warp Cycles|Issue|Executed Ipc|Achieved Occupancy|Hit|Block Size|Grid Size|SM Frequency" | head -n 80
+ncu --kernel-name regex:dw_wide --launch-count 1 --section SpeedOfLight --section WarpStateStats python3 scripts/gpu_one.py K31 2>&1 | grep -E "dw_wide|Duration|Throughput|Warp Cycles|Issue|SM Frequency" | head -n 20; }
+nvidia-smi --query-gpu=clocks.sm,clocks.max.sm,power.draw,temperature.gpu,clocks_event_reasons.active --format=csv,noheader

@@ -1,7 +1,8 @@
 #!/usr/bin/env python
 """Checks of the register-window depthwise kernels (K <= 4: dw_reg forward, dw_reg_bwd +
-dw_bwd_edges backward; K <= 64: dw_long forward and grad_x, dw_reg_gw's grad_w with depth
-multipliers and stride 2 too) beyond the golden catalog, on the GPU:
+dw_bwd_edges backward; K <= 16: dw_long forward and grad_x; 16 < K <= 64: dw_wide forward and
+grad_x; dw_reg_gw's grad_w with depth multipliers and stride 2 too) beyond the golden catalog, on
+the GPU:
 
 - y and grad_x bitwise equal to the staged kernels they replace (dw_vec / dw_bwd_vec: the same
   sums in the same order; those pass the conformance suite), NaN and infinity included;
@@ -12,7 +13,7 @@ over float16/bfloat16/float32, every K <= 4 with each symmetric padding 0..K, 's
 'valid', and dw_long's K in 5..64 (full and partial tap blocks), the four padding modes, row
 lengths from one chunk to several tiles, aligned and not (L_out = 4099: rows start anywhere in
 a 16-byte vector), with and without bias; then the time of new and old kernels on the
-benchmark's configurations in the same run.
+benchmark's configurations in the same run (K > 16 also without dw_wide).
 Prints one line per case; exit status 1 on any failure.
 
     python scripts/gpu_dw_check.py [--no-time]
@@ -95,6 +96,7 @@ def main(argv=None):
     old._dwd_threads = lambda *a, **k: None
     old._grp_threads = lambda *a, **k: None
     old._dwc_threads = lambda *a, **k: None
+    old._dww_kmax = lambda *a, **k: None
     tdt = {"float16": torch.float16, "bfloat16": torch.bfloat16, "float32": torch.float32}
 
     def as_cp(t):
@@ -322,7 +324,9 @@ def main(argv=None):
         timed = [(dt, N, C, L, 4, 1, 1) for dt in ("float32", "float16", "bfloat16")
                  for N, C, L in ((16, 2048, 4096), (8, 4096, 2048))]
         timed += [("float32", 8, 1024, 4096, 9, 1, 1), ("float16", 8, 1024, 4096, 9, 1, 1),
-                  ("float32", 8, 1024, 4096, 31, 1, 1), ("float16", 8, 1024, 4096, 64, 1, 1),
+                  ("float32", 8, 1024, 4096, 31, 1, 1), ("float16", 8, 1024, 4096, 31, 1, 1),
+                  ("float32", 8, 1024, 4096, 17, 1, 1), ("float32", 8, 1024, 4096, 64, 1, 1),
+                  ("float16", 8, 1024, 4096, 64, 1, 1),
                   ("bfloat16", 8, 1024, 4096, 64, 1, 1), ("float32", 8, 1024, 4096, 4, 2, 1),
                   ("float32", 8, 1024, 4096, 4, 1, 2), ("float32", 8, 1024, 4096, 9, 1, 1, 2)]  # x2, stride 2, dilation 2
         for dt, N, C, L, K, mult, stride, *rest in timed:
@@ -345,12 +349,13 @@ def main(argv=None):
                         extra += f" (bwd with {name}: {timeit(bwd, reps=10):.3f} ms)"
                     finally:
                         setattr(cb, attr, keep)
-            if K > cb.DWL_FWD_KMAX:  # the forward on dw_long all the same (the dispatch threshold's evidence)
-                keep, cb.DWL_FWD_KMAX = cb.DWL_FWD_KMAX, cb.DWL_KMAX
+            if K > cb.DWW_KMIN:  # without dw_wide (the dispatch's evidence): dw_long / dw_vec forward, dw_long grad_x
+                new._dww_kmax = lambda *a, **k: None
                 try:
-                    extra += f" (dw_long forward: {timeit(lambda: new.forward_device(cd, xs, ws, spec, x, w, None)):.3f} ms)"
+                    extra += (f" (without dw_wide: fwd {timeit(lambda: new.forward_device(cd, xs, ws, spec, x, w, None)):.3f} ms, "
+                              f"bwd {timeit(lambda: new.backward_device(cd, xs, ws, spec, gy, x, w, False), reps=10):.3f} ms)")
                 finally:
-                    cb.DWL_FWD_KMAX = keep
+                    del new._dww_kmax
             print(f"time dw N{N} C{C}{'x' + str(mult) if mult > 1 else ''} L{L} K{K}{' s2' if stride == 2 else ''}{' d' + str(dil) if dil > 1 else ''} "
                   f"pad {spec.padding} {dt:9s}: fwd new {t['new'][0]:.3f} old {t['old'][0]:.3f} ms; "
                   f"bwd new {t['new'][1]:.3f} old {t['old'][1]:.3f} ms{extra}", flush=True)

@@ -2,7 +2,8 @@
 """One forward of the CuPy backend (for ncu): ``gpu_one.py K31`` (depthwise fp32, K31, pad 15,
 N8 C1024 L4096), ``gpu_one.py fp16`` (depthwise fp16, K4, pad 3, N16 C2048 L4096), ``gpu_one.py
 g128`` (fp32, 8 channels a group, K7, pad 3, N8 C1024 L4096) or ``gpu_one.py c64`` (complex64
-depthwise K4, pad 3, N8 C1024 L4096); a second argument ``bwd`` runs the backward after it."""
+depthwise K4, pad 3, N8 C1024 L4096) or ``gpu_one.py K64`` (depthwise fp16, K64, pad 32, N8
+C1024 L4096); a second argument ``bwd`` runs the backward after it."""
 import sys
 from pathlib import Path
 
@@ -15,7 +16,8 @@ from usconv_ref.spec import Conv1dSpec  # noqa: E402
 
 which = sys.argv[1] if len(sys.argv) > 1 else "K31"
 N, C, L, K, pad, dt, G = {"K31": (8, 1024, 4096, 31, 15, "float32", 1024), "fp16": (16, 2048, 4096, 4, 3, "float16", 2048),
-                          "g128": (8, 1024, 4096, 7, 3, "float32", 128), "c64": (8, 1024, 4096, 4, 3, "complex64", 1024)}[which]
+                          "g128": (8, 1024, 4096, 7, 3, "float32", 128), "c64": (8, 1024, 4096, 4, 3, "complex64", 1024),
+                          "K64": (8, 1024, 4096, 64, 32, "float16", 1024)}[which]
 cd = case_dtype(dt)
 pair = (2,) if dt == "complex64" else ()
 part = "float32" if dt == "complex64" else dt

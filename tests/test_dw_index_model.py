@@ -4,7 +4,8 @@
 ``dw_long<S, KMAX, BWD>`` (forward / grad_x, more taps), ``dw_bwd_edges<S>``, ``dw_reg_gw<S, ST>``
 (grad_w's partial sums, depth multipliers, stride 2 and dilation too), ``dw_reg_gx<S, ST>`` (grad_x
 with depth multipliers or stride 2: the phases of the transpose), ``dw_dil<S, BWD>`` (dilated
-filters) and ``grp_reg<S, KMAX>`` (forwards with up to 8 channels a group) have no bounds
+filters), ``grp_reg<S, KMAX>`` (forwards with up to 8 channels a group) and ``dw_wide<S, KMAX,
+BWD>`` (forward / grad_x for K > 16: a staged span in a padded shared layout) have no bounds
 checks: a wrong tile count, chunk offset or fast-path condition reads or writes past an array,
 misses an output or computes it from the wrong window. This file models, from the code in
 ``backends/cupy_kernels.cu`` (not from its comments), which elements every thread of every
@@ -550,6 +551,96 @@ def model_dw_long(S, KMAX, BWD, arrs, g, grid, block, DIL=1):
     return {"fast": int(fast.sum()), "chunks": int(act.sum())}
 
 
+def model_dw_wide(S, KMAX, BWD, arrs, g, grid, block, T, smem):
+    """dw_wide: one block per tile of T outputs of a row, its span staged in shared memory
+    through sidx<true> after KMAX taps; thread tid owns outputs qb = 16 tid .. qb + 15, reading
+    staged elements qb .. qb + 8 nb + 15; threads within E of a row end with a non-zero padding
+    mode write their outputs through dw_gx_points (global memory, the padded copies)."""
+    inp, w, b, out = arrs
+    _check_depthwise(g, kmax=KMAX)
+    K, isz, PER = g.K, ITEM[S], cb.DWW_PER
+    assert cb.DWW_KMIN < K <= KMAX and KMAX in (32, 64)
+    Lin, Lo = (g.Lout, g.L) if BWD else (g.L, g.Lout)
+    assert inp.size == g.N * g.Cout * Lin and out.size == g.N * g.Cout * Lo and w.size == g.Cout * K
+    if BWD:
+        assert b is None
+    elif b is not None:
+        assert b.size == g.Cout
+    nt = block[0]
+    assert T % 4 == 0 and 0 < T <= PER * nt, "a tile has more outputs than its threads cover"
+    tiles = (Lo + T - 1) // T
+    _, blk, brow, btile = _threads(grid, block, tiles, g.N * g.Cout)
+    nb = (K + 7) // 8
+    alloc = -(-T // PER) * PER + 8 * nb
+    pad = 8 if "wide_pad" in MUTATION else 4  # floats of padding after every 32 staged ones
+    sidx = lambda q: q + pad * (q // 32)  # noqa: E731
+    assert (KMAX + sidx(alloc - 1) + 1) * 4 <= smem, "dw_wide: shared memory smaller than taps + staged span"
+    span = T + K - 1
+    assert span <= alloc
+    # staged element q of a block = (padded) input i0 + q of its row
+    t0 = btile * T
+    lead = (K - 1 - g.pl) if BWD else g.pl
+    if "wide_lead" in MUTATION and BWD:
+        lead = g.pl
+    i0 = t0 - lead
+    _check_padded_reads(i0[:, None] + np.arange(span), Lin, not BWD, g, "dw_wide staging")
+    # stage_span: the row's elements [a, e) of the span in whole 16-byte vectors from the first
+    # aligned one (pa), the rest element by element; each staged element once
+    VE = 16 // isz
+    a, e = np.maximum(i0, 0), np.minimum(i0 + span, Lin)
+    mis = ((inp.data.ptr + (brow * Lin + a) * isz) % 16) // isz
+    pa = a + np.where(mis > 0, VE - mis, 0)
+    nv = np.where(e > pa, (e - pa) // VE, 0)
+    pe = pa + nv * VE
+    for blk_ in range(len(i0)):
+        v = np.arange(nv[blk_])
+        _check_vec_loads(inp, brow[blk_] * Lin + pa[blk_] + VE * v, isz, "dw_wide staging vector")
+        assert (pa[blk_] + VE * v >= a[blk_]).all() and (pa[blk_] + VE * (v + 1) <= e[blk_]).all()
+        q = np.arange(span)
+        p_ = i0[blk_] + q
+        by_vec = (p_ >= pa[blk_]) & (p_ < pe[blk_])
+        cover = np.bincount((pa[blk_] + VE * v[:, None] + np.arange(VE) - i0[blk_]).ravel(), minlength=span)[:span]
+        assert (cover == by_vec).all(), "dw_wide staging: an element staged twice or by no vector"
+    # threads
+    tid = np.arange(nt, dtype=np.int64)
+    qb = PER * tid[None, :] + 0 * t0[:, None]
+    act = (qb < T) & (t0[:, None] + qb < Lo)
+    assert (qb[act] + 8 * nb + 15 < alloc).all(), "dw_wide: window past the staged elements"
+    # output o = t0 + qb + r, tap k reads staged qb + r + k = input o - lead + k: the forward's o - pl + k,
+    # grad_x's grad_y position t with t + (K - 1 - k) = o + pl (tap k is w[K - 1 - k])
+    r, k = np.arange(PER)[:, None], np.arange(K)[None, :]
+    want = (r + g.pl - (K - 1 - k)) if BWD else (r - g.pl + k)
+    assert ((r + k) - lead == want).all(), "dw_wide: window of the wrong lead"
+    o0 = (t0[:, None] + qb)[act]
+    row = np.broadcast_to(brow[:, None], qb.shape)[act]
+    n_out = np.minimum(np.minimum(PER, T - qb[act]), Lo - o0)
+    writes = []
+    edge = np.zeros(o0.shape, bool)
+    if BWD and g.mode != 0:
+        E = max(g.pl, g.pr) + 1
+        edge = (o0 < E) | (o0 + PER > Lo - E)
+        e = np.flatnonzero(edge)
+        o = o0[e][:, None] + np.arange(PER)
+        valid = np.arange(PER)[None, :] < n_out[e][:, None]
+        writes.append((row[e][:, None] * Lo + o)[valid])
+        outs = set(o[valid].tolist()) if len(e) else set()
+        assert set(_copy_positions(g).tolist()) <= outs, "a position with padded copies outside dw_wide's edge threads"
+    m = np.flatnonzero(~edge)
+    for qd in range(PER // 4):
+        q = qb[act][m] + 4 * qd
+        ok = (q < T) & (o0[m] + 4 * qd < Lo)
+        room = np.minimum(T - q, Lo - o0[m] - 4 * qd)
+        f = row[m] * Lo + o0[m] + 4 * qd
+        vec = ok & (room >= 4) & (f % 4 == 0)
+        assert ((out.data.ptr + f[vec] * isz) % (4 * isz) == 0).all(), "dw_wide: misaligned quad store"
+        writes.append(f[vec][:, None] + np.arange(4))
+        sc = ok & ~vec
+        fs = f[sc][:, None] + np.arange(4)
+        writes.append(fs[np.arange(4)[None, :] < np.minimum(room[sc], 4)[:, None]])
+    _check_written_once(out, np.concatenate([a.ravel() for a in writes]), f"dw_wide {'grad_x' if BWD else 'y'}")
+    return {"threads": int(act.sum()), "edge": int(edge.sum())}
+
+
 def _copy_positions(g):
     """x positions that have extra padded copies (SPEC §2 applied to every padded position)."""
     i = np.arange(g.L + g.pl + g.pr, dtype=np.int64)
@@ -1042,7 +1133,7 @@ def _parse(name):
     return m.group(1), tuple(a.strip() for a in m.group(2).split(","))
 
 
-DW_KERNELS = ("dw_reg", "dw_reg_bwd", "dw_long", "dw_bwd_edges", "dw_reg_gw", "dw_reg_gx", "dw_dil", "grp_reg")
+DW_KERNELS = ("dw_reg", "dw_reg_bwd", "dw_long", "dw_bwd_edges", "dw_reg_gw", "dw_reg_gx", "dw_dil", "grp_reg", "dw_wide")
 DWC_KERNELS = ("dwc_reg", "dwc_reg_gw")  # complex64
 
 
@@ -1061,6 +1152,9 @@ def simulate(log):
             final = log[n + 1] if n + 1 < len(log) and _parse(log[n + 1].name)[0] == "conv_grad_w_final" else None
             assert final is not None, "dwc_reg_gw's partials not summed"
             model_dwc_reg_gw(L_.args[:3], G(L_.args[3:15]), L_.grid, L_.block, int(L_.args[16]), final)
+        elif kern == "dw_wide":
+            model_dw_wide(S, int(targs[1]), targs[2] == "true", L_.args[:4], G(L_.args[4:16]), L_.grid, L_.block,
+                          int(L_.args[17]), L_.smem)
         elif kern == "dw_reg":
             model_dw_reg(S, int(targs[1]), L_.args[:4], G(L_.args[4:16]), L_.grid, L_.block)
         elif kern == "dw_reg_bwd":
@@ -1136,7 +1230,16 @@ def check_dispatch(dtype, x_shape, w_shape, spec, with_bias, ptr_off=0):
             ("2",) if spec.stride == 2 else ())
     else:
         assert "dw_reg" not in fk
-    fwd_long = nt_f is None and nt_l is not None and geo.K <= cb.DWL_FWD_KMAX
+    wide = CupyBackend._dww_kmax(cd, geo, spec)
+    if wide is not None:  # depthwise, K > DWW_KMIN: dw_wide forward and grad_x, the launch's tiles and shared memory
+        assert kmax == wide and geo.K > cb.DWW_KMIN and depthwise and small and spec.dilation == 1
+        assert fk == ["dw_wide"] and _parse(flog[0].name)[1] == (STORAGE_OF[dtype], str(wide), "false")
+        assert bk[0] == "dw_wide" and _parse(blog[0].name)[1] == (STORAGE_OF[dtype], str(wide), "true")
+        for L_, n in ((flog[0], geo.L_out), (blog[0], geo.L)):
+            assert (int(L_.args[17]), L_.smem) == CupyBackend._dww_plan(geo.K, wide, n)[1:]
+    else:
+        assert "dw_wide" not in fk + bk
+    fwd_long = nt_f is None and wide is None and nt_l is not None and geo.K <= cb.DWL_FWD_KMAX
     if fwd_long:
         assert fk == ["dw_long"] and flog[0].block[0] == nt_l
         assert depthwise and small and ptr_off % 16 == 0 and geo.K <= cb.DWL_FWD_KMAX
@@ -1149,7 +1252,7 @@ def check_dispatch(dtype, x_shape, w_shape, spec, with_bias, ptr_off=0):
     nt_df = CupyBackend._dwd_threads(cd, geo, spec, fwd_arrays, geo.L_out, False)
     nt_db = CupyBackend._dwd_threads(cd, geo, spec, (dgy, y_like), geo.L, True)
     nt_gr = CupyBackend._grp_threads(cd, geo, spec, (dx, y_like))
-    if nt_f is None and not fwd_long and nt_df is None and nt_gr is not None:
+    if nt_f is None and wide is None and not fwd_long and nt_df is None and nt_gr is not None:
         assert fk == ["grp_reg"] and flog[0].block[0] == nt_gr
         assert geo.Cg <= 8 and geo.Og <= 8 and spec.stride == 1 and geo.L_out % 8 == 0 and small and ptr_off % 16 == 0
     else:
@@ -1165,7 +1268,7 @@ def check_dispatch(dtype, x_shape, w_shape, spec, with_bias, ptr_off=0):
         assert ptr_off % 16 == 0
     else:
         assert "dw_reg_bwd" not in bk
-    long_bwd = nt_lb is not None
+    long_bwd = nt_lb is not None and wide is None
     if long_bwd:
         assert bk[0] == "dw_long" and blog[0].block[0] == nt_lb and _parse(blog[0].name)[1][2] == "true"
         assert depthwise and small and geo.K <= 64 and ptr_off % 16 == 0
@@ -1432,7 +1535,9 @@ def test_dispatch_declines_other_dtypes():
 MUTANTS = [
     ("reg_fast_no_end_check", ((1, 2, 64), 3, 1, "zeros")),   # fast path past the row end
     ("bwd_no_tail", ((1, 2, 64), 4, (2,), "zeros")),         # grad_w misses t in [L, L_out)
-    ("long_lead", ((1, 2, 300), 20, 3, "replicate")),         # grad_x window from the forward's lead
+    ("long_lead", ((1, 2, 300), 12, 3, "replicate")),         # grad_x window from the forward's lead
+    ("wide_lead", ((1, 2, 300), 20, 3, "replicate")),         # the same in dw_wide
+    ("wide_pad", ((2, 2, 4096), 31, 15, "zeros")),            # staged layout wider than the host's shared memory
     ("edges_E", ((1, 2, 96), 3, 2, "reflect")),               # edge range one short
     ("gw_delta", ((2, 3, 1003), 9, 4, "zeros")),              # grad_w chunks not aligned in the flat grad_y
     ("gw_span", ((2, 3, 4096), 9, 4, "zeros")),               # tiles over L_out + 7 where the host counts L_out
@@ -1452,7 +1557,7 @@ def test_model_detects_mutations(mutant, case):
     C = x_shape[-2]
     spec = Conv1dSpec(padding=padding, groups=C, padding_mode=mode, stride=stride, dilation=dil)
     fk, bk, _ = check_dispatch("float16", x_shape, (C * mult, 1, K), spec, False)  # passes unmutated
-    kernel = {"reg_fast_no_end_check": "dw_reg", "bwd_no_tail": "dw_reg_bwd", "long_lead": "dw_long",
+    kernel = {"reg_fast_no_end_check": "dw_reg", "bwd_no_tail": "dw_reg_bwd", "long_lead": "dw_long", "wide_lead": "dw_wide", "wide_pad": "dw_wide",
               "edges_E": "dw_bwd_edges", "gw_delta": "dw_reg_gw", "gw_span": "dw_reg_gw", "gx_E": "dw_reg_gx", "gx_phase": "dw_reg_gx",
               "dil_lead": "dw_dil", "long_dil": "dw_long", "gw_dil": "dw_reg_gw"}[mutant]
     assert kernel in fk + bk  # the mutated model runs
