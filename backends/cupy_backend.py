@@ -72,6 +72,7 @@ GRP_MAX = 8  # grp_reg: at most this many input and output channels a group (64 
 DWL_DIL2_KMAX = 16  # dw_long<..., 2> (dilation 2) instantiations: KMAX 8 and 16; beyond, dw_dil
 DWW_KMIN = 16  # dw_wide (staged, 16 outputs a thread, taps in blocks of 8): depthwise forward and grad_x, K > DWW_KMIN
 DWW_PER = 16  # as in cupy_kernels.cu
+DWW_KMAXES = tuple(range(24, DW_KMAX[-1] + 1, 8))  # dw_wide instantiations: KMAX = 8 * ceil(K / 8)
 DW_FUSED_KMAX = 16  # dw_bwd_vec (grad_x and grad_w in one pass) up to this many taps; beyond, its
 # registers spill (H100: K31 fwd+bwd 0.87 -> 1.32 ms, K64 1.57 -> 6.4 ms) and two kernels are faster
 GEMM_TYPES = ("__half", "bf16_t", "float", "double")  # conv_fwd_gemm: real storage types
@@ -91,7 +92,7 @@ def module_source():
     names = [expr(k, t, c) for k in KERNELS for t, c, _ in sorted(set(STORAGE.values()), key=str)]
     names += [CupyBackend._dw_expr(t, km, bwd) for t in DW_TYPES for km in DW_KMAX for bwd in (False, True)]
     names += [f"dw_grad_w_vec<{t}, {km}>" for t in DW_TYPES for km in DW_KMAX]
-    names += [f"dw_wide<{t}, {km}, {b}>" for t in DW_TYPES for km in DW_KMAX if km > DWW_KMIN for b in ("false", "true")]
+    names += [f"dw_wide<{t}, {km}, {b}>" for t in DW_TYPES for km in DWW_KMAXES for b in ("false", "true")]
     names += [f"dw_bwd_vec<{t}, {km}>" for t in DW_TYPES for km in DW_KMAX if km <= DW_FUSED_KMAX]
     names += [f"{kern}<{t}, {k}>" for kern in ("dw_reg", "dw_reg_bwd") for t in DW_TYPES
               for k in range(1, DWR_KMAX + 1)] + [f"dw_bwd_edges<{t}>" for t in DW_TYPES]
@@ -191,27 +192,36 @@ class CupyBackend(Backend):
 
     @staticmethod
     def _dww_kmax(cd, geo, spec):
-        """dw_wide's instantiation (KMAX 32 or 64) for this call, or None: :meth:`_dw_kmax`'s
-        conditions and K > DWW_KMIN."""
+        """dw_wide's instantiation for this call, KMAX = 8 * ceil(K / 8) (its tap blocks are
+        unrolled unconditionally), or None: :meth:`_dw_kmax`'s conditions and K > DWW_KMIN."""
         kmax = CupyBackend._dw_kmax(cd, geo, spec)
-        return kmax if kmax is not None and geo.K > DWW_KMIN else None
+        return 8 * -(-geo.K // 8) if kmax is not None and geo.K > DWW_KMIN else None
 
     @staticmethod
     def _dww_plan(K, kmax, length):
-        """``(tiles, T, smem)`` of dw_wide over rows of ``length`` outputs: tiles of T outputs
-        (a multiple of DWW_PER, at most DWW_PER * DW_BLOCK, balanced; tiles = ceil(length / T)
-        as the kernel computes it) and the shared memory: kmax taps, then the staged span of
-        ``alloc = T + 8 * ceil(K / 8)`` elements with 4 floats of padding after every 32
-        (sidx<true>)."""
-        tiles = -(-length // (DW_BLOCK * DWW_PER))
-        T = -(-(-(-length // tiles)) // DWW_PER) * DWW_PER
+        """``(tiles, T, threads, smem)`` of dw_wide over rows of ``length`` outputs. The tiles
+        cover ``length`` (``length + 7`` where rows do not start at flat multiples of 8: they
+        begin at the aligned start before the row); T, a multiple of DWW_PER, with tiles =
+        ceil(cover / T) as the kernel computes it; threads = T / DWW_PER in whole warps (32 to
+        256): of the tile counts that blocks of 64 .. 256 threads would need, the one with the
+        fewest threads in all (idle lanes), ties to blocks nearest 128 threads. Shared memory: kmax taps,
+        then the staged span of ``alloc = T + 8 * ceil(K / 8)`` elements with 4 floats of
+        padding after every 32 (sidx<true>)."""
+        cover = length if length % 8 == 0 else length + 7
+        best = None
+        for tiles in (-(-cover // (DWW_PER * nt)) for nt in (128, 96, 160, 64, 192, 224, 256)):
+            T = -(-(-(-cover // tiles)) // DWW_PER) * DWW_PER
+            nt = -(-T // (DWW_PER * 32)) * 32
+            if best is None or tiles * nt < best[0]:
+                best = (tiles * nt, -(-cover // T), T, nt)
+        _, tiles, T, nt = best
         alloc = T + 8 * -(-K // 8)
-        return -(-length // T), T, (kmax + alloc + 4 * ((alloc - 1) // 32)) * 4
+        return tiles, T, nt, (kmax + alloc + 4 * ((alloc - 1) // 32)) * 4
 
     def _launch_dww(self, cd, geo, kmax, bwd, length, *args):
-        tiles, T, smem = self._dww_plan(geo.K, kmax, length)
+        tiles, T, nt, smem = self._dww_plan(geo.K, kmax, length)
         fn = self.module().get_function(f"dw_wide<{STORAGE[cd.name][0]}, {kmax}, {'true' if bwd else 'false'}>")
-        fn((geo.N * geo.C_out * tiles,), (DW_BLOCK,), args + (np.int32(T),), shared_mem=smem)  # one block per tile
+        fn((geo.N * geo.C_out * tiles,), (nt,), args + (np.int32(T),), shared_mem=smem)  # one block per tile
 
     @staticmethod
     def _dwr_threads(cd, geo, spec, arrays, bwd=False):

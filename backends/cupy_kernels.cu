@@ -1346,15 +1346,15 @@ __device__ __forceinline__ void stage_span(float* sm, const S* __restrict__ row,
             }
         }
     }
-    for (int q = (int)threadIdx.x; q < alloc; q += nt) {  // the rest: ragged ends, padded positions, zeros
-        const int p = i0 + q;
-        if (q >= span) sm[sidx<true>(q)] = 0.f;
-        else if (p < pa || p >= pe) sm[sidx<true>(q)] = padded_elem<S, MAP>(row, p, n, g);
-    }
+    // the rest: the ragged ends and padded positions (q < qa, qe <= q < span), zeros past the span
+    const int qa = min(max(pa - i0, 0), span), qe = max(min(pe - i0, span), qa);
+    for (int q = (int)threadIdx.x; q < qa; q += nt) sm[sidx<true>(q)] = padded_elem<S, MAP>(row, i0 + q, n, g);
+    for (int q = qe + (int)threadIdx.x; q < alloc; q += nt)
+        sm[sidx<true>(q)] = q < span ? padded_elem<S, MAP>(row, i0 + q, n, g) : 0.f;
 }
 
 // Depthwise forward (BWD false) or grad_x (BWD: grad_y rows, reversed taps) for long filters,
-// stride 1, dilation 1, K <= KMAX (32 or 64): a tile of T outputs of one row, its span of inputs
+// stride 1, dilation 1, 8 * ceil(K / 8) = KMAX (24 .. 64): a tile of T outputs of one row, its span of inputs
 // staged in shared memory as floats by stage_span (through the padding map forward, zeros outside
 // grad_y's row), laid out with sidx<true> (bank-conflict-free 16-byte loads), and DWW_PER = 16
 // consecutive outputs a thread: per block of 8 taps the window of 24 inputs slides by 8 (two
@@ -1363,36 +1363,43 @@ __device__ __forceinline__ void stage_span(float* sm, const S* __restrict__ row,
 // shared-memory pipe's limit). Same sums in the same order as dw_vec (taps ascending from zero,
 // grad_x's extra padded copies, then the bias; threads within max(pl, pr) + 1 of a row end
 // with a non-zero padding mode through dw_gx_points): bitwise. Shared memory: KMAX taps, then
-// sidx<true>(alloc) floats, alloc = (T rounded up to 16) + 8 * ceil(K / 8) (zeros past the span).
+// sidx<true>(alloc) floats, alloc = T + 8 * ceil(K / 8) (zeros past the span). Tiles of T (a
+// multiple of 16, at most 16 * blockDim.x) cover a row from its aligned start (as dw_reg's), so
+// that every whole chunk of 8 outputs is one 16-byte store (two for float32).
 #define DWW_PER 16
 template <typename S, int KMAX, bool BWD>
-__global__ void __launch_bounds__(128) dw_wide(const S* __restrict__ in, const S* __restrict__ w,
+__global__ void __launch_bounds__(256) dw_wide(const S* __restrict__ in, const S* __restrict__ w,
                                                const S* __restrict__ b, S* __restrict__ out, GEO_ARGS, double scale,
                                                int T) {
-    constexpr int NB = KMAX / 8;
+    constexpr int NB = KMAX / 8;  // tap blocks: exactly ceil(K / 8) (the host's instantiation)
     extern __shared__ __align__(16) unsigned char smem_raw[];
     float* ws = reinterpret_cast<float*>(smem_raw);
     float* sm = ws + KMAX;
     GEO_MAKE
-    const int K = (int)g.K, pl = (int)g.pl, nb = (K + 7) / 8;
+    const int K = (int)g.K, pl = (int)g.pl, nb = NB;
     const int Lin = BWD ? (int)g.Lout : (int)g.L, Lo = BWD ? (int)g.L : (int)g.Lout;
-    const unsigned tiles = (unsigned)((Lo + T - 1) / T);
+    // tiles from the aligned start before the row (delta = flat row start mod 8; rows of whole
+    // 8-element chunks start aligned): every chunk of 8 outputs at a flat multiple of 8
+    const unsigned tiles = (unsigned)(((Lo % 8 ? Lo + 7 : Lo) + T - 1) / T);
     const unsigned row = blockIdx.x / tiles;  // n * C + c
-    const int t0 = (int)(blockIdx.x - row * tiles) * T;
+    const int delta = (int)(((long long)row * Lo) & 7);
+    const int t0 = (int)(blockIdx.x - row * tiles) * T - delta;
     const unsigned c = row % (unsigned)g.Cout;
-    const int span = T + K - 1, alloc = ((T + DWW_PER - 1) / DWW_PER) * DWW_PER + 8 * nb;
+    const int span = T + K - 1, alloc = T + 8 * nb;  // T: a multiple of DWW_PER
     const float s = (float)scale;
     for (int k = threadIdx.x; k < KMAX; k += blockDim.x)  // scaled taps (reversed for grad_x), zeros past K
         ws[k] = k < K ? mul_ieee(to_acc(w[(long long)c * K + (BWD ? K - 1 - k : k)]), s) : 0.f;
     const int i0 = BWD ? t0 + pl - (K - 1) : t0 - pl;
     stage_span<S, !BWD>(sm, in + (long long)row * Lin, i0, span, alloc, Lin, g);
     __syncthreads();
-    const int qb = DWW_PER * (int)threadIdx.x;
-    if (qb >= T || t0 + qb >= Lo) return;
+    const int qb = DWW_PER * (int)threadIdx.x, o0 = t0 + qb;  // outputs o0 .. o0 + 15 (those in the row and tile)
+    if (qb >= T || o0 >= Lo || o0 + DWW_PER <= 0) return;
+    S* orow = out + (long long)row * Lo;
     if (BWD && g.mode != 0) {  // near a row end: the extra padded copies, the whole chunk out of line
         const int E = (int)(g.pl > g.pr ? g.pl : g.pr) + 1;
-        if (t0 + qb < E || t0 + qb + DWW_PER > Lo - E) {
-            dw_gx_points<S>(in, w, out, g, row, c, t0 + qb, min(min(DWW_PER, T - qb), Lo - t0 - qb), s);
+        if (o0 < E || o0 + DWW_PER > Lo - E) {
+            const int lo = o0 > 0 ? o0 : 0, hi = min(o0 + DWW_PER, Lo);
+            dw_gx_points<S>(in, w, out, g, row, c, lo, hi - lo, s);
             return;
         }
     }
@@ -1405,33 +1412,38 @@ __global__ void __launch_bounds__(128) dw_wide(const S* __restrict__ in, const S
         win[4 * m] = v.x; win[4 * m + 1] = v.y; win[4 * m + 2] = v.z; win[4 * m + 3] = v.w;
     }
 #pragma unroll
-    for (int bk = 0; bk < NB; ++bk) {
-        if (bk < nb) {
+    for (int bk = 0; bk < NB; ++bk) {  // unconditional: the window's slide is register renaming, no moves
 #pragma unroll
-            for (int m = 0; m < 2; ++m) {  // inputs qb + 8 bk + 16 .. + 23
-                const float4 v = *reinterpret_cast<const float4*>(sm + sidx<true>(qb + 8 * bk + 16 + 4 * m));
-                win[16 + 4 * m] = v.x; win[17 + 4 * m] = v.y; win[18 + 4 * m] = v.z; win[19 + 4 * m] = v.w;
-            }
-            const float4 u0 = *reinterpret_cast<const float4*>(ws + 8 * bk);
-            const float4 u1 = *reinterpret_cast<const float4*>(ws + 8 * bk + 4);
-            const float tk[8] = {u0.x, u0.y, u0.z, u0.w, u1.x, u1.y, u1.z, u1.w};
-            const int kn = K - 8 * bk;  // taps of this block: 8, or fewer in the last
-#pragma unroll
-            for (int k = 0; k < 8; ++k) {
-                if (k < kn) {
-#pragma unroll
-                    for (int r = 0; r < DWW_PER; ++r) acc[r] = fma_ieee(win[r + k], tk[k], acc[r]);
-                }
-            }
-#pragma unroll
-            for (int m = 0; m < 16; ++m) win[m] = win[m + 8];
+        for (int m = 0; m < 2; ++m) {  // inputs qb + 8 bk + 16 .. + 23
+            const float4 v = *reinterpret_cast<const float4*>(sm + sidx<true>(qb + 8 * bk + 16 + 4 * m));
+            win[16 + 4 * m] = v.x; win[17 + 4 * m] = v.y; win[18 + 4 * m] = v.z; win[19 + 4 * m] = v.w;
         }
+        const float4 u0 = *reinterpret_cast<const float4*>(ws + 8 * bk);
+        const float4 u1 = *reinterpret_cast<const float4*>(ws + 8 * bk + 4);
+        const float tk[8] = {u0.x, u0.y, u0.z, u0.w, u1.x, u1.y, u1.z, u1.w};
+        const int kn = K - 8 * bk;  // taps of this block: 8, or fewer in the last
+#pragma unroll
+        for (int k = 0; k < 8; ++k) {
+            if (bk < NB - 1 || k < kn) {
+#pragma unroll
+                for (int r = 0; r < DWW_PER; ++r) acc[r] = fma_ieee(win[r + k], tk[k], acc[r]);
+            }
+        }
+#pragma unroll
+        for (int m = 0; m < 16; ++m) win[m] = win[m + 8];
     }
     const float br = (!BWD && b) ? mul_ieee(to_acc(b[c]), s) : 0.f;
 #pragma unroll
-    for (int m = 0; m < DWW_PER / 4; ++m) {
-        const int q = qb + 4 * m;
-        if (q < T && t0 + q < Lo) quad_store<S>(out, (long long)row * Lo + t0 + q, min(T - q, Lo - t0 - q), acc + 4 * m, br);
+    for (int r = 0; r < DWW_PER; ++r) acc[r] = add_ieee(acc[r], br);
+#pragma unroll
+    for (int h = 0; h < DWW_PER / 8; ++h) {  // two chunks of 8: one aligned store8 each, or element by element
+        const int oh = o0 + 8 * h;
+        if (oh >= 0 && oh + 8 <= Lo) {
+            store8<S>(orow + oh, acc + 8 * h);
+        } else {
+            for (int r = 0; r < 8; ++r)
+                if (oh + r >= 0 && oh + r < Lo) orow[oh + r] = from_acc<S>(acc[8 * h + r]);
+        }
     }
 }
 
@@ -2108,6 +2120,9 @@ __global__ void __launch_bounds__(128) dwc_reg_gw(const float* __restrict__ gy, 
     template __global__ void grp_reg<S, 8, true>(const S*, const S*, const S*, S*, GEO_TYPES, double); \
     template __global__ void grp_reg<S, 16, true>(const S*, const S*, const S*, S*, GEO_TYPES, double);
 
+#define INSTANTIATE_DWW(S, KB) \
+    template __global__ void dw_wide<S, KB, false>(const S*, const S*, const S*, S*, GEO_TYPES, double, int); \
+    template __global__ void dw_wide<S, KB, true>(const S*, const S*, const S*, S*, GEO_TYPES, double, int);
 #define INSTANTIATE_DW(S) \
     template __global__ void dw_bwd_vec<S, 4>(const S*, const S*, const S*, S*, float*, GEO_TYPES, double, double, int); \
     template __global__ void dw_bwd_vec<S, 8>(const S*, const S*, const S*, S*, float*, GEO_TYPES, double, double, int); \
@@ -2127,10 +2142,8 @@ __global__ void __launch_bounds__(128) dwc_reg_gw(const float* __restrict__ gy, 
     template __global__ void dw_vec<S, 16, true>(const S*, const S*, const S*, S*, GEO_TYPES, double, int); \
     template __global__ void dw_vec<S, 32, true>(const S*, const S*, const S*, S*, GEO_TYPES, double, int); \
     template __global__ void dw_vec<S, 64, true>(const S*, const S*, const S*, S*, GEO_TYPES, double, int); \
-    template __global__ void dw_wide<S, 32, false>(const S*, const S*, const S*, S*, GEO_TYPES, double, int); \
-    template __global__ void dw_wide<S, 64, false>(const S*, const S*, const S*, S*, GEO_TYPES, double, int); \
-    template __global__ void dw_wide<S, 32, true>(const S*, const S*, const S*, S*, GEO_TYPES, double, int); \
-    template __global__ void dw_wide<S, 64, true>(const S*, const S*, const S*, S*, GEO_TYPES, double, int);
+    INSTANTIATE_DWW(S, 24) INSTANTIATE_DWW(S, 32) INSTANTIATE_DWW(S, 40) INSTANTIATE_DWW(S, 48) \
+    INSTANTIATE_DWW(S, 56) INSTANTIATE_DWW(S, 64)
 
 // ---------------------------------------------------------------------------------------
 // Dense / wide-group forward as an implicit GEMM on the SIMT cores (no tensor cores, IEEE

@@ -57,7 +57,7 @@ def cases():
                 L = max(LONG_LENGTHS[i % len(LONG_LENGTHS)], padding + 9)  # reflect needs pad < L
                 yield dt, 1 + i % 3, 2 + i % 5, L, K, (padding, m, 1, dil), MODES[i % 4], i % 2 == 0, i % 7 == 3
                 i += 1
-        for K in (5, 8, 9, 16, 17, 31, 33, 64):  # dw_long: taps in blocks of 8, full and partial
+        for K in (5, 8, 9, 16, 17, 31, 33, 41, 55, 64):  # dw_long (K <= 16), dw_wide: taps in blocks of 8, full and partial
             for padding in (0, K // 2, K - 1, "same", "valid"):
                 L = LONG_LENGTHS[i % len(LONG_LENGTHS)]
                 yield dt, 1 + i % 3, 2 + i % 5, L, K, padding, MODES[i % 4], i % 2 == 0, i % 7 == 3

@@ -552,14 +552,16 @@ def model_dw_long(S, KMAX, BWD, arrs, g, grid, block, DIL=1):
 
 
 def model_dw_wide(S, KMAX, BWD, arrs, g, grid, block, T, smem):
-    """dw_wide: one block per tile of T outputs of a row, its span staged in shared memory
-    through sidx<true> after KMAX taps; thread tid owns outputs qb = 16 tid .. qb + 15, reading
-    staged elements qb .. qb + 8 nb + 15; threads within E of a row end with a non-zero padding
-    mode write their outputs through dw_gx_points (global memory, the padded copies)."""
+    """dw_wide: one block per tile of T outputs of a row (tiles from the aligned start before the
+    row, delta = flat row start mod 8), its span staged in shared memory through sidx<true> after
+    KMAX taps; thread tid owns outputs o0 = t0 + 16 tid .. o0 + 15, reading staged elements
+    16 tid .. 16 tid + 8 nb + 15, and stores whole chunks of 8 as one store8 (flat multiple of 8);
+    threads within E of a row end with a non-zero padding mode write their outputs through
+    dw_gx_points (global memory, the padded copies)."""
     inp, w, b, out = arrs
     _check_depthwise(g, kmax=KMAX)
     K, isz, PER = g.K, ITEM[S], cb.DWW_PER
-    assert cb.DWW_KMIN < K <= KMAX and KMAX in (32, 64)
+    assert cb.DWW_KMIN < K <= KMAX and KMAX == 8 * -(-K // 8) and KMAX in cb.DWW_KMAXES, "dw_wide<KMAX> unrolls ceil(K / 8) tap blocks"
     Lin, Lo = (g.Lout, g.L) if BWD else (g.L, g.Lout)
     assert inp.size == g.N * g.Cout * Lin and out.size == g.N * g.Cout * Lo and w.size == g.Cout * K
     if BWD:
@@ -567,18 +569,26 @@ def model_dw_wide(S, KMAX, BWD, arrs, g, grid, block, T, smem):
     elif b is not None:
         assert b.size == g.Cout
     nt = block[0]
-    assert T % 4 == 0 and 0 < T <= PER * nt, "a tile has more outputs than its threads cover"
-    tiles = (Lo + T - 1) // T
-    _, blk, brow, btile = _threads(grid, block, tiles, g.N * g.Cout)
+    assert nt % 32 == 0 and 32 <= nt <= 256, "__launch_bounds__(256), whole warps"
+    assert T % PER == 0 and 0 < T <= PER * nt, "a tile has more outputs than its threads cover"
+    cover = Lo + 7 if Lo % 8 else Lo
+    tiles = (cover + T - 1) // T
+    nblk = grid[0]
+    assert tuple(grid[1:]) in ((), (1,), (1, 1)) and nblk == g.N * g.Cout * tiles, "grid is not rows * the kernel's tiles"
+    blk = np.arange(nblk, dtype=np.int64)
+    brow = blk // tiles
+    delta = (brow * Lo) & 7
+    if "wide_delta" in MUTATION:
+        delta = 0 * delta
+    t0 = (blk - brow * tiles) * T - delta
     nb = (K + 7) // 8
-    alloc = -(-T // PER) * PER + 8 * nb
+    alloc = T + 8 * nb
     pad = 8 if "wide_pad" in MUTATION else 4  # floats of padding after every 32 staged ones
     sidx = lambda q: q + pad * (q // 32)  # noqa: E731
     assert (KMAX + sidx(alloc - 1) + 1) * 4 <= smem, "dw_wide: shared memory smaller than taps + staged span"
     span = T + K - 1
     assert span <= alloc
     # staged element q of a block = (padded) input i0 + q of its row
-    t0 = btile * T
     lead = (K - 1 - g.pl) if BWD else g.pl
     if "wide_lead" in MUTATION and BWD:
         lead = g.pl
@@ -592,52 +602,47 @@ def model_dw_wide(S, KMAX, BWD, arrs, g, grid, block, T, smem):
     pa = a + np.where(mis > 0, VE - mis, 0)
     nv = np.where(e > pa, (e - pa) // VE, 0)
     pe = pa + nv * VE
-    for blk_ in range(len(i0)):
+    for blk_ in range(nblk):
         v = np.arange(nv[blk_])
         _check_vec_loads(inp, brow[blk_] * Lin + pa[blk_] + VE * v, isz, "dw_wide staging vector")
         assert (pa[blk_] + VE * v >= a[blk_]).all() and (pa[blk_] + VE * (v + 1) <= e[blk_]).all()
-        q = np.arange(span)
-        p_ = i0[blk_] + q
+        p_ = i0[blk_] + np.arange(span)
         by_vec = (p_ >= pa[blk_]) & (p_ < pe[blk_])
-        cover = np.bincount((pa[blk_] + VE * v[:, None] + np.arange(VE) - i0[blk_]).ravel(), minlength=span)[:span]
-        assert (cover == by_vec).all(), "dw_wide staging: an element staged twice or by no vector"
+        cover_v = np.bincount((pa[blk_] + VE * v[:, None] + np.arange(VE) - i0[blk_]).ravel(), minlength=span)[:span]
+        assert (cover_v == by_vec).all(), "dw_wide staging: an element staged twice or by no vector"
     # threads
-    tid = np.arange(nt, dtype=np.int64)
-    qb = PER * tid[None, :] + 0 * t0[:, None]
-    act = (qb < T) & (t0[:, None] + qb < Lo)
+    qb = PER * np.arange(nt, dtype=np.int64)[None, :] + 0 * t0[:, None]
+    o0all = t0[:, None] + qb
+    act = (qb < T) & (o0all < Lo) & (o0all + PER > 0)
     assert (qb[act] + 8 * nb + 15 < alloc).all(), "dw_wide: window past the staged elements"
     # output o = t0 + qb + r, tap k reads staged qb + r + k = input o - lead + k: the forward's o - pl + k,
     # grad_x's grad_y position t with t + (K - 1 - k) = o + pl (tap k is w[K - 1 - k])
     r, k = np.arange(PER)[:, None], np.arange(K)[None, :]
     want = (r + g.pl - (K - 1 - k)) if BWD else (r - g.pl + k)
     assert ((r + k) - lead == want).all(), "dw_wide: window of the wrong lead"
-    o0 = (t0[:, None] + qb)[act]
+    o0 = o0all[act]
     row = np.broadcast_to(brow[:, None], qb.shape)[act]
-    n_out = np.minimum(np.minimum(PER, T - qb[act]), Lo - o0)
     writes = []
     edge = np.zeros(o0.shape, bool)
     if BWD and g.mode != 0:
         E = max(g.pl, g.pr) + 1
         edge = (o0 < E) | (o0 + PER > Lo - E)
-        e = np.flatnonzero(edge)
-        o = o0[e][:, None] + np.arange(PER)
-        valid = np.arange(PER)[None, :] < n_out[e][:, None]
-        writes.append((row[e][:, None] * Lo + o)[valid])
-        outs = set(o[valid].tolist()) if len(e) else set()
-        assert set(_copy_positions(g).tolist()) <= outs, "a position with padded copies outside dw_wide's edge threads"
-    m = np.flatnonzero(~edge)
-    for qd in range(PER // 4):
-        q = qb[act][m] + 4 * qd
-        ok = (q < T) & (o0[m] + 4 * qd < Lo)
-        room = np.minimum(T - q, Lo - o0[m] - 4 * qd)
-        f = row[m] * Lo + o0[m] + 4 * qd
-        vec = ok & (room >= 4) & (f % 4 == 0)
-        assert ((out.data.ptr + f[vec] * isz) % (4 * isz) == 0).all(), "dw_wide: misaligned quad store"
-        writes.append(f[vec][:, None] + np.arange(4))
-        sc = ok & ~vec
-        fs = f[sc][:, None] + np.arange(4)
-        writes.append(fs[np.arange(4)[None, :] < np.minimum(room[sc], 4)[:, None]])
-    _check_written_once(out, np.concatenate([a.ravel() for a in writes]), f"dw_wide {'grad_x' if BWD else 'y'}")
+        o = o0[edge][:, None] + np.arange(PER)
+        valid = (o >= 0) & (o < Lo)
+        writes.append((row[edge][:, None] * Lo + o)[valid])
+        assert set(_copy_positions(g).tolist()) <= set(o[valid].tolist()), \
+            "a position with padded copies outside dw_wide's edge threads"
+    m = ~edge
+    for h in range(PER // 8):
+        oh = o0[m] + 8 * h
+        whole = (oh >= 0) & (oh + 8 <= Lo)
+        f = row[m] * Lo + oh
+        _check_vec_stores(out, f[whole], isz, "dw_wide store8")
+        writes.append(f[whole][:, None] + np.arange(8))
+        o = oh[~whole][:, None] + np.arange(8)
+        valid = (o >= 0) & (o < Lo)
+        writes.append((row[m][~whole][:, None] * Lo + o)[valid])
+    _check_written_once(out, np.concatenate([x.ravel() for x in writes]), f"dw_wide {'grad_x' if BWD else 'y'}")
     return {"threads": int(act.sum()), "edge": int(edge.sum())}
 
 
@@ -1232,11 +1237,12 @@ def check_dispatch(dtype, x_shape, w_shape, spec, with_bias, ptr_off=0):
         assert "dw_reg" not in fk
     wide = CupyBackend._dww_kmax(cd, geo, spec)
     if wide is not None:  # depthwise, K > DWW_KMIN: dw_wide forward and grad_x, the launch's tiles and shared memory
-        assert kmax == wide and geo.K > cb.DWW_KMIN and depthwise and small and spec.dilation == 1
+        assert kmax is not None and geo.K > cb.DWW_KMIN and depthwise and small and spec.dilation == 1
         assert fk == ["dw_wide"] and _parse(flog[0].name)[1] == (STORAGE_OF[dtype], str(wide), "false")
         assert bk[0] == "dw_wide" and _parse(blog[0].name)[1] == (STORAGE_OF[dtype], str(wide), "true")
         for L_, n in ((flog[0], geo.L_out), (blog[0], geo.L)):
-            assert (int(L_.args[17]), L_.smem) == CupyBackend._dww_plan(geo.K, wide, n)[1:]
+            _, T_, nt_, smem_ = CupyBackend._dww_plan(geo.K, wide, n)
+            assert (int(L_.args[17]), L_.block[0], L_.smem) == (T_, nt_, smem_)
     else:
         assert "dw_wide" not in fk + bk
     fwd_long = nt_f is None and wide is None and nt_l is not None and geo.K <= cb.DWL_FWD_KMAX
@@ -1538,6 +1544,7 @@ MUTANTS = [
     ("long_lead", ((1, 2, 300), 12, 3, "replicate")),         # grad_x window from the forward's lead
     ("wide_lead", ((1, 2, 300), 20, 3, "replicate")),         # the same in dw_wide
     ("wide_pad", ((2, 2, 4096), 31, 15, "zeros")),            # staged layout wider than the host's shared memory
+    ("wide_delta", ((2, 3, 4097), 33, 16, "zeros")),          # tiles from the row start: misaligned store8
     ("edges_E", ((1, 2, 96), 3, 2, "reflect")),               # edge range one short
     ("gw_delta", ((2, 3, 1003), 9, 4, "zeros")),              # grad_w chunks not aligned in the flat grad_y
     ("gw_span", ((2, 3, 4096), 9, 4, "zeros")),               # tiles over L_out + 7 where the host counts L_out
@@ -1557,7 +1564,7 @@ def test_model_detects_mutations(mutant, case):
     C = x_shape[-2]
     spec = Conv1dSpec(padding=padding, groups=C, padding_mode=mode, stride=stride, dilation=dil)
     fk, bk, _ = check_dispatch("float16", x_shape, (C * mult, 1, K), spec, False)  # passes unmutated
-    kernel = {"reg_fast_no_end_check": "dw_reg", "bwd_no_tail": "dw_reg_bwd", "long_lead": "dw_long", "wide_lead": "dw_wide", "wide_pad": "dw_wide",
+    kernel = {"reg_fast_no_end_check": "dw_reg", "bwd_no_tail": "dw_reg_bwd", "long_lead": "dw_long", "wide_lead": "dw_wide", "wide_pad": "dw_wide", "wide_delta": "dw_wide",
               "edges_E": "dw_bwd_edges", "gw_delta": "dw_reg_gw", "gw_span": "dw_reg_gw", "gx_E": "dw_reg_gx", "gx_phase": "dw_reg_gx",
               "dil_lead": "dw_dil", "long_dil": "dw_long", "gw_dil": "dw_reg_gw"}[mutant]
     assert kernel in fk + bk  # the mutated model runs
