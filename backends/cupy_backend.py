@@ -72,6 +72,12 @@ GRP_MAX = 8  # grp_reg: at most this many input and output channels a group (64 
 DWL_DIL2_KMAX = 16  # dw_long<..., 2> (dilation 2) instantiations: KMAX 8 and 16; beyond, dw_dil
 DWW_KMIN = 16  # dw_wide (staged, 16 outputs a thread, taps in blocks of 8): depthwise forward and grad_x, K > DWW_KMIN
 DWW_PER = 16  # as in cupy_kernels.cu
+DWWG_KMIN = 16  # dw_wide_gw for depthwise grad_w with K > DWWG_KMIN (and dw_wide's conditions); else dw_reg_gw
+DWWG_TMAX = 4096  # dw_wide_gw: grad_y positions a tile at most
+# dw_wide_gw: chunks of DWW_PER positions a thread, about (H100, run 6 of this session, backward minima of 3
+# interleaved rounds, K64 fp16 / fp32 / K31 fp32: 8 -> 0.507 / 0.517 / 0.367 ms, 4 -> 0.604 / 0.635 / 0.366,
+# 2 -> 0.662 / 0.701 / 0.368; dw_reg_gw 0.727 / 0.796 / 0.372)
+DWWG_CHUNKS = 8
 DWW_KMAXES = tuple(range(24, DW_KMAX[-1] + 1, 8))  # dw_wide instantiations: KMAX = 8 * ceil(K / 8)
 DW_FUSED_KMAX = 16  # dw_bwd_vec (grad_x and grad_w in one pass) up to this many taps; beyond, its
 # registers spill (H100: K31 fwd+bwd 0.87 -> 1.32 ms, K64 1.57 -> 6.4 ms) and two kernels are faster
@@ -93,6 +99,7 @@ def module_source():
     names += [CupyBackend._dw_expr(t, km, bwd) for t in DW_TYPES for km in DW_KMAX for bwd in (False, True)]
     names += [f"dw_grad_w_vec<{t}, {km}>" for t in DW_TYPES for km in DW_KMAX]
     names += [f"dw_wide<{t}, {km}, {b}>" for t in DW_TYPES for km in DWW_KMAXES for b in ("false", "true")]
+    names += [f"dw_wide_gw<{t}, {km}>" for t in DW_TYPES for km in DWW_KMAXES]
     names += [f"dw_bwd_vec<{t}, {km}>" for t in DW_TYPES for km in DW_KMAX if km <= DW_FUSED_KMAX]
     names += [f"{kern}<{t}, {k}>" for kern in ("dw_reg", "dw_reg_bwd") for t in DW_TYPES
               for k in range(1, DWR_KMAX + 1)] + [f"dw_bwd_edges<{t}>" for t in DW_TYPES]
@@ -217,6 +224,31 @@ class CupyBackend(Backend):
         _, tiles, T, nt = best
         alloc = T + 8 * -(-K // 8)
         return tiles, T, nt, (kmax + alloc + 4 * ((alloc - 1) // 32)) * 4
+
+    @staticmethod
+    def _dwwg_plan(K, kmax, length):
+        """``(tiles, T, threads, smem)`` of dw_wide_gw over rows of ``length`` grad_y positions:
+        tiles of T <= DWWG_TMAX positions (a multiple of DWW_PER) covering ``length`` (+ 7 where
+        rows do not start at flat multiples of 8), tiles = ceil(cover / T) as the kernel computes
+        it; threads (32 .. 128, whole warps) so that each takes about DWWG_CHUNKS chunks of
+        DWW_PER positions (the per-block reduction of kmax sums amortized over more products);
+        shared memory: the staged x span (sidx<true>) or the per-warp sums of the reduction."""
+        cover = length if length % 8 == 0 else length + 7
+        tiles = -(-cover // DWWG_TMAX)
+        T = -(-(-(-cover // tiles)) // DWW_PER) * DWW_PER
+        nt = min(128, max(32, -(-T // (DWW_PER * DWWG_CHUNKS * 32)) * 32))
+        alloc = T + 8 * -(-K // 8)
+        return -(-cover // T), T, nt, max(alloc + 4 * ((alloc - 1) // 32), nt // 32 * kmax) * 4
+
+    def _launch_dwwg(self, cd, geo, gp, kmax, dgy, dx, gw, s_gw):
+        """dw_wide_gw (grad_w's per-(n, tile) partial sums, long filters), then their fixed-order sum."""
+        import cupy
+        tiles, T, nt, smem = self._dwwg_plan(geo.K, kmax, geo.L_out)
+        E = geo.C_out * geo.K
+        partial = cupy.empty(geo.N * tiles * E, np.float32)
+        fn = self.module().get_function(f"dw_wide_gw<{STORAGE[cd.name][0]}, {kmax}>")
+        fn((geo.N * geo.C_out * tiles,), (nt,), (dgy, dx, partial, *gp, np.float64(s_gw), np.int32(T)), shared_mem=smem)
+        self._launch("conv_grad_w_final", cd.name, E, partial, gw, np.int64(E), np.int64(geo.N * tiles))
 
     def _launch_dww(self, cd, geo, kmax, bwd, length, *args):
         tiles, T, nt, smem = self._dww_plan(geo.K, kmax, length)
@@ -696,6 +728,8 @@ class CupyBackend(Backend):
         rows = geo.C_out * geo.Cg
         if fused:
             pass  # with grad_x above
+        elif kmax_w is not None and geo.K > DWWG_KMIN and dgy.data.ptr % 16 == 0:  # long filters: staged x, sliding windows
+            self._launch_dwwg(cd, geo, gp, kmax_w, dgy, dx, gw, s_gw)
         elif nt_g is not None:  # depthwise (multipliers, stride 2 too) and small groups: register windows
             self._launch_dwg(cd, geo, gp, nt_g, spec.stride, dgy, dx, gw, s_gw)
         elif kmax is not None:  # depthwise: per-tile partial sums, then the fixed-order final sum

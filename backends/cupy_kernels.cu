@@ -1447,6 +1447,81 @@ __global__ void __launch_bounds__(256) dw_wide(const S* __restrict__ in, const S
     }
 }
 
+// Depthwise grad_w partial sums for long filters (stride 1, dilation 1, 8 * ceil(K / 8) = KMAX):
+// block = tile of T grad_y positions t of row (n, c), tiles from the aligned start before the row
+// as in dw_wide (T a multiple of 16); the tile's x span (positions t - pl + k, through the padding
+// map) staged by stage_span as in dw_wide's forward; each thread takes chunks of 16 positions
+// qb = 16 (tid + j * blockDim.x) (j = 0, 1, ..: the more chunks, the fewer K-value block reductions
+// per product): acc[k] += gy[r] * xp[t + r - pl + k], r ascending, only for positions t = tb + r
+// inside the row (a zero stand-in would turn an infinite x into a NaN): a whole chunk with its
+// grad_y (scaled) in registers (8- or 16-byte loads) and, per block of 8 taps, the window of 24
+// staged x slid by 8; a chunk at a row end position by position from shared memory. Then dw_w_partial (a fixed shuffle tree per warp,
+// the warps in order): partial[(n * tiles + tile) * C + c][k]; conv_grad_w_final sums them in a
+// fixed order. Deterministic.
+template <typename S, int KMAX>
+__global__ void __launch_bounds__(128) dw_wide_gw(const S* __restrict__ gy, const S* __restrict__ x,
+                                                  float* __restrict__ partial, GEO_ARGS, double scale, int T) {
+    constexpr int NB = KMAX / 8;
+    extern __shared__ __align__(16) unsigned char smem_raw[];
+    float* sm = reinterpret_cast<float*>(smem_raw);
+    GEO_MAKE
+    const int K = (int)g.K, pl = (int)g.pl, L = (int)g.L, Lout = (int)g.Lout;
+    const unsigned tiles = (unsigned)(((Lout % 8 ? Lout + 7 : Lout) + T - 1) / T), C = (unsigned)g.Cout;
+    const unsigned row = blockIdx.x / tiles, tile = blockIdx.x - row * tiles;
+    const int t0 = (int)tile * T - (int)(((long long)row * Lout) & 7);
+    const int span = T + K - 1, alloc = T + 8 * NB;
+    stage_span<S, true>(sm, x + (long long)row * L, t0 - pl, span, alloc, L, g);
+    __syncthreads();
+    const float s = (float)scale;
+    float acc[KMAX];
+#pragma unroll
+    for (int k = 0; k < KMAX; ++k) acc[k] = 0.f;
+    const S* grow = gy + (long long)row * Lout;
+    for (int qb = DWW_PER * (int)threadIdx.x; qb < T; qb += DWW_PER * (int)blockDim.x) {
+        const int tb = t0 + qb;  // positions tb .. tb + 15
+        if (tb >= Lout) break;
+        if (tb + DWW_PER <= 0) continue;
+        if (tb < 0 || tb + DWW_PER > Lout) {  // a row end: the positions inside it, one at a time (same order)
+            for (int r = 0; r < DWW_PER; ++r) {
+                if (tb + r < 0 || tb + r >= Lout) continue;
+                const float gr = mul_ieee(to_acc(grow[tb + r]), s);
+#pragma unroll
+                for (int k = 0; k < KMAX; ++k) acc[k] = fma_ieee(gr, sm[sidx<true>(qb + r + k)], acc[k]);
+            }
+            continue;
+        }
+        float gv[DWW_PER];  // whole chunk: flat index a multiple of 8
+#pragma unroll
+        for (int m = 0; m < DWW_PER / 4; ++m) load4<S>(grow + tb + 4 * m, gv + 4 * m);
+#pragma unroll
+        for (int r = 0; r < DWW_PER; ++r) gv[r] = mul_ieee(gv[r], s);
+        float win[24];
+#pragma unroll
+        for (int m = 0; m < 4; ++m) {  // staged qb .. qb + 15
+            const float4 v = *reinterpret_cast<const float4*>(sm + sidx<true>(qb + 4 * m));
+            win[4 * m] = v.x; win[4 * m + 1] = v.y; win[4 * m + 2] = v.z; win[4 * m + 3] = v.w;
+        }
+#pragma unroll
+        for (int bk = 0; bk < NB; ++bk) {
+#pragma unroll
+            for (int m = 0; m < 2; ++m) {  // staged qb + 8 bk + 16 .. + 23
+                const float4 v = *reinterpret_cast<const float4*>(sm + sidx<true>(qb + 8 * bk + 16 + 4 * m));
+                win[16 + 4 * m] = v.x; win[17 + 4 * m] = v.y; win[18 + 4 * m] = v.z; win[19 + 4 * m] = v.w;
+            }
+#pragma unroll
+            for (int k = 0; k < 8; ++k) {
+#pragma unroll
+                for (int r = 0; r < DWW_PER; ++r) acc[8 * bk + k] = fma_ieee(gv[r], win[r + k], acc[8 * bk + k]);
+            }
+#pragma unroll
+            for (int m = 0; m < 16; ++m) win[m] = win[m + 8];
+        }
+    }
+    __syncthreads();  // sm is reused for the per-warp results
+    const unsigned n = row / C, c = row - n * C;
+    dw_w_partial<KMAX>(acc, sm, K, partial + ((long long)(n * tiles + tile) * C + c) * K);
+}
+
 // Elements e .. e + 7 of a row (row start rb in the flat array, n elements) as floats: from two
 // 16-byte segments by the runtime shift where all 8 lie inside the row and the segments inside
 // the array (end), else element by element through padded_elem<S, MAP> (the padding map for x,
@@ -2121,6 +2196,7 @@ __global__ void __launch_bounds__(128) dwc_reg_gw(const float* __restrict__ gy, 
     template __global__ void grp_reg<S, 16, true>(const S*, const S*, const S*, S*, GEO_TYPES, double);
 
 #define INSTANTIATE_DWW(S, KB) \
+    template __global__ void dw_wide_gw<S, KB>(const S*, const S*, float*, GEO_TYPES, double, int); \
     template __global__ void dw_wide<S, KB, false>(const S*, const S*, const S*, S*, GEO_TYPES, double, int); \
     template __global__ void dw_wide<S, KB, true>(const S*, const S*, const S*, S*, GEO_TYPES, double, int);
 #define INSTANTIATE_DW(S) \

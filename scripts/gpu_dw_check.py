@@ -339,7 +339,23 @@ def main(argv=None):
             gy = as_cp(torch.randn((N, C * mult, L_out), device="cuda").to(tdt[dt]))
             t = fwd_bwd_times(cd, xs, ws, spec, x, w, gy)
             extra = ""
-            if K > 8:  # dw_reg_gw's parameters, the dispatch's evidence
+            if K > cb.DWW_KMIN:  # dw_wide_gw against dw_reg_gw and its chunks a thread: interleaved rounds, minima
+                bwd = lambda: new.backward_device(cd, xs, ws, spec, gy, x, w, False)  # noqa: E731
+                variants = (("dw_wide_gw", {}), ("dw_reg_gw", {"DWWG_KMIN": 64}), ("2 chunks a thread", {"DWWG_CHUNKS": 2}),
+                            ("8 chunks a thread", {"DWWG_CHUNKS": 8}))
+                best = {}
+                for _ in range(3):
+                    for name, attrs in variants:
+                        keep = {a: getattr(cb, a) for a in attrs}
+                        for a, v in attrs.items():
+                            setattr(cb, a, v)
+                        try:
+                            best[name] = min(best.get(name, 1e9), timeit(bwd, reps=10))
+                        finally:
+                            for a, v in keep.items():
+                                setattr(cb, a, v)
+                extra += " (bwd, min of 3 interleaved: " + ", ".join(f"{n} {t:.3f} ms" for n, t in best.items()) + ")"
+            elif K > 8:  # dw_reg_gw's parameters, the dispatch's evidence
                 bwd = lambda: new.backward_device(cd, xs, ws, spec, gy, x, w, False)  # noqa: E731
                 for name, attr, val in (("one tap block a pass", "DWG_PASS_BLOCKS", 1), ("32 positions a thread", "DWG_PER", 32),
                                         ("128 positions a thread", "DWG_PER", 128)):

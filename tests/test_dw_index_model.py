@@ -551,6 +551,79 @@ def model_dw_long(S, KMAX, BWD, arrs, g, grid, block, DIL=1):
     return {"fast": int(fast.sum()), "chunks": int(act.sum())}
 
 
+def _check_stage_span(inp, isz, brow, i0, span, Lin):
+    """stage_span: the row's elements [a, e) of each block's span in whole 16-byte vectors from
+    the first aligned one (pa), inside the row and aligned; each staged element once, by a vector
+    or element by element."""
+    VE = 16 // isz
+    a, e = np.maximum(i0, 0), np.minimum(i0 + span, Lin)
+    mis = ((inp.data.ptr + (brow * Lin + a) * isz) % 16) // isz
+    pa = a + np.where(mis > 0, VE - mis, 0)
+    nv = np.where(e > pa, (e - pa) // VE, 0)
+    pe = pa + nv * VE
+    for blk_ in range(len(i0)):
+        v = np.arange(nv[blk_])
+        _check_vec_loads(inp, brow[blk_] * Lin + pa[blk_] + VE * v, isz, "stage_span vector")
+        assert (pa[blk_] + VE * v >= a[blk_]).all() and (pa[blk_] + VE * (v + 1) <= e[blk_]).all()
+        p_ = i0[blk_] + np.arange(span)
+        by_vec = (p_ >= pa[blk_]) & (p_ < pe[blk_])
+        cover_v = np.bincount((pa[blk_] + VE * v[:, None] + np.arange(VE) - i0[blk_]).ravel(), minlength=span)[:span]
+        assert (cover_v == by_vec).all(), "stage_span: an element staged twice or by no vector"
+
+
+def model_dw_wide_gw(S, KMAX, arrs, g, grid, block, T, smem, final):
+    """dw_wide_gw: one block per tile of T grad_y positions of a row (from the aligned start
+    before the row), the x span staged as dw_wide's forward; thread tid takes chunks of 16
+    positions 16 (tid + j nt); every position of every row in exactly one chunk, as a valid
+    (unmasked) product; whole chunks by aligned vector loads; one partial slot per (n, tile, c),
+    all of them summed by conv_grad_w_final."""
+    gy, x, part = arrs
+    _check_depthwise(g, kmax=KMAX)
+    K, isz, PER = g.K, ITEM[S], cb.DWW_PER
+    assert cb.DWW_KMIN < K <= KMAX and KMAX == 8 * -(-K // 8)
+    assert gy.size == g.N * g.Cout * g.Lout and x.size == g.N * g.Cin * g.L
+    nt = block[0]
+    assert nt % 32 == 0 and 32 <= nt <= 128 and T % PER == 0 and T > 0
+    cover = g.Lout + 7 if g.Lout % 8 else g.Lout
+    tiles = (cover + T - 1) // T
+    rows = g.N * g.Cout
+    assert tuple(grid[1:]) in ((), (1,), (1, 1)) and grid[0] == rows * tiles
+    blk = np.arange(grid[0], dtype=np.int64)
+    brow, btile = blk // tiles, blk % tiles
+    delta = 0 * brow if "wgw_delta" in MUTATION else (brow * g.Lout) & 7
+    t0 = btile * T - delta
+    nb = (K + 7) // 8
+    alloc, span = T + 8 * nb, T + K - 1
+    assert max(alloc + 4 * ((alloc - 1) // 32), nt // 32 * KMAX) * 4 <= smem, "dw_wide_gw: shared memory too small"
+    i0 = t0 - g.pl
+    _check_padded_reads(i0[:, None] + np.arange(span), g.L, True, g, "dw_wide_gw staging")
+    _check_stage_span(x, isz, brow, i0, span, g.L)
+    # chunks: thread tid, j = 0.. : qb = 16 (tid + j nt) < T; positions tb + r valid where 0 <= tb + r < Lout
+    qb = np.arange(0, T, PER, dtype=np.int64)  # every chunk of the tile is some thread's
+    tb = t0[:, None] + qb[None, :]
+    run = (tb < g.Lout) & (tb + PER > 0)
+    assert (qb[None, :] + 8 * nb + 15 < alloc).all(), "dw_wide_gw: window past the staged elements"
+    pos = tb[:, :, None] + np.arange(PER)
+    valid = run[:, :, None] & (pos >= 0) & (pos < g.Lout)
+    whole = run & (tb >= 0) & (tb + PER <= g.Lout)
+    rr = np.broadcast_to(brow[:, None], tb.shape)
+    for m in range(PER // 4):  # load4: 8 bytes (16-bit) or 16 (float32) at flat row * Lout + tb + 4m
+        f = (rr * g.Lout + tb + 4 * m)[whole]
+        assert ((gy.data.ptr + f * isz) % (4 * isz) == 0).all(), "dw_wide_gw: misaligned grad_y load"
+    flat = (np.broadcast_to(brow[:, None, None], pos.shape) * g.Lout + pos)[valid]
+    _check_written_once(gy, flat, "dw_wide_gw grad_y positions (each read once)")
+    # product (t, k) uses staged qb + r + k = x position t - pl + k (t = tb + r)
+    r, k = np.arange(PER)[:, None], np.arange(K)[None, :]
+    assert ((r + k) + (-g.pl) == (r - g.pl + k)).all()
+    # partials
+    n, c = brow // g.Cout, brow % g.Cout
+    slot = (n * tiles + btile) * g.Cout + c
+    assert part.size == g.N * tiles * g.Cout * K
+    _check_written_once(np.empty(g.N * tiles * g.Cout), slot, "dw_wide_gw partial rows")
+    assert final is not None and int(final.args[2]) == g.Cout * K and int(final.args[3]) == g.N * tiles
+    return {"chunks": int(run.sum())}
+
+
 def model_dw_wide(S, KMAX, BWD, arrs, g, grid, block, T, smem):
     """dw_wide: one block per tile of T outputs of a row (tiles from the aligned start before the
     row, delta = flat row start mod 8), its span staged in shared memory through sidx<true> after
@@ -594,22 +667,7 @@ def model_dw_wide(S, KMAX, BWD, arrs, g, grid, block, T, smem):
         lead = g.pl
     i0 = t0 - lead
     _check_padded_reads(i0[:, None] + np.arange(span), Lin, not BWD, g, "dw_wide staging")
-    # stage_span: the row's elements [a, e) of the span in whole 16-byte vectors from the first
-    # aligned one (pa), the rest element by element; each staged element once
-    VE = 16 // isz
-    a, e = np.maximum(i0, 0), np.minimum(i0 + span, Lin)
-    mis = ((inp.data.ptr + (brow * Lin + a) * isz) % 16) // isz
-    pa = a + np.where(mis > 0, VE - mis, 0)
-    nv = np.where(e > pa, (e - pa) // VE, 0)
-    pe = pa + nv * VE
-    for blk_ in range(nblk):
-        v = np.arange(nv[blk_])
-        _check_vec_loads(inp, brow[blk_] * Lin + pa[blk_] + VE * v, isz, "dw_wide staging vector")
-        assert (pa[blk_] + VE * v >= a[blk_]).all() and (pa[blk_] + VE * (v + 1) <= e[blk_]).all()
-        p_ = i0[blk_] + np.arange(span)
-        by_vec = (p_ >= pa[blk_]) & (p_ < pe[blk_])
-        cover_v = np.bincount((pa[blk_] + VE * v[:, None] + np.arange(VE) - i0[blk_]).ravel(), minlength=span)[:span]
-        assert (cover_v == by_vec).all(), "dw_wide staging: an element staged twice or by no vector"
+    _check_stage_span(inp, isz, brow, i0, span, Lin)
     # threads
     qb = PER * np.arange(nt, dtype=np.int64)[None, :] + 0 * t0[:, None]
     o0all = t0[:, None] + qb
@@ -1138,7 +1196,8 @@ def _parse(name):
     return m.group(1), tuple(a.strip() for a in m.group(2).split(","))
 
 
-DW_KERNELS = ("dw_reg", "dw_reg_bwd", "dw_long", "dw_bwd_edges", "dw_reg_gw", "dw_reg_gx", "dw_dil", "grp_reg", "dw_wide")
+DW_KERNELS = ("dw_reg", "dw_reg_bwd", "dw_long", "dw_bwd_edges", "dw_reg_gw", "dw_reg_gx", "dw_dil", "grp_reg", "dw_wide",
+              "dw_wide_gw")
 DWC_KERNELS = ("dwc_reg", "dwc_reg_gw")  # complex64
 
 
@@ -1157,6 +1216,10 @@ def simulate(log):
             final = log[n + 1] if n + 1 < len(log) and _parse(log[n + 1].name)[0] == "conv_grad_w_final" else None
             assert final is not None, "dwc_reg_gw's partials not summed"
             model_dwc_reg_gw(L_.args[:3], G(L_.args[3:15]), L_.grid, L_.block, int(L_.args[16]), final)
+        elif kern == "dw_wide_gw":
+            final = log[n + 1] if n + 1 < len(log) and _parse(log[n + 1].name)[0] == "conv_grad_w_final" else None
+            model_dw_wide_gw(S, int(targs[1]), L_.args[:3], G(L_.args[3:15]), L_.grid, L_.block, int(L_.args[16]),
+                             L_.smem, final)
         elif kern == "dw_wide":
             model_dw_wide(S, int(targs[1]), targs[2] == "true", L_.args[:4], G(L_.args[4:16]), L_.grid, L_.block,
                           int(L_.args[17]), L_.smem)
@@ -1282,7 +1345,16 @@ def check_dispatch(dtype, x_shape, w_shape, spec, with_bias, ptr_off=0):
         assert _parse(blog[0].name)[1][3:] == (("2",) if spec.dilation == 2 and geo.K > 1 else ())
     else:
         assert bk.count("dw_long") == 0
-    if nt_g is not None:  # grad_w on register windows (multipliers, stride 2 too), then the final sum
+    wide_gw = wide is not None and geo.K > cb.DWWG_KMIN and dgy.data.ptr % 16 == 0
+    if wide_gw:  # long depthwise filters: dw_wide_gw, then the final sum
+        i = bk.index("dw_wide_gw")
+        assert bk[i + 1] == "conv_grad_w_final" and "dw_reg_gw" not in bk and ptr_off % 16 == 0
+        assert _parse(blog[i].name)[1] == (STORAGE_OF[dtype], str(wide))
+        _, T_, nt_, smem_ = CupyBackend._dwwg_plan(geo.K, wide, geo.L_out)
+        assert (int(blog[i].args[16]), blog[i].block[0], blog[i].smem) == (T_, nt_, smem_)
+    else:
+        assert "dw_wide_gw" not in bk
+    if nt_g is not None and not wide_gw:  # grad_w on register windows (multipliers, stride 2 too), then the final sum
         i = bk.index("dw_reg_gw")
         assert blog[i].block[0] == nt_g and bk[i + 1] == "conv_grad_w_final"
         assert (geo.Cg == 1 or geo.Og <= 8 >= geo.Cg) and spec.stride in (1, 2) and small and geo.K <= 64
@@ -1545,6 +1617,7 @@ MUTANTS = [
     ("wide_lead", ((1, 2, 300), 20, 3, "replicate")),         # the same in dw_wide
     ("wide_pad", ((2, 2, 4096), 31, 15, "zeros")),            # staged layout wider than the host's shared memory
     ("wide_delta", ((2, 3, 4097), 33, 16, "zeros")),          # tiles from the row start: misaligned store8
+    ("wgw_delta", ((2, 3, 4097), 33, 16, "zeros")),           # the same in dw_wide_gw: misaligned grad_y loads
     ("edges_E", ((1, 2, 96), 3, 2, "reflect")),               # edge range one short
     ("gw_delta", ((2, 3, 1003), 9, 4, "zeros")),              # grad_w chunks not aligned in the flat grad_y
     ("gw_span", ((2, 3, 4096), 9, 4, "zeros")),               # tiles over L_out + 7 where the host counts L_out
@@ -1564,7 +1637,7 @@ def test_model_detects_mutations(mutant, case):
     C = x_shape[-2]
     spec = Conv1dSpec(padding=padding, groups=C, padding_mode=mode, stride=stride, dilation=dil)
     fk, bk, _ = check_dispatch("float16", x_shape, (C * mult, 1, K), spec, False)  # passes unmutated
-    kernel = {"reg_fast_no_end_check": "dw_reg", "bwd_no_tail": "dw_reg_bwd", "long_lead": "dw_long", "wide_lead": "dw_wide", "wide_pad": "dw_wide", "wide_delta": "dw_wide",
+    kernel = {"reg_fast_no_end_check": "dw_reg", "bwd_no_tail": "dw_reg_bwd", "long_lead": "dw_long", "wide_lead": "dw_wide", "wide_pad": "dw_wide", "wide_delta": "dw_wide", "wgw_delta": "dw_wide_gw",
               "edges_E": "dw_bwd_edges", "gw_delta": "dw_reg_gw", "gw_span": "dw_reg_gw", "gx_E": "dw_reg_gx", "gx_phase": "dw_reg_gx",
               "dil_lead": "dw_dil", "long_dil": "dw_long", "gw_dil": "dw_reg_gw"}[mutant]
     assert kernel in fk + bk  # the mutated model runs
