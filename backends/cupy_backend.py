@@ -72,6 +72,9 @@ GRP_MAX = 8  # grp_reg: at most this many input and output channels a group (64 
 DWL_DIL2_KMAX = 16  # dw_long<..., 2> (dilation 2) instantiations: KMAX 8 and 16; beyond, dw_dil
 DWW_KMIN = 16  # dw_wide (staged, 16 outputs a thread, taps in blocks of 8): depthwise forward and grad_x, K > DWW_KMIN
 DWW_PER = 16  # as in cupy_kernels.cu
+# dw_wide / dw_wide_gw: preferred shared-memory carveout (percent; None: the driver's default). Their
+# occupancy is bounded by shared memory (~10-19 KB a block) where the driver leaves a small carveout.
+DWW_CARVEOUT = 100
 DWWG_KMIN = 16  # dw_wide_gw for depthwise grad_w with K > DWWG_KMIN (and dw_wide's conditions); else dw_reg_gw
 DWWG_TMAX = 4096  # dw_wide_gw: grad_y positions a tile at most
 # dw_wide_gw: chunks of DWW_PER positions a thread, about (H100, run 6 of this session, backward minima of 3
@@ -247,12 +250,20 @@ class CupyBackend(Backend):
         E = geo.C_out * geo.K
         partial = cupy.empty(geo.N * tiles * E, np.float32)
         fn = self.module().get_function(f"dw_wide_gw<{STORAGE[cd.name][0]}, {kmax}>")
+        self._carveout(fn, DWW_CARVEOUT)
         fn((geo.N * geo.C_out * tiles,), (nt,), (dgy, dx, partial, *gp, np.float64(s_gw), np.int32(T)), shared_mem=smem)
         self._launch("conv_grad_w_final", cd.name, E, partial, gw, np.int64(E), np.int64(geo.N * tiles))
+
+    @staticmethod
+    def _carveout(fn, percent):
+        """Sets ``fn``'s preferred shared-memory carveout (a hint to the driver) where it differs."""
+        if percent is not None and getattr(fn, "preferred_shared_memory_carveout", None) != percent:
+            fn.preferred_shared_memory_carveout = percent
 
     def _launch_dww(self, cd, geo, kmax, bwd, length, *args):
         tiles, T, nt, smem = self._dww_plan(geo.K, kmax, length)
         fn = self.module().get_function(f"dw_wide<{STORAGE[cd.name][0]}, {kmax}, {'true' if bwd else 'false'}>")
+        self._carveout(fn, DWW_CARVEOUT)
         fn((geo.N * geo.C_out * tiles,), (nt,), args + (np.int32(T),), shared_mem=smem)  # one block per tile
 
     @staticmethod
