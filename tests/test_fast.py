@@ -229,3 +229,128 @@ def test_thread_scratch_is_per_thread_and_kept():
     t.start()
     t.join()
     assert other[0] is not mine
+
+
+def _direct_dense(x, w, gy, pad, mode, stride, dilation, groups):
+    """Grouped forward, grad_x and grad_w (no conjugation, no scale) by direct loops over the
+    taps in the inputs' dtype (np.pad for the padding, its adjoint through np.add.at on the
+    padded index map): independent of fast.py."""
+    N, C_in, L = x.shape
+    C_out, Cg, K = w.shape
+    Og = C_out // groups
+    Lp = L + 2 * pad
+    xp = np.pad(x, ((0, 0), (0, 0), (pad, pad)), mode=_NP_PAD[mode])
+    L_out = (Lp - dilation * (K - 1) - 1) // stride + 1
+    y = np.zeros((N, C_out, L_out), x.dtype)
+    gxp = np.zeros((N, C_in, Lp), x.dtype)
+    gw = np.zeros(w.shape, x.dtype)
+    for o in range(C_out):
+        g = o // Og
+        for c in range(Cg):
+            ci = g * Cg + c
+            for k in range(K):
+                pos = np.arange(L_out) * stride + k * dilation
+                y[:, o] += w[o, c, k] * xp[:, ci, pos]
+                np.add.at(gxp, (slice(None), ci, pos), gy[:, o] * w[o, c, k])
+                gw[o, c, k] = np.sum(gy[:, o] * xp[:, ci, pos])
+    if mode == "zeros":
+        gx = gxp[..., pad:pad + L]
+    else:
+        idx = np.pad(np.arange(L), pad, mode=_NP_PAD[mode])
+        gx = np.zeros((N, C_in, L), x.dtype)
+        for i in range(Lp):
+            gx[..., idx[i]] += gxp[..., i]
+    return y, gx, gw
+
+
+DENSE_INT_CASES = [(2, "zeros", 1, 1, 1), (3, "reflect", 2, 1, 2), (2, "replicate", 1, 3, 2), (4, "circular", 3, 2, 4),
+                   (0, "zeros", 5, 1, 1), (1, "reflect", 1, 2, 1), (3, "zeros", 2, 2, 2)]
+
+
+@pytest.mark.parametrize("layout", ["one", "chunks", "taps"])
+@pytest.mark.parametrize("case", DENSE_INT_CASES)
+def test_dense_kernels_exact_on_integers(case, layout, monkeypatch):
+    """The dense kernels (column matrices: whole, in chunks of a few positions, or the per-tap
+    loops) on integer-valued inputs, where every float64 partial sum is exact, bit for bit
+    against direct integer loops: returned, written (negated), accumulated (subtracted), and
+    with the column matrices of ``dense_columns`` passed in (the exact engine's form). Fails if
+    a column, a chunk offset, the reversed taps of grad_x or its padding adjoint is off."""
+    from usconv_ref.spec import resolve_geometry
+    pad, mode, stride, dilation, groups = case
+    rng = np.random.default_rng(11)
+    N, C_in, C_out, L, K = 2, 4 * groups, 3 * groups, 23, 3
+    x = rng.integers(-256, 257, (N, C_in, L)).astype(np.float64)
+    w = rng.integers(-256, 257, (C_out, C_in // groups, K)).astype(np.float64)
+    geo = resolve_geometry(x.shape, w.shape, None, Conv1dSpec(padding=pad, stride=stride, dilation=dilation,
+                                                              groups=groups, padding_mode=mode))
+    gy = rng.integers(-256, 257, (N, C_out, geo.L_out)).astype(np.float64)
+    y0, gx0, gw0 = _direct_dense(x.astype(np.int64), w.astype(np.int64), gy.astype(np.int64), pad, mode, stride,
+                                 dilation, groups)
+    rows = groups * max(geo.Cg, geo.Og) * K
+    if layout == "chunks":  # a few positions per column matrix
+        monkeypatch.setattr(fast, "_COLS_MIN", 1)
+        monkeypatch.setattr(fast, "_COLS_ELEMS", 2 * rows)
+        assert len(fast._col_chunks(rows, geo.L_out)) > 1
+    elif layout == "taps":
+        monkeypatch.setattr(fast, "_COLS_ELEMS", 1)
+        assert fast._col_chunks(rows, geo.L_out) is None
+    y0, gx0, gw0 = y0.reshape(N, groups, -1, geo.L_out).astype(np.float64), gx0.astype(np.float64), gw0.astype(np.float64)
+    gw0 = gw0.reshape(groups, -1, geo.Cg, K)
+    base_y, base_gx, base_gw = (rng.integers(-99, 99, a.shape).astype(np.float64) for a in (y0, gx0, gw0))
+    xcols = fast.dense_columns(x, geo, mode, "x", "test_x")
+    gycols = fast.dense_columns(gy, geo, mode, "gy", "test_gy")
+    assert (xcols is None) == (layout != "one")
+    assert (gycols is None) == (layout != "one" or stride != 1)
+    for kw in ({}, dict(cols=xcols)):
+        np.testing.assert_array_equal(fast.forward_raw(x, w, geo, mode, **kw), y0)
+        for negate in (False, True):
+            out = np.full(y0.shape, np.nan)
+            fast.forward_raw(x, w, geo, mode, out=out, negate=negate, assign=True, **kw)
+            np.testing.assert_array_equal(out, -y0 if negate else y0)
+            out = base_y.copy()
+            fast.forward_raw(x, w, geo, mode, out=out, negate=negate, **kw)
+            np.testing.assert_array_equal(out, base_y - y0 if negate else base_y + y0)
+    for fn, args, want, base, cols in ((fast.grad_input_raw, (gy, w), gx0, base_gx, gycols),
+                                       (fast.grad_weight_raw, (gy, x), gw0, base_gw, xcols)):
+        for kw in ({}, dict(cols=cols)):
+            np.testing.assert_array_equal(fn(*args, geo, mode, **kw).reshape(want.shape), want)
+            for negate in (False, True):
+                out = np.full(want.shape, np.nan)
+                fn(*args, geo, mode, out=out, negate=negate, **kw)
+                np.testing.assert_array_equal(out, -want if negate else want)
+                out = base.copy()
+                fn(*args, geo, mode, out=out, negate=negate, accumulate=True, **kw)
+                np.testing.assert_array_equal(out, base - want if negate else base + want)
+
+
+@pytest.mark.parametrize("mode", ["zeros", "reflect"])
+def test_dense_nonfinite_reach(mode):
+    """Non-finite values reach the dense kernels' outputs as in direct loops: grad_x's column
+    matrix adds products of gy's zero extension, 0 * w, which are zeros only for finite w, so an
+    infinite weight takes the per-tap loop (a NaN at the edges instead of an infinity would
+    fail); an infinite gy or x goes through the column matrices."""
+    rng = np.random.default_rng(12)
+    from usconv_ref.spec import resolve_geometry
+    x = rng.integers(-8, 9, (2, 4, 19)).astype(np.float64)
+    w = rng.integers(-8, 9, (6, 2, 3)).astype(np.float64)
+    pad = 1 if mode == "zeros" else 2  # (zeros: less than K - 1, so interior positions read the zero extension)
+    geo = resolve_geometry(x.shape, w.shape, None, Conv1dSpec(padding=pad, groups=2, padding_mode=mode))
+    gy = rng.integers(-8, 9, (2, 6, geo.L_out)).astype(np.float64)
+    cases = []
+    w_inf = w.copy()
+    w_inf[1, 0, 2], w_inf[4, 1, 0] = np.inf, -np.inf
+    cases.append((x, w_inf, gy))
+    gy_inf = gy.copy()
+    gy_inf[0, 3, 0], gy_inf[1, 0, -1] = np.inf, np.nan
+    cases.append((x, w, gy_inf))
+    x_inf = x.copy()
+    x_inf[1, 2, 0], x_inf[0, 1, 7] = -np.inf, np.inf
+    cases.append((x_inf, w, gy))
+    with np.errstate(invalid="ignore"):
+        for xi, wi, gi in cases:
+            y0, gx0, gw0 = _direct_dense(xi, wi, gi, pad, mode, 1, 1, 2)
+            got = (fast.forward_raw(xi, wi, geo, mode).reshape(y0.shape), fast.grad_input_raw(gi, wi, geo, mode),
+                   fast.grad_weight_raw(gi, xi, geo, mode).reshape(gw0.shape))
+            assert any(not np.isfinite(a).all() for a in (y0, gx0, gw0))
+            for g, want in zip(got, (y0, gx0, gw0)):
+                np.testing.assert_array_equal(g, want)  # (NaN positions equal; finite parts exact integers)

@@ -588,3 +588,76 @@ def test_fallback_rows_round_exactly(scale):
         v = sum(Fraction(float(x)) * Fraction(float(y)) for x, y in zip(a[r], b[r]))
         want = round_exact(v, sc, f) if v >= 0 else -round_exact(-v, sc, f)
         assert got[r] == want and np.signbit(got[r]) == np.signbit(want), r
+
+
+@pytest.mark.parametrize("layout", ["chunks", "taps", "b_budget"])
+@pytest.mark.parametrize("gi", range(4))  # the dense geometries
+@pytest.mark.parametrize("dtype", ["float64", "complex128"])
+def test_dense_kernel_layouts_match_term_lists(gi, dtype, layout, monkeypatch):
+    """The engine with the dense kernels' column matrices built per call in chunks of a few
+    positions (no ``dense_columns`` for a slice: the pairs build their own), with the per-tap
+    loops, or with grad_w's budget for prepared x slices spent after the first (the later ones
+    per pair), bit for bit the term-list engine (the default layout, one column matrix per
+    slice prepared once for all its pairs, is what the other tests run)."""
+    from usconv_ref import fast
+    if layout == "b_budget":
+        monkeypatch.setattr(sliced, "_PREP_B_ELEMS", 1 + 2 * 8 * 17 * 4)  # about one x slice's columns or less
+    else:
+        monkeypatch.setattr(fast, "_COLS_MIN", 1)
+        monkeypatch.setattr(fast, "_COLS_ELEMS", 60 if layout == "chunks" else 1)
+    for seed, dataset in enumerate(["normal", "cancel"]):
+        cd, spec, x, w, b = _case(GEOMETRIES[gi], dtype, dataset, seed + 20, bias=True)
+        _both(cd, spec, x, w, b, seed)
+
+
+def test_dense_columns_prepared_once_per_slice(monkeypatch):
+    """The default layout: every x / gy slice of the dense contractions gets its column matrix
+    once (``accumulate``'s prep hooks), not once per pair — and the engine still matches the
+    term lists (the other tests)."""
+    from usconv_ref import fast
+    made = []
+    real = fast.dense_columns
+
+    def spy(a, geo, mode, kind, key):
+        out = real(a, geo, mode, kind, key)
+        made.append((kind, out is not None))
+        return out
+    monkeypatch.setattr(fast, "dense_columns", spy)
+    cd, spec, x, w, b = _case(GEOMETRIES[0], "float64", "normal", 5, bias=True)
+    _both(cd, spec, x, w, b, 5)
+    assert {k for k, ok in made if ok} == {"x", "gy"}
+
+
+def test_accumulate_prep_hooks():
+    """``F.prep_a`` runs once per a slice and part, ``F.prep_b`` once per b slice and part (not
+    once per pair); ``F`` receives what they return; truncated plans prepare only the b slices
+    they pair."""
+    calls = {"a": 0, "b": 0}
+
+    def prep(side):
+        def fn(q, key):
+            calls[side] += 1
+            assert key.startswith("prep_" + side)
+            return (side, q)
+        return fn
+
+    def F(a, b, buf, negate, assign=False):
+        assert a[0] == "a" and b[0] == "b"
+        t = a[1] * b[1]
+        if assign:
+            buf[...] = -t if negate else t
+        else:
+            buf += -t if negate else t
+    F.prep_a, F.prep_b = prep("a"), prep("b")
+    plain = sliced.adding(lambda a, b: a * b)
+    for p in (sliced.Plan(10, 10, 3, 2), sliced.Plan(10, 10, 3, 3, kb=(2, 1))):
+        qa = [[np.arange(4.0) + i] for i in range(p.sa)]
+        qb = [[np.full(4, 2.0 + j)] for j in range(p.sb)]
+        calls.update(a=0, b=0)
+        got = sliced.new_buffers(p, [[(1, 0, 0)]], (4,), empty=True)
+        sliced.accumulate(got, p, iter(qa), qb, F, [[(1, 0, 0)]])
+        want = sliced.new_buffers(p, [[(1, 0, 0)]], (4,))
+        sliced.accumulate(want, p, iter(qa), qb, plain, [[(1, 0, 0)]])
+        for g, e in zip(got[0], want[0]):
+            np.testing.assert_array_equal(g, e)
+        assert calls == ({"a": 3, "b": 2} if p.kb is None else {"a": 2, "b": 2})

@@ -2,10 +2,13 @@
 and rounding are BLAS's — and never the reference's default. Used for error bounds (the op
 on absolute values), term counts (the op on ones) and for large problems.
 
-Each direction is a loop over the K taps of strided views of the padded input (no im2col
-copy): per batch element and tap one batched matrix product over the group's channels
-(``np.matmul``), or, when a group has one input and one output channel (depthwise), an
-element-wise multiply-add per tap over cache-sized chunks of rows — at stride 1 in float64,
+Dense groups (more than one channel): per batch element one batched matrix product
+(``np.matmul``) against a column matrix of the K taps (im2col, built in a per-thread scratch;
+grad_x at stride 1 as the correlation of gy, zero-extended, with the reversed taps), in chunks
+of positions where that matrix would be large; where the chunks would be too narrow (and for
+grad_x at stride > 1 or with non-finite weights) a loop over the K taps of strided views of the
+padded input, one product per tap. When a group has one input and one output channel
+(depthwise): an element-wise multiply-add per tap over cache-sized chunks of rows — at stride 1 in float64,
 forward and grad_x instead run ``scipy.ndimage.correlate1d`` once per channel (a compiled loop
 over the taps, which releases the GIL), and at stride 1 grad_w is two small BLAS products per
 row over blocks of lags (:func:`_dw_grad_weight_blocked`); for integer-valued operands with
@@ -81,13 +84,9 @@ def _each_chunk(body, chunks: list, workers: int) -> None:
         list(ex.map(run, chunks))
 
 
-def _pad_rows(x: np.ndarray, geo: Geometry, mode: str) -> np.ndarray:
-    """``x[..., L]`` padded along the last axis to ``L_pad`` (SPEC §2), a new array."""
-    return _pad_into(np.empty(x.shape[:-1] + (geo.L_pad,), x.dtype), x, geo, mode)
-
-
 def _pad_into(dst: np.ndarray, x: np.ndarray, geo: Geometry, mode: str) -> np.ndarray:
-    """:func:`_pad_rows` written into ``dst[..., :L_pad]`` (no new full-size array); returns that view."""
+    """``x[..., L]`` padded along the last axis to ``L_pad`` (SPEC §2), written into
+    ``dst[..., :L_pad]`` (no new full-size array); returns that view."""
     xp = dst[..., :geo.L_pad]
     xp[..., geo.pl:geo.pl + geo.L] = x
     edges = np.r_[0:geo.pl, geo.pl + geo.L:geo.L_pad]
@@ -151,6 +150,95 @@ def _dilated(wk: np.ndarray, dilation: int) -> np.ndarray:
     wd = np.zeros((wk.size - 1) * dilation + 1)
     wd[::dilation] = wk
     return wd
+
+
+# Dense kernels (more than one channel per group) as one matrix product per batch element over
+# a column matrix of the K taps (im2col, in a per-thread scratch) instead of one per tap: an
+# inner dimension of Cg*K (forward, grad_w) or Og*K (grad_x) instead of Cg or Og, and no
+# per-tap additions of full-size results. Column matrices of more than this many elements
+# are built a chunk of positions at a time; chunks narrower than _COLS_MIN positions fall back
+# to the loop over taps.
+_COLS_ELEMS = 1 << 20
+_COLS_MIN = 64
+
+
+def _col_chunks(rows: int, length: int):
+    """``[(t0, t1)]`` covering ``range(length)`` with ``rows * (t1 - t0) <= _COLS_ELEMS``, or
+    None where a chunk would be narrower than ``min(_COLS_MIN, length)`` positions."""
+    step = _COLS_ELEMS // max(rows, 1)
+    if step < min(_COLS_MIN, length):
+        return None
+    return [(t0, min(length, t0 + step)) for t0 in range(0, length, step)]
+
+
+def _windows(a: np.ndarray, K: int, step_k: int, t0: int, t1: int, step_t: int) -> np.ndarray:
+    """The read-only view ``v[..., k, t - t0] = a[..., t*step_t + k*step_k]`` for ``k < K``,
+    ``t0 <= t < t1`` (every index inside ``a``'s last axis: the caller's bounds)."""
+    base = a[..., t0 * step_t:]
+    st = base.strides
+    # a step along an axis of length 1 is never taken (and may exceed a C long: huge strides)
+    sk, skt = (step_k * st[-1] if K > 1 else 0), (step_t * st[-1] if t1 - t0 > 1 else 0)
+    return np.lib.stride_tricks.as_strided(base, base.shape[:-1] + (K, t1 - t0), st[:-1] + (sk, skt), writeable=False)
+
+
+def _x_columns(xn: np.ndarray, geo: Geometry, mode: str, t0: int, t1: int, scratch: "_Scratch",
+               dst: np.ndarray | None = None) -> np.ndarray:
+    """The column matrix ``cols[g, c*K + k, t - t0] = xp[g*Cg + c, t*stride + k*dilation]`` of one
+    batch element's input ``xn`` (C_in, L), positions ``t0 <= t < t1``, written into ``dst``
+    (that many elements, C-contiguous) or ``scratch["dense_cols"]``."""
+    G, Cg, K = geo.groups, geo.Cg, geo.K
+    xp = _pad_into(scratch.get("dense_xp", (geo.C_in, geo.L_pad), xn.dtype), xn, geo, mode).reshape(G, Cg, geo.L_pad)
+    shape = (G, Cg, K, t1 - t0)
+    cols = scratch.get("dense_cols", shape, xn.dtype) if dst is None else dst.reshape(shape)
+    np.copyto(cols, _windows(xp, K, geo.dilation, t0, t1, geo.stride))
+    return cols.reshape(G, Cg * K, t1 - t0)
+
+
+def _gy_columns(gn: np.ndarray, geo: Geometry, p0: int, p1: int, scratch: "_Scratch",
+                dst: np.ndarray | None = None) -> np.ndarray:
+    """grad_x's column matrix (stride 1) of one batch element's ``gn`` (C_out, L_out):
+    ``cols[g, o*K + k, p - p0] = gye[g*Og + o, p + k*dilation]`` for ``p0 <= p < p1`` (padded
+    positions), ``gye`` gy zero-extended by ``span = (K-1)*dilation`` on both sides; written
+    into ``dst`` or ``scratch["dense_cols"]`` as :func:`_x_columns`."""
+    G, Og, K = geo.groups, geo.Og, geo.K
+    span = (K - 1) * geo.dilation
+    gye = scratch.get("dense_gye", (G, Og, geo.L_out + 2 * span), gn.dtype)
+    gye[..., :span] = 0
+    gye[..., span + geo.L_out:] = 0
+    gye[..., span:span + geo.L_out] = gn.reshape(G, Og, geo.L_out)
+    shape = (G, Og, K, p1 - p0)
+    cols = scratch.get("dense_cols", shape, gn.dtype) if dst is None else dst.reshape(shape)
+    np.copyto(cols, _windows(gye, K, geo.dilation, p0, p1, 1))
+    return cols.reshape(G, Og * K, p1 - p0)
+
+
+def _gy_range(geo: Geometry, mode: str) -> tuple:
+    """The padded positions ``[lo, hi)`` whose grad_x sums are needed: all of them, or only the
+    interior with zero padding (the padded ones would be dropped by the adjoint)."""
+    return (geo.pl, geo.pl + geo.L) if mode == "zeros" else (0, geo.L_pad)
+
+
+def dense_columns(a: np.ndarray, geo: Geometry, mode: str, kind: str, key: str) -> np.ndarray | None:
+    """The column matrices (N, G, rows, length) of a whole operand, for kernels called several
+    times with it (the exact engine's slice pairs): ``kind`` "x" (the input of forward_raw and
+    grad_weight_raw: :func:`_x_columns`) or "gy" (grad_input_raw's: :func:`_gy_columns`), in
+    the calling thread's ``scratch[key]`` (valid until that key is used again). None where the
+    kernels would not use one matrix for it (depthwise, grad_x at stride > 1, more than
+    ``_COLS_ELEMS`` elements in all)."""
+    if _depthwise(geo) or (kind == "gy" and geo.stride != 1):
+        return None
+    lo, hi = (0, geo.L_out) if kind == "x" else _gy_range(geo, mode)
+    rows, length = (geo.Cg if kind == "x" else geo.Og) * geo.K, hi - lo
+    if geo.N * geo.groups * rows * length > _COLS_ELEMS:
+        return None
+    scratch = _thread_scratch()
+    out = scratch.get(key, (geo.N, geo.groups, rows, length), a.dtype)
+    for n in range(geo.N):
+        if kind == "x":
+            _x_columns(a[n], geo, mode, lo, hi, scratch, out[n])
+        else:
+            _gy_columns(a[n], geo, lo, hi, scratch, out[n])
+    return out
 
 
 def _dw_forward_filter(xr, wr, y, geo: Geometry, mode: str, acc: bool, add, workers: int) -> None:
@@ -281,7 +369,8 @@ def _dw_grad_weight_blocked(gr, xr, acc, geo: Geometry, mode: str, B: int, worke
 
 
 def forward_raw(xb: np.ndarray, w: np.ndarray, geo: Geometry, mode: str, workers: int = 1,
-                out: np.ndarray | None = None, negate: bool = False, assign: bool = False) -> np.ndarray:
+                out: np.ndarray | None = None, negate: bool = False, assign: bool = False,
+                cols: np.ndarray | None = None) -> np.ndarray:
     """``sum_{c,k} w[o,c,k] * xp[n, g(o)Cg + c, t*stride + k*dilation]`` as (N, G, Og, L_out),
     no scale, no bias. For integer-valued inputs whose products sum (in absolute value) to at
     most 2**53 per element every partial sum is an exact integer, so the result is exact in
@@ -291,7 +380,8 @@ def forward_raw(xb: np.ndarray, w: np.ndarray, geo: Geometry, mode: str, workers
     ``workers`` threads). Otherwise per batch element one matrix product per tap over the
     group's channels (BLAS threads). ``out`` (float64, that shape): the result is added to it
     (subtracted with ``negate``) in place, no full-size temporary; with ``assign`` it replaces
-    ``out``'s contents (negated with ``negate``) instead."""
+    ``out``'s contents (negated with ``negate``) instead. ``cols``: ``dense_columns(xb, geo,
+    mode, "x", ...)``, if the caller has it (dense only)."""
     dtype = np.result_type(xb, w, np.float64)
     G, Og, Cg, K = geo.groups, geo.Og, geo.Cg, geo.K
     if _depthwise(geo):
@@ -321,13 +411,35 @@ def forward_raw(xb: np.ndarray, w: np.ndarray, geo: Geometry, mode: str, workers
             np.negative(y, out=y)
         return y.reshape(geo.N, G, 1, geo.L_out)
     wg = w.reshape(G, Og, Cg, K)
+    scratch = _thread_scratch()  # per-call arrays of this size cost page faults (see _Scratch)
+    chunks = _col_chunks(G * Cg * K, geo.L_out)
+    if chunks is not None:  # one product per batch element (and chunk) over the column matrix
+        direct = out is None or assign  # written by the product itself (negated: through the weights)
+        y = np.empty((geo.N, G, Og, geo.L_out), dtype) if out is None else out
+        w2 = w.reshape(G, Og, Cg * K)
+        if direct and negate:
+            w2 = -w2  # exact, and RN is symmetric: the product of -w is the negated product
+        add = np.subtract if negate else np.add
+        tmp = None if direct else scratch.get("dense_tmp", (G, Og, chunks[0][1]), dtype)
+        assert cols is None or len(chunks) == 1, "cols: one column matrix per batch element"
+        for n in range(geo.N):
+            for t0, t1 in chunks:
+                c = cols[n] if cols is not None else _x_columns(xb[n], geo, mode, t0, t1, scratch)
+                dst = y[n, :, :, t0:t1]
+                if direct:
+                    np.matmul(w2, c, out=dst)  # (G, Og, Cg*K) @ (G, Cg*K, t1-t0)
+                else:
+                    part = tmp[..., :t1 - t0]
+                    np.matmul(w2, c, out=part)
+                    add(dst, part, out=dst)
+        return y
     y = out if out is not None else np.zeros((geo.N, G, Og, geo.L_out), dtype)
     if assign:
         y[...] = 0
     add = np.subtract if negate else np.add
-    tmp = np.empty((G, Og, geo.L_out), dtype)
+    tmp = scratch.get("dense_tmp", (G, Og, geo.L_out), dtype)
     for n in range(geo.N):
-        xp = _pad_rows(xb[n], geo, mode).reshape(G, Cg, geo.L_pad)
+        xp = _pad_into(scratch.get("dense_xp", (geo.C_in, geo.L_pad), xb.dtype), xb[n], geo, mode).reshape(G, Cg, geo.L_pad)
         for k in range(K):
             np.matmul(wg[:, :, :, k], _tap(xp, geo, k), out=tmp)  # (G, Og, Cg) @ (G, Cg, L_out)
             add(y[n], tmp, out=y[n])
@@ -335,15 +447,29 @@ def forward_raw(xb: np.ndarray, w: np.ndarray, geo: Geometry, mode: str, workers
 
 
 def grad_input_raw(gyb: np.ndarray, w: np.ndarray, geo: Geometry, mode: str, workers: int = 1,
-                   out: np.ndarray | None = None) -> np.ndarray:
+                   out: np.ndarray | None = None, negate: bool = False, accumulate: bool = False,
+                   cols: np.ndarray | None = None) -> np.ndarray:
     """``padding_adjoint(sum_{o,k} gy[n,o,t] * w[o,c,k] at t*stride + k*dilation)`` as
     (N, C_in, L): no conjugation, no scale (exact for integer-valued inputs as
     :func:`forward_raw`); written into ``out`` (that many elements, C-contiguous, of the
-    result's dtype) if given."""
+    result's dtype) if given, negated with ``negate``; with ``accumulate`` added to ``out``
+    (subtracted with ``negate``) instead (the exact engine's buffers: no full-size temporary).
+    ``cols``: ``dense_columns(gyb, geo, mode, "gy", ...)``, if the caller has it."""
     dtype = np.result_type(gyb, w, np.float64)
     if out is not None and (out.dtype != dtype or not out.flags.c_contiguous or out.size != geo.N * geo.C_in * geo.L):
         raise ValueError("out: must be a C-contiguous array of the result's dtype and size")
+    if accumulate and out is None:
+        raise ValueError("out: required with accumulate")
     G, Og, Cg, K = geo.groups, geo.Og, geo.Cg, geo.K
+    if _depthwise(geo) and (negate or accumulate):  # the kernels below write: result into scratch, then combine
+        res = _thread_scratch().get("gi_result", (geo.N, geo.C_in, geo.L), dtype)
+        grad_input_raw(gyb, w, geo, mode, workers, out=res)
+        gx = out.reshape(res.shape)
+        if accumulate:
+            (np.subtract if negate else np.add)(gx, res, out=gx)
+        else:
+            np.negative(res, out=gx)
+        return gx
     if _depthwise(geo):
         rows = geo.N * G
         gr = gyb.reshape(rows, geo.L_out)
@@ -369,19 +495,82 @@ def grad_input_raw(gyb: np.ndarray, w: np.ndarray, geo: Geometry, mode: str, wor
     wt = np.swapaxes(w.reshape(G, Og, Cg, K), 1, 2)  # (G, Cg, Og, K)
     gyg = gyb.reshape(geo.N, G, Og, geo.L_out)
     gx = np.empty((geo.N, geo.C_in, geo.L), dtype) if out is None else out.reshape(geo.N, geo.C_in, geo.L)
+    scratch = _thread_scratch()  # per-call arrays of this size cost page faults (see _Scratch)
+    gxp = scratch.get("dense_gxp", (G, Cg, geo.L_pad), dtype)
+    edges = list(range(geo.pl)) + list(range(geo.pl + geo.L, geo.L_pad)) if mode != "zeros" else []
+    src = source_index(geo.L, geo.pl, geo.pr, mode)
+    span = (K - 1) * geo.dilation
+    # stride 1 and finite weights: gxp[c, p] = sum_{o,k'} w[o, c, K-1-k'] gye[o, p + k'd], a
+    # correlation of gy zero-extended by span on both sides (gye) with the reversed taps, as one
+    # product over a column matrix; the extra products are 0 * (finite w) = 0 and change no sum
+    # (zeros padding: only the interior positions, written straight into grad_x: no adjoint)
+    lo, hi = _gy_range(geo, mode)
+    chunks = _col_chunks(G * Og * K, hi - lo) if geo.stride == 1 and np.isfinite(w).all() else None
+    direct = chunks is not None and mode == "zeros"
+    if chunks is not None:
+        wr = np.ascontiguousarray(np.swapaxes(w.reshape(G, Og, Cg, K)[..., ::-1], 1, 2)).reshape(G, Cg, Og * K)
+        if direct and negate and not accumulate:
+            wr = -wr  # exact, and RN is symmetric: the negated product
+        assert cols is None or len(chunks) == 1, "cols: one column matrix per batch element"
+    else:
+        tmp = scratch.get("dense_tmp", (G, Cg, geo.L_out), dtype)
     for n in range(geo.N):
-        gxp = np.zeros((G, Cg, geo.L_pad), dtype)
-        for k in range(K):
-            _tap(gxp, geo, k)[...] += np.matmul(wt[:, :, :, k], gyg[n])  # (G, Cg, Og) @ (G, Og, L_out)
-        gx[n] = _unpad_adjoint(gxp.reshape(geo.C_in, geo.L_pad), geo, mode)
+        if chunks is not None:
+            for t0, t1 in chunks:
+                c = cols[n] if cols is not None else _gy_columns(gyb[n], geo, lo + t0, lo + t1, scratch)
+                if not direct:
+                    np.matmul(wr, c, out=gxp[..., lo + t0:lo + t1])  # (G, Cg, Og*K) @ (G, Og*K, t1-t0)
+                    continue
+                dst = gx[n].reshape(G, Cg, geo.L)[..., t0:t1]
+                if accumulate:
+                    part = scratch.get("dense_tmp", (G, Cg, t1 - t0), dtype)
+                    np.matmul(wr, c, out=part)
+                    (np.subtract if negate else np.add)(dst, part, out=dst)
+                else:
+                    np.matmul(wr, c, out=dst)
+            if direct:
+                continue
+        else:
+            gxp[...] = 0
+            for k in range(K):
+                np.matmul(wt[:, :, :, k], gyg[n], out=tmp)  # (G, Cg, Og) @ (G, Og, L_out)
+                view = _tap(gxp, geo, k)  # the strided positions of tap k
+                np.add(view, tmp, out=view)
+        flat = gxp.reshape(geo.C_in, geo.L_pad)
+        inner = flat[:, geo.pl:geo.pl + geo.L]
+        for i in edges:  # the padding adjoint (as _unpad_adjoint: each padded position into its source)
+            inner[:, src[i]] += flat[:, i]
+        if accumulate:
+            (np.subtract if negate else np.add)(gx[n], inner, out=gx[n])
+        elif negate:
+            np.negative(inner, out=gx[n])
+        else:
+            gx[n] = inner
     return gx
 
 
-def grad_weight_raw(gyb: np.ndarray, xb: np.ndarray, geo: Geometry, mode: str, workers: int = 1) -> np.ndarray:
+def grad_weight_raw(gyb: np.ndarray, xb: np.ndarray, geo: Geometry, mode: str, workers: int = 1,
+                    out: np.ndarray | None = None, negate: bool = False, accumulate: bool = False,
+                    cols: np.ndarray | None = None) -> np.ndarray:
     """``sum_{n,t} gy[n,o,t] * xp[n, g(o)Cg + c, t*stride + k*dilation]`` as (G, Og, Cg, K):
-    no conjugation, no scale (exact for integer-valued inputs as :func:`forward_raw`)."""
+    no conjugation, no scale (exact for integer-valued inputs as :func:`forward_raw`). ``out``
+    (float64 of that shape, C-contiguous): written there (negated with ``negate``), or with
+    ``accumulate`` added to it (subtracted with ``negate``). ``cols``: ``dense_columns(xb, geo,
+    mode, "x", ...)``, if the caller has it."""
     dtype = np.result_type(gyb, xb, np.float64)
     G, Og, Cg, K = geo.groups, geo.Og, geo.Cg, geo.K
+    if out is not None and (out.dtype != dtype or not out.flags.c_contiguous or out.size != G * Og * Cg * K):
+        raise ValueError("out: must be a C-contiguous array of the result's dtype and size")
+    if accumulate and out is None:
+        raise ValueError("out: required with accumulate")
+    if out is not None and _depthwise(geo):  # (small) result, then combined
+        res = grad_weight_raw(gyb, xb, geo, mode, workers)
+        gw = out.reshape(res.shape)
+        if accumulate:
+            (np.subtract if negate else np.add)(gw, res, out=gw)
+        else:
+            np.negative(res, out=gw) if negate else np.copyto(gw, res)
+        return gw
     if _depthwise(geo):
         rows = geo.N * G
         gr = gyb.reshape(rows, geo.L_out)
@@ -400,11 +589,32 @@ def grad_weight_raw(gyb: np.ndarray, xb: np.ndarray, geo: Geometry, mode: str, w
         _each_chunk(body, _row_chunks(rows, geo.L_pad), workers)
         return acc.reshape(geo.N, G, K).sum(axis=0).reshape(G, 1, 1, K)
     gyg = gyb.reshape(geo.N, G, Og, geo.L_out)
-    gw = np.zeros((G, Og, Cg, K), dtype)
+    if out is None:
+        gw = np.zeros((G, Og, Cg, K), dtype)
+    else:
+        gw = out.reshape(G, Og, Cg, K)
+        if not accumulate:
+            gw[...] = 0
+    add = np.subtract if negate else np.add  # RN is symmetric: 0 - a - b = -(0 + a + b)
+    scratch = _thread_scratch()  # per-call arrays of this size cost page faults (see _Scratch)
+    chunks = _col_chunks(G * Cg * K, geo.L_out)
+    if chunks is not None:  # per batch element (and chunk) one product against the column matrix
+        gw2 = gw.reshape(G, Og, Cg * K)
+        tmp = scratch.get("dense_gw", (G, Og, Cg * K), dtype)
+        assert cols is None or len(chunks) == 1, "cols: one column matrix per batch element"
+        for n in range(geo.N):
+            for t0, t1 in chunks:
+                c = cols[n] if cols is not None else _x_columns(xb[n], geo, mode, t0, t1, scratch)
+                # (G, Og, T) @ (G, T, Cg*K): the column matrix transposed (a view, BLAS's trans)
+                np.matmul(gyg[n][..., t0:t1], np.swapaxes(c, 1, 2), out=tmp)
+                add(gw2, tmp, out=gw2)
+        return gw
+    tmp = scratch.get("dense_gw", (G, Og, Cg), dtype)
     for n in range(geo.N):
-        xp = _pad_rows(xb[n], geo, mode).reshape(G, Cg, geo.L_pad)
+        xp = _pad_into(scratch.get("dense_xp", (geo.C_in, geo.L_pad), xb.dtype), xb[n], geo, mode).reshape(G, Cg, geo.L_pad)
         for k in range(K):
-            gw[:, :, :, k] += np.matmul(gyg[n], np.swapaxes(_tap(xp, geo, k), 1, 2))  # (G,Og,T) @ (G,T,Cg)
+            np.matmul(gyg[n], np.swapaxes(_tap(xp, geo, k), 1, 2), out=tmp)  # (G,Og,T) @ (G,T,Cg)
+            add(gw[:, :, :, k], tmp, out=gw[:, :, :, k])
     return gw
 
 

@@ -351,12 +351,23 @@ def accumulate(bufs: list, p: Plan, a_slices, b_slices: list, F: Callable, combo
     with ``assign`` writes it there (the buffer's first pair: no zeroing pass, no addition).
     Buffers no pair reaches (operands exhausted early) are set to zero, so ``bufs`` may start
     uninitialised. A truncated plan stops drawing a slices after ``len(kb)`` and pairs slice
-    ``i`` with ``kb[i]`` b slices."""
+    ``i`` with ``kb[i]`` b slices.
+
+    ``F.prep_a(q, key)`` / ``F.prep_b(q, key)``, where ``F`` has them: what ``F`` receives
+    instead of each array of an a slice (once per slice, not once per pair) / of a b slice (once
+    per call); ``key`` names the thread-scratch buffer it may use (an a slice's is reused by the
+    next a slice)."""
     slot = {s: k for k, s in enumerate(p.shifts)}
     written = set()
+    prep_a, prep_b = getattr(F, "prep_a", None), getattr(F, "prep_b", None)
+    if prep_b is not None:
+        count = len(b_slices) if p.kb is None else min(len(b_slices), p.kb[0] if p.kb else 0)
+        b_slices = [[prep_b(q, f"prep_b{j}.{k}") for k, q in enumerate(qb)] for j, qb in enumerate(b_slices[:count])]
     for i, qa in enumerate(a_slices):
         if p.kb is not None and i >= len(p.kb):
             break
+        if prep_a is not None:
+            qa = [prep_a(q, f"prep_a{k}") for k, q in enumerate(qa)]
         bs = b_slices if p.kb is None else b_slices[:p.kb[i]]
         for j, qb in enumerate(bs):
             k = slot[p.shift(i, j)]
@@ -1024,9 +1035,14 @@ def forward(geo: Geometry, x: np.ndarray, w: np.ndarray, b, cd, padding_mode: st
     if not wsrc.finite() or (b is not None and not Source(b, cd, (G, Og)).finite()):
         return None
     a = Source(x, cd, (geo.N, G, Cg, geo.L))
-    F = lambda sub: lambda xq, wq, buf, neg, assign=False: fast.forward_raw(
-        xq.reshape(sub.N, sub.C_in, sub.L), wq.reshape(sub.C_out, Cg, K), sub, padding_mode, out=buf, negate=neg,
-        assign=assign)
+    def F(sub):
+        def f(xq, wq, buf, neg, assign=False):
+            xq, cols = xq if isinstance(xq, tuple) else (xq, None)
+            fast.forward_raw(xq.reshape(sub.N, sub.C_in, sub.L), wq.reshape(sub.C_out, Cg, K), sub, padding_mode,
+                             out=buf, negate=neg, assign=assign, cols=cols)
+        # an x slice's column matrix once for all its pairs
+        f.prep_a = lambda q, key: (q, fast.dense_columns(q.reshape(sub.N, sub.C_in, sub.L), sub, padding_mode, "x", key))
+        return f
     bias = None
     if b is not None:
         bias = Source(b, cd, (G, Og)).parts()
@@ -1060,10 +1076,15 @@ def grad_input(geo: Geometry, gy: np.ndarray, w: np.ndarray, cd, padding_mode: s
     if not wsrc.finite():
         return None
     a = Source(gy, cd, (geo.N, G, Og, geo.L_out))
-    gi = lambda sub, gq, wq, out=None: fast.grad_input_raw(
-        gq.reshape(sub.N, sub.C_out, sub.L_out), wq.reshape(sub.C_out, Cg, K), sub, padding_mode, out=out
-    ).reshape(sub.N, sub.groups, Cg, sub.L)
-    F = lambda sub: adding(partial(gi, sub), lambda gq, wq, buf: gi(sub, gq, wq, buf))
+    def F(sub):
+        def f(gq, wq, buf, neg, assign=False):
+            gq, cols = gq if isinstance(gq, tuple) else (gq, None)
+            fast.grad_input_raw(gq.reshape(sub.N, sub.C_out, sub.L_out), wq.reshape(sub.C_out, Cg, K), sub,
+                                padding_mode, out=buf, negate=neg, accumulate=not assign, cols=cols)
+        # a gy slice's column matrix once for all its pairs
+        f.prep_a = lambda q, key: (q, fast.dense_columns(q.reshape(sub.N, sub.C_out, sub.L_out), sub, padding_mode,
+                                                         "gy", key))
+        return f
     n = Og * max(_input_fanin(geo, padding_mode), 1)
 
     def terms(ns, gs, sub):  # the block's term lists (the exact fallback of truncated plans)
@@ -1155,6 +1176,9 @@ def _over_n(geo: Geometry, a: Source, b: Source | None, F_block: Callable, combo
     return Streamed(gen)
 
 
+_PREP_B_ELEMS = 1 << 22  # most elements of grad_w's x-slice column matrices kept at once (32 MiB)
+
+
 def grad_weight(geo: Geometry, gy: np.ndarray, x: np.ndarray, cd, padding_mode: str):
     """Exact grad_w sums ``sum_{n,t} gy * conj(xp)`` (before the scale), as (G, Og, Cg, K)."""
     if geo.C_out * geo.Cg * geo.K == 0 or geo.N * geo.L_out == 0:
@@ -1162,8 +1186,23 @@ def grad_weight(geo: Geometry, gy: np.ndarray, x: np.ndarray, cd, padding_mode: 
     G, Og, Cg, K = geo.groups, geo.Og, geo.Cg, geo.K
     a = Source(gy, cd, (geo.N, G, Og, geo.L_out))
     b = Source(x, cd, (geo.N, G, Cg, geo.L))
-    F = lambda sub: adding(lambda gq, xq: fast.grad_weight_raw(
-        gq.reshape(sub.N, sub.C_out, sub.L_out), xq.reshape(sub.N, sub.C_in, sub.L), sub, padding_mode))
+    def F(sub):
+        def f(gq, xq, buf, neg, assign=False):
+            xq, cols = xq if isinstance(xq, tuple) else (xq, None)
+            fast.grad_weight_raw(gq.reshape(sub.N, sub.C_out, sub.L_out), xq.reshape(sub.N, sub.C_in, sub.L), sub,
+                                 padding_mode, out=buf, negate=neg, accumulate=not assign, cols=cols)
+        # each x slice's column matrix once for all its pairs, while they total about
+        # _PREP_B_ELEMS elements (they stay in the thread's scratch); later slices: per pair
+        budget = [_PREP_B_ELEMS]
+
+        def prep_b(q, key):
+            cols = None
+            if q.size * K <= budget[0]:
+                cols = fast.dense_columns(q.reshape(sub.N, sub.C_in, sub.L), sub, padding_mode, "x", key)
+                budget[0] -= 0 if cols is None else cols.size
+            return q, cols
+        f.prep_b = prep_b
+        return f
 
     def terms():  # the term lists (the exact fallback of truncated plans); float64: no conversion copies
         from . import correlation as co
