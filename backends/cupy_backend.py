@@ -208,6 +208,24 @@ class CupyBackend(Backend):
         return 8 * -(-geo.K // 8) if kmax is not None and geo.K > DWW_KMIN else None
 
     @staticmethod
+    def _aligned_cover(length):
+        """Positions the tiles of a row cover when they start at the aligned start before the
+        row (so that chunks of 8 sit at flat multiples of 8): ``length + 7``, or ``length`` where
+        ``length % 8 == 0`` (every row starts aligned)."""
+        return length + (7 if length % 8 else 0)
+
+    @staticmethod
+    def _staged_bytes(alloc):
+        """Bytes of ``alloc`` floats in the sidx<true> layout (4 floats of padding after every 32)."""
+        return (alloc + 4 * ((alloc - 1) // 32)) * 4
+
+    @staticmethod
+    def _tile(cover, tiles):
+        """The balanced tile length for ``tiles`` tiles over ``cover`` positions: a multiple of
+        DWW_PER."""
+        return -(-(-(-cover // tiles)) // DWW_PER) * DWW_PER
+
+    @staticmethod
     def _dww_plan(K, kmax, length):
         """``(tiles, T, threads, smem)`` of dw_wide over rows of ``length`` outputs. The tiles
         cover ``length`` (``length + 7`` where rows do not start at flat multiples of 8: they
@@ -217,16 +235,15 @@ class CupyBackend(Backend):
         fewest threads in all (idle lanes), ties to blocks nearest 128 threads. Shared memory: kmax taps,
         then the staged span of ``alloc = T + 8 * ceil(K / 8)`` elements with 4 floats of
         padding after every 32 (sidx<true>)."""
-        cover = length if length % 8 == 0 else length + 7
+        cover = CupyBackend._aligned_cover(length)
         best = None
         for tiles in (-(-cover // (DWW_PER * nt)) for nt in (128, 96, 160, 64, 192, 224, 256)):
-            T = -(-(-(-cover // tiles)) // DWW_PER) * DWW_PER
+            T = CupyBackend._tile(cover, tiles)
             nt = -(-T // (DWW_PER * 32)) * 32
             if best is None or tiles * nt < best[0]:
                 best = (tiles * nt, -(-cover // T), T, nt)
         _, tiles, T, nt = best
-        alloc = T + 8 * -(-K // 8)
-        return tiles, T, nt, (kmax + alloc + 4 * ((alloc - 1) // 32)) * 4
+        return tiles, T, nt, kmax * 4 + CupyBackend._staged_bytes(T + 8 * -(-K // 8))
 
     @staticmethod
     def _dwwg_plan(K, kmax, length):
@@ -236,12 +253,10 @@ class CupyBackend(Backend):
         it; threads (32 .. 128, whole warps) so that each takes about DWWG_CHUNKS chunks of
         DWW_PER positions (the per-block reduction of kmax sums amortized over more products);
         shared memory: the staged x span (sidx<true>) or the per-warp sums of the reduction."""
-        cover = length if length % 8 == 0 else length + 7
-        tiles = -(-cover // DWWG_TMAX)
-        T = -(-(-(-cover // tiles)) // DWW_PER) * DWW_PER
+        cover = CupyBackend._aligned_cover(length)
+        T = CupyBackend._tile(cover, -(-cover // DWWG_TMAX))
         nt = min(128, max(32, -(-T // (DWW_PER * DWWG_CHUNKS * 32)) * 32))
-        alloc = T + 8 * -(-K // 8)
-        return -(-cover // T), T, nt, max(alloc + 4 * ((alloc - 1) // 32), nt // 32 * kmax) * 4
+        return -(-cover // T), T, nt, max(CupyBackend._staged_bytes(T + 8 * -(-K // 8)), nt // 32 * kmax * 4)
 
     def _launch_dwwg(self, cd, geo, gp, kmax, dgy, dx, gw, s_gw):
         """dw_wide_gw (grad_w's per-(n, tile) partial sums, long filters), then their fixed-order sum."""
@@ -313,7 +328,7 @@ class CupyBackend(Backend):
         """Positions dw_reg_gw's tiles cover in a row: L_out + 7 (chunks start up to 7 before a
         row to stay aligned in the flat grad_y), or L_out where L_out % 8 == 0 (every row starts
         aligned: L_out = 4096 takes 64 threads of 64 positions, not 96 with a third idle)."""
-        return geo.L_out + (7 if geo.L_out % 8 else 0)
+        return CupyBackend._aligned_cover(geo.L_out)
 
     @staticmethod
     def _dwx_threads(cd, geo, spec, arrays):

@@ -580,6 +580,16 @@ template <> __device__ __forceinline__ float2 pair_to_float2<float>(unsigned v) 
 // every 32, so that the 16-byte loads of 8 lanes 16 elements apart (dw_wide) hit distinct banks.
 template <bool PAD> __device__ __forceinline__ int sidx(int q) { return PAD ? q + ((q >> 5) << 2) : q; }
 
+// win[0 .. 4 NV) = staged elements q .. q + 4 NV - 1 of the sidx<true> layout (q a multiple of 4):
+// NV 16-byte loads (a padding gap falls only between whole groups of 4).
+template <int NV> __device__ __forceinline__ void staged4(const float* sm, int q, float* win) {
+#pragma unroll
+    for (int m = 0; m < NV; ++m) {
+        const float4 v = *reinterpret_cast<const float4*>(sm + sidx<true>(q + 4 * m));
+        win[4 * m] = v.x; win[4 * m + 1] = v.y; win[4 * m + 2] = v.z; win[4 * m + 3] = v.w;
+    }
+}
+
 template <typename S, bool BWD>
 __device__ __forceinline__ void stage_row(float* sm, const S* __restrict__ src, int i0, int span, int Lin, const Geo& g) {
     const int nt = (int)blockDim.x;
@@ -659,17 +669,6 @@ __device__ __forceinline__ void dw_add_copies(const S* __restrict__ gy, const S*
         add_copies<S, false, float>(gy, w, g, row / (unsigned)g.Cout, c, 0, lo[q], hi[q], s, acc, si);
 }
 
-// out[f + r] = acc[r] + br for r < min(room, 4) (room > 0): one 8- or 16-byte store where all four
-// fit and f is a multiple of 4, else element by element.
-template <typename S>
-__device__ __forceinline__ void quad_store(S* __restrict__ out, long long f, int room, const float acc[4], float br) {
-    if (room >= 4 && (f & 3) == 0) {
-        store4<S>(out + f, add_ieee(acc[0], br), add_ieee(acc[1], br), add_ieee(acc[2], br), add_ieee(acc[3], br));
-    } else {
-        for (int r = 0; r < 4 && r < room; ++r) out[f + r] = from_acc<S>(add_ieee(acc[r], br));
-    }
-}
-
 // Four consecutive outputs t0+qb .. t0+qb+3 of a depthwise row from the staged input sm (the
 // tile's span) and the staged taps ws (scaled; reversed for grad_x), plus the bias br; grad_x
 // with a non-zero padding mode also adds the extra copies near the row ends. 16- or 8-byte stores
@@ -695,7 +694,12 @@ __device__ __forceinline__ void dw_out_quad(const float* sm, const float* ws, co
     if (BWD && g.mode != 0)
         for (int r = 0; r < 4; ++r)
             if (qb + r < T) dw_add_copies<S>(in, w, g, row, c, t0 + qb + r, Lo, s, acc[r]);
-    quad_store<S>(out, (long long)row * Lo + t0 + qb, min(T - qb, Lo - t0 - qb), acc, br);
+    S* dst = out + (long long)row * Lo + t0 + qb;
+    if (qb + 4 <= T && t0 + qb + 4 <= Lo && (((long long)row * Lo + t0 + qb) & 3) == 0) {
+        store4<S>(dst, add_ieee(acc[0], br), add_ieee(acc[1], br), add_ieee(acc[2], br), add_ieee(acc[3], br));
+    } else {
+        for (int r = 0; r < 4 && qb + r < T && t0 + qb + r < Lo; ++r) dst[r] = from_acc<S>(add_ieee(acc[r], br));
+    }
 }
 
 template <typename S, int KMAX, bool BWD>
@@ -1187,6 +1191,13 @@ __device__ __forceinline__ void group_from(const unsigned* a, const unsigned* b,
     shift_window<S, 1>(wd, e0, out);  // NW = 8
 }
 
+// Taps 8 b .. 8 b + 7 of the staged (scaled) taps ws as two 16-byte broadcast loads.
+__device__ __forceinline__ void taps8(const float* ws, int b, float tk[8]) {
+    const float4 u0 = *reinterpret_cast<const float4*>(ws + 8 * b);
+    const float4 u1 = *reinterpret_cast<const float4*>(ws + 8 * b + 4);
+    tk[0] = u0.x; tk[1] = u0.y; tk[2] = u0.z; tk[3] = u0.w; tk[4] = u1.x; tk[5] = u1.y; tk[6] = u1.z; tk[7] = u1.w;
+}
+
 template <typename S, int KMAX, bool BWD, int DIL = 1>
 __global__ void __launch_bounds__(128) dw_long(const S* __restrict__ in, const S* __restrict__ w,
                                                const S* __restrict__ b, S* __restrict__ out, GEO_ARGS, double scale) {
@@ -1248,9 +1259,8 @@ __global__ void __launch_bounds__(128) dw_long(const S* __restrict__ in, const S
                     for (int m = 0; m < 8; ++m) win[8 * q + m] = padded_elem<S, !BWD>(ir, i0 + 8 * gq + m, Lin, g);
                 }
             }
-            const float4 t0 = *reinterpret_cast<const float4*>(ws + 8 * bk);
-            const float4 t1 = *reinterpret_cast<const float4*>(ws + 8 * bk + 4);
-            const float tk[8] = {t0.x, t0.y, t0.z, t0.w, t1.x, t1.y, t1.z, t1.w};
+            float tk[8];
+            taps8(ws, bk, tk);
             const int kn = K - 8 * bk;  // taps of this block: 8, or fewer in the last
 #pragma unroll
             for (int k = 0; k < 8; ++k) {
@@ -1376,7 +1386,7 @@ __global__ void __launch_bounds__(256) dw_wide(const S* __restrict__ in, const S
     float* ws = reinterpret_cast<float*>(smem_raw);
     float* sm = ws + KMAX;
     GEO_MAKE
-    const int K = (int)g.K, pl = (int)g.pl, nb = NB;
+    const int K = (int)g.K, pl = (int)g.pl;
     const int Lin = BWD ? (int)g.Lout : (int)g.L, Lo = BWD ? (int)g.L : (int)g.Lout;
     // tiles from the aligned start before the row (delta = flat row start mod 8; rows of whole
     // 8-element chunks start aligned): every chunk of 8 outputs at a flat multiple of 8
@@ -1385,7 +1395,7 @@ __global__ void __launch_bounds__(256) dw_wide(const S* __restrict__ in, const S
     const int delta = (int)(((long long)row * Lo) & 7);
     const int t0 = (int)(blockIdx.x - row * tiles) * T - delta;
     const unsigned c = row % (unsigned)g.Cout;
-    const int span = T + K - 1, alloc = T + 8 * nb;  // T: a multiple of DWW_PER
+    const int span = T + K - 1, alloc = T + 8 * NB;  // T: a multiple of DWW_PER
     const float s = (float)scale;
     for (int k = threadIdx.x; k < KMAX; k += blockDim.x)  // scaled taps (reversed for grad_x), zeros past K
         ws[k] = k < K ? mul_ieee(to_acc(w[(long long)c * K + (BWD ? K - 1 - k : k)]), s) : 0.f;
@@ -1406,21 +1416,12 @@ __global__ void __launch_bounds__(256) dw_wide(const S* __restrict__ in, const S
     float win[24], acc[DWW_PER];
 #pragma unroll
     for (int r = 0; r < DWW_PER; ++r) acc[r] = 0.f;
-#pragma unroll
-    for (int m = 0; m < 4; ++m) {  // inputs qb .. qb + 15
-        const float4 v = *reinterpret_cast<const float4*>(sm + sidx<true>(qb + 4 * m));
-        win[4 * m] = v.x; win[4 * m + 1] = v.y; win[4 * m + 2] = v.z; win[4 * m + 3] = v.w;
-    }
+    staged4<4>(sm, qb, win);  // inputs qb .. qb + 15
 #pragma unroll
     for (int bk = 0; bk < NB; ++bk) {  // unconditional: the window's slide is register renaming, no moves
-#pragma unroll
-        for (int m = 0; m < 2; ++m) {  // inputs qb + 8 bk + 16 .. + 23
-            const float4 v = *reinterpret_cast<const float4*>(sm + sidx<true>(qb + 8 * bk + 16 + 4 * m));
-            win[16 + 4 * m] = v.x; win[17 + 4 * m] = v.y; win[18 + 4 * m] = v.z; win[19 + 4 * m] = v.w;
-        }
-        const float4 u0 = *reinterpret_cast<const float4*>(ws + 8 * bk);
-        const float4 u1 = *reinterpret_cast<const float4*>(ws + 8 * bk + 4);
-        const float tk[8] = {u0.x, u0.y, u0.z, u0.w, u1.x, u1.y, u1.z, u1.w};
+        staged4<2>(sm, qb + 8 * bk + 16, win + 16);  // inputs qb + 8 bk + 16 .. + 23
+        float tk[8];
+        taps8(ws, bk, tk);
         const int kn = K - 8 * bk;  // taps of this block: 8, or fewer in the last
 #pragma unroll
         for (int k = 0; k < 8; ++k) {
@@ -1496,18 +1497,10 @@ __global__ void __launch_bounds__(128) dw_wide_gw(const S* __restrict__ gy, cons
 #pragma unroll
         for (int r = 0; r < DWW_PER; ++r) gv[r] = mul_ieee(gv[r], s);
         float win[24];
-#pragma unroll
-        for (int m = 0; m < 4; ++m) {  // staged qb .. qb + 15
-            const float4 v = *reinterpret_cast<const float4*>(sm + sidx<true>(qb + 4 * m));
-            win[4 * m] = v.x; win[4 * m + 1] = v.y; win[4 * m + 2] = v.z; win[4 * m + 3] = v.w;
-        }
+        staged4<4>(sm, qb, win);  // staged qb .. qb + 15
 #pragma unroll
         for (int bk = 0; bk < NB; ++bk) {
-#pragma unroll
-            for (int m = 0; m < 2; ++m) {  // staged qb + 8 bk + 16 .. + 23
-                const float4 v = *reinterpret_cast<const float4*>(sm + sidx<true>(qb + 8 * bk + 16 + 4 * m));
-                win[16 + 4 * m] = v.x; win[17 + 4 * m] = v.y; win[18 + 4 * m] = v.z; win[19 + 4 * m] = v.w;
-            }
+            staged4<2>(sm, qb + 8 * bk + 16, win + 16);  // staged qb + 8 bk + 16 .. + 23
 #pragma unroll
             for (int k = 0; k < 8; ++k) {
 #pragma unroll

@@ -368,6 +368,17 @@ def _dw_grad_weight_blocked(gr, xr, acc, geo: Geometry, mode: str, B: int, worke
     _each_chunk(body, _row_chunks(gr.shape[0], width, 4), workers)  # larger chunks: fewer, larger products
 
 
+def _put(dst: np.ndarray, res: np.ndarray, negate: bool, accumulate: bool) -> None:
+    """``dst`` = ``res``, ``-res`` (``negate``), ``dst + res`` (``accumulate``) or ``dst - res``
+    (both), in place: the exact engine's ways of combining a kernel's result with its buffer."""
+    if accumulate:
+        (np.subtract if negate else np.add)(dst, res, out=dst)
+    elif negate:
+        np.negative(res, out=dst)
+    else:
+        np.copyto(dst, res)
+
+
 def forward_raw(xb: np.ndarray, w: np.ndarray, geo: Geometry, mode: str, workers: int = 1,
                 out: np.ndarray | None = None, negate: bool = False, assign: bool = False,
                 cols: np.ndarray | None = None) -> np.ndarray:
@@ -465,10 +476,7 @@ def grad_input_raw(gyb: np.ndarray, w: np.ndarray, geo: Geometry, mode: str, wor
         res = _thread_scratch().get("gi_result", (geo.N, geo.C_in, geo.L), dtype)
         grad_input_raw(gyb, w, geo, mode, workers, out=res)
         gx = out.reshape(res.shape)
-        if accumulate:
-            (np.subtract if negate else np.add)(gx, res, out=gx)
-        else:
-            np.negative(res, out=gx)
+        _put(gx, res, negate, accumulate)
         return gx
     if _depthwise(geo):
         rows = geo.N * G
@@ -540,12 +548,7 @@ def grad_input_raw(gyb: np.ndarray, w: np.ndarray, geo: Geometry, mode: str, wor
         inner = flat[:, geo.pl:geo.pl + geo.L]
         for i in edges:  # the padding adjoint (as _unpad_adjoint: each padded position into its source)
             inner[:, src[i]] += flat[:, i]
-        if accumulate:
-            (np.subtract if negate else np.add)(gx[n], inner, out=gx[n])
-        elif negate:
-            np.negative(inner, out=gx[n])
-        else:
-            gx[n] = inner
+        _put(gx[n], inner, negate, accumulate)
     return gx
 
 
@@ -566,10 +569,7 @@ def grad_weight_raw(gyb: np.ndarray, xb: np.ndarray, geo: Geometry, mode: str, w
     if out is not None and _depthwise(geo):  # (small) result, then combined
         res = grad_weight_raw(gyb, xb, geo, mode, workers)
         gw = out.reshape(res.shape)
-        if accumulate:
-            (np.subtract if negate else np.add)(gw, res, out=gw)
-        else:
-            np.negative(res, out=gw) if negate else np.copyto(gw, res)
+        _put(gw, res, negate, accumulate)
         return gw
     if _depthwise(geo):
         rows = geo.N * G
