@@ -250,13 +250,15 @@ class CupyBackend(Backend):
         """``(tiles, T, threads, smem)`` of dw_wide_gw over rows of ``length`` grad_y positions:
         tiles of T <= DWWG_TMAX positions (a multiple of DWW_PER) covering ``length`` (+ 7 where
         rows do not start at flat multiples of 8), tiles = ceil(cover / T) as the kernel computes
-        it; threads (32 .. 128, whole warps) so that each takes about DWWG_CHUNKS chunks of
-        DWW_PER positions (the per-block reduction of kmax sums amortized over more products);
-        shared memory: the staged x span (sidx<true>) or the per-warp sums of the reduction."""
+        it; threads (64 or 128: warp pairs, one warp per half of the taps) so that each takes
+        about DWWG_CHUNKS chunks of DWW_PER positions (the per-block reduction amortized over more
+        products); shared memory: the staged x span up to both halves' windows, T + 2 * kh with
+        kh = 8 * ceil(kmax / 16) (sidx<true>), or the per-warp sums of the reduction."""
         cover = CupyBackend._aligned_cover(length)
         T = CupyBackend._tile(cover, -(-cover // DWWG_TMAX))
-        nt = min(128, max(32, -(-T // (DWW_PER * DWWG_CHUNKS * 32)) * 32))
-        return -(-cover // T), T, nt, max(CupyBackend._staged_bytes(T + 8 * -(-K // 8)), nt // 32 * kmax * 4)
+        nt = 2 * min(64, max(32, -(-T // (DWW_PER * DWWG_CHUNKS * 32)) * 32))  # warp pairs: the two tap halves
+        kh = 8 * -(-kmax // 16)
+        return -(-cover // T), T, nt, max(CupyBackend._staged_bytes(T + 2 * kh), nt // 32 * kh * 4)
 
     def _launch_dwwg(self, cd, geo, gp, kmax, dgy, dx, gw, s_gw):
         """dw_wide_gw (grad_w's per-(n, tile) partial sums, long filters), then their fixed-order sum."""

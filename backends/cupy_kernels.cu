@@ -1451,18 +1451,21 @@ __global__ void __launch_bounds__(256) dw_wide(const S* __restrict__ in, const S
 // Depthwise grad_w partial sums for long filters (stride 1, dilation 1, 8 * ceil(K / 8) = KMAX):
 // block = tile of T grad_y positions t of row (n, c), tiles from the aligned start before the row
 // as in dw_wide (T a multiple of 16); the tile's x span (positions t - pl + k, through the padding
-// map) staged by stage_span as in dw_wide's forward; each thread takes chunks of 16 positions
-// qb = 16 (tid + j * blockDim.x) (j = 0, 1, ..: the more chunks, the fewer K-value block reductions
-// per product): acc[k] += gy[r] * xp[t + r - pl + k], r ascending, only for positions t = tb + r
+// map) staged by stage_span as in dw_wide's forward (zeros up to T + 2 KH). The taps are split in
+// two halves of KH = 8 ceil(KMAX / 16) (half the accumulators and half the unrolled body a thread:
+// with all 64 taps a thread, ncu saw 128 registers, 22% occupancy and instruction-cache stalls):
+// warp w takes half w % 2 of the chunks of warp pair w / 2 (blockDim.x a multiple of 64), chunks of
+// 16 positions qb = 16 (p * 32 + lane + j * 32 * pairs) (j = 0, 1, ..: the more chunks, the fewer
+// block reductions per product): acc[k] += gy[r] * xp[t + r - pl + k], r ascending, only for positions t = tb + r
 // inside the row (a zero stand-in would turn an infinite x into a NaN): a whole chunk with its
 // grad_y (scaled) in registers (8- or 16-byte loads) and, per block of 8 taps, the window of 24
-// staged x slid by 8; a chunk at a row end position by position from shared memory. Then dw_w_partial (a fixed shuffle tree per warp,
-// the warps in order): partial[(n * tiles + tile) * C + c][k]; conv_grad_w_final sums them in a
+// staged x slid by 8; a chunk at a row end position by position from shared memory. Then per tap
+// a fixed shuffle tree per warp and the warps of its half in order: partial[(n * tiles + tile) * C + c][k]; conv_grad_w_final sums them in a
 // fixed order. Deterministic.
 template <typename S, int KMAX>
 __global__ void __launch_bounds__(128) dw_wide_gw(const S* __restrict__ gy, const S* __restrict__ x,
                                                   float* __restrict__ partial, GEO_ARGS, double scale, int T) {
-    constexpr int NB = KMAX / 8;
+    constexpr int NH = (KMAX / 8 + 1) / 2, KH = 8 * NH;  // tap blocks and taps of a half
     extern __shared__ __align__(16) unsigned char smem_raw[];
     float* sm = reinterpret_cast<float*>(smem_raw);
     GEO_MAKE
@@ -1470,15 +1473,18 @@ __global__ void __launch_bounds__(128) dw_wide_gw(const S* __restrict__ gy, cons
     const unsigned tiles = (unsigned)(((Lout % 8 ? Lout + 7 : Lout) + T - 1) / T), C = (unsigned)g.Cout;
     const unsigned row = blockIdx.x / tiles, tile = blockIdx.x - row * tiles;
     const int t0 = (int)tile * T - (int)(((long long)row * Lout) & 7);
-    const int span = T + K - 1, alloc = T + 8 * NB;
+    const int span = T + K - 1, alloc = T + 2 * KH;  // both halves' windows inside (zeros past the span)
     stage_span<S, true>(sm, x + (long long)row * L, t0 - pl, span, alloc, L, g);
     __syncthreads();
     const float s = (float)scale;
-    float acc[KMAX];
+    // warp w takes taps h * KH .. h * KH + KH - 1 (h = w % 2) of the chunks of warp pair w / 2
+    const int warp = (int)threadIdx.x >> 5, lane = (int)threadIdx.x & 31, h = warp & 1, tap0 = h * KH;
+    const int pairs = (int)blockDim.x >> 6;
+    float acc[KH];
 #pragma unroll
-    for (int k = 0; k < KMAX; ++k) acc[k] = 0.f;
+    for (int k = 0; k < KH; ++k) acc[k] = 0.f;
     const S* grow = gy + (long long)row * Lout;
-    for (int qb = DWW_PER * (int)threadIdx.x; qb < T; qb += DWW_PER * (int)blockDim.x) {
+    for (int qb = DWW_PER * ((warp >> 1) * 32 + lane); qb < T; qb += DWW_PER * 32 * pairs) {
         const int tb = t0 + qb;  // positions tb .. tb + 15
         if (tb >= Lout) break;
         if (tb + DWW_PER <= 0) continue;
@@ -1487,7 +1493,7 @@ __global__ void __launch_bounds__(128) dw_wide_gw(const S* __restrict__ gy, cons
                 if (tb + r < 0 || tb + r >= Lout) continue;
                 const float gr = mul_ieee(to_acc(grow[tb + r]), s);
 #pragma unroll
-                for (int k = 0; k < KMAX; ++k) acc[k] = fma_ieee(gr, sm[sidx<true>(qb + r + k)], acc[k]);
+                for (int k = 0; k < KH; ++k) acc[k] = fma_ieee(gr, sm[sidx<true>(qb + r + tap0 + k)], acc[k]);
             }
             continue;
         }
@@ -1497,10 +1503,10 @@ __global__ void __launch_bounds__(128) dw_wide_gw(const S* __restrict__ gy, cons
 #pragma unroll
         for (int r = 0; r < DWW_PER; ++r) gv[r] = mul_ieee(gv[r], s);
         float win[24];
-        staged4<4>(sm, qb, win);  // staged qb .. qb + 15
+        staged4<4>(sm, qb + tap0, win);  // staged qb + tap0 .. + 15
 #pragma unroll
-        for (int bk = 0; bk < NB; ++bk) {
-            staged4<2>(sm, qb + 8 * bk + 16, win + 16);  // staged qb + 8 bk + 16 .. + 23
+        for (int bk = 0; bk < NH; ++bk) {
+            staged4<2>(sm, qb + tap0 + 8 * bk + 16, win + 16);  // staged qb + tap0 + 8 bk + 16 .. + 23
 #pragma unroll
             for (int k = 0; k < 8; ++k) {
 #pragma unroll
@@ -1511,8 +1517,23 @@ __global__ void __launch_bounds__(128) dw_wide_gw(const S* __restrict__ gy, cons
         }
     }
     __syncthreads();  // sm is reused for the per-warp results
+    // per warp a fixed shuffle tree per tap of its half; then per tap the warps of its half in order
+#pragma unroll
+    for (int k = 0; k < KH; ++k) {
+        float v = acc[k];
+#pragma unroll
+        for (int d = 16; d > 0; d >>= 1) v = add_ieee(v, __shfl_down_sync(0xffffffffu, v, d));
+        if (lane == 0) sm[warp * KH + k] = v;
+    }
+    __syncthreads();
     const unsigned n = row / C, c = row - n * C;
-    dw_w_partial<KMAX>(acc, sm, K, partial + ((long long)(n * tiles + tile) * C + c) * K);
+    float* dst = partial + ((long long)(n * tiles + tile) * C + c) * K;
+    for (int kk = (int)threadIdx.x; kk < K; kk += (int)blockDim.x) {
+        const int hh = kk / KH, k = kk - hh * KH;
+        float v = sm[hh * KH + k];
+        for (int p = 1; p < pairs; ++p) v = add_ieee(v, sm[(2 * p + hh) * KH + k]);
+        dst[kk] = v;
+    }
 }
 
 // Elements e .. e + 7 of a row (row start rb in the flat array, n elements) as floats: from two

@@ -583,7 +583,7 @@ def model_dw_wide_gw(S, KMAX, arrs, g, grid, block, T, smem, final):
     assert cb.DWW_KMIN < K <= KMAX and KMAX == 8 * -(-K // 8)
     assert gy.size == g.N * g.Cout * g.Lout and x.size == g.N * g.Cin * g.L
     nt = block[0]
-    assert nt % 32 == 0 and 32 <= nt <= 128 and T % PER == 0 and T > 0
+    assert nt % 64 == 0 and 64 <= nt <= 128 and T % PER == 0 and T > 0, "warp pairs (the two tap halves), at most 128"
     cover = g.Lout + 7 if g.Lout % 8 else g.Lout
     tiles = (cover + T - 1) // T
     rows = g.N * g.Cout
@@ -592,9 +592,9 @@ def model_dw_wide_gw(S, KMAX, arrs, g, grid, block, T, smem, final):
     brow, btile = blk // tiles, blk % tiles
     delta = 0 * brow if "wgw_delta" in MUTATION else (brow * g.Lout) & 7
     t0 = btile * T - delta
-    nb = (K + 7) // 8
-    alloc, span = T + 8 * nb, T + K - 1
-    assert max(alloc + 4 * ((alloc - 1) // 32), nt // 32 * KMAX) * 4 <= smem, "dw_wide_gw: shared memory too small"
+    KH = 8 * ((KMAX // 8 + 1) // 2)  # taps of a half
+    alloc, span = T + 2 * KH, T + K - 1
+    assert max(alloc + 4 * ((alloc - 1) // 32), nt // 32 * KH) * 4 <= smem, "dw_wide_gw: shared memory too small"
     i0 = t0 - g.pl
     _check_padded_reads(i0[:, None] + np.arange(span), g.L, True, g, "dw_wide_gw staging")
     _check_stage_span(x, isz, brow, i0, span, g.L)
@@ -602,7 +602,15 @@ def model_dw_wide_gw(S, KMAX, arrs, g, grid, block, T, smem, final):
     qb = np.arange(0, T, PER, dtype=np.int64)  # every chunk of the tile is some thread's
     tb = t0[:, None] + qb[None, :]
     run = (tb < g.Lout) & (tb + PER > 0)
-    assert (qb[None, :] + 8 * nb + 15 < alloc).all(), "dw_wide_gw: window past the staged elements"
+    # chunk index p * 32 + lane + j * 32 * pairs (p < nt / 64): every chunk once for each half
+    pairs = nt // 64
+    idx = (np.arange(pairs)[:, None, None] * 32 + np.arange(32)[None, :, None]
+           + np.arange(0, T // PER + 32 * pairs, 32 * pairs)[None, None, :]).ravel()
+    idx = idx[idx < T // PER]
+    assert np.array_equal(np.sort(idx), np.arange(T // PER)), "dw_wide_gw: a chunk missed or taken twice by a half"
+    # half h's window: staged qb + h KH + 8 bk + (up to 23), bk < KH / 8
+    assert (qb[None, :] + KH + 8 * (KH // 8 - 1) + 23 < alloc).all(), "dw_wide_gw: window past the staged elements"
+    assert 2 * KH >= K, "the halves miss taps"
     pos = tb[:, :, None] + np.arange(PER)
     valid = run[:, :, None] & (pos >= 0) & (pos < g.Lout)
     whole = run & (tb >= 0) & (tb + PER <= g.Lout)
