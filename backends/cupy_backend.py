@@ -69,6 +69,11 @@ DWG_PER = 64
 DWG_PASS_BLOCKS = 2
 DWC_KMAXES = (4, 8, 16, 32)  # dwc_reg (complex64 depthwise on register windows) instantiations: K <= 32
 GRP_MAX = 8  # grp_reg: at most this many input and output channels a group (64 accumulators a thread)
+# grp_wide / grp_wide_gw (staged rows, 16 outputs a thread) for the groups grp_reg serves (grad_w: more
+# than one input channel a group); False: grp_reg's forward and grad_x, dw_reg_gw's grad_w
+GRW = True
+GRW_TMAX = 512  # grp_wide: outputs a tile at most
+GRWG_TMAX = 1024  # grp_wide_gw: grad_y positions a tile at most
 DWL_DIL2_KMAX = 16  # dw_long<..., 2> (dilation 2) instantiations: KMAX 8 and 16; beyond, dw_dil
 DWW_KMIN = 16  # dw_wide (staged, 16 outputs a thread, taps in blocks of 8): depthwise forward and grad_x, K > DWW_KMIN
 DWW_PER = 16  # as in cupy_kernels.cu
@@ -113,6 +118,8 @@ def module_source():
     names += [f"dw_reg_gw<{t}, {st}, 2>" for t in DW_TYPES for st in (1, 2)]
     names += [f"dw_reg_gw<{t}, 1, 1, 2>" for t in DW_TYPES]  # two tap blocks a pass
     names += [f"grp_reg<{t}, {k}{b}>" for t in DW_TYPES for k in (8, 16) for b in ("", ", true")]
+    names += [f"grp_wide<{t}, {k}, {b}>" for t in DW_TYPES for k in (8, 16) for b in ("false", "true")]
+    names += [f"grp_wide_gw<{t}, {k}>" for t in DW_TYPES for k in (8, 16)]
     names += [f"dw_long<{t}, {k}, {b}, 2>" for t in DW_TYPES for k in DWL_KMAXES if k <= DWL_DIL2_KMAX
               for b in ("false", "true")]
     names += [f"dwc_reg<{k}, {b}>" for k in DWC_KMAXES for b in ("false", "true")] + ["dwc_reg_gw"]
@@ -410,10 +417,50 @@ class CupyBackend(Backend):
         """Kernel ``name`` over ``rows`` rows of :meth:`_row_tiles` blocks of ``nt`` threads."""
         self.module().get_function(name)((rows * self._row_tiles(span, per, nt),), (nt,), args)
 
+    @staticmethod
+    def _grw_plan(co, ci, K, length, tmax, per_channel=True):
+        """``(tiles, T, P, threads, smem)`` of grp_wide (``per_channel``: P chunk slots for each of
+        the ``co`` output channels, 32 for up to 4 of them, else 16; threads = 32 * ceil(P * co /
+        32)) or grp_wide_gw (one warp per input channel: P = 32, threads = 32 * ci) over rows of
+        ``length`` outputs (a multiple of 8): tiles of T <= ``tmax`` (a multiple of DWW_PER),
+        balanced; shared memory: grp_wide's 64 * KMAX scaled taps, then ``ci`` staged rows of
+        staged_row(T + KMAX) floats (kmax = 8 * ceil(K / 8))."""
+        kmax = 8 * -(-K // 8)
+        P = (32 if co <= 4 else 16) if per_channel else 32
+        nt = 32 * -(-(P * co) // 32) if per_channel else 32 * ci
+        T = CupyBackend._tile(length, -(-length // tmax))
+        taps = 64 * kmax * 4 if per_channel else 0
+        return -(-length // T), T, P, nt, taps + ci * CupyBackend._staged_bytes(T + kmax)
+
     def _launch_grp(self, cd, geo, nt, bwd, args):
-        """grp_reg (forward, or grad_x with ``bwd``) over the (n, group) rows."""
+        """grp_wide (GRW; else grp_reg): the forward, or grad_x with ``bwd``, over the (n, group) rows."""
+        length = geo.L if bwd else geo.L_out
+        if GRW:
+            co, ci = (geo.Cg, geo.Og) if bwd else (geo.Og, geo.Cg)
+            tiles, T, P, nt, smem = self._grw_plan(co, ci, geo.K, length, GRW_TMAX)
+            fn = self.module().get_function(
+                f"grp_wide<{STORAGE[cd.name][0]}, {8 if geo.K <= 8 else 16}, {'true' if bwd else 'false'}>")
+            if fn.max_dynamic_shared_size_bytes < smem:  # tiles beyond 48 KB (GRW_TMAX)
+                fn.max_dynamic_shared_size_bytes = smem
+            self._carveout(fn, DWW_CARVEOUT)
+            fn((geo.N * geo.groups * tiles,), (nt,), args + (np.int32(T), np.int32(P)), shared_mem=smem)
+            return
         name = f"grp_reg<{STORAGE[cd.name][0]}, {8 if geo.K <= 8 else 16}{', true' if bwd else ''}>"
-        self._launch_tiled(name, geo.N * geo.groups, geo.L if bwd else geo.L_out, 8, nt, args)
+        self._launch_tiled(name, geo.N * geo.groups, length, 8, nt, args)
+
+    def _launch_grwg(self, cd, geo, gp, dgy, dx, gw, s_gw):
+        """grp_wide_gw (grouped grad_w's per-(n, tile) partial sums, grad_y read once), then their
+        fixed-order sum."""
+        import cupy
+        tiles, T, _, nt, smem = self._grw_plan(geo.Og, geo.Cg, geo.K, geo.L_out, GRWG_TMAX, per_channel=False)
+        E = geo.C_out * geo.Cg * geo.K
+        partial = cupy.empty(geo.N * tiles * E, np.float32)
+        fn = self.module().get_function(f"grp_wide_gw<{STORAGE[cd.name][0]}, {8 if geo.K <= 8 else 16}>")
+        if fn.max_dynamic_shared_size_bytes < smem:  # tiles beyond 48 KB of staged rows (GRWG_TMAX)
+            fn.max_dynamic_shared_size_bytes = smem
+        self._carveout(fn, DWW_CARVEOUT)
+        fn((geo.N * geo.groups * tiles,), (nt,), (dgy, dx, partial, *gp, np.float64(s_gw), np.int32(T)), shared_mem=smem)
+        self._launch("conv_grad_w_final", cd.name, E, partial, gw, np.int64(E), np.int64(geo.N * tiles))
 
     def _launch_dwc(self, geo, nt, bwd, args):
         """dwc_reg (complex64 forward, or grad_x with ``bwd``) over the (n, c) rows."""
@@ -758,6 +805,8 @@ class CupyBackend(Backend):
             pass  # with grad_x above
         elif kmax_w is not None and geo.K > DWWG_KMIN and dgy.data.ptr % 16 == 0:  # long filters: staged x, sliding windows
             self._launch_dwwg(cd, geo, gp, kmax_w, dgy, dx, gw, s_gw)
+        elif GRW and geo.Cg > 1 and self._grp_threads(cd, geo, spec, (dgy, dx)) is not None:
+            self._launch_grwg(cd, geo, gp, dgy, dx, gw, s_gw)  # few channels a group: staged x rows, grad_y once
         elif nt_g is not None:  # depthwise (multipliers, stride 2 too) and small groups: register windows
             self._launch_dwg(cd, geo, gp, nt_g, spec.stride, dgy, dx, gw, s_gw)
         elif kmax is not None:  # depthwise: per-tile partial sums, then the fixed-order final sum

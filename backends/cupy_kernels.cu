@@ -1939,6 +1939,200 @@ __global__ void __launch_bounds__(128) grp_reg(const S* __restrict__ in, const S
     }
 }
 
+// Floats between consecutive staged rows of grp_wide / grp_wide_gw: alloc floats in the
+// sidx<true> layout (alloc a multiple of 8, so the rows stay 16-byte aligned).
+__device__ __forceinline__ int staged_row(int alloc) { return alloc + 4 * ((alloc - 1) >> 5); }
+
+// grad_x at positions o0 .. o0 + m - 1 of row (n, grp * Cg + c) through grad_x_sum (the padded
+// copies, conv_grad_x's order), stored (+0), out of line: grp_wide's chunks near the row ends with a
+// non-zero padding mode (its window and accumulators stay in registers elsewhere).
+template <typename S>
+__device__ __noinline__ void grp_gx_points(const S* __restrict__ gy, const S* __restrict__ w, S* __restrict__ gxr,
+                                           const Geo g, unsigned n, unsigned grp, int c, int o0, int m, float s) {
+    for (int r = 0; r < m; ++r) {
+        float sr, si;
+        grad_x_sum<S, false, float>(gy, w, g, n, grp, c, o0 + r, s, sr, si);
+        gxr[o0 + r] = from_acc<S>(add_ieee(sr, 0.f));
+    }
+}
+
+// Grouped forward (BWD false) or grad_x (BWD) with at most 8 channels a group in and out, stride
+// 1, dilation 1, K <= KMAX = 8 * ceil(K / 8) (8 or 16), output rows (L_out; grad_x: L) a multiple
+// of 8: dw_wide's staged design over the group's input rows (grp_reg forms every window from
+// global memory with runtime shifts: 125 registers, issue- and latency-bound). Block = (n, group,
+// tile of T outputs, T a multiple of 16); the tile's span of each of the group's Ci input rows (x
+// through the padding map; BWD: grad_y, zeros outside its row) staged by stage_span, rows
+// staged_row(alloc) floats apart, alloc = T + KMAX; the scaled taps in shared memory as
+// ws[(co * 8 + ci) * KMAX + k] (BWD: w[g Og + ci, co, K - 1 - k], SPEC section 5's transpose as
+// in grp_reg). Thread (co = tid / P, slot = tid % P) computes chunks of DWW_PER = 16 outputs
+// qb = 16 (slot + j P): per input channel ci and tap block the window of 24 staged inputs slid
+// by 8 (two 16-byte loads, conflict-free across a quarter warp by the sidx padding), the taps as
+// two broadcasts, 128 FMAs. Sum order per output: ci ascending, taps ascending, then the bias:
+// grp_reg's (conv_fwd_tile's), bitwise. BWD with a non-zero padding mode: chunks within
+// max(pl, pr) + 1 of a row end through grad_x_sum per output (grp_reg's loop).
+template <typename S, int KMAX, bool BWD>
+__global__ void __launch_bounds__(128) grp_wide(const S* __restrict__ in, const S* __restrict__ w,
+                                                const S* __restrict__ b, S* __restrict__ out, GEO_ARGS, double scale,
+                                                int T, int P) {
+    constexpr int NB = KMAX / 8;
+    extern __shared__ __align__(16) unsigned char smem_raw[];
+    float* ws = reinterpret_cast<float*>(smem_raw);  // 64 * KMAX scaled taps
+    float* sm = ws + 64 * KMAX;
+    GEO_MAKE
+    const int K = (int)g.K, pl = (int)g.pl;
+    const int G = (int)g.G, Cg = (int)(g.Cin / g.G), Og = (int)(g.Cout / g.G);
+    const int Ci = BWD ? Og : Cg, Co = BWD ? Cg : Og;
+    const int Lin = BWD ? (int)g.Lout : (int)g.L, Lo = BWD ? (int)g.L : (int)g.Lout;
+    const long long Cin_a = BWD ? g.Cout : g.Cin, Cout_a = BWD ? g.Cin : g.Cout;
+    const unsigned tiles = (unsigned)((Lo + T - 1) / T);
+    const unsigned rg = blockIdx.x / tiles;  // n * G + group
+    const unsigned n = rg / (unsigned)G, grp = rg - n * (unsigned)G;
+    const int t0 = (int)(blockIdx.x - rg * tiles) * T;
+    const int span = T + K - 1, alloc = T + KMAX, RS = staged_row(alloc);
+    const float s = (float)scale;
+    for (int q = threadIdx.x; q < 64 * KMAX; q += blockDim.x) {
+        const int k = q % KMAX, ci = (q / KMAX) & 7, co = q / (8 * KMAX);
+        const long long wi = BWD ? (((long long)grp * Og + ci) * Cg + co) * K + (K - 1 - k)
+                                 : (((long long)grp * Og + co) * Cg + ci) * K + k;
+        ws[q] = (co < Co && ci < Ci && k < K) ? mul_ieee(to_acc(w[wi]), s) : 0.f;
+    }
+    const int i0 = t0 - (BWD ? K - 1 - pl : pl);
+    for (int ci = 0; ci < Ci; ++ci)
+        stage_span<S, !BWD>(sm + ci * RS, in + ((long long)n * Cin_a + (long long)grp * Ci + ci) * Lin, i0, span, alloc,
+                            Lin, g);
+    __syncthreads();
+    const int co = (int)threadIdx.x / P, slot = (int)threadIdx.x - co * P;
+    if (co >= Co) return;
+    S* orow = out + ((long long)n * Cout_a + (long long)grp * Co + co) * Lo;
+    const float br = (!BWD && b) ? mul_ieee(to_acc(b[(long long)grp * Co + co]), s) : 0.f;
+    const float* wr = ws + co * 8 * KMAX;
+    for (int qb = DWW_PER * slot; qb < T; qb += DWW_PER * P) {
+        const int o0 = t0 + qb;  // outputs o0 .. o0 + 15 (those in the row: L_out % 8 == 0, whole chunks of 8)
+        if (o0 >= Lo) break;
+        if (BWD && g.mode != 0) {
+            const int E = (int)(g.pl > g.pr ? g.pl : g.pr) + 1;
+            if (o0 < E || o0 + DWW_PER > Lo - E) {  // padded copies: grp_reg's per-output loop
+                grp_gx_points<S>(in, w, orow, g, n, grp, co, o0, min(DWW_PER, Lo - o0), s);
+                continue;
+            }
+        }
+        float acc[DWW_PER];
+#pragma unroll
+        for (int r = 0; r < DWW_PER; ++r) acc[r] = 0.f;
+        for (int ci = 0; ci < Ci; ++ci) {
+            const float* xr = sm + ci * RS;
+            float win[24];
+            staged4<4>(xr, qb, win);  // inputs qb .. qb + 15
+#pragma unroll
+            for (int bk = 0; bk < NB; ++bk) {
+                staged4<2>(xr, qb + 8 * bk + 16, win + 16);  // inputs qb + 8 bk + 16 .. + 23
+                float tk[8];
+                taps8(wr + ci * KMAX, bk, tk);
+                const int kn = K - 8 * bk;
+#pragma unroll
+                for (int k = 0; k < 8; ++k) {
+                    if (bk < NB - 1 || k < kn) {
+#pragma unroll
+                        for (int r = 0; r < DWW_PER; ++r) acc[r] = fma_ieee(win[r + k], tk[k], acc[r]);
+                    }
+                }
+#pragma unroll
+                for (int m = 0; m < 16; ++m) win[m] = win[m + 8];
+            }
+        }
+#pragma unroll
+        for (int r = 0; r < DWW_PER; ++r) acc[r] = add_ieee(acc[r], br);
+        store8<S>(orow + o0, acc);
+        if (o0 + 8 < Lo) store8<S>(orow + o0 + 8, acc + 8);
+    }
+}
+
+// Grouped grad_w partial sums with at most 8 channels a group in and out (stride 1, dilation 1,
+// K <= KMAX = 8 * ceil(K / 8), L_out a multiple of 8): block = (n, group, tile of T grad_y
+// positions), the tile's x span of the group's Cg input rows staged as in grp_wide's forward;
+// warp ci (blockDim.x = 32 Cg) takes input channel ci and, for each output channel o of the
+// group in turn, its lanes chunks of 16 positions qb = 16 (lane + 32 j): acc[k] += (gy[o, t] *
+// s) * x[ci, t - pl + k] over the chunk's positions (r ascending), grad_y's chunk in registers
+// (16-byte loads; the group's warps share it through L1), the staged x window of 24 slid by 8
+// per tap block; a chunk at the row end position by position (no zero stand-in: an infinite x
+// would give NaN). Then per tap a fixed shuffle tree and lane 0 writes
+// partial[(n * tiles + tile) * E + ((g Og + o) * Cg + ci) * K + k], E = Cout Cg K (dw_reg_gw's
+// layout: grad_y is read once, not Cg times); conv_grad_w_final sums the slots in order.
+// Deterministic.
+template <typename S, int KMAX>
+__global__ void __launch_bounds__(256) grp_wide_gw(const S* __restrict__ gy, const S* __restrict__ x,
+                                                   float* __restrict__ partial, GEO_ARGS, double scale, int T) {
+    constexpr int NB = KMAX / 8;
+    extern __shared__ __align__(16) unsigned char smem_raw[];
+    float* sm = reinterpret_cast<float*>(smem_raw);
+    GEO_MAKE
+    const int K = (int)g.K, pl = (int)g.pl, L = (int)g.L, Lout = (int)g.Lout;
+    const int G = (int)g.G, Cg = (int)(g.Cin / g.G), Og = (int)(g.Cout / g.G);
+    const unsigned tiles = (unsigned)((Lout + T - 1) / T);
+    const unsigned rg = blockIdx.x / tiles, tile = blockIdx.x - rg * tiles;
+    const unsigned n = rg / (unsigned)G, grp = rg - n * (unsigned)G;
+    const int t0 = (int)tile * T;
+    const int span = T + K - 1, alloc = T + KMAX, RS = staged_row(alloc);
+    for (int c = 0; c < Cg; ++c)
+        stage_span<S, true>(sm + c * RS, x + ((long long)n * g.Cin + (long long)grp * Cg + c) * L, t0 - pl, span, alloc,
+                            L, g);
+    __syncthreads();
+    const int ci = (int)threadIdx.x >> 5, lane = (int)threadIdx.x & 31;
+    const float* xr = sm + ci * RS;
+    const float s = (float)scale;
+    for (int o = 0; o < Og; ++o) {
+        const long long orow = (long long)n * g.Cout + (long long)grp * Og + o;
+        const S* grow = gy + orow * Lout;
+        float acc[KMAX];
+#pragma unroll
+        for (int k = 0; k < KMAX; ++k) acc[k] = 0.f;
+        for (int qb = DWW_PER * lane; qb < T; qb += DWW_PER * 32) {
+            const int tb = t0 + qb;  // positions tb .. tb + 15
+            if (tb >= Lout) break;
+            if (tb + DWW_PER > Lout) {  // the row's last 8 positions (L_out % 8 == 0), one at a time
+                for (int r = 0; r < Lout - tb; ++r) {
+                    const float gr = mul_ieee(to_acc(grow[tb + r]), s);
+#pragma unroll
+                    for (int k = 0; k < KMAX; ++k)
+                        if (k < K) acc[k] = fma_ieee(gr, xr[sidx<true>(qb + r + k)], acc[k]);
+                }
+                continue;
+            }
+            float gv[DWW_PER];
+#pragma unroll
+            for (int m = 0; m < DWW_PER / 4; ++m) load4<S>(grow + tb + 4 * m, gv + 4 * m);
+#pragma unroll
+            for (int r = 0; r < DWW_PER; ++r) gv[r] = mul_ieee(gv[r], s);
+            float win[24];
+            staged4<4>(xr, qb, win);  // staged qb .. qb + 15
+#pragma unroll
+            for (int bk = 0; bk < NB; ++bk) {
+                staged4<2>(xr, qb + 8 * bk + 16, win + 16);  // staged qb + 8 bk + 16 .. + 23
+                const int kn = K - 8 * bk;
+#pragma unroll
+                for (int k = 0; k < 8; ++k) {
+                    if (bk < NB - 1 || k < kn) {
+#pragma unroll
+                        for (int r = 0; r < DWW_PER; ++r) acc[8 * bk + k] = fma_ieee(gv[r], win[r + k], acc[8 * bk + k]);
+                    }
+                }
+#pragma unroll
+                for (int m = 0; m < 16; ++m) win[m] = win[m + 8];
+            }
+        }
+        float* dst = partial + (((long long)tile + (long long)n * tiles) * g.Cout * Cg + (orow - (long long)n * g.Cout) * Cg + ci) * K;
+#pragma unroll
+        for (int k = 0; k < KMAX; ++k) {
+            if (k < K) {
+                float v = acc[k];
+#pragma unroll
+                for (int d = 16; d > 0; d >>= 1) v = add_ieee(v, __shfl_down_sync(0xffffffffu, v, d));
+                if (lane == 0) dst[k] = v;
+            }
+        }
+    }
+}
+
 // complex64 element i of a row of n (interleaved re, im) through the padding map (MAP: x in the
 // forward, SPEC §2) or zero outside [0, n) (grad_y): padded_elem for pairs.
 template <bool MAP>
@@ -2207,7 +2401,13 @@ __global__ void __launch_bounds__(128) dwc_reg_gw(const float* __restrict__ gy, 
     template __global__ void grp_reg<S, 8>(const S*, const S*, const S*, S*, GEO_TYPES, double); \
     template __global__ void grp_reg<S, 16>(const S*, const S*, const S*, S*, GEO_TYPES, double); \
     template __global__ void grp_reg<S, 8, true>(const S*, const S*, const S*, S*, GEO_TYPES, double); \
-    template __global__ void grp_reg<S, 16, true>(const S*, const S*, const S*, S*, GEO_TYPES, double);
+    template __global__ void grp_reg<S, 16, true>(const S*, const S*, const S*, S*, GEO_TYPES, double); \
+    template __global__ void grp_wide<S, 8, false>(const S*, const S*, const S*, S*, GEO_TYPES, double, int, int); \
+    template __global__ void grp_wide<S, 16, false>(const S*, const S*, const S*, S*, GEO_TYPES, double, int, int); \
+    template __global__ void grp_wide<S, 8, true>(const S*, const S*, const S*, S*, GEO_TYPES, double, int, int); \
+    template __global__ void grp_wide<S, 16, true>(const S*, const S*, const S*, S*, GEO_TYPES, double, int, int); \
+    template __global__ void grp_wide_gw<S, 8>(const S*, const S*, float*, GEO_TYPES, double, int); \
+    template __global__ void grp_wide_gw<S, 16>(const S*, const S*, float*, GEO_TYPES, double, int);
 
 #define INSTANTIATE_DWW(S, KB) \
     template __global__ void dw_wide_gw<S, KB>(const S*, const S*, float*, GEO_TYPES, double, int); \

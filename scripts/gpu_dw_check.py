@@ -199,10 +199,11 @@ def main(argv=None):
         bnd = torch.einsum("ngot,ngctk->gock", gs.abs(), xu.abs()).reshape(G * Og, Cg, K)
         return [bound_ratio(as_t(gw, dt).reshape(ref.shape), ref, bnd, N * geo.L_out, dt) for gw in gws]
 
-    # grp_reg: grouped forwards with at most 8 channels a group in and out (and multipliers beyond
-    # dw_reg's taps), bitwise against conv_fwd_tile (the same sums in the same order); their
-    # backward (grp_reg's grad_x with the transposed taps where L % 8 == 0, dw_reg_gw's grad_w)
-    # against torch float64 with the float32 accumulation bound, as the old row-tiled kernels
+    # grp_wide (GRW; else grp_reg): grouped forwards with at most 8 channels a group in and out (and
+    # multipliers beyond dw_reg's taps), bitwise against conv_fwd_tile (the same sums in the same
+    # order); their backward (grad_x with the transposed taps where L % 8 == 0; grad_w by
+    # grp_wide_gw with more than one input channel a group, else dw_reg_gw) against torch float64
+    # with the float32 accumulation bound, as the old row-tiled kernels
     n_grp = 0
     for dt in ("float16", "bfloat16", "float32"):
         for G, cg, og, L, K in ((4, 8, 8, 4096, 7), (3, 2, 2, 264, 3), (2, 4, 8, 2056, 16), (5, 8, 4, 1000, 9),
@@ -387,15 +388,32 @@ def main(argv=None):
                   f"bwd new {t['new'][1]:.3f} old {t['old'][1]:.3f} ms", flush=True)
             del x, w, gy
             cupy.get_default_memory_pool().free_all_blocks()
-        for dt, cg in (("float32", 8), ("float16", 8), ("float32", 4)):  # grp_reg against conv_fwd_tile
+        for dt, cg in (("float32", 8), ("float16", 8), ("float32", 4)):  # grp_wide against conv_fwd_tile
             G = 1024 // cg
             cd, xs, ws, spec = case_dtype(dt), (8, 1024, 4096), (1024, cg, 7), Conv1dSpec(groups=G, padding=3)
             x = as_cp(torch.randn(xs, device="cuda").to(tdt[dt]))
             w = as_cp(torch.randn(ws, device="cuda").to(tdt[dt]))
             gy = as_cp(torch.randn(xs, device="cuda").to(tdt[dt]))  # L_out = L
             t = fwd_bwd_times(cd, xs, ws, spec, x, w, gy)
+            # grp_wide / grp_wide_gw against grp_reg / dw_reg_gw (GRW off) and other tile lengths: interleaved rounds, minima
+            variants = (("grp_wide", {}), ("grp_reg + dw_reg_gw", {"GRW": False}), ("tiles 256 / 512", {"GRW_TMAX": 256, "GRWG_TMAX": 512}),
+                        ("tiles 1024 / 2048", {"GRW_TMAX": 1024, "GRWG_TMAX": 2048}))
+            best = {}
+            for _ in range(3):
+                for name, attrs in variants:
+                    keep = {a: getattr(cb, a) for a in attrs}
+                    for a, v in attrs.items():
+                        setattr(cb, a, v)
+                    try:
+                        f_ = timeit(lambda: new.forward_device(cd, xs, ws, spec, x, w, None))
+                        b_ = timeit(lambda: new.backward_device(cd, xs, ws, spec, gy, x, w, False), reps=10)
+                        best[name] = tuple(min(u, v) for u, v in zip(best.get(name, (1e9, 1e9)), (f_, b_)))
+                    finally:
+                        for a, v in keep.items():
+                            setattr(cb, a, v)
+            extra = " (fwd / bwd, min of 3 interleaved: " + ", ".join(f"{n} {f_:.3f} / {b_:.3f} ms" for n, (f_, b_) in best.items()) + ")"
             print(f"time grouped N8 C1024 G{G} ({cg} ch/g) L4096 K7 {dt:9s}: fwd new {t['new'][0]:.3f} old {t['old'][0]:.3f} ms; "
-                  f"bwd new {t['new'][1]:.3f} old {t['old'][1]:.3f} ms", flush=True)
+                  f"bwd new {t['new'][1]:.3f} old {t['old'][1]:.3f} ms{extra}", flush=True)
             del x, w, gy
             cupy.get_default_memory_pool().free_all_blocks()
     return 1 if bad else 0

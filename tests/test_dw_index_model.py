@@ -632,6 +632,144 @@ def model_dw_wide_gw(S, KMAX, arrs, g, grid, block, T, smem, final):
     return {"chunks": int(run.sum())}
 
 
+def _grw_geometry(g, KMAX, Lo, T, grid):
+    """What grp_wide and grp_wide_gw share: at most 8 channels a group in and out, stride 1,
+    dilation 1 (or one tap), KMAX = 8 ceil(K / 8) in (8, 16), rows of whole 8-element chunks, tiles
+    of T (a multiple of 16) from each row's start; returns (n, grp, t0, tiles, alloc, row stride)
+    of every block."""
+    K, PER = g.K, cb.DWW_PER
+    assert g.Cin // g.G <= 8 and g.Cout // g.G <= 8 and g.stride == 1 and (g.dil == 1 or K == 1)
+    assert KMAX in (8, 16) and KMAX == 8 * -(-K // 8) and Lo % 8 == 0
+    assert T % PER == 0 and T > 0
+    tiles = (Lo + T - 1) // T
+    assert tuple(grid[1:]) in ((), (1,), (1, 1)) and grid[0] == g.N * g.G * tiles, "grid is not (n, group) rows * tiles"
+    blk = np.arange(grid[0], dtype=np.int64)
+    rg = blk // tiles
+    alloc = T + KMAX
+    return rg // g.G, rg % g.G, (blk % tiles) * T, tiles, alloc, alloc + 4 * ((alloc - 1) // 32)
+
+
+def _check_grw_staging(inp, isz, rows_of, i0, span, Lin, MAP, g, n_rows, alloc, what):
+    """The group's n_rows staged rows (stage_span of row rows_of(ci) at i0, span positions)."""
+    assert span <= alloc
+    _check_padded_reads(i0[:, None] + np.arange(span), Lin, MAP, g, f"{what} staging")
+    for ci in range(n_rows):
+        _check_stage_span(inp, isz, rows_of(ci), i0, span, Lin)
+
+
+def _check_grw_chunks(T, P, lanes_of, what):
+    """Chunk qb = 16 (slot + j P) of a tile: every chunk of T // 16 once over the slots."""
+    PER = cb.DWW_PER
+    step = P - 1 if "grw_slot" in MUTATION else P
+    idx = (np.arange(lanes_of)[:, None] + step * np.arange(T // PER + 1)[None, :]).ravel()
+    idx = idx[idx < T // PER]
+    assert np.array_equal(np.sort(idx), np.arange(T // PER)), f"{what}: a chunk missed or taken twice"
+
+
+def model_grp_wide(S, KMAX, BWD, arrs, g, grid, block, T, P, smem):
+    """grp_wide<S, KMAX, BWD>: block = (n, group, tile of T outputs); the group's Ci input rows
+    (x through the padding map; BWD: grad_y, zeros outside) staged staged_row(T + KMAX) floats
+    apart after 64 KMAX taps; thread (co = tid // P, slot = tid % P) owns chunks of 16 outputs
+    16 (slot + j P); tap slot (co * 8 + ci) * KMAX + k holds w[g Og + co, ci, k] (BWD: w[g Og +
+    ci, co, K - 1 - k]) and output r of a chunk reads staged qb + r + k = input o - lead + k
+    (lead = pl; BWD: K - 1 - pl, SPEC section 5's transpose); every output once, by aligned
+    store8s or (BWD, non-zero mode, chunks within E of a row end) grad_x_sum's loop."""
+    inp, w, b, out = arrs
+    isz, PER, K, pl = ITEM[S], cb.DWW_PER, g.K, g.pl
+    Cg, Og = g.Cin // g.G, g.Cout // g.G
+    Ci, Co = (Og, Cg) if BWD else (Cg, Og)
+    Lin, Lo = (g.Lout, g.L) if BWD else (g.L, g.Lout)
+    Cin_a, Cout_a = (g.Cout, g.Cin) if BWD else (g.Cin, g.Cout)
+    n, grp, t0, tiles, alloc, RS = _grw_geometry(g, KMAX, Lo, T, grid)
+    assert inp.size == g.N * Cin_a * Lin and out.size == g.N * Cout_a * Lo and w.size == g.Cout * Cg * K
+    assert (b is None) if BWD else (b is None or b.size == g.Cout)
+    nt = block[0]
+    assert nt % 32 == 0 and nt <= 128 and P * Co <= nt, "__launch_bounds__(128): P threads for every output channel"
+    assert (64 * KMAX + Ci * RS) * 4 <= smem, "grp_wide: shared memory smaller than taps + staged rows"
+    assert RS % 4 == 0, "staged rows not 16-byte aligned"
+    lead = K - 1 - pl if BWD and "grw_lead" not in MUTATION else pl
+    i0 = t0 - lead
+    _check_grw_staging(inp, isz, lambda ci: n * Cin_a + grp * Ci + ci, i0, T + K - 1, Lin, not BWD, g, Ci, alloc,
+                       "grp_wide")
+    # the taps: slot (co * 8 + ci) * KMAX + k, and the x / grad_y position output o, slot k reads
+    co_, ci_, k_ = np.meshgrid(np.arange(Co), np.arange(Ci), np.arange(K), indexing="ij")
+    assert ((co_ * 8 + ci_) * KMAX + k_ < 64 * KMAX).all()
+    if BWD:
+        o_w, c_w, k_w = ci_, co_, K - 1 - k_  # w[g Og + ci, co, K - 1 - k]
+        pos_rel = pl - k_w  # grad_y position o + pl - kw (SPEC section 5: o = t + kw - pl)
+    else:
+        o_w, c_w, k_w = co_, ci_, k_
+        pos_rel = k_w - pl
+    assert ((o_w < Og) & (c_w < Cg) & (k_w >= 0) & (k_w < K)).all()
+    assert (k_ - lead == pos_rel).all(), "grp_wide: a tap reads the wrong input position"
+    _check_grw_chunks(T, P, P, "grp_wide")
+    assert (T - PER) + 8 * (KMAX // 8 - 1) + 23 < alloc, "grp_wide: window past the staged elements"
+    qb = np.arange(0, T, PER, dtype=np.int64)
+    o0 = t0[:, None] + qb[None, :]
+    run = o0 < Lo
+    E = max(g.pl, g.pr) + 1
+    edge = run & ((o0 < E) | (o0 + PER > Lo - E)) if (BWD and g.mode != 0) else np.zeros(run.shape, bool)
+    vec = run & ~edge
+    written = []
+    for co in range(Co):
+        rowb = ((n * Cout_a + grp * Co + co) * Lo)[:, None] + 0 * o0
+        first, second = (rowb + o0)[vec], (rowb + o0 + 8)[vec & (o0 + 8 < Lo)]
+        _check_vec_stores(out, np.concatenate([first, second]), isz, "grp_wide out")
+        written += [first[:, None] + np.arange(8), second[:, None] + np.arange(8)]
+        e_o0, e_row = o0[edge], rowb[edge]
+        m = np.minimum(PER, Lo - e_o0)
+        written += [np.concatenate([e_row[i] + e_o0[i] + np.arange(m[i]) for i in range(len(m))] or [np.zeros(0, np.int64)])]
+    if BWD and g.mode != 0:
+        cp = _copy_positions(g)
+        pos = (o0[vec][:, None] + np.arange(PER)).ravel()
+        assert not np.isin(pos[pos < Lo], cp).any(), "grp_wide: a padded copy on the window path"
+    _check_written_once(out, np.concatenate([np.ravel(a) for a in written]), f"grp_wide {'grad_x' if BWD else 'y'}")
+    return {"chunks": int(run.sum())}
+
+
+def model_grp_wide_gw(S, KMAX, arrs, g, grid, block, T, smem, final):
+    """grp_wide_gw<S, KMAX>: block = (n, group, tile of T grad_y positions); the group's Cg x rows
+    staged as grp_wide's forward; warp ci, lanes chunks 16 (lane + 32 j): every grad_y position of
+    every output channel of the group read once per input channel (whole chunks by aligned loads,
+    the row's last 8 positions one at a time), product (t, k) = x position t - pl + k; partial
+    slots (n * tiles + tile) * E + ((g Og + o) * Cg + ci) * K + k each written once, all summed by
+    conv_grad_w_final."""
+    gy, x, part = arrs
+    isz, PER, K, pl = ITEM[S], cb.DWW_PER, g.K, g.pl
+    Cg, Og = g.Cin // g.G, g.Cout // g.G
+    n, grp, t0, tiles, alloc, RS = _grw_geometry(g, KMAX, g.Lout, T, grid)
+    assert Cg > 1 and gy.size == g.N * g.Cout * g.Lout and x.size == g.N * g.Cin * g.L
+    assert block[0] == 32 * Cg, "one warp per input channel of the group"
+    assert Cg * RS * 4 <= smem, "grp_wide_gw: shared memory smaller than the staged rows"
+    _check_grw_staging(x, isz, lambda c: n * g.Cin + grp * Cg + c, t0 - pl, T + K - 1, g.L, True, g, Cg, alloc,
+                       "grp_wide_gw")
+    _check_grw_chunks(T, 32, 32, "grp_wide_gw")
+    assert (T - PER) + 8 * (KMAX // 8 - 1) + 23 < alloc, "grp_wide_gw: window past the staged elements"
+    qb = np.arange(0, T, PER, dtype=np.int64)
+    tb = t0[:, None] + qb[None, :]
+    run = tb < g.Lout
+    whole = run & (tb + PER <= g.Lout)
+    reads = []
+    for o in range(Og):
+        rowb = ((n * g.Cout + grp * Og + o) * g.Lout)[:, None] + 0 * tb
+        for m in range(PER // 4):  # load4: 8 bytes (16-bit) or 16 (float32)
+            f = (rowb + tb + 4 * m)[whole]
+            assert ((gy.data.ptr + f * isz) % (4 * isz) == 0).all(), "grp_wide_gw: misaligned grad_y load"
+        reads.append(((rowb + tb)[whole][:, None] + np.arange(PER)).ravel())
+        tail_t, tail_r = tb[run & ~whole], rowb[run & ~whole]
+        reads += [tail_r[i] + tail_t[i] + np.arange(g.Lout - tail_t[i]) for i in range(len(tail_t))]
+    _check_written_once(gy, np.concatenate(reads), "grp_wide_gw grad_y positions (each read once a warp)")
+    E = g.Cout * Cg * K
+    assert part.size == g.N * tiles * E
+    o_, ci_, k_ = np.meshgrid(np.arange(Og), np.arange(Cg), np.arange(K), indexing="ij")
+    ci_slot = 0 * ci_ if "grwg_part" in MUTATION else ci_
+    slot = ((n * tiles + t0 // T)[:, None] * E + (((grp[:, None] * Og + o_.ravel()[None]) * Cg
+                                                   + ci_slot.ravel()[None]) * K + k_.ravel()[None]))
+    _check_written_once(part, slot.ravel(), "grp_wide_gw partial slots")
+    assert final is not None and int(final.args[2]) == E and int(final.args[3]) == g.N * tiles
+    return {"chunks": int(run.sum())}
+
+
 def model_dw_wide(S, KMAX, BWD, arrs, g, grid, block, T, smem):
     """dw_wide: one block per tile of T outputs of a row (tiles from the aligned start before the
     row, delta = flat row start mod 8), its span staged in shared memory through sidx<true> after
@@ -1205,7 +1343,7 @@ def _parse(name):
 
 
 DW_KERNELS = ("dw_reg", "dw_reg_bwd", "dw_long", "dw_bwd_edges", "dw_reg_gw", "dw_reg_gx", "dw_dil", "grp_reg", "dw_wide",
-              "dw_wide_gw")
+              "dw_wide_gw", "grp_wide", "grp_wide_gw")
 DWC_KERNELS = ("dwc_reg", "dwc_reg_gw")  # complex64
 
 
@@ -1242,6 +1380,13 @@ def simulate(log):
             assert final is not None, "dw_reg_gw's partials not summed"
             model_dw_reg_gw(S, int(targs[1]), L_.args[:3], G(L_.args[3:15]), L_.grid, L_.block, int(L_.args[16]), final,
                             int(targs[2]) if len(targs) > 2 else 1, int(targs[3]) if len(targs) > 3 else 1)
+        elif kern == "grp_wide":
+            model_grp_wide(S, int(targs[1]), targs[2] == "true", L_.args[:4], G(L_.args[4:16]), L_.grid, L_.block,
+                           int(L_.args[17]), int(L_.args[18]), L_.smem)
+        elif kern == "grp_wide_gw":
+            final = log[n + 1] if n + 1 < len(log) and _parse(log[n + 1].name)[0] == "conv_grad_w_final" else None
+            model_grp_wide_gw(S, int(targs[1]), L_.args[:3], G(L_.args[3:15]), L_.grid, L_.block, int(L_.args[16]),
+                              L_.smem, final)
         elif kern == "grp_reg":
             model_grp_reg(S, int(targs[1]), L_.args[:4], G(L_.args[4:16]), L_.grid, L_.block, targs[2:] == ("true",))
         elif kern == "dw_dil":
@@ -1330,10 +1475,15 @@ def check_dispatch(dtype, x_shape, w_shape, spec, with_bias, ptr_off=0):
     nt_db = CupyBackend._dwd_threads(cd, geo, spec, (dgy, y_like), geo.L, True)
     nt_gr = CupyBackend._grp_threads(cd, geo, spec, (dx, y_like))
     if nt_f is None and wide is None and not fwd_long and nt_df is None and nt_gr is not None:
-        assert fk == ["grp_reg"] and flog[0].block[0] == nt_gr
+        if cb.GRW:  # staged rows: the plan's tiles, threads and shared memory
+            assert fk == ["grp_wide"] and _parse(flog[0].name)[1] == (STORAGE_OF[dtype], str(8 * -(-geo.K // 8)), "false")
+            _, T_, P_, nt_, smem_ = CupyBackend._grw_plan(geo.Og, geo.Cg, geo.K, geo.L_out, cb.GRW_TMAX)
+            assert (int(flog[0].args[17]), int(flog[0].args[18]), flog[0].block[0], flog[0].smem) == (T_, P_, nt_, smem_)
+        else:
+            assert fk == ["grp_reg"] and flog[0].block[0] == nt_gr
         assert geo.Cg <= 8 and geo.Og <= 8 and spec.stride == 1 and geo.L_out % 8 == 0 and small and ptr_off % 16 == 0
     else:
-        assert "grp_reg" not in fk
+        assert "grp_reg" not in fk and "grp_wide" not in fk
     if nt_f is None and not fwd_long and nt_df is not None:
         assert fk == ["dw_dil"] and flog[0].block[0] == nt_df and _parse(flog[0].name)[1][1] == "false"
         assert geo.Cg == 1 and spec.stride == 1 and spec.dilation > 1 and geo.K > 1 and small and ptr_off % 16 == 0
@@ -1362,7 +1512,15 @@ def check_dispatch(dtype, x_shape, w_shape, spec, with_bias, ptr_off=0):
         assert (int(blog[i].args[16]), blog[i].block[0], blog[i].smem) == (T_, nt_, smem_)
     else:
         assert "dw_wide_gw" not in bk
-    if nt_g is not None and not wide_gw:  # grad_w on register windows (multipliers, stride 2 too), then the final sum
+    grwg = cb.GRW and geo.Cg > 1 and nt_gr is not None and not wide_gw  # groups: staged x rows, grad_y once
+    if grwg:
+        i = bk.index("grp_wide_gw")
+        assert bk[i + 1] == "conv_grad_w_final" and "dw_reg_gw" not in bk
+        _, T_, _, nt_, smem_ = CupyBackend._grw_plan(geo.Og, geo.Cg, geo.K, geo.L_out, cb.GRWG_TMAX, per_channel=False)
+        assert (int(blog[i].args[16]), blog[i].block[0], blog[i].smem) == (T_, nt_, smem_)
+    else:
+        assert "grp_wide_gw" not in bk
+    if nt_g is not None and not wide_gw and not grwg:  # grad_w on register windows (multipliers, stride 2 too), then the final sum
         i = bk.index("dw_reg_gw")
         assert blog[i].block[0] == nt_g and bk[i + 1] == "conv_grad_w_final"
         assert (geo.Cg == 1 or geo.Og <= 8 >= geo.Cg) and spec.stride in (1, 2) and small and geo.K <= 64
@@ -1383,11 +1541,16 @@ def check_dispatch(dtype, x_shape, w_shape, spec, with_bias, ptr_off=0):
         assert "dw_reg_gx" not in bk
     nt_rb = CupyBackend._grp_threads(cd, geo, spec, (dgy, y_like), bwd=True)
     if nt_b is None and not fused and not long_bwd and not dil_bwd and nt_x is None and kmax is None and nt_rb is not None:
-        assert bk[0] == "grp_reg" and blog[0].block[0] == nt_rb and _parse(blog[0].name)[1][2:] == ("true",)
+        if cb.GRW:
+            assert bk[0] == "grp_wide" and _parse(blog[0].name)[1][2:] == ("true",)
+            _, T_, P_, nt_, smem_ = CupyBackend._grw_plan(geo.Cg, geo.Og, geo.K, geo.L, cb.GRW_TMAX)
+            assert (int(blog[0].args[17]), int(blog[0].args[18]), blog[0].block[0], blog[0].smem) == (T_, P_, nt_, smem_)
+        else:
+            assert bk[0] == "grp_reg" and blog[0].block[0] == nt_rb and _parse(blog[0].name)[1][2:] == ("true",)
         assert geo.Cg <= 8 and geo.Og <= 8 and spec.stride == 1 and geo.L % 8 == 0 and small and ptr_off % 16 == 0
         assert "conv_grad_x_tile" not in " ".join(L_.name for L_ in blog)
     else:
-        assert "grp_reg" not in bk
+        assert "grp_reg" not in bk and "grp_wide" not in bk
     if nt_b is not None or long_bwd or dil_bwd:  # register-window grad_x: the padded copies from dw_bwd_edges
         assert bk.count("dw_bwd_edges") == (1 if spec.padding_mode != "zeros" else 0)
         if spec.padding_mode != "zeros":
@@ -1449,11 +1612,11 @@ def _random_case(rng, dtype):
     if padding == "same" and stride != 1:
         stride = 1
     d = rng.random()
-    if d < 0.82:
+    if d < 0.76:
         groups, Cout, Cg = C, C, 1  # depthwise
-    elif d < 0.87:
+    elif d < 0.81:
         groups, Cout, Cg = C, 2 * C, 1  # channel multiplier
-    elif d < 0.95:  # up to 8 channels a group in and out (grp_reg), rows of whole 8-element chunks mostly
+    elif d < 0.95:  # up to 8 channels a group in and out (grp_wide, grp_reg), rows of whole 8-element chunks mostly
         groups, Cg, Og = int(rng.integers(1, 4)), int(rng.integers(1, 9)), int(rng.integers(1, 9))
         C, Cout = groups * Cg, groups * Og
         K = min(K, 16)
@@ -1547,15 +1710,19 @@ N_FUZZ = 1200  # geometries per dtype (each: the forward and the backward dispat
 
 
 @pytest.mark.parametrize("dtype", ["float16", "bfloat16", "float32"])
-def test_fuzz_register_window_kernels(dtype):
-    """Thousands of random geometries per dtype (seeded): dispatch and every launch's model."""
+def test_fuzz_register_window_kernels(dtype, monkeypatch):
+    """Thousands of random geometries per dtype (seeded): dispatch and every launch's model (every
+    other grouped geometry with GRW off: grp_reg and dw_reg_gw)."""
     rng = np.random.default_rng({"float16": 1, "bfloat16": 2, "float32": 3}[dtype])
-    n_geo, seen = 0, {}
+    n_geo, n_grouped, seen = 0, 0, {}
     while n_geo < N_FUZZ:
         case = _random_case(rng, dtype)
         if case is None:
             continue
         x_shape, w_shape, spec, bias, off = case
+        grouped = w_shape[1] > 1 or w_shape[0] != x_shape[1]
+        n_grouped += grouped
+        monkeypatch.setattr(cb, "GRW", n_grouped % 2 == 0)  # the groups' two kernel families alternately
         fk, bk, _ = check_dispatch(dtype, x_shape, w_shape, spec, bias, off)
         for k in fk + bk:
             seen[k] = seen.get(k, 0) + 1
@@ -1657,14 +1824,19 @@ def test_model_detects_mutations(mutant, case):
         MUTATION.discard(mutant)
 
 
-@pytest.mark.parametrize("mutant", ["grp_lead", "grp_bwd_lead", "gw_group"])
-def test_grouped_model_detects_mutation(mutant):
-    """grp_reg's model fails when the window ignores the left padding (forward), when grad_x's
-    window takes the forward's lead, and dw_reg_gw's when every block of a group reads the first
-    input channel."""
+@pytest.mark.parametrize("grw,mutant", [(False, "grp_lead"), (False, "grp_bwd_lead"), (False, "gw_group"),
+                                        (True, "grw_lead"), (True, "grw_slot"), (True, "grwg_part")])
+def test_grouped_model_detects_mutation(grw, mutant, monkeypatch):
+    """grp_reg's model (GRW off) fails when the window ignores the left padding (forward), when
+    grad_x's window takes the forward's lead, and dw_reg_gw's when every block of a group reads the
+    first input channel; grp_wide's when grad_x's staging takes the forward's lead or the chunk
+    slots step by P - 1, grp_wide_gw's when the partial slots ignore the input channel."""
+    monkeypatch.setattr(cb, "GRW", grw)
     spec = Conv1dSpec(padding=7, groups=4, padding_mode="reflect")  # grad_x lead K - 1 - pl = -1
     fk, bk, _ = check_dispatch("float32", (2, 32, 1024), (24, 8, 7), spec, True)  # 8 -> 6 channels a group
-    assert fk == ["grp_reg"] and bk[:3] == ["grp_reg", "dw_reg_gw", "conv_grad_w_final"]
+    want = (["grp_wide"], ["grp_wide", "grp_wide_gw", "conv_grad_w_final"]) if grw else (
+        ["grp_reg"], ["grp_reg", "dw_reg_gw", "conv_grad_w_final"])
+    assert fk == want[0] and bk[:3] == want[1]
     MUTATION.add(mutant)
     try:
         with pytest.raises(AssertionError):
