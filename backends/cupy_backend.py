@@ -69,9 +69,11 @@ DWG_PER = 64
 DWG_PASS_BLOCKS = 2
 DWC_KMAXES = (4, 8, 16, 32)  # dwc_reg (complex64 depthwise on register windows) instantiations: K <= 32
 GRP_MAX = 8  # grp_reg: at most this many input and output channels a group (64 accumulators a thread)
-# grp_wide / grp_wide_gw (staged rows, 16 outputs a thread) for the groups grp_reg serves (grad_w: more
-# than one input channel a group); False: grp_reg's forward and grad_x, dw_reg_gw's grad_w
+# grp_wide (staged rows, 16 outputs a thread) for the forwards and grad_x grp_reg serves; False: grp_reg
 GRW = True
+# grp_wide_gw (staged x rows, grad_y read once) for their grad_w with more than one input channel a group;
+# False: dw_reg_gw over (n, c, ci) rows
+GRWG = True
 GRW_TMAX = 512  # grp_wide: outputs a tile at most
 GRWG_TMAX = 1024  # grp_wide_gw: grad_y positions a tile at most
 DWL_DIL2_KMAX = 16  # dw_long<..., 2> (dilation 2) instantiations: KMAX 8 and 16; beyond, dw_dil
@@ -805,7 +807,7 @@ class CupyBackend(Backend):
             pass  # with grad_x above
         elif kmax_w is not None and geo.K > DWWG_KMIN and dgy.data.ptr % 16 == 0:  # long filters: staged x, sliding windows
             self._launch_dwwg(cd, geo, gp, kmax_w, dgy, dx, gw, s_gw)
-        elif GRW and geo.Cg > 1 and self._grp_threads(cd, geo, spec, (dgy, dx)) is not None:
+        elif GRWG and geo.Cg > 1 and self._grp_threads(cd, geo, spec, (dgy, dx)) is not None:
             self._launch_grwg(cd, geo, gp, dgy, dx, gw, s_gw)  # few channels a group: staged x rows, grad_y once
         elif nt_g is not None:  # depthwise (multipliers, stride 2 too) and small groups: register windows
             self._launch_dwg(cd, geo, gp, nt_g, spec.stride, dgy, dx, gw, s_gw)

@@ -1939,6 +1939,65 @@ __global__ void __launch_bounds__(128) grp_reg(const S* __restrict__ in, const S
     }
 }
 
+// stage_span for R rows at once (row r at row0 + r * gstride; staged at sm + r * RS): every row's
+// whole 16-byte vectors are loaded before any is stored (one round trip to memory for the
+// group's rows, not R), then the ragged ends and padded positions of all rows, flattened the same
+// way. Row r's vectors start at its first aligned element pa_r (rows may differ in alignment);
+// the same elements as R calls of stage_span.
+template <typename S, bool MAP>
+__device__ __forceinline__ void stage_rows(float* sm, const S* __restrict__ row0, long long gstride, int R, int RS,
+                                           int i0, int span, int alloc, int n, const Geo& g) {
+    constexpr int VE = 16 / sizeof(S);
+    const int nt = (int)blockDim.x, a = i0 > 0 ? i0 : 0, e = i0 + span < n ? i0 + span : n;  // row elements [a, e)
+    const int nvm = e > a ? (e - a) / VE : 0;  // whole vectors a row, at most
+    const int tot = R * nvm;
+    for (int v0 = 0; v0 < tot; v0 += DWW_VECS * nt) {
+        uint4 u[DWW_VECS];
+        int dst[DWW_VECS];
+#pragma unroll
+        for (int j = 0; j < DWW_VECS; ++j) {
+            const int v = v0 + j * nt + (int)threadIdx.x;
+            dst[j] = -1;
+            if (v < tot) {
+                const int r = v / nvm, vv = v - r * nvm;
+                const S* row = row0 + r * gstride;
+                const int mis = (int)((reinterpret_cast<size_t>(row + a) & 15) / sizeof(S));
+                const int pa = a + (mis ? VE - mis : 0);
+                if (vv < (e > pa ? (e - pa) / VE : 0)) {
+                    u[j] = reinterpret_cast<const uint4*>(row + pa)[vv];
+                    dst[j] = r * RS + (pa + vv * VE - i0);  // staged row r, element q (sidx applied below)
+                }
+            }
+        }
+#pragma unroll
+        for (int j = 0; j < DWW_VECS; ++j) {
+            if (dst[j] >= 0) {
+                const int r = dst[j] / RS, q = dst[j] - r * RS;
+                float* srow = sm + r * RS;
+                const unsigned wd[4] = {u[j].x, u[j].y, u[j].z, u[j].w};
+#pragma unroll
+                for (int m = 0; m < VE; ++m) {
+                    if constexpr (sizeof(S) == 4) srow[sidx<true>(q + m)] = __uint_as_float(wd[m]);
+                    else srow[sidx<true>(q + m)] = bits_to_float<S>((wd[m / 2] >> (16 * (m & 1))) & 0xffffu);
+                }
+            }
+        }
+    }
+    // the rest of row r: q < qa_r and qe_r <= q < alloc (padding map inside the span, zeros past it);
+    // W = the most such positions a row: index r * W + j, j < qa_r first, then qe_r + (j - qa_r)
+    const int W = alloc - (nvm > 0 ? (nvm - 1) * VE : 0);
+    for (int idx = (int)threadIdx.x; idx < R * W; idx += nt) {
+        const int r = idx / W, j = idx - r * W;
+        const S* row = row0 + r * gstride;
+        const int mis = (int)((reinterpret_cast<size_t>(row + a) & 15) / sizeof(S));
+        const int pa = a + (mis ? VE - mis : 0);
+        const int nv = e > pa ? (e - pa) / VE : 0, pe = pa + nv * VE;
+        const int qa = min(max(pa - i0, 0), span), qe = max(min(pe - i0, span), qa);
+        const int q = j < qa ? j : qe + (j - qa);
+        if (q < alloc) sm[r * RS + sidx<true>(q)] = q < span ? padded_elem<S, MAP>(row, i0 + q, n, g) : 0.f;
+    }
+}
+
 // Floats between consecutive staged rows of grp_wide / grp_wide_gw: alloc floats in the
 // sidx<true> layout (alloc a multiple of 8, so the rows stay 16-byte aligned).
 __device__ __forceinline__ int staged_row(int alloc) { return alloc + 4 * ((alloc - 1) >> 5); }
@@ -1997,9 +2056,8 @@ __global__ void __launch_bounds__(128) grp_wide(const S* __restrict__ in, const 
         ws[q] = (co < Co && ci < Ci && k < K) ? mul_ieee(to_acc(w[wi]), s) : 0.f;
     }
     const int i0 = t0 - (BWD ? K - 1 - pl : pl);
-    for (int ci = 0; ci < Ci; ++ci)
-        stage_span<S, !BWD>(sm + ci * RS, in + ((long long)n * Cin_a + (long long)grp * Ci + ci) * Lin, i0, span, alloc,
-                            Lin, g);
+    stage_rows<S, !BWD>(sm, in + ((long long)n * Cin_a + (long long)grp * Ci) * Lin, Lin, Ci, RS, i0, span, alloc, Lin,
+                        g);
     __syncthreads();
     const int co = (int)threadIdx.x / P, slot = (int)threadIdx.x - co * P;
     if (co >= Co) return;
@@ -2060,7 +2118,7 @@ __global__ void __launch_bounds__(128) grp_wide(const S* __restrict__ in, const 
 // layout: grad_y is read once, not Cg times); conv_grad_w_final sums the slots in order.
 // Deterministic.
 template <typename S, int KMAX>
-__global__ void __launch_bounds__(256) grp_wide_gw(const S* __restrict__ gy, const S* __restrict__ x,
+__global__ void __launch_bounds__(256, 4) grp_wide_gw(const S* __restrict__ gy, const S* __restrict__ x,
                                                    float* __restrict__ partial, GEO_ARGS, double scale, int T) {
     constexpr int NB = KMAX / 8;
     extern __shared__ __align__(16) unsigned char smem_raw[];
@@ -2073,9 +2131,7 @@ __global__ void __launch_bounds__(256) grp_wide_gw(const S* __restrict__ gy, con
     const unsigned n = rg / (unsigned)G, grp = rg - n * (unsigned)G;
     const int t0 = (int)tile * T;
     const int span = T + K - 1, alloc = T + KMAX, RS = staged_row(alloc);
-    for (int c = 0; c < Cg; ++c)
-        stage_span<S, true>(sm + c * RS, x + ((long long)n * g.Cin + (long long)grp * Cg + c) * L, t0 - pl, span, alloc,
-                            L, g);
+    stage_rows<S, true>(sm, x + ((long long)n * g.Cin + (long long)grp * Cg) * L, L, Cg, RS, t0 - pl, span, alloc, L, g);
     __syncthreads();
     const int ci = (int)threadIdx.x >> 5, lane = (int)threadIdx.x & 31;
     const float* xr = sm + ci * RS;

@@ -396,7 +396,8 @@ def main(argv=None):
             gy = as_cp(torch.randn(xs, device="cuda").to(tdt[dt]))  # L_out = L
             t = fwd_bwd_times(cd, xs, ws, spec, x, w, gy)
             # grp_wide / grp_wide_gw against grp_reg / dw_reg_gw (GRW off) and other tile lengths: interleaved rounds, minima
-            variants = (("grp_wide", {}), ("grp_reg + dw_reg_gw", {"GRW": False}), ("tiles 256 / 512", {"GRW_TMAX": 256, "GRWG_TMAX": 512}),
+            variants = (("grp_wide + grp_wide_gw", {}), ("grp_reg + grp_wide_gw", {"GRW": False}),
+                        ("grp_reg + dw_reg_gw", {"GRW": False, "GRWG": False}), ("tiles 256 / 512", {"GRW_TMAX": 256, "GRWG_TMAX": 512}),
                         ("tiles 1024 / 2048", {"GRW_TMAX": 1024, "GRWG_TMAX": 2048}))
             best = {}
             for _ in range(3):

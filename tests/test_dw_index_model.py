@@ -1512,7 +1512,7 @@ def check_dispatch(dtype, x_shape, w_shape, spec, with_bias, ptr_off=0):
         assert (int(blog[i].args[16]), blog[i].block[0], blog[i].smem) == (T_, nt_, smem_)
     else:
         assert "dw_wide_gw" not in bk
-    grwg = cb.GRW and geo.Cg > 1 and nt_gr is not None and not wide_gw  # groups: staged x rows, grad_y once
+    grwg = cb.GRWG and geo.Cg > 1 and nt_gr is not None and not wide_gw  # groups: staged x rows, grad_y once
     if grwg:
         i = bk.index("grp_wide_gw")
         assert bk[i + 1] == "conv_grad_w_final" and "dw_reg_gw" not in bk
@@ -1711,8 +1711,9 @@ N_FUZZ = 1200  # geometries per dtype (each: the forward and the backward dispat
 
 @pytest.mark.parametrize("dtype", ["float16", "bfloat16", "float32"])
 def test_fuzz_register_window_kernels(dtype, monkeypatch):
-    """Thousands of random geometries per dtype (seeded): dispatch and every launch's model (every
-    other grouped geometry with GRW off: grp_reg and dw_reg_gw)."""
+    """Thousands of random geometries per dtype (seeded): dispatch and every launch's model (the
+    grouped geometries cycle through GRW and GRWG on and off: grp_wide or grp_reg, grp_wide_gw or
+    dw_reg_gw)."""
     rng = np.random.default_rng({"float16": 1, "bfloat16": 2, "float32": 3}[dtype])
     n_geo, n_grouped, seen = 0, 0, {}
     while n_geo < N_FUZZ:
@@ -1722,7 +1723,8 @@ def test_fuzz_register_window_kernels(dtype, monkeypatch):
         x_shape, w_shape, spec, bias, off = case
         grouped = w_shape[1] > 1 or w_shape[0] != x_shape[1]
         n_grouped += grouped
-        monkeypatch.setattr(cb, "GRW", n_grouped % 2 == 0)  # the groups' two kernel families alternately
+        monkeypatch.setattr(cb, "GRW", n_grouped % 2 == 0)  # the groups' kernel families alternately
+        monkeypatch.setattr(cb, "GRWG", n_grouped % 4 < 2)
         fk, bk, _ = check_dispatch(dtype, x_shape, w_shape, spec, bias, off)
         for k in fk + bk:
             seen[k] = seen.get(k, 0) + 1
@@ -1832,6 +1834,7 @@ def test_grouped_model_detects_mutation(grw, mutant, monkeypatch):
     first input channel; grp_wide's when grad_x's staging takes the forward's lead or the chunk
     slots step by P - 1, grp_wide_gw's when the partial slots ignore the input channel."""
     monkeypatch.setattr(cb, "GRW", grw)
+    monkeypatch.setattr(cb, "GRWG", grw)
     spec = Conv1dSpec(padding=7, groups=4, padding_mode="reflect")  # grad_x lead K - 1 - pl = -1
     fk, bk, _ = check_dispatch("float32", (2, 32, 1024), (24, 8, 7), spec, True)  # 8 -> 6 channels a group
     want = (["grp_wide"], ["grp_wide", "grp_wide_gw", "conv_grad_w_final"]) if grw else (
