@@ -661,3 +661,50 @@ def test_accumulate_prep_hooks():
         for g, e in zip(got[0], want[0]):
             np.testing.assert_array_equal(g, e)
         assert calls == ({"a": 3, "b": 2} if p.kb is None else {"a": 2, "b": 2})
+
+
+@pytest.mark.parametrize("gi, block", [(2, 40), (4, 32), (4, 64)])
+@pytest.mark.parametrize("dtype", ["float64", "complex128", "float32"])
+def test_depthwise_blocks_across_the_batch_match_term_lists(gi, block, dtype, monkeypatch):
+    """Depthwise blocks of a few groups of every batch element (a batch element larger than a
+    block, a group of all of them not): each block's rows written through a (batch, channels)
+    index, in chunks that straddle its batch rows; complete and truncated plans (the fallback's
+    rows of such blocks) against the term-list engine, bit for bit."""
+    seen = []
+    real = sliced._blocks
+
+    def spy(N, G, per_n, per_g, across=False):
+        out = real(N, G, per_n, per_g, across)
+        seen.extend((ns.stop - ns.start, gs.stop - gs.start, G) for ns, gs in out)
+        return out
+    monkeypatch.setattr(sliced, "_blocks", spy)
+    monkeypatch.setattr(sliced, "_BLOCK", block)
+    monkeypatch.setattr(sliced, "_CHUNK", 5)
+    for truncate in (False, True):
+        if truncate:
+            monkeypatch.setattr(sliced, "TRUNCATE_MIN_WORK", 0)
+        for seed, dataset in enumerate(["normal", "cancel"]):
+            cd, spec, x, w, b = _case(GEOMETRIES[gi], dtype, dataset, seed + 30, bias=seed == 0)
+            _both(cd, spec, x, w, b, seed)
+    N = GEOMETRIES[gi]["N"]
+    assert any(nb == N > 1 and gb < G for nb, gb, G in seen)  # the across-the-batch blocks were used
+
+
+def test_rows_sink_writes_flat_rows_of_a_strided_region():
+    """``_rows_sink`` against flat assignment into a copy: slices straddling the region's runs,
+    index arrays; None where a run is not contiguous."""
+    out = np.zeros((3, 7, 5))
+    region = out[:, 2:5]  # 3 runs of 15 contiguous elements
+    want = np.zeros(region.size)
+    sink = correlation._rows_sink(region)
+    rng = np.random.default_rng(0)
+    for sl in (slice(0, 4), slice(4, 31), slice(31, 45)):
+        vals = rng.standard_normal(sl.stop - sl.start)
+        sink(sl, vals)
+        want[sl] = vals
+    idx = np.array([3, 15, 16, 44])
+    sink(idx, np.arange(4.0))
+    want[idx] = np.arange(4.0)
+    np.testing.assert_array_equal(region.reshape(-1), want)
+    assert out[:, :2].sum() == 0 and out[:, 5:].sum() == 0
+    assert correlation._rows_sink(out[:, :, 1:3]) is None

@@ -64,10 +64,13 @@ class ExactTensor:
             index, thunk = item
             target = flat if isinstance(index, slice) else out
             sums = thunk()
-            if isinstance(index, slice) and not cd.is_complex and hasattr(sums[0], "take"):
-                region = flat[index]  # real, contiguous: converted chunk by chunk (values exactly
-                # representable in cd, so the assignment's cast is from_float64_parts's, without a copy)
-                sums[0].round(self.scale, cd.part, sink=region.__setitem__)
+            sink = None
+            if not cd.is_complex and hasattr(sums[0], "take"):
+                # real: converted chunk by chunk (values exactly representable in cd, so the
+                # assignment's cast is from_float64_parts's, without a copy)
+                sink = flat[index].__setitem__ if isinstance(index, slice) else _rows_sink(out[index])
+            if sink is not None:
+                sums[0].round(self.scale, cd.part, sink=sink)
                 return
             shape = target[index].shape
             values = [s.round(self.scale, cd.part).reshape(shape) for s in sums]
@@ -89,6 +92,32 @@ class ExactTensor:
         """The same tensor with its blocks computed once and kept (for several roundings)."""
         kept = [(index, _const(thunk())) for index, thunk in self.blocks()] if self.scale is not None else []
         return ExactTensor(self.shape, lambda: kept, self.scale, self.threads)
+
+
+def _rows_sink(region: np.ndarray):
+    """``sink(rows, values)`` writing the flat C-order ``rows`` (a slice or an index array) of
+    ``region``, a view of ``n`` contiguous runs of ``per`` elements (``region[i]`` contiguous):
+    flat row ``f`` is ``region[f // per]``'s element ``f % per``. None where ``region[i]`` is not
+    contiguous (the caller then rounds into a new array)."""
+    runs = region.view()
+    try:
+        runs.shape = (region.shape[0], -1)  # raises where that would need a copy
+    except AttributeError:
+        return None
+    per = runs.shape[1]
+
+    def sink(rows, values):
+        if isinstance(rows, slice):
+            f, i = rows.start, 0
+            while f < rows.stop:
+                n, c = divmod(f, per)
+                m = min(rows.stop - f, per - c)
+                runs[n, c:c + m] = values[i:i + m]
+                f, i = f + m, i + m
+        else:
+            n, c = np.divmod(np.asarray(rows, np.int64), per)
+            runs[n, c] = values
+    return sink
 
 
 def _const(value):

@@ -656,6 +656,10 @@ class SlicedSums:
                 else:
                     val, decided = np.zeros(rows), np.zeros(rows, bool)
                 other = np.flatnonzero(~decided)  # subnormal/overflowing results, other formats
+                if other.size and fmt.precision == _MANT:
+                    # in round_bits_dd's range it leaves open only rows too close to a rounding
+                    # boundary for this error bound: no use asking decide (they go on below)
+                    other = other[~_dd_in_range(zh[other].view(np.int64) >> 52, off[other])]
                 if other.size:
                     vo, do = decide(zh[other], zl[other], off[other], err[other], fmt)
                     val[other], decided[other] = vo, do & (err[other] < zh[other])
@@ -703,6 +707,13 @@ def _shifted_fallback(fallback: Callable, start: int, sub: np.ndarray, scale, fm
 _ABS_MASK = np.int64(0x7FFFFFFFFFFFFFFF)
 
 
+def _dd_in_range(E: np.ndarray, off: np.ndarray) -> np.ndarray:
+    """Where :func:`round_bits_dd` can decide at all, from the biased exponent field ``E`` of
+    ``zh >= 0`` and the scaling ``off``: ``60 < E < 2047`` and a normal result, ``1 <= E + off
+    <= 2046``; as unsigned ranges (no masked operations: slow)."""
+    return ((E - 61).view(np.uint64) < 1986) & ((E + off - 1).view(np.uint64) < 2046)
+
+
 def round_bits_dd(zh: np.ndarray, zl: np.ndarray, off: np.ndarray, err: np.ndarray):
     """Round ``(zh + zl) * 2**off`` into float64 (``zh >= 0`` the rounded sum of a normalized
     double-double, so ``zh = RN(zh + zl)``): the result is ``zh`` scaled by ``2**off`` (an add
@@ -712,10 +723,7 @@ def round_bits_dd(zh: np.ndarray, zl: np.ndarray, off: np.ndarray, err: np.ndarr
     power of two, whose lower neighbour is closer), and the scaled result normal. Returns ``(magnitudes, decided)``."""
     mag = zh.view(np.int64)
     E = mag >> 52
-    e_new = E + off
-    # 60 < E < 2047 and 1 <= e_new <= 2046, as unsigned ranges; no masked operations (slow):
-    # rows that fail are undecided, whatever their other values
-    ok = ((E - 61).view(np.uint64) < 1986) & ((e_new - 1).view(np.uint64) < 2046)
+    ok = _dd_in_range(E, off)  # rows that fail are undecided, whatever their other values
     half_ulp = ((E - 53) << 52).view(np.float64)  # 2**(exponent - 53) (garbage where not ok)
     c = 1.0 - 2.0**-40
     room = half_ulp * c
@@ -805,12 +813,18 @@ def _combos(complex_: bool, conj: bool) -> Combo:
     return _CONJ if conj else _PLAIN
 
 
-def _blocks(N: int, G: int, per_n: int, per_g: int) -> list:
+def _blocks(N: int, G: int, per_n: int, per_g: int, across: bool = False) -> list:
     """(n-slice, g-slice) blocks of about ``_BLOCK`` output elements (``per_n`` per batch
-    element, ``per_g`` per group of one batch element)."""
+    element, ``per_g`` per group of one batch element). ``across``: where a batch element
+    exceeds a block, groups of every batch element (``N * per_g`` elements a group) rather than
+    groups of one batch element, while a group of all of them fits in a block (the depthwise
+    filter kernels then run once per channel over N rows instead of once per row)."""
     if per_n <= _BLOCK:
         nb = max(1, _BLOCK // max(per_n, 1))
         return [(slice(n, min(N, n + nb)), slice(0, G)) for n in range(0, N, nb)]
+    if across and N * per_g <= _BLOCK:
+        gb = _BLOCK // (N * per_g)
+        return [(slice(0, N), slice(g, min(G, g + gb))) for g in range(0, G, gb)]
     gb = max(1, _BLOCK // max(per_g, 1))
     return [(slice(n, n + 1), slice(g, min(G, g + gb))) for n in range(N) for g in range(0, G, gb)]
 
@@ -945,7 +959,8 @@ def _per_ng(geo: Geometry, a: Source, b_parts: list, b_axes: tuple, F_block: Cal
     G = geo.groups
     Eb, bits_b = exponents(*_stats(b_parts, b_axes), a.cd.part.precision)
     per_g = int(np.prod(out_block(1, 1)))
-    blocks = _blocks(geo.N, G, per_g * G, per_g)
+    ch_g = out_block(1, 1)[2]  # output channels per group
+    blocks = _blocks(geo.N, G, per_g * G, per_g, across=fast._depthwise(geo))
     Ea = np.zeros((geo.N, G, 1, 1), np.int64)
     bits_a = 0
     for ns, gs in blocks:  # pass 1: slab exponents, finiteness
@@ -997,10 +1012,15 @@ def _per_ng(geo: Geometry, a: Source, b_parts: list, b_axes: tuple, F_block: Cal
         return _sums(bufs, pl, base, bb, fbs)
 
     def gen():
-        # a block is whole batch elements, or groups of one batch element: contiguous rows
+        # a block is whole batch elements or groups of one batch element (contiguous rows: a
+        # flat slice), or groups of every batch element (a (batch, channels) index)
         for ns, gs in blocks:
             start = (ns.start * G + gs.start) * per_g
-            yield slice(start, start + (ns.stop - ns.start) * (gs.stop - gs.start) * per_g), partial(block, ns, gs, p, start)
+            if ns.stop - ns.start > 1 and gs.stop - gs.start < G:
+                index = (ns, slice(gs.start * ch_g, gs.stop * ch_g))
+            else:
+                index = slice(start, start + (ns.stop - ns.start) * (gs.stop - gs.start) * per_g)
+            yield index, partial(block, ns, gs, p, start)
 
     return Streamed(gen, ENGINE_THREADS)
 
