@@ -365,10 +365,10 @@ class CupyBackend(Backend):
 
     @staticmethod
     def _grp_threads(cd, geo, spec, arrays, bwd=False):
-        """Threads per block of grp_reg (also the condition of grp_wide and grp_wide_gw: the forward, or with ``bwd`` grad_x, with at most
+        """Threads per block of grp_reg (the forward, or with ``bwd`` grad_x, with at most
         GRP_MAX channels a group, in and out; stride 1, dilation 1, K <= 16, output rows (L_out;
         grad_x: L) a multiple of 8, real 16/32-bit storage, int32 rows, 16-byte aligned arrays;
-        8 positions a thread), or None."""
+        8 positions a thread), or None. Also the condition of grp_wide and grp_wide_gw."""
         length = geo.L if bwd else geo.L_out
         if not (geo.Og <= GRP_MAX and spec.stride == 1 and geo.K <= 16 and length % 8 == 0):
             return None
