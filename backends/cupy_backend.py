@@ -275,8 +275,7 @@ class CupyBackend(Backend):
         tiles, T, nt, smem = self._dwwg_plan(geo.K, kmax, geo.L_out)
         E = geo.C_out * geo.K
         partial = cupy.empty(geo.N * tiles * E, np.float32)
-        fn = self.module().get_function(f"dw_wide_gw<{STORAGE[cd.name][0]}, {kmax}>")
-        self._carveout(fn, DWW_CARVEOUT)
+        fn = self._staged_fn(f"dw_wide_gw<{STORAGE[cd.name][0]}, {kmax}>", smem)
         fn((geo.N * geo.C_out * tiles,), (nt,), (dgy, dx, partial, *gp, np.float64(s_gw), np.int32(T)), shared_mem=smem)
         self._launch("conv_grad_w_final", cd.name, E, partial, gw, np.int64(E), np.int64(geo.N * tiles))
 
@@ -286,10 +285,19 @@ class CupyBackend(Backend):
         if percent is not None and getattr(fn, "preferred_shared_memory_carveout", None) != percent:
             fn.preferred_shared_memory_carveout = percent
 
+    def _staged_fn(self, name, smem):
+        """Kernel ``name`` of the staged family (dw_wide, dw_wide_gw, grp_wide, grp_wide_gw) ready
+        for ``smem`` bytes of dynamic shared memory: opted in beyond the default where a tile needs
+        it, the carveout hint DWW_CARVEOUT."""
+        fn = self.module().get_function(name)
+        if fn.max_dynamic_shared_size_bytes < smem:
+            fn.max_dynamic_shared_size_bytes = smem
+        self._carveout(fn, DWW_CARVEOUT)
+        return fn
+
     def _launch_dww(self, cd, geo, kmax, bwd, length, *args):
         tiles, T, nt, smem = self._dww_plan(geo.K, kmax, length)
-        fn = self.module().get_function(f"dw_wide<{STORAGE[cd.name][0]}, {kmax}, {'true' if bwd else 'false'}>")
-        self._carveout(fn, DWW_CARVEOUT)
+        fn = self._staged_fn(f"dw_wide<{STORAGE[cd.name][0]}, {kmax}, {'true' if bwd else 'false'}>", smem)
         fn((geo.N * geo.C_out * tiles,), (nt,), args + (np.int32(T),), shared_mem=smem)  # one block per tile
 
     @staticmethod
@@ -440,11 +448,8 @@ class CupyBackend(Backend):
         if GRW:
             co, ci = (geo.Cg, geo.Og) if bwd else (geo.Og, geo.Cg)
             tiles, T, P, nt, smem = self._grw_plan(co, ci, geo.K, length, GRW_TMAX)
-            fn = self.module().get_function(
-                f"grp_wide<{STORAGE[cd.name][0]}, {8 if geo.K <= 8 else 16}, {'true' if bwd else 'false'}>")
-            if fn.max_dynamic_shared_size_bytes < smem:  # tiles beyond 48 KB (GRW_TMAX)
-                fn.max_dynamic_shared_size_bytes = smem
-            self._carveout(fn, DWW_CARVEOUT)
+            fn = self._staged_fn(f"grp_wide<{STORAGE[cd.name][0]}, {8 if geo.K <= 8 else 16}, {'true' if bwd else 'false'}>",
+                                 smem)
             fn((geo.N * geo.groups * tiles,), (nt,), args + (np.int32(T), np.int32(P)), shared_mem=smem)
             return
         name = f"grp_reg<{STORAGE[cd.name][0]}, {8 if geo.K <= 8 else 16}{', true' if bwd else ''}>"
@@ -457,10 +462,7 @@ class CupyBackend(Backend):
         tiles, T, _, nt, smem = self._grw_plan(geo.Og, geo.Cg, geo.K, geo.L_out, GRWG_TMAX, per_channel=False)
         E = geo.C_out * geo.Cg * geo.K
         partial = cupy.empty(geo.N * tiles * E, np.float32)
-        fn = self.module().get_function(f"grp_wide_gw<{STORAGE[cd.name][0]}, {8 if geo.K <= 8 else 16}>")
-        if fn.max_dynamic_shared_size_bytes < smem:  # tiles beyond 48 KB of staged rows (GRWG_TMAX)
-            fn.max_dynamic_shared_size_bytes = smem
-        self._carveout(fn, DWW_CARVEOUT)
+        fn = self._staged_fn(f"grp_wide_gw<{STORAGE[cd.name][0]}, {8 if geo.K <= 8 else 16}>", smem)
         fn((geo.N * geo.groups * tiles,), (nt,), (dgy, dx, partial, *gp, np.float64(s_gw), np.int32(T)), shared_mem=smem)
         self._launch("conv_grad_w_final", cd.name, E, partial, gw, np.int64(E), np.int64(geo.N * tiles))
 

@@ -1326,13 +1326,27 @@ __global__ void dw_bwd_edges(const S* __restrict__ gy, const S* __restrict__ w, 
 // span is ~2000 elements, and one dependent load a thread in flight leaves the staging
 // latency-bound), the ragged ends and the padded positions element by element.
 #define DWW_VECS 5
+// The first element at or after a of a row that starts a 16-byte vector.
+template <typename S> __device__ __forceinline__ int vec_start(const S* row, int a) {
+    const int mis = (int)((reinterpret_cast<size_t>(row + a) & 15) / sizeof(S));
+    return a + (mis ? 16 / (int)sizeof(S) - mis : 0);
+}
+// A 16-byte vector of S as floats at staged elements q .. q + 16 / sizeof(S) - 1 (sidx<true>).
+template <typename S>
+__device__ __forceinline__ void stage_vec(float* sm, int q, uint4 u) {
+    const unsigned wd[4] = {u.x, u.y, u.z, u.w};
+#pragma unroll
+    for (int m = 0; m < 16 / (int)sizeof(S); ++m) {
+        if constexpr (sizeof(S) == 4) sm[sidx<true>(q + m)] = __uint_as_float(wd[m]);
+        else sm[sidx<true>(q + m)] = bits_to_float<S>((wd[m / 2] >> (16 * (m & 1))) & 0xffffu);
+    }
+}
 template <typename S, bool MAP>
 __device__ __forceinline__ void stage_span(float* sm, const S* __restrict__ row, int i0, int span, int alloc, int n,
                                            const Geo& g) {
     constexpr int VE = 16 / sizeof(S);
     const int nt = (int)blockDim.x, a = i0 > 0 ? i0 : 0, e = i0 + span < n ? i0 + span : n;  // row elements [a, e)
-    const int mis = (int)((reinterpret_cast<size_t>(row + a) & 15) / sizeof(S));
-    const int pa = a + (mis ? VE - mis : 0);  // first element of a 16-byte vector
+    const int pa = vec_start<S>(row, a);
     const int nv = e > pa ? (e - pa) / VE : 0, pe = pa + nv * VE;
     const uint4* vp = reinterpret_cast<const uint4*>(row + pa);
     for (int v0 = 0; v0 < nv; v0 += DWW_VECS * nt) {
@@ -1345,15 +1359,7 @@ __device__ __forceinline__ void stage_span(float* sm, const S* __restrict__ row,
 #pragma unroll
         for (int j = 0; j < DWW_VECS; ++j) {
             const int v = v0 + j * nt + (int)threadIdx.x;
-            if (v < nv) {
-                const unsigned wd[4] = {u[j].x, u[j].y, u[j].z, u[j].w};
-                const int q = pa + v * VE - i0;
-#pragma unroll
-                for (int m = 0; m < VE; ++m) {
-                    if constexpr (sizeof(S) == 4) sm[sidx<true>(q + m)] = __uint_as_float(wd[m]);
-                    else sm[sidx<true>(q + m)] = bits_to_float<S>((wd[m / 2] >> (16 * (m & 1))) & 0xffffu);
-                }
-            }
+            if (v < nv) stage_vec<S>(sm, pa + v * VE - i0, u[j]);
         }
     }
     // the rest: the ragged ends and padded positions (q < qa, qe <= q < span), zeros past the span
@@ -1377,6 +1383,54 @@ __device__ __forceinline__ void stage_span(float* sm, const S* __restrict__ row,
 // multiple of 16, at most 16 * blockDim.x) cover a row from its aligned start (as dw_reg's), so
 // that every whole chunk of 8 outputs is one 16-byte store (two for float32).
 #define DWW_PER 16
+
+// The 16 outputs of a chunk at staged element q (sidx<true> layout): acc[r] += win[r + k] *
+// taps[k], taps ascending in NB blocks of 8 (in the last block only k < kn_last), the window of
+// 24 staged inputs slid by 8 a block (two 16-byte loads; the slide is register renaming once
+// unrolled), the block's taps as two broadcasts: dw_wide's and grp_wide's inner loop.
+template <int NB>
+__device__ __forceinline__ void wide_fwd_taps(const float* sm, int q, const float* taps, int kn_last,
+                                              float acc[DWW_PER]) {
+    float win[24];
+    staged4<4>(sm, q, win);  // inputs q .. q + 15
+#pragma unroll
+    for (int bk = 0; bk < NB; ++bk) {
+        staged4<2>(sm, q + 8 * bk + 16, win + 16);  // inputs q + 8 bk + 16 .. + 23
+        float tk[8];
+        taps8(taps, bk, tk);
+#pragma unroll
+        for (int k = 0; k < 8; ++k) {
+            if (bk < NB - 1 || k < kn_last) {
+#pragma unroll
+                for (int r = 0; r < DWW_PER; ++r) acc[r] = fma_ieee(win[r + k], tk[k], acc[r]);
+            }
+        }
+#pragma unroll
+        for (int m = 0; m < 16; ++m) win[m] = win[m + 8];
+    }
+}
+
+// grad_w's counterpart for a chunk's 16 scaled grad_y values gv: acc[8 bk + k] += gv[r] *
+// staged[q + r + 8 bk + k], r ascending, NB tap blocks (in the last only k < kn_last), the same
+// sliding window: dw_wide_gw's and grp_wide_gw's inner loop.
+template <int NB>
+__device__ __forceinline__ void wide_gw_taps(const float* sm, int q, const float gv[DWW_PER], int kn_last, float* acc) {
+    float win[24];
+    staged4<4>(sm, q, win);  // staged q .. q + 15
+#pragma unroll
+    for (int bk = 0; bk < NB; ++bk) {
+        staged4<2>(sm, q + 8 * bk + 16, win + 16);  // staged q + 8 bk + 16 .. + 23
+#pragma unroll
+        for (int k = 0; k < 8; ++k) {
+            if (bk < NB - 1 || k < kn_last) {
+#pragma unroll
+                for (int r = 0; r < DWW_PER; ++r) acc[8 * bk + k] = fma_ieee(gv[r], win[r + k], acc[8 * bk + k]);
+            }
+        }
+#pragma unroll
+        for (int m = 0; m < 16; ++m) win[m] = win[m + 8];
+    }
+}
 template <typename S, int KMAX, bool BWD>
 __global__ void __launch_bounds__(256) dw_wide(const S* __restrict__ in, const S* __restrict__ w,
                                                const S* __restrict__ b, S* __restrict__ out, GEO_ARGS, double scale,
@@ -1413,26 +1467,10 @@ __global__ void __launch_bounds__(256) dw_wide(const S* __restrict__ in, const S
             return;
         }
     }
-    float win[24], acc[DWW_PER];
+    float acc[DWW_PER];
 #pragma unroll
     for (int r = 0; r < DWW_PER; ++r) acc[r] = 0.f;
-    staged4<4>(sm, qb, win);  // inputs qb .. qb + 15
-#pragma unroll
-    for (int bk = 0; bk < NB; ++bk) {  // unconditional: the window's slide is register renaming, no moves
-        staged4<2>(sm, qb + 8 * bk + 16, win + 16);  // inputs qb + 8 bk + 16 .. + 23
-        float tk[8];
-        taps8(ws, bk, tk);
-        const int kn = K - 8 * bk;  // taps of this block: 8, or fewer in the last
-#pragma unroll
-        for (int k = 0; k < 8; ++k) {
-            if (bk < NB - 1 || k < kn) {
-#pragma unroll
-                for (int r = 0; r < DWW_PER; ++r) acc[r] = fma_ieee(win[r + k], tk[k], acc[r]);
-            }
-        }
-#pragma unroll
-        for (int m = 0; m < 16; ++m) win[m] = win[m + 8];
-    }
+    wide_fwd_taps<NB>(sm, qb, ws, K - 8 * (NB - 1), acc);
     const float br = (!BWD && b) ? mul_ieee(to_acc(b[c]), s) : 0.f;
 #pragma unroll
     for (int r = 0; r < DWW_PER; ++r) acc[r] = add_ieee(acc[r], br);
@@ -1502,19 +1540,7 @@ __global__ void __launch_bounds__(128) dw_wide_gw(const S* __restrict__ gy, cons
         for (int m = 0; m < DWW_PER / 4; ++m) load4<S>(grow + tb + 4 * m, gv + 4 * m);
 #pragma unroll
         for (int r = 0; r < DWW_PER; ++r) gv[r] = mul_ieee(gv[r], s);
-        float win[24];
-        staged4<4>(sm, qb + tap0, win);  // staged qb + tap0 .. + 15
-#pragma unroll
-        for (int bk = 0; bk < NH; ++bk) {
-            staged4<2>(sm, qb + tap0 + 8 * bk + 16, win + 16);  // staged qb + tap0 + 8 bk + 16 .. + 23
-#pragma unroll
-            for (int k = 0; k < 8; ++k) {
-#pragma unroll
-                for (int r = 0; r < DWW_PER; ++r) acc[8 * bk + k] = fma_ieee(gv[r], win[r + k], acc[8 * bk + k]);
-            }
-#pragma unroll
-            for (int m = 0; m < 16; ++m) win[m] = win[m + 8];
-        }
+        wide_gw_taps<NH>(sm, qb + tap0, gv, 8, acc);  // every tap of the half (those past K are never written)
     }
     __syncthreads();  // sm is reused for the per-warp results
     // per warp a fixed shuffle tree per tap of its half; then per tap the warps of its half in order
@@ -1961,8 +1987,7 @@ __device__ __forceinline__ void stage_rows(float* sm, const S* __restrict__ row0
             if (v < tot) {
                 const int r = v / nvm, vv = v - r * nvm;
                 const S* row = row0 + r * gstride;
-                const int mis = (int)((reinterpret_cast<size_t>(row + a) & 15) / sizeof(S));
-                const int pa = a + (mis ? VE - mis : 0);
+                const int pa = vec_start<S>(row, a);
                 if (vv < (e > pa ? (e - pa) / VE : 0)) {
                     u[j] = reinterpret_cast<const uint4*>(row + pa)[vv];
                     dst[j] = r * RS + (pa + vv * VE - i0);  // staged row r, element q (sidx applied below)
@@ -1972,14 +1997,8 @@ __device__ __forceinline__ void stage_rows(float* sm, const S* __restrict__ row0
 #pragma unroll
         for (int j = 0; j < DWW_VECS; ++j) {
             if (dst[j] >= 0) {
-                const int r = dst[j] / RS, q = dst[j] - r * RS;
-                float* srow = sm + r * RS;
-                const unsigned wd[4] = {u[j].x, u[j].y, u[j].z, u[j].w};
-#pragma unroll
-                for (int m = 0; m < VE; ++m) {
-                    if constexpr (sizeof(S) == 4) srow[sidx<true>(q + m)] = __uint_as_float(wd[m]);
-                    else srow[sidx<true>(q + m)] = bits_to_float<S>((wd[m / 2] >> (16 * (m & 1))) & 0xffffu);
-                }
+                const int r = dst[j] / RS;
+                stage_vec<S>(sm + r * RS, dst[j] - r * RS, u[j]);
             }
         }
     }
@@ -1989,8 +2008,7 @@ __device__ __forceinline__ void stage_rows(float* sm, const S* __restrict__ row0
     for (int idx = (int)threadIdx.x; idx < R * W; idx += nt) {
         const int r = idx / W, j = idx - r * W;
         const S* row = row0 + r * gstride;
-        const int mis = (int)((reinterpret_cast<size_t>(row + a) & 15) / sizeof(S));
-        const int pa = a + (mis ? VE - mis : 0);
+        const int pa = vec_start<S>(row, a);
         const int nv = e > pa ? (e - pa) / VE : 0, pe = pa + nv * VE;
         const int qa = min(max(pa - i0, 0), span), qe = max(min(pe - i0, span), qa);
         const int q = j < qa ? j : qe + (j - qa);
@@ -2077,27 +2095,7 @@ __global__ void __launch_bounds__(128) grp_wide(const S* __restrict__ in, const 
         float acc[DWW_PER];
 #pragma unroll
         for (int r = 0; r < DWW_PER; ++r) acc[r] = 0.f;
-        for (int ci = 0; ci < Ci; ++ci) {
-            const float* xr = sm + ci * RS;
-            float win[24];
-            staged4<4>(xr, qb, win);  // inputs qb .. qb + 15
-#pragma unroll
-            for (int bk = 0; bk < NB; ++bk) {
-                staged4<2>(xr, qb + 8 * bk + 16, win + 16);  // inputs qb + 8 bk + 16 .. + 23
-                float tk[8];
-                taps8(wr + ci * KMAX, bk, tk);
-                const int kn = K - 8 * bk;
-#pragma unroll
-                for (int k = 0; k < 8; ++k) {
-                    if (bk < NB - 1 || k < kn) {
-#pragma unroll
-                        for (int r = 0; r < DWW_PER; ++r) acc[r] = fma_ieee(win[r + k], tk[k], acc[r]);
-                    }
-                }
-#pragma unroll
-                for (int m = 0; m < 16; ++m) win[m] = win[m + 8];
-            }
-        }
+        for (int ci = 0; ci < Ci; ++ci) wide_fwd_taps<NB>(sm + ci * RS, qb, wr + ci * KMAX, K - 8 * (NB - 1), acc);
 #pragma unroll
         for (int r = 0; r < DWW_PER; ++r) acc[r] = add_ieee(acc[r], br);
         store8<S>(orow + o0, acc);
@@ -2159,24 +2157,9 @@ __global__ void __launch_bounds__(256, 4) grp_wide_gw(const S* __restrict__ gy, 
             for (int m = 0; m < DWW_PER / 4; ++m) load4<S>(grow + tb + 4 * m, gv + 4 * m);
 #pragma unroll
             for (int r = 0; r < DWW_PER; ++r) gv[r] = mul_ieee(gv[r], s);
-            float win[24];
-            staged4<4>(xr, qb, win);  // staged qb .. qb + 15
-#pragma unroll
-            for (int bk = 0; bk < NB; ++bk) {
-                staged4<2>(xr, qb + 8 * bk + 16, win + 16);  // staged qb + 8 bk + 16 .. + 23
-                const int kn = K - 8 * bk;
-#pragma unroll
-                for (int k = 0; k < 8; ++k) {
-                    if (bk < NB - 1 || k < kn) {
-#pragma unroll
-                        for (int r = 0; r < DWW_PER; ++r) acc[8 * bk + k] = fma_ieee(gv[r], win[r + k], acc[8 * bk + k]);
-                    }
-                }
-#pragma unroll
-                for (int m = 0; m < 16; ++m) win[m] = win[m + 8];
-            }
+            wide_gw_taps<NB>(xr, qb, gv, K - 8 * (NB - 1), acc);
         }
-        float* dst = partial + (((long long)tile + (long long)n * tiles) * g.Cout * Cg + (orow - (long long)n * g.Cout) * Cg + ci) * K;
+        float* dst = partial + ((((long long)n * tiles + tile) * g.Cout + (long long)grp * Og + o) * Cg + ci) * K;
 #pragma unroll
         for (int k = 0; k < KMAX; ++k) {
             if (k < K) {

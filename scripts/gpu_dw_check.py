@@ -317,6 +317,23 @@ def main(argv=None):
     if "--no-time" not in (argv or sys.argv[1:]):
         from gpu_bench import timeit
 
+        def interleaved_minima(variants, times, rounds=3):
+            """{name: elementwise minimum of ``times()``} over ``rounds`` rounds that run every
+            variant in turn, each with its backends.cupy_backend attributes set (then restored)."""
+            best = {}
+            for _ in range(rounds):
+                for name, attrs in variants:
+                    keep = {a: getattr(cb, a) for a in attrs}
+                    for a, v in attrs.items():
+                        setattr(cb, a, v)
+                    try:
+                        t_ = times()
+                    finally:
+                        for a, v in keep.items():
+                            setattr(cb, a, v)
+                    best[name] = tuple(min(u, v) for u, v in zip(best.get(name, t_), t_))
+            return best
+
         def fwd_bwd_times(cd, xs, ws, spec, x, w, gy):
             """{"new" | "old": (forward ms, backward ms)} of both instances on the same arrays."""
             return {name: (timeit(lambda: be.forward_device(cd, xs, ws, spec, x, w, None)),
@@ -341,21 +358,10 @@ def main(argv=None):
             t = fwd_bwd_times(cd, xs, ws, spec, x, w, gy)
             extra = ""
             if K > cb.DWW_KMIN:  # dw_wide_gw against dw_reg_gw and its chunks a thread: interleaved rounds, minima
-                bwd = lambda: new.backward_device(cd, xs, ws, spec, gy, x, w, False)  # noqa: E731
-                variants = (("dw_wide_gw", {}), ("dw_reg_gw", {"DWWG_KMIN": 64}), ("2 chunks a thread", {"DWWG_CHUNKS": 2}),
-                            ("8 chunks a thread", {"DWWG_CHUNKS": 8}))
-                best = {}
-                for _ in range(3):
-                    for name, attrs in variants:
-                        keep = {a: getattr(cb, a) for a in attrs}
-                        for a, v in attrs.items():
-                            setattr(cb, a, v)
-                        try:
-                            best[name] = min(best.get(name, 1e9), timeit(bwd, reps=10))
-                        finally:
-                            for a, v in keep.items():
-                                setattr(cb, a, v)
-                extra += " (bwd, min of 3 interleaved: " + ", ".join(f"{n} {t:.3f} ms" for n, t in best.items()) + ")"
+                best = interleaved_minima((("dw_wide_gw", {}), ("dw_reg_gw", {"DWWG_KMIN": 64}), ("2 chunks a thread", {"DWWG_CHUNKS": 2}),
+                                           ("8 chunks a thread", {"DWWG_CHUNKS": 8})),
+                                          lambda: (timeit(lambda: new.backward_device(cd, xs, ws, spec, gy, x, w, False), reps=10),))
+                extra += " (bwd, min of 3 interleaved: " + ", ".join(f"{n} {t:.3f} ms" for n, (t,) in best.items()) + ")"
             elif K > 8:  # dw_reg_gw's parameters, the dispatch's evidence
                 bwd = lambda: new.backward_device(cd, xs, ws, spec, gy, x, w, False)  # noqa: E731
                 for name, attr, val in (("one tap block a pass", "DWG_PASS_BLOCKS", 1), ("32 positions a thread", "DWG_PER", 32),
@@ -396,22 +402,12 @@ def main(argv=None):
             gy = as_cp(torch.randn(xs, device="cuda").to(tdt[dt]))  # L_out = L
             t = fwd_bwd_times(cd, xs, ws, spec, x, w, gy)
             # grp_wide / grp_wide_gw against grp_reg / dw_reg_gw (GRW off) and other tile lengths: interleaved rounds, minima
-            variants = (("grp_wide + grp_wide_gw", {}), ("grp_reg + grp_wide_gw", {"GRW": False}),
-                        ("grp_reg + dw_reg_gw", {"GRW": False, "GRWG": False}), ("tiles 256 / 512", {"GRW_TMAX": 256, "GRWG_TMAX": 512}),
-                        ("tiles 1024 / 2048", {"GRW_TMAX": 1024, "GRWG_TMAX": 2048}))
-            best = {}
-            for _ in range(3):
-                for name, attrs in variants:
-                    keep = {a: getattr(cb, a) for a in attrs}
-                    for a, v in attrs.items():
-                        setattr(cb, a, v)
-                    try:
-                        f_ = timeit(lambda: new.forward_device(cd, xs, ws, spec, x, w, None))
-                        b_ = timeit(lambda: new.backward_device(cd, xs, ws, spec, gy, x, w, False), reps=10)
-                        best[name] = tuple(min(u, v) for u, v in zip(best.get(name, (1e9, 1e9)), (f_, b_)))
-                    finally:
-                        for a, v in keep.items():
-                            setattr(cb, a, v)
+            best = interleaved_minima((("grp_wide + grp_wide_gw", {}), ("grp_reg + grp_wide_gw", {"GRW": False}),
+                                       ("grp_reg + dw_reg_gw", {"GRW": False, "GRWG": False}),
+                                       ("tiles 256 / 512", {"GRW_TMAX": 256, "GRWG_TMAX": 512}),
+                                       ("tiles 1024 / 2048", {"GRW_TMAX": 1024, "GRWG_TMAX": 2048})),
+                                      lambda: (timeit(lambda: new.forward_device(cd, xs, ws, spec, x, w, None)),
+                                               timeit(lambda: new.backward_device(cd, xs, ws, spec, gy, x, w, False), reps=10)))
             extra = " (fwd / bwd, min of 3 interleaved: " + ", ".join(f"{n} {f_:.3f} / {b_:.3f} ms" for n, (f_, b_) in best.items()) + ")"
             print(f"time grouped N8 C1024 G{G} ({cg} ch/g) L4096 K7 {dt:9s}: fwd new {t['new'][0]:.3f} old {t['old'][0]:.3f} ms; "
                   f"bwd new {t['new'][1]:.3f} old {t['old'][1]:.3f} ms{extra}", flush=True)
