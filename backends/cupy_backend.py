@@ -82,6 +82,10 @@ DWW_PER = 16  # as in cupy_kernels.cu
 # dw_wide / dw_wide_gw: preferred shared-memory carveout (percent; None: the driver's default). Their
 # occupancy is bounded by shared memory (~10-19 KB a block) where the driver leaves a small carveout.
 DWW_CARVEOUT = 100
+# Register windows (shift_window in cupy_kernels.cu): True, a switch over the block-uniform offset with
+# each case's offset a constant; False, the runtime barrel shift (compiled with -DDWR_SHIFT_SELECT;
+# kept so that gpu_dw_check can time both in one run). The same values either way.
+SHIFT_SWITCH = True
 DWWG_KMIN = 16  # dw_wide_gw for depthwise grad_w with K > DWWG_KMIN (and dw_wide's conditions); else dw_reg_gw
 DWWG_TMAX = 4096  # dw_wide_gw: grad_y positions a tile at most
 # dw_wide_gw: chunks of DWW_PER positions a thread, about (H100, run 6 of this session, backward minima of 3
@@ -141,7 +145,7 @@ class CupyBackend(Backend):
 
     def __init__(self, block: int = 256):
         self.block = int(block)
-        self._module = None
+        self._modules = {}  # compile options -> RawModule
         self._tc = None  # tensor cores usable (see _tensor_cores)
         self._plans = {}  # (x_shape, w_shape, spec) -> (geometry, kernel parameters, unit scales)
 
@@ -181,14 +185,15 @@ class CupyBackend(Backend):
         return self._tc
 
     def module(self):
-        if self._module is None:
+        opts = ("-std=c++17", "-ftz=false", "-prec-div=true", "-prec-sqrt=true") + \
+            (() if SHIFT_SWITCH else ("-DDWR_SHIFT_SELECT",))
+        if opts not in self._modules:
             import cupy
             code, names = module_source()
             # IEEE behaviour spelled out: subnormals kept, correctly rounded division/sqrt.
-            self._module = cupy.RawModule(code=code, options=("-std=c++17", "-ftz=false", "-prec-div=true",
-                                                              "-prec-sqrt=true"), name_expressions=names)
+            self._modules[opts] = cupy.RawModule(code=code, options=opts, name_expressions=names)
             self._names = {(k, t, c): self._expr(k, t, c) for k in KERNELS for t, c, _ in STORAGE.values()}
-        return self._module
+        return self._modules[opts]
 
     @staticmethod
     def _expr(kernel, t, c):

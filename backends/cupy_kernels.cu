@@ -939,16 +939,53 @@ __device__ __forceinline__ void load_vectors(const S* __restrict__ src, long lon
     }
 }
 
-// win[m] = element e0 + m (m < NW, 0 <= e0 < VE) of the elements held in wd[0 .. D::WORDS): a
-// barrel shift by whole words (select by 2 words, then by 1) and, for 16-bit storage, by half a
-// word (funnel shift); selects past WORDS take 0 (only the unused high half of the last funnel
-// shift, for odd NW). Register note (H100): ptxas gives dw_reg<16-bit, 4> 32 registers and an
-// 8-byte spill; __launch_bounds__(128, 4) removes the spill (51 registers) but measured slower
-// (fwd+bwd 78% -> 71% of the floor: fewer resident warps), so the kernels keep (128).
+// Element h (0: low, 1: high half) of a word of two 16-bit values, or the word itself (float32),
+// as float: one instruction.
+// (h is a constant once the callers' loops are unrolled.)
+__device__ __forceinline__ float word_elem(unsigned v, int h, const float*) { return __uint_as_float(v); }
+__device__ __forceinline__ float word_elem(unsigned v, int h, const bf16_t*) {
+    return __uint_as_float(h ? v & 0xffff0000u : v << 16);  // bfloat16 is the high half of a float
+}
+__device__ __forceinline__ float word_elem(unsigned v, int h, const __half*) {
+    const __half2 p = *reinterpret_cast<const __half2*>(&v);
+    return h ? __high2float(p) : __low2float(p);
+}
+
+// win[m] = element E0 + m of the elements held in wd (E0 a compile-time offset): one conversion (or
+// move) an element, no shifts.
+template <typename S, int NW, int E0>
+__device__ __forceinline__ void window_at(const unsigned* wd, float* win) {
+    constexpr int EPW = 4 / sizeof(S);
+#pragma unroll
+    for (int m = 0; m < NW; ++m) win[m] = word_elem(wd[(E0 + m) / EPW], (E0 + m) % EPW, (const S*)nullptr);
+}
+
+// win[m] = element e0 + m (m < NW, 0 <= e0 < VE) of the elements held in wd[0 .. D::WORDS).
+// 16-bit storage: a switch over the 8 offsets, each case window_at with its offset as a constant
+// -- the kernels' e0 is uniform over a block (chunk starts are multiples of 8 apart; dw_reg_gx at
+// stride 2 takes two offsets a warp), so the branch does not diverge, and a window of NW elements
+// costs NW conversions (H100, dw_reg_bwd fp16 K4: the shifts were ~80 of its ~480 instructions a
+// chunk per window). float32, or any storage with DWR_SHIFT_SELECT (the backend's SHIFT_SWITCH =
+// False, kept to time both in one run): a barrel shift by whole words (select by 2 words, then by
+// 1) and, for 16-bit storage, by half a word (funnel shift); selects past WORDS take 0 (only the
+// unused high half of the last funnel shift, for odd NW). float32 keeps the selects: the switch's
+// moves raised its registers (ptxas: dw_reg<float, 4> 48 -> 62, dw_reg_gw<float, 1> 90 -> 114).
+// Same values either way. Register note (H100, fourth session): __launch_bounds__(128, 4) on
+// dw_reg / dw_reg_bwd (16-bit) measured slower (fwd+bwd 78% -> 71% of the floor: fewer resident
+// warps), so the kernels keep (128).
 template <typename S, int K, int ST = 1>
 __device__ __forceinline__ void shift_window(const unsigned* wd, int e0, float* win) {
     typedef Dwr<S, K, ST> D;
     constexpr int EPW = 4 / sizeof(S);                  // elements per word
+#ifndef DWR_SHIFT_SELECT
+    if constexpr (EPW == 2) {
+        static_assert(D::VE == 8, "offsets 0 .. 7");
+#define DWR_CASE(E) case E: window_at<S, D::NW, E>(wd, win); break;
+        switch (e0) { DWR_CASE(0) DWR_CASE(1) DWR_CASE(2) DWR_CASE(3) DWR_CASE(4) DWR_CASE(5) DWR_CASE(6) DWR_CASE(7) }
+#undef DWR_CASE
+        return;
+    }
+#endif
     constexpr int NWW = (D::NW + EPW - 1) / EPW + EPW - 1;  // words before the half-word shift
     const int ws = e0 / EPW;
     unsigned b[NWW + 1], c[NWW];

@@ -339,6 +339,13 @@ def main(argv=None):
             return {name: (timeit(lambda: be.forward_device(cd, xs, ws, spec, x, w, None)),
                            timeit(lambda: be.backward_device(cd, xs, ws, spec, gy, x, w, False), reps=10))
                     for name, be in (("new", new), ("old", old))}
+        def shift_variants(cd, xs, ws, spec, x, w, gy):
+            """The register windows' switch over constant offsets against the runtime barrel shift
+            (SHIFT_SWITCH off): fwd / bwd minima of 3 interleaved rounds, as text."""
+            best = interleaved_minima((("switch", {}), ("select shifts", {"SHIFT_SWITCH": False})),
+                                      lambda: (timeit(lambda: new.forward_device(cd, xs, ws, spec, x, w, None)),
+                                               timeit(lambda: new.backward_device(cd, xs, ws, spec, gy, x, w, False), reps=10)))
+            return " (fwd / bwd, min of 3 interleaved: " + ", ".join(f"{n} {f_:.3f} / {b_:.3f} ms" for n, (f_, b_) in best.items()) + ")"
         timed = [(dt, N, C, L, 4, 1, 1) for dt in ("float32", "float16", "bfloat16")
                  for N, C, L in ((16, 2048, 4096), (8, 4096, 2048))]
         timed += [("float32", 8, 1024, 4096, 9, 1, 1), ("float16", 8, 1024, 4096, 9, 1, 1),
@@ -356,7 +363,7 @@ def main(argv=None):
             L_out = resolve_geometry(xs, ws, None, spec).L_out  # K4: L + 3
             gy = as_cp(torch.randn((N, C * mult, L_out), device="cuda").to(tdt[dt]))
             t = fwd_bwd_times(cd, xs, ws, spec, x, w, gy)
-            extra = ""
+            extra = shift_variants(cd, xs, ws, spec, x, w, gy) if K <= cb.DWW_KMIN else ""
             if K > cb.DWW_KMIN:  # dw_wide_gw against dw_reg_gw and its chunks a thread: interleaved rounds, minima
                 best = interleaved_minima((("dw_wide_gw", {}), ("dw_reg_gw", {"DWWG_KMIN": 64}), ("2 chunks a thread", {"DWWG_CHUNKS": 2}),
                                            ("8 chunks a thread", {"DWWG_CHUNKS": 8})),
@@ -391,7 +398,7 @@ def main(argv=None):
             gy = cupy.random.standard_normal((N, C, L + 3, 2), dtype=cupy.float32)
             t = fwd_bwd_times(cd, xs, ws, spec, x, w, gy)
             print(f"time dw N{N} C{C} L{L} K4 pad 3 complex64: fwd new {t['new'][0]:.3f} old {t['old'][0]:.3f} ms; "
-                  f"bwd new {t['new'][1]:.3f} old {t['old'][1]:.3f} ms", flush=True)
+                  f"bwd new {t['new'][1]:.3f} old {t['old'][1]:.3f} ms{shift_variants(cd, xs, ws, spec, x, w, gy)}", flush=True)
             del x, w, gy
             cupy.get_default_memory_pool().free_all_blocks()
         for dt, cg in (("float32", 8), ("float16", 8), ("float32", 4)):  # grp_wide against conv_fwd_tile

@@ -273,8 +273,29 @@ def _shift_window(S, NW, wd, e0):
     return win, oob
 
 
+def _window_at(S, NW, wd, e0):
+    """shift_window's default path: the switch case window_at<S, NW, e0> (element e0 + m read from
+    word (e0 + m) / EPW, its half (e0 + m) % EPW). Returns (win, out-of-range word reads)."""
+    epw = 4 // ITEM[S]
+    win, oob = [None] * NW, []
+    for m in range(NW):
+        q = (e0 + m) // epw
+        if q >= len(wd):
+            oob.append(q)
+            win[m] = OOB
+        else:
+            win[m] = wd[q][(e0 + m) % epw]
+    return win, oob
+
+
+def _window(S, NW, wd, e0, select):
+    """The window shift_window forms: the barrel shift (float32, or DWR_SHIFT_SELECT) or the
+    switch (16-bit storage)."""
+    return (_shift_window if select or ITEM[S] == 4 else _window_at)(S, NW, wd, e0)
+
+
 @lru_cache(maxsize=None)
-def _reg_table(S, K, ST=1):
+def _reg_table(S, K, ST=1, select=False):
     """dw_reg / dw_reg_bwd: for each e0 < VE, the element labels of win[0..NW) after
     load_vectors + shift_window, the vectors loaded, and shift_window's out-of-range word reads
     (Dwr<S, K, ST>: NW = 8 * ST + K - 1)."""
@@ -284,7 +305,7 @@ def _reg_table(S, K, ST=1):
     tab, loads, oob = [], [], []
     for e0 in range(VE):
         loaded = [v < NV - 1 or e0 + NW > (NV - 1) * VE for v in range(NV)]
-        win, o = _shift_window(S, NW, _words_of_vectors(S, NV, loaded), e0)
+        win, o = _window(S, NW, _words_of_vectors(S, NV, loaded), e0, select)
         tab.append(win)
         loads.append(loaded)
         oob.append(o)
@@ -292,15 +313,16 @@ def _reg_table(S, K, ST=1):
 
 
 @lru_cache(maxsize=None)
-def _group_table(S):
+def _group_table(S, select=False):
     """group_from(seg a, seg b, e0): the 8 window elements as labels relative to a's start
-    (segments of 8 elements, SW words each), and shift_window<S, 1>'s out-of-range reads."""
+    (segments of 8 elements, SW words each), and shift_window<S, 1>'s out-of-range reads (the
+    switch, or with ``select`` the barrel shift)."""
     isz = ITEM[S]
     VE, SW, epw = 16 // isz, 8 * isz // 4, 4 // isz
     wd = [tuple(q * epw + h for h in range(epw)) for q in range(2 * SW)]  # a then b: elements 0..15
     tab, oob = [], []
     for e0 in range(VE):
-        win, o = _shift_window(S, 8, wd, e0)  # Dwr<S, 1>::NW = 8
+        win, o = _window(S, 8, wd, e0, select)  # Dwr<S, 1>::NW = 8
         tab.append(win)
         oob.append(o)
     return np.array(tab, np.int64), oob
@@ -1689,11 +1711,46 @@ SHIFT_CASES = [(S, K) for S in ("__half", "bf16_t", "float") for K in range(1, c
 
 
 @pytest.mark.parametrize("S,K", SHIFT_CASES)
-def test_shift_window_stays_in_word_array(S, K):
-    """shift_window's selects (the ?: evaluates only the chosen word) read inside wd[0 .. WORDS)."""
-    _, _, oob, VE, _, _ = _reg_table(S, K)
+@pytest.mark.parametrize("ST", [1, 2])
+@pytest.mark.parametrize("select", [False, True], ids=["switch", "select"])
+def test_shift_window_stays_in_word_array(S, K, ST, select):
+    """shift_window reads inside wd[0 .. WORDS): the switch's constant word indices, and the
+    barrel shift's selects (the ?: evaluates only the chosen word)."""
+    _, _, oob, VE, _, NV = _reg_table(S, K, ST, select)
     bad = {e0: o for e0, o in enumerate(oob) if o}
-    assert not bad, f"{S} K={K}: word indices read past WORDS = {4 * _reg_table(S, K)[5]} (by e0): {bad}"
+    assert not bad, f"{S} K={K} ST={ST}: word indices read past WORDS = {4 * NV} (by e0): {bad}"
+
+
+@pytest.mark.parametrize("S", ["__half", "bf16_t", "float"])
+def test_shift_window_paths_agree(S):
+    """The switch over constant offsets (window_at) and the barrel shift deliver the same window
+    element e0 + m for every offset e0 < VE: dw_reg's and dw_reg_bwd's windows (K <= 4, stride 1
+    and 2) and group_from's; the labels are the elements' own indices, so an element taken from
+    the wrong word or half fails."""
+    for K in range(1, cb.DWR_KMAX + 1):
+        for ST in (1, 2):
+            sw, sel = _reg_table(S, K, ST, False), _reg_table(S, K, ST, True)
+            VE, NW = sw[3], sw[4]
+            want = np.arange(VE)[:, None] + np.arange(NW)[None, :]
+            assert (sw[0] == want).all() and (sel[0] == want).all(), f"{S} K={K} ST={ST}"
+    want = np.arange(16 // ITEM[S])[:, None] + np.arange(8)[None, :]
+    assert (_group_table(S, False)[0] == want).all() and (_group_table(S, True)[0] == want).all()
+
+
+def test_window_at_model_detects_a_wrong_half(monkeypatch):
+    """The agreement test can fail: window_at with the 16-bit halves swapped is caught."""
+    def swapped(S, NW, wd, e0):
+        epw = 4 // ITEM[S]
+        return [wd[(e0 + m) // epw][(e0 + m + 1) % epw] for m in range(NW)], []
+    monkeypatch.setitem(globals(), "_window_at", swapped)
+    _reg_table.cache_clear()
+    _group_table.cache_clear()
+    try:
+        with pytest.raises(AssertionError):
+            test_shift_window_paths_agree("__half")
+    finally:
+        _reg_table.cache_clear()
+        _group_table.cache_clear()
 
 
 @pytest.mark.parametrize("case", EDGE_CASES, ids=lambda c: f"{c[0]}-K{c[1]}-{c[2]}-{c[3]}")
