@@ -28,7 +28,7 @@ keeps every buffer exact; :func:`choose_plan` takes the widths with the fewest p
 
 Rounding (:class:`SlicedSums`). The buffers are summed in float64 (double-double for float64
 results) with a proven error bound, and the rounding is decided by integer operations on the
-float64 encoding (:func:`round_bits`, :func:`round_bits_dd`); elements too close to a rounding
+float64 encoding (:func:`round_bits`, :func:`round_dd`); elements too close to a rounding
 boundary go through exact integer limbs (:class:`~usconv_ref.numerics.RowSums`, width 24, the
 bias placed at its own offset) and, at near-ties, rational arithmetic — the same as for the
 term-list engine of :mod:`usconv_ref.correlation`.
@@ -404,13 +404,41 @@ def adding(raw: Callable, into: Callable | None = None) -> Callable:
 def _sums(bufs: list, p: Plan, base: np.ndarray, bias, fallbacks=None) -> list:
     """One :class:`SlicedSums` per part from the buffers (truncated plans: with the plan's
     tail bound and the part's exact fallback from ``fallbacks``)."""
-    base = np.ascontiguousarray(base, np.int64).reshape(-1)  # exponents
+    if base.ndim and base.strides[-1] == 0 and base.size > _CHUNK:  # constant along positions: expanded per chunk
+        base = _Repeated(np.ascontiguousarray(base[..., 0], np.int64).reshape(-1), base.shape[-1])
+    else:
+        base = np.ascontiguousarray(base, np.int64).reshape(-1)  # exponents
     out = []
     for part, terms in enumerate(bufs):
         pb = None if bias is None else np.ascontiguousarray(bias[part]).reshape(-1)
         fb = None if fallbacks is None else fallbacks[part]
         out.append(SlicedSums([t.reshape(-1) for t in terms], p.shifts, base, pb, p.tail, fb))
     return out
+
+
+class _Repeated:
+    """The read-only int64 vector of ``values[i]`` repeated ``k`` times (a block's exponents,
+    constant along the positions of each row), expanded only for the rows asked: a block's
+    full-size copy was a fresh 512 KiB array per block whose page faults cost as much as
+    rounding a tenth of its rows. Indexed by a slice (step 1) or an index array."""
+
+    def __init__(self, values: np.ndarray, k: int):
+        self.values, self.k = values, k
+        self.shape = (values.size * k,)
+
+    def __getitem__(self, sl) -> np.ndarray:
+        if isinstance(sl, slice):
+            start, stop, step = sl.indices(self.shape[0])
+            assert step == 1, "_Repeated: slices of step 1 only"
+            i0 = start // self.k
+            return np.repeat(self.values[i0:-(-stop // self.k)], self.k)[start - i0 * self.k:stop - i0 * self.k]
+        return self.values[np.asarray(sl, np.int64) // self.k]
+
+    def astype(self, dtype, copy: bool = True) -> np.ndarray:
+        return np.repeat(self.values, self.k).astype(dtype, copy=False)
+
+    def __array__(self, dtype=None, copy=None) -> np.ndarray:
+        return self.astype(dtype or np.int64)
 
 
 @dataclass
@@ -469,9 +497,10 @@ class SlicedSums:
         terms = [t * 2.0**sh if sh else t for t, sh in zip(self.terms, self.shifts)]
         bad = None
         if self.bias is not None:
+            base = np.asarray(self.base, np.int64)
             with np.errstate(over="ignore", under="ignore"):
-                bb = np.ldexp(self.bias, -self.base)
-            bad = ~np.isfinite(bb) | (np.ldexp(bb, self.base) != self.bias)
+                bb = np.ldexp(self.bias, -base)
+            bad = ~np.isfinite(bb) | (np.ldexp(bb, base) != self.bias)
             terms.append(np.where(bad, 0.0, bb))
         if not terms:
             return np.zeros(len(self)), np.zeros(len(self))
@@ -565,6 +594,30 @@ class SlicedSums:
             B = np.where(bad, np.inf, B + np.abs(bb))
         return S, Sl, B, low, extra
 
+    def _settle(self, rest, zh, zl, off, rel, bound, fmt, out, decided, truncated: bool) -> None:
+        """The float64 tier's rows ``rest`` that :func:`round_dd` left open (or all rows, for
+        formats it does not round): :func:`decide` on those outside its range (zero, subnormal
+        or overflowing results: in its range it leaves open only rows too close to a rounding
+        boundary for the error bound, which ``decide`` would not settle either), exact zeros
+        (complete plans: every term zero, +0). Writes ``out`` and ``decided`` in place."""
+        if fmt.precision == _MANT:  # (zeros are out of its range)
+            rest = rest[~_dd_in_range(zh[rest], off[rest])]
+            if rest.size == 0:
+                return
+        zr = zh[rest]
+        sign = np.copysign(1.0, zr)
+        zr = np.abs(zr)
+        err = zr * rel + (bound if np.ndim(bound) == 0 else bound[rest])
+        vo, do = decide(zr, zl[rest] * sign, off[rest], err, fmt)
+        out[rest] = vo * sign
+        decided[rest] = do & (err < zr)
+        if not truncated:  # (a zero kept sum of a truncated plan says nothing: undecided)
+            cand = rest[zr == 0]
+            if cand.size:
+                zero = cand[self._all_zero(cand)]
+                out[zero] = 0.0
+                decided[zero] = True
+
     def _all_zero(self, rows: np.ndarray) -> np.ndarray:
         """Per row of ``rows``: every term (and the bias) is zero, i.e. ``V = 0`` exactly."""
         z = np.ones(rows.size, bool)
@@ -611,7 +664,7 @@ class SlicedSums:
         u A`` (``A`` the rows' sums of magnitudes, :meth:`approx`) and ``|S + Sl - V| <= (n+2)**2
         u**2 (2|S| + B)`` (:meth:`cascade`: ``B`` a priori), so ``z`` is within ``|sh| A (n+6) u``
         resp. ``|sh| (n+2)**2 u**2 (2|S| + B) + 2**-98 |z|`` of ``scale * V``.
-        :func:`round_bits_dd` / :func:`round_bits` / :func:`decide` round what that bound allows
+        :func:`round_dd` / :func:`round_bits` / :func:`decide` round what that bound allows
         (and where the sign is certain); the rest goes through the limbs (rows of zero terms:
         exactly zero, +0). No masked NumPy operations on the rows (``np.where`` with a random
         mask and ``where=`` cost several times a plain operation).
@@ -638,37 +691,26 @@ class SlicedSums:
             S, Sl, B, low, extra = self.cascade(slack)
             zh, zl = _two_prod(S, sh)
             zh, zl = _fast_two_sum(zh, zl + (S * sl + Sl * sh))
-            sign = np.copysign(1.0, zh)  # |z| = |zh| + sign * zl (no masked operations: slow)
-            zh = np.abs(zh)
-            zl *= sign
-            # |sh| (n+2)**2 2**-106 (2 |S| + B) + 2**-98 |z| (+ the tail, in units of 2**(base + low)),
-            # with |sh S| <= 2 zh; the factor 1 + 2**-39 covers the roundings of this bound (its
-            # constants and the two operations per row) and the 2**-40 slack of |sh S| <= 2 zh
+            # |zh + zl - scale V| <= rel |zh| + bound, in units of 2**(base + low + es):
+            # |sh| (n+2)**2 2**-106 (2 |S| + B) + 2**-98 |z| (+ the tail), with |sh S| <= 2 |zh|;
+            # the factor 1 + 2**-39 covers the roundings of this bound (its constants and the
+            # two operations per row) and the 2**-40 slack of |sh S| <= 2 |zh|
             c = (n + 2) ** 2 * 2.0**-106
             bound = abs(sh) * (c * B + extra)
             if truncated:  # |scale| <= |sh| (1 + 2**-53)
                 bound = bound + abs(sh) * (self.tail * 2.0**-low)
-            err = zh * ((4 * c + 2.0**-98) * (1.0 + 2.0**-39)) + bound * (1.0 + 2.0**-39)
+            rel = (4 * c + 2.0**-98) * (1.0 + 2.0**-39)
+            bound = bound * (1.0 + 2.0**-39)
             off = self.base.astype(np.int64, copy=False) + (es + low)
             with np.errstate(invalid="ignore", over="ignore"):
                 if fmt.precision == _MANT:
-                    val, decided = round_bits_dd(zh, zl, off, err)  # decided implies err < zh / 2**53
+                    out, decided = round_dd(zh, zl, off, rel, bound)  # signed values
                 else:
-                    val, decided = np.zeros(rows), np.zeros(rows, bool)
-                other = np.flatnonzero(~decided)  # subnormal/overflowing results, other formats
-                if other.size and fmt.precision == _MANT:
-                    # in round_bits_dd's range it leaves open only rows too close to a rounding
-                    # boundary for this error bound: no use asking decide (they go on below)
-                    other = other[~_dd_in_range(zh[other].view(np.int64) >> 52, off[other])]
-                if other.size:
-                    vo, do = decide(zh[other], zl[other], off[other], err[other], fmt)
-                    val[other], decided[other] = vo, do & (err[other] < zh[other])
-            exact_zero = None
-            if not truncated:  # rows of zero terms (and bias): candidates have zh = 0
-                exact_zero = np.zeros(rows, bool)
-                cand = np.flatnonzero(zh == 0)
-                if cand.size:
-                    exact_zero[cand] = self._all_zero(cand)
+                    out, decided = np.zeros(rows), np.zeros(rows, bool)
+                rest = np.flatnonzero(~decided)
+                if rest.size:  # zeros, subnormal or overflowing results, near-boundaries, other formats
+                    self._settle(rest, zh, zl, off, rel, bound, fmt, out, decided, truncated)
+                    rest = rest[~decided[rest]]
         else:
             S, A = self.approx()
             with np.errstate(invalid="ignore", over="ignore", divide="ignore"):  # zh = 0: undecided
@@ -680,11 +722,11 @@ class SlicedSums:
                 del err_ulps
             sign = np.copysign(1.0, zh)
             exact_zero = A == 0
-        out = val * sign
-        if not truncated:  # (a zero kept sum of a truncated plan says nothing: undecided)
-            decided |= exact_zero
-            out[exact_zero] = 0.0
-        rest = np.flatnonzero(~decided)
+            out = val * sign
+            if not truncated:  # (a zero kept sum of a truncated plan says nothing: undecided)
+                decided |= exact_zero
+                out[exact_zero] = 0.0
+            rest = np.flatnonzero(~decided)
         if rest.size:
             if pending is not None:  # left for the caller (round), rows offset by ``offset``
                 pending.append(rest + offset)
@@ -705,34 +747,56 @@ def _shifted_fallback(fallback: Callable, start: int, sub: np.ndarray, scale, fm
 
 
 _ABS_MASK = np.int64(0x7FFFFFFFFFFFFFFF)
+_EXP_FIELD = np.int64(0x7FF << 52)
 
 
-def _dd_in_range(E: np.ndarray, off: np.ndarray) -> np.ndarray:
-    """Where :func:`round_bits_dd` can decide at all, from the biased exponent field ``E`` of
-    ``zh >= 0`` and the scaling ``off``: ``60 < E < 2047`` and a normal result, ``1 <= E + off
-    <= 2046``; as unsigned ranges (no masked operations: slow)."""
-    return ((E - 61).view(np.uint64) < 1986) & ((E + off - 1).view(np.uint64) < 2046)
+def _below_field(zh: np.ndarray) -> np.ndarray:
+    """The exponent field (in place, ``E << 52``) of the float64 just below ``|zh|``: ``|zh|``'s own,
+    or, at a power of two, the binade below's (zeros give 2047: out of every range)."""
+    ex = zh.view(np.int64) & _ABS_MASK
+    ex -= 1
+    ex &= _EXP_FIELD
+    return ex
 
 
-def round_bits_dd(zh: np.ndarray, zl: np.ndarray, off: np.ndarray, err: np.ndarray):
-    """Round ``(zh + zl) * 2**off`` into float64 (``zh >= 0`` the rounded sum of a normalized
-    double-double, so ``zh = RN(zh + zl)``): the result is ``zh`` scaled by ``2**off`` (an add
-    to the exponent field), decided where every value within ``err`` (same units as ``zh``) of
-    ``zh + zl`` has the same nearest float64: ``zl + err`` below half an ulp of ``zh`` and
-    ``err - zl`` below the distance down to the lower midpoint (half an ulp, a quarter at a
-    power of two, whose lower neighbour is closer), and the scaled result normal. Returns ``(magnitudes, decided)``."""
-    mag = zh.view(np.int64)
-    E = mag >> 52
-    ok = _dd_in_range(E, off)  # rows that fail are undecided, whatever their other values
-    half_ulp = ((E - 53) << 52).view(np.float64)  # 2**(exponent - 53) (garbage where not ok)
-    c = 1.0 - 2.0**-40
-    room = half_ulp * c
-    decided = ok & (zl + err < room) & (err - zl < room)
-    # at a power of two the lower neighbour is closer: room down to the lower midpoint halves
-    low = np.flatnonzero(decided & ((mag & np.int64((1 << 52) - 1)) == 0))
-    if low.size:
-        decided[low] = err[low] - zl[low] < 0.5 * room[low]
-    val = (mag + (off << 52)).view(np.float64)  # valid where decided
+def _dd_in_range(zh: np.ndarray, off: np.ndarray, ex: np.ndarray | None = None) -> np.ndarray:
+    """Where :func:`round_dd` can decide at all: with ``E`` the field of :func:`_below_field`
+    (``ex``, if the caller has it), ``61 <= E <= 2045`` (no zero, no infinity, a normal half
+    spacing) and a normal result, ``1 <= E + off <= 2045``; as unsigned ranges (no masked
+    operations: slow). A power of two's own field is ``E + 1``, still inside ``[1, 2046]``."""
+    E = (_below_field(zh) if ex is None else ex) >> 52
+    return ((E - 61).view(np.uint64) < 1985) & ((E + (off - 1)).view(np.uint64) < 2045)
+
+
+def round_dd(zh: np.ndarray, zl: np.ndarray, off: np.ndarray, rel: float, bound):
+    """Round ``(zh + zl) * 2**off`` into float64 (``zh = RN(zh + zl)``, a normalized
+    double-double of either sign), with ``zh + zl`` within ``err = rel |zh| + bound`` (same
+    units; ``rel <= 2**-60``, ``bound >= 0`` a scalar or per row) of the exact value. The result
+    is ``zh`` scaled by ``2**off`` (an add to its exponent field), decided where every value
+    within ``err`` of ``zh + zl`` has ``zh`` as its nearest float64 and the scaled result is
+    normal (:func:`_dd_in_range`): ``|zl| + err`` below half the spacing ``h`` of the floats next
+    to ``zh`` (at a power of two the spacing below, half the one above: the smaller on both
+    sides). Since ``|zh| <= 2**54 h``, the test is ``fl(|zl| + bound) < h k`` with ``k = 1 -
+    2**-30 - 2**55 rel`` (``h k`` exact; ``k`` covers ``rel |zh|`` and the rounding of the
+    addition). No masked operations and no sign handling (both slow): about 12 operations a row.
+    Returns ``(values, decided)``, values valid where decided."""
+    assert rel <= 2.0**-60
+    if zh.size == 0:
+        return np.zeros(0), np.zeros(0, bool)
+    val = (zh.view(np.int64) + (off << 52)).view(np.float64)  # valid where decided (|off| < 2**11 there)
+    ex = _below_field(zh)
+    e_lo, e_hi = int(ex.min()) >> 52, int(ex.max()) >> 52
+    whole = (61 <= e_lo and e_hi <= 2045 and 1 <= e_lo + int(off.min())
+             and e_hi + int(off.max()) <= 2045)  # every row in range: no per-row test
+    ok = None if whole else _dd_in_range(zh, off, ex)
+    ex -= 53 << 52  # the field of h = 2**(E - 1023 - 53): half the spacing below
+    h = ex.view(np.float64)
+    h *= 1.0 - 2.0**-30 - rel * 2.0**55
+    a = np.abs(zl)
+    a += bound
+    decided = a < h
+    if ok is not None:
+        decided &= ok
     return val, decided
 
 
