@@ -762,3 +762,29 @@ def test_sums_expands_a_positions_constant_base_lazily(monkeypatch):
     scale = ExactScale.of(Fraction(1, 3))
     f = FORMATS["float64"]
     np.testing.assert_array_equal(lazy.round(scale, f), expanded.round(scale, f))
+
+
+@pytest.mark.parametrize("geo", [dict(N=3, C_in=6, C_out=6, L=32, K=9, padding=4, groups=6),
+                                 dict(N=2, C_in=4, C_out=4, L=24, K=9, padding=4, groups=4, padding_mode="reflect"),
+                                 dict(N=2, C_in=5, C_out=5, L=16, K=5, padding=4, groups=5, dilation=2,
+                                      padding_mode="circular"),
+                                 dict(N=2, C_in=4, C_out=4, L=24, K=4, padding=3, groups=4, dilation=2,
+                                      padding_mode="replicate")])
+@pytest.mark.parametrize("dtype", ["float64", "complex128", "bfloat16"])
+def test_depthwise_band_kernel_in_the_engine_matches_term_lists(geo, dtype, monkeypatch):
+    """The exact engine's depthwise forward and grad_x through the band kernel (output lengths
+    of 32, 24 and 16: B = 16 and 8; grad_x: the interior, or every padded position and the
+    adjoint; the last geometry: forward only) with the windows built once per slice: complete
+    and truncated plans, normal and cancelling data, bit for bit the term-list engine; asserts
+    the band kernel ran, always with the engine's windows."""
+    from usconv_ref import fast
+    used = []
+    orig = fast._dw_forward_band
+    monkeypatch.setattr(fast, "_dw_forward_band", lambda *a, **k: (used.append(a[-1] is not None), orig(*a, **k))[1])
+    for truncate in (False, True):
+        if truncate:
+            monkeypatch.setattr(sliced, "TRUNCATE_MIN_WORK", 0)
+        for seed, dataset in enumerate(["normal", "cancel"]):
+            cd, spec, x, w, b = _case(geo, dtype, dataset, seed + 50, bias=seed == 0)
+            _both(cd, spec, x, w, b, seed)
+    assert used and all(used)

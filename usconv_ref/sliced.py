@@ -1124,8 +1124,8 @@ def forward(geo: Geometry, x: np.ndarray, w: np.ndarray, b, cd, padding_mode: st
             xq, cols = xq if isinstance(xq, tuple) else (xq, None)
             fast.forward_raw(xq.reshape(sub.N, sub.C_in, sub.L), wq.reshape(sub.C_out, Cg, K), sub, padding_mode,
                              out=buf, negate=neg, assign=assign, cols=cols)
-        # an x slice's column matrix once for all its pairs
-        f.prep_a = lambda q, key: (q, fast.dense_columns(q.reshape(sub.N, sub.C_in, sub.L), sub, padding_mode, "x", key))
+        # an x slice's column (depthwise: window) matrix once for all its pairs
+        f.prep_a = lambda q, key: (q, fast.forward_columns(q.reshape(sub.N, sub.C_in, sub.L), sub, padding_mode, key))
         return f
     bias = None
     if b is not None:
@@ -1165,9 +1165,9 @@ def grad_input(geo: Geometry, gy: np.ndarray, w: np.ndarray, cd, padding_mode: s
             gq, cols = gq if isinstance(gq, tuple) else (gq, None)
             fast.grad_input_raw(gq.reshape(sub.N, sub.C_out, sub.L_out), wq.reshape(sub.C_out, Cg, K), sub,
                                 padding_mode, out=buf, negate=neg, accumulate=not assign, cols=cols)
-        # a gy slice's column matrix once for all its pairs
-        f.prep_a = lambda q, key: (q, fast.dense_columns(q.reshape(sub.N, sub.C_out, sub.L_out), sub, padding_mode,
-                                                         "gy", key))
+        # a gy slice's column (depthwise: window) matrix once for all its pairs
+        f.prep_a = lambda q, key: (q, fast.grad_input_columns(q.reshape(sub.N, sub.C_out, sub.L_out), sub, padding_mode,
+                                                              key))
         return f
     n = Og * max(_input_fanin(geo, padding_mode), 1)
 
