@@ -22,6 +22,7 @@ import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
+from functools import lru_cache
 
 import numpy as np
 
@@ -360,14 +361,21 @@ def _dw_band(wr: np.ndarray, geo: Geometry) -> np.ndarray:
     """(G, B + span - 1, B) band matrices of the (dilated) taps ``wd``: ``M[g, a, b] = wd[g, a -
     b]`` where ``0 <= a - b < span``, else 0."""
     B = _band_width(geo)
-    span = (geo.K - 1) * geo.dilation + 1
-    wd = np.zeros((wr.shape[0], span), wr.dtype)
-    wd[:, ::geo.dilation] = wr
-    j = np.arange(B + span - 1)[:, None] - np.arange(B)[None, :]
-    inside = (j >= 0) & (j < span)
-    M = np.zeros((wr.shape[0], B + span - 1, B), wr.dtype)
-    M[:, inside] = wd[:, j[inside]]
+    inside, tap = _band_index(B, geo.K, geo.dilation)
+    M = np.zeros((wr.shape[0], B + (geo.K - 1) * geo.dilation, B), wr.dtype)
+    M[:, inside] = wr[:, tap]
     return M
+
+
+@lru_cache(maxsize=64)
+def _band_index(B: int, K: int, dilation: int) -> tuple:
+    """``(inside, tap)`` of :func:`_dw_band`: the entries ``a - b = k * dilation`` (``k < K``) of a
+    (B + span - 1, B) matrix, as a mask and the tap index of each (read-only arrays)."""
+    j = np.arange(B + (K - 1) * dilation)[:, None] - np.arange(B)[None, :]
+    inside = (j >= 0) & (j % dilation == 0) & (j < K * dilation)
+    tap = j[inside] // dilation
+    inside.flags.writeable = tap.flags.writeable = False
+    return inside, tap
 
 
 def _dw_forward_band(xr, wr, y, geo: Geometry, mode: str, acc: bool, add, workers: int, win=None) -> None:
