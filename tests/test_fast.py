@@ -357,6 +357,17 @@ def test_dense_nonfinite_reach(mode):
                 np.testing.assert_array_equal(g, want)  # (NaN positions equal; finite parts exact integers)
 
 
+# depthwise band kernels' cases (K, dilation, L, padding): output lengths that B = 16 and only
+# B = 8 divide, odd/even taps, K = 1, dilations
+_BAND_CASES = [(9, 1, 32, 4), (3, 1, 24, 1), (4, 2, 40, 3), (1, 1, 16, 0), (5, 3, 40, 6), (2, 1, 23, 1)]
+
+
+def _integer_depthwise(rng, N: int, C: int, L: int, K: int):
+    """Integer x, w of a depthwise case, below 2**22 in magnitude: products below 2**44, every
+    sum of these tests below 2**53 (so float64 sums are exact in any order)."""
+    return rng.integers(-2**22, 2**22, (N, C, L)), rng.integers(-2**22, 2**22, (C, 1, K))
+
+
 @pytest.mark.parametrize("mode", ["zeros", "reflect", "replicate", "circular"])
 def test_depthwise_band_forward_exact_on_integers(mode, monkeypatch):
     """The depthwise band kernel (windows times band matrices of the taps, BLAS) on integer
@@ -370,10 +381,9 @@ def test_depthwise_band_forward_exact_on_integers(mode, monkeypatch):
     orig = fast._dw_forward_band
     monkeypatch.setattr(fast, "_dw_forward_band", lambda *a, **k: (used.append(1), orig(*a, **k))[1])
     rng = np.random.default_rng(11)
-    for K, d, L, pad in [(9, 1, 32, 4), (3, 1, 24, 1), (4, 2, 40, 3), (1, 1, 16, 0), (5, 3, 40, 6), (2, 1, 23, 1)]:
+    for K, d, L, pad in _BAND_CASES:
         N, C = 3, 5
-        x = rng.integers(-2**22, 2**22, (N, C, L))
-        w = rng.integers(-2**22, 2**22, (C, 1, K))
+        x, w = _integer_depthwise(rng, N, C, L, K)
         spec = Conv1dSpec(padding=pad, groups=C, padding_mode=mode, dilation=d)
         L_out = L + 2 * pad - d * (K - 1)
         ry = _direct_depthwise(x, w, np.zeros((N, C, L_out)), pad, mode, 1, d)[0]  # int64: exact
@@ -427,11 +437,9 @@ def test_depthwise_band_grad_input_exact_on_integers(mode, monkeypatch):
     monkeypatch.setattr(fast, "_dw_forward_band", lambda *a, **k: (used.append(1), orig(*a, **k))[1])
     rng = np.random.default_rng(13)
     bands = 0
-    for K, d, L, pad in [(9, 1, 32, 4), (3, 1, 24, 1), (4, 2, 40, 3), (1, 1, 16, 0), (5, 3, 40, 6), (2, 1, 23, 1),
-                         (3, 1, 22, 1), (5, 1, 30, 1), (3, 1, 24, 3), (4, 1, 24, "same"), (4, 1, 21, "same")]:
+    for K, d, L, pad in _BAND_CASES + [(3, 1, 22, 1), (5, 1, 30, 1), (3, 1, 24, 3), (4, 1, 24, "same"), (4, 1, 21, "same")]:
         N, C = 3, 5
-        x = rng.integers(-2**22, 2**22, (N, C, L))
-        w = rng.integers(-2**22, 2**22, (C, 1, K))
+        x, w = _integer_depthwise(rng, N, C, L, K)
         spec = Conv1dSpec(padding=pad, groups=C, padding_mode=mode, dilation=d)
         geo, _ = fast._geometry(x.astype(float), w.astype(float), None, spec)
         gy = rng.integers(-2**22, 2**22, (N, C, geo.L_out))
@@ -458,3 +466,32 @@ def test_depthwise_band_grad_input_exact_on_integers(mode, monkeypatch):
             assert np.array_equal(out, 7.0 - want)
             assert len(used) - n0 == (4 if band else 0)
     assert bands >= 2
+
+
+@pytest.mark.parametrize("mode", ["zeros", "reflect", "replicate", "circular"])
+def test_depthwise_band_grad_weight_exact_on_integers(mode):
+    """Depthwise grad_w from the caller's windows of x (the band products: one (B, L_out/B) @
+    (L_out/B, B + span - 1) product per row, the diagonal of each tap summed over rows and
+    batch) on integer operands: bit for bit the exact int64 sums of direct loops, for B 16
+    and 8, dilations, K 1-9, written, negated and accumulated. Fails with a tap's diagonal
+    off by one or the batch sum dropped."""
+    rng = np.random.default_rng(14)
+    for K, d, L, pad in _BAND_CASES:
+        N, C = 3, 5
+        x, w = _integer_depthwise(rng, N, C, L, K)
+        spec = Conv1dSpec(padding=pad, groups=C, padding_mode=mode, dilation=d)
+        geo, _ = fast._geometry(x.astype(float), w.astype(float), None, spec)
+        gy = rng.integers(-2**22, 2**22, (N, C, geo.L_out))
+        rgw = _direct_depthwise(x, w, gy, pad, mode, 1, d)[2]  # int64: exact
+        assert rgw.dtype == np.int64 and np.abs(rgw).max() > 2**44  # partial sums far beyond 2**24
+        xf, gf = x.astype(float), gy.astype(float)
+        cols = fast.forward_columns(xf, geo, mode, "test_win")
+        assert cols is not None
+        want = rgw.astype(float).reshape(C, 1, 1, K)
+        assert np.array_equal(fast.grad_weight_raw(gf, xf, geo, mode, cols=cols), want)
+        out = np.full(want.shape, np.nan)
+        fast.grad_weight_raw(gf, xf, geo, mode, out=out, negate=True, cols=cols)
+        assert np.array_equal(out, -want)
+        out[...] = 3.0
+        fast.grad_weight_raw(gf, xf, geo, mode, out=out, accumulate=True, cols=cols)
+        assert np.array_equal(out, 3.0 + want)

@@ -772,19 +772,21 @@ def test_sums_expands_a_positions_constant_base_lazily(monkeypatch):
                                       padding_mode="replicate")])
 @pytest.mark.parametrize("dtype", ["float64", "complex128", "bfloat16"])
 def test_depthwise_band_kernel_in_the_engine_matches_term_lists(geo, dtype, monkeypatch):
-    """The exact engine's depthwise forward and grad_x through the band kernel (output lengths
-    of 32, 24 and 16: B = 16 and 8; grad_x: the interior, or every padded position and the
-    adjoint; the last geometry: forward only) with the windows built once per slice: complete
-    and truncated plans, normal and cancelling data, bit for bit the term-list engine; asserts
-    the band kernel ran, always with the engine's windows."""
+    """The exact engine's depthwise forward, grad_x and grad_w through the band kernels (output
+    lengths of 32, 24 and 16: B = 16 and 8; grad_x: the interior, or every padded position and
+    the adjoint; the last geometry: forward and grad_w only) with the windows built once per
+    slice: complete and truncated plans, normal and cancelling data, bit for bit the term-list
+    engine; asserts the band kernels ran, the forward's always with the engine's windows."""
     from usconv_ref import fast
-    used = []
+    used, gw_used = [], []
     orig = fast._dw_forward_band
     monkeypatch.setattr(fast, "_dw_forward_band", lambda *a, **k: (used.append(a[-1] is not None), orig(*a, **k))[1])
+    orig_gw = fast._dw_grad_weight_band
+    monkeypatch.setattr(fast, "_dw_grad_weight_band", lambda *a: (gw_used.append(1), orig_gw(*a))[1])
     for truncate in (False, True):
         if truncate:
             monkeypatch.setattr(sliced, "TRUNCATE_MIN_WORK", 0)
         for seed, dataset in enumerate(["normal", "cancel"]):
             cd, spec, x, w, b = _case(geo, dtype, dataset, seed + 50, bias=seed == 0)
             _both(cd, spec, x, w, b, seed)
-    assert used and all(used)
+    assert used and all(used) and gw_used

@@ -9,11 +9,14 @@ of positions where that matrix would be large; where the chunks would be too nar
 grad_x at stride > 1 or with non-finite weights) a loop over the K taps of strided views of the
 padded input, one product per tap. When a group has one input and one output channel
 (depthwise): an element-wise multiply-add per tap over cache-sized chunks of rows — at stride 1 in float64,
-forward and grad_x instead run ``scipy.ndimage.correlate1d`` once per channel (a compiled loop
-over the taps, which releases the GIL), and at stride 1 grad_w is two small BLAS products per
-row over blocks of lags (:func:`_dw_grad_weight_blocked`); for integer-valued operands with
-small enough sums all are exact in any order, like the others, which the exact engine relies
-on. Chunks reuse per-thread scratch buffers (:class:`_Scratch`).
+forward and grad_x instead run band-matrix products (windows of B + span - 1 positions times a
+band of the taps, BLAS: :func:`_dw_forward_band`) where the inputs are finite and B divides the
+output length, else ``scipy.ndimage.correlate1d`` once per channel (a compiled loop over the taps,
+which releases the GIL), and at stride 1 grad_w is two small BLAS products per row over blocks of
+lags (:func:`_dw_grad_weight_blocked`; from the caller's windows of x: one product per row,
+:func:`_dw_grad_weight_band`); for integer-valued operands with small enough sums all are exact
+in any order, like the others, which the exact engine relies on. Chunks reuse per-thread
+scratch buffers (:class:`_Scratch`).
 """
 from __future__ import annotations
 
@@ -497,6 +500,22 @@ def _dw_grad_weight_blocked(gr, xr, acc, geo: Geometry, mode: str, B: int, worke
     _each_chunk(body, _row_chunks(gr.shape[0], width, 4), workers)  # larger chunks: fewer, larger products
 
 
+def _dw_grad_weight_band(g3: np.ndarray, win: np.ndarray, geo: Geometry) -> np.ndarray:
+    """Depthwise grad_w at stride 1 from x's windows (:func:`dw_windows`, finite: the exact
+    engine's slices): with ``t = i*B + b``, ``R[n, g, b, a] = sum_i gy[n, g, i*B + b] win[n, g,
+    i, a]`` is one (B, L_out/B) @ (L_out/B, B + span - 1) product per row, and ``gw[g, k] =
+    sum_{n, b} R[n, g, b, b + k*dilation]``: each used entry sums exactly the products of tap
+    k (the others are dropped), in BLAS's order; exact for integer-valued operands whose
+    products sum to at most 2**53, as the other kernels. Returns (G, K)."""
+    N, G, L_out = g3.shape
+    B = _band_width(geo)
+    nb = L_out // B
+    gyt = np.swapaxes(g3.reshape(N, G, nb, B), -1, -2)  # (N, G, B, nb): BLAS's transpose, no copy
+    R = np.matmul(gyt, win.reshape(N, G, nb, -1))  # (N, G, B, B + span - 1)
+    b = np.arange(B)[:, None]
+    return R[:, :, b, b + np.arange(geo.K) * geo.dilation].sum(axis=(0, 2))
+
+
 def _put(dst: np.ndarray, res: np.ndarray, negate: bool, accumulate: bool) -> None:
     """``dst`` = ``res``, ``-res`` (``negate``), ``dst + res`` (``accumulate``) or ``dst - res``
     (both), in place: the exact engine's ways of combining a kernel's result with its buffer."""
@@ -703,7 +722,8 @@ def grad_weight_raw(gyb: np.ndarray, xb: np.ndarray, geo: Geometry, mode: str, w
     no conjugation, no scale (exact for integer-valued inputs as :func:`forward_raw`). ``out``
     (float64 of that shape, C-contiguous): written there (negated with ``negate``), or with
     ``accumulate`` added to it (subtracted with ``negate``). ``cols``: ``dense_columns(xb, geo,
-    mode, "x", ...)``, if the caller has it."""
+    mode, "x", ...)`` or, depthwise, :func:`forward_columns` (finite inputs: the band
+    products), if the caller has it."""
     dtype = np.result_type(gyb, xb, np.float64)
     G, Og, Cg, K = geo.groups, geo.Og, geo.Cg, geo.K
     if out is not None and (out.dtype != dtype or not out.flags.c_contiguous or out.size != G * Og * Cg * K):
@@ -711,7 +731,7 @@ def grad_weight_raw(gyb: np.ndarray, xb: np.ndarray, geo: Geometry, mode: str, w
     if accumulate and out is None:
         raise ValueError("out: required with accumulate")
     if out is not None and _depthwise(geo):  # (small) result, then combined
-        res = grad_weight_raw(gyb, xb, geo, mode, workers)
+        res = grad_weight_raw(gyb, xb, geo, mode, workers, cols=cols)
         gw = out.reshape(res.shape)
         _put(gw, res, negate, accumulate)
         return gw
@@ -719,6 +739,8 @@ def grad_weight_raw(gyb: np.ndarray, xb: np.ndarray, geo: Geometry, mode: str, w
         rows = geo.N * G
         gr = gyb.reshape(rows, geo.L_out)
         xr = xb.reshape(rows, geo.L)
+        if cols is not None:  # the caller's windows of x (finite): the band products
+            return _dw_grad_weight_band(gyb.reshape(geo.N, G, geo.L_out), cols, geo).reshape(G, 1, 1, K)
         acc = np.empty((rows, K), dtype)
         B = _lag_block(geo)
         if B:

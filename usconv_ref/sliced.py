@@ -1282,7 +1282,7 @@ def grad_weight(geo: Geometry, gy: np.ndarray, x: np.ndarray, cd, padding_mode: 
         def prep_b(q, key):
             cols = None
             if q.size * K <= budget[0]:
-                cols = fast.dense_columns(q.reshape(sub.N, sub.C_in, sub.L), sub, padding_mode, "x", key)
+                cols = fast.forward_columns(q.reshape(sub.N, sub.C_in, sub.L), sub, padding_mode, key)
                 budget[0] -= 0 if cols is None else cols.size
             return q, cols
         f.prep_b = prep_b
