@@ -790,3 +790,32 @@ def test_depthwise_band_kernel_in_the_engine_matches_term_lists(geo, dtype, monk
             cd, spec, x, w, b = _case(geo, dtype, dataset, seed + 50, bias=seed == 0)
             _both(cd, spec, x, w, b, seed)
     assert used and all(used) and gw_used
+
+
+def test_stats_largest_and_smallest_nonzero_magnitudes():
+    """``_stats`` (the smallest nonzero magnitude from the encodings) against a masked
+    reduction: slabs with zeros, negative zeros, subnormals, huge values, an all-zero slab
+    (inf), several parts (complex), and a non-finite value (the maximum is not finite).
+    Fails if zeros are not excluded or an all-zero slab is not mapped to inf."""
+    rng = np.random.default_rng(7)
+    a = rng.standard_normal((3, 4, 2, 9)) * 2.0 ** rng.integers(-1070, 1000, (3, 4, 2, 9))
+    a[rng.random(a.shape) < 0.3] = 0.0
+    a[0, 1, 0, 3] = -0.0
+    a[1, 2, 0, 4] = 5e-324
+    a[2, 3] = 0.0  # all-zero slab for axes (2, 3)
+    b = rng.standard_normal(a.shape)
+    for parts in ([a], [a, b]):
+        for axes in ((2, 3), (0, 3)):
+            mx, mn = sliced._stats([p.copy() for p in parts], axes)
+            ab = np.maximum.reduce([np.abs(p) for p in parts])
+            want_mx = np.max(ab, axis=axes, keepdims=True)
+            nz = [np.where(p != 0, np.abs(p), np.inf) for p in parts]
+            want_mn = np.minimum.reduce([np.min(z, axis=axes, keepdims=True) for z in nz])
+            np.testing.assert_array_equal(mx, want_mx)
+            np.testing.assert_array_equal(mn, want_mn)
+    assert np.isinf(sliced._stats([a], (2, 3))[1][2, 3]).all()
+    c = a.copy()
+    c[1, 1, 1, 1] = np.nan
+    assert not np.isfinite(sliced._stats([c], (2, 3))[0]).all()
+    c[1, 1, 1, 1] = -np.inf
+    assert not np.isfinite(sliced._stats([c], (0, 3))[0]).all()

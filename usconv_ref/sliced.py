@@ -84,13 +84,19 @@ _WIDTH = 24  # limb width of the exact fallback
 
 
 def _stats(parts: list, axes: tuple):
-    """Per slab (keepdims over ``axes``): the largest and the smallest nonzero magnitude."""
+    """Per slab (keepdims over ``axes``): the largest magnitude (NaN or inf where the slab has
+    a non-finite value: the maximum propagates NaN) and the smallest nonzero one (inf for an
+    all-zero slab). The latter from the encodings: for magnitudes the unsigned bit patterns
+    order like the values, and ``bits - 1`` wraps zero to the largest pattern, so one
+    subtraction and a minimum replace a mask and a masked assignment (slow)."""
     amax = amin = None
+    one = np.uint64(1)
     for p in parts:
         ab = np.abs(p)
         mx = np.max(ab, axis=axes, keepdims=True, initial=0.0)
-        ab[ab == 0] = np.inf
-        mn = np.min(ab, axis=axes, keepdims=True, initial=np.inf)
+        low = np.subtract(ab.view(np.uint64), one, out=ab.view(np.uint64))  # in place: ab is ours
+        mn = (np.min(low, axis=axes, keepdims=True, initial=np.iinfo(np.uint64).max) + one).view(np.float64)
+        mn[mn == 0] = np.inf  # all zero (the wrapped pattern + 1 is 0)
         amax = mx if amax is None else np.maximum(amax, mx)
         amin = mn if amin is None else np.minimum(amin, mn)
     return amax, amin
@@ -1028,10 +1034,10 @@ def _per_ng(geo: Geometry, a: Source, b_parts: list, b_axes: tuple, F_block: Cal
     Ea = np.zeros((geo.N, G, 1, 1), np.int64)
     bits_a = 0
     for ns, gs in blocks:  # pass 1: slab exponents, finiteness
-        parts = a.parts((ns, gs))
-        if not _finite(parts):
+        amax, amin = _stats(a.view((ns, gs)), (2, 3))
+        if not np.isfinite(amax).all():  # (a NaN or inf in the block)
             return None
-        E, bits = exponents(*_stats(parts, (2, 3)), a.cd.part.precision)
+        E, bits = exponents(amax, amin, a.cd.part.precision)
         Ea[ns, gs], bits_a = E, max(bits_a, bits)
     work = geo.N * G * per_g * n_products if terms is not None else 0
     p, p_full = _choose(bits_a, bits_b, n_products, combos, work, fast._depthwise(geo))
@@ -1200,10 +1206,9 @@ def _over_n(geo: Geometry, a: Source, b: Source | None, F_block: Callable, combo
         amax = np.zeros((1, G, src.shape[2], 1))
         amin = np.full((1, G, src.shape[2], 1), np.inf)
         for ns, gs in blocks:
-            parts = src.parts((ns, gs))
-            if not _finite(parts):
+            mx, mn = _stats(src.view((ns, gs)), (0, 3))
+            if not np.isfinite(mx).all():  # (a NaN or inf in the block)
                 return None
-            mx, mn = _stats(parts, (0, 3))
             amax[:, gs], amin[:, gs] = np.maximum(amax[:, gs], mx), np.minimum(amin[:, gs], mn)
         stats[name] = exponents(amax, amin, prec)
     Ea, bits_a = stats["a"]
