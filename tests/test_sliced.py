@@ -579,13 +579,16 @@ def test_accumulate_zero_fills_buffers_no_pair_reaches():
             np.testing.assert_array_equal(bufs[0][k], 0.0)
 
 
+@pytest.mark.parametrize("int_rows", [0, 64])
 @pytest.mark.parametrize("scale", [Fraction(1, 3), Fraction(1, 1), "irrational"])
-def test_fallback_rows_round_exactly(scale):
+def test_fallback_rows_round_exactly(scale, int_rows, monkeypatch):
     """``_round_rows_int`` (the truncated plans' per-row fallback: integer sums, a double-double
     decision, exact rationals for the rest) against exact rational rounding, on rows of random
     factors, exact ties, near-ties, zeros, values that cancel, huge exponent spreads (beyond the
-    double-double's 2**1000 units) and results in the subnormal range."""
+    double-double's 2**1000 units) and results in the subnormal range; rational scales both
+    through the double-double tier (``_INT_ROWS`` 0) and in integers alone."""
     from usconv_ref.numerics import round_exact
+    monkeypatch.setattr(sliced, "_INT_ROWS", int_rows)
     f = FORMATS["float64"]
     sc = ExactScale.of(scale) if scale != "irrational" else exact_unit_scales(
         prepare(np.zeros((1, 448, 4)), np.zeros((1, 448, 1)), None, Conv1dSpec())[0].geo, Conv1dSpec()).output

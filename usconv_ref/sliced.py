@@ -984,8 +984,10 @@ def _round_rows_int(a: np.ndarray, b: np.ndarray, scale, fmt) -> np.ndarray:
     as :func:`~usconv_ref.numerics.round_scaled` does: ``|num| = (h + l)(1 + d)`` with ``h =
     fl(|num|)``, ``l = fl(|num| - h)``, ``|d| < 2**-105``, times the scale's double-double is
     within ``2**-98`` of ``|scale v|``, and :func:`decide_scaled` rounds what that allows; the
-    rest (near-ties, values beyond 2**1000 units) by :func:`round_scaled_int`. A nonzero value that
-    rounds to zero keeps its sign, an exact zero is +0."""
+    rest (near-ties, values beyond 2**1000 units) by :func:`round_scaled_int`. A rational
+    scale and at most ``_INT_ROWS`` rows: every row by :func:`round_scaled_int` (integer
+    division, a few microseconds a row: less than the vectorized tier's set-up). A nonzero
+    value that rounds to zero keeps its sign, an exact zero is +0."""
     ma, ea = np.frexp(a)
     mb, eb = np.frexp(b)
     Ma = np.ldexp(ma, _MANT).astype(np.int64).tolist()
@@ -993,24 +995,31 @@ def _round_rows_int(a: np.ndarray, b: np.ndarray, scale, fmt) -> np.ndarray:
     E = (ea.astype(np.int64) + eb.astype(np.int64) - 2 * _MANT).tolist()
     rows = a.shape[0]
     exact = []
-    H, Lo, low_e = np.zeros(rows), np.zeros(rows), np.zeros(rows, np.int64)
-    neg, ok = np.zeros(rows, bool), np.zeros(rows, bool)
-    for r, (xa, xb, ee) in enumerate(zip(Ma, Mb, E)):
+    for xa, xb, ee in zip(Ma, Mb, E):
         low = min(ee)
-        num = sum((p * q) << (e - low) for p, q, e in zip(xa, xb, ee))
-        exact.append((num, low))
-        m = abs(num)
-        if m and m.bit_length() <= 1000:
-            h = float(m)
-            H[r], Lo[r], low_e[r], neg[r], ok[r] = h, float(m - int(h)), low, num < 0, True
-    with np.errstate(invalid="ignore", over="ignore"):
-        val, decided = decide_scaled(H, Lo, low_e, scale, fmt)
-    out = np.where(neg, -val, val)
-    for r in np.flatnonzero(~(decided & ok)):
+        exact.append((sum((p * q) << (e - low) for p, q, e in zip(xa, xb, ee)), low))
+    out = np.empty(rows)
+    todo = range(rows)
+    if scale.rational is None or rows > _INT_ROWS:
+        H, Lo, low_e = np.zeros(rows), np.zeros(rows), np.zeros(rows, np.int64)
+        neg, ok = np.zeros(rows, bool), np.zeros(rows, bool)
+        for r, (num, low) in enumerate(exact):
+            m = abs(num)
+            if m and m.bit_length() <= 1000:
+                h = float(m)
+                H[r], Lo[r], low_e[r], neg[r], ok[r] = h, float(m - int(h)), low, num < 0, True
+        with np.errstate(invalid="ignore", over="ignore"):
+            val, decided = decide_scaled(H, Lo, low_e, scale, fmt)
+        out[...] = np.where(neg, -val, val)
+        todo = np.flatnonzero(~(decided & ok))
+    for r in todo:
         num, low = exact[r]
         v = round_scaled_int(abs(num), low, scale, fmt)
         out[r] = -v if num < 0 else v
     return out
+
+
+_INT_ROWS = 64  # rows of a rational scale's fallback rounded in integers alone (_round_rows_int)
 
 
 def _limit(rows: int, passes: int) -> int:
