@@ -94,9 +94,10 @@ def _direct_depthwise(x, w, gy, pad, mode, stride, dilation):
     map): independent of fast.py."""
     N, C, L = x.shape
     K = w.shape[-1]
-    Lp = L + 2 * pad
-    idx = np.pad(np.arange(L), pad, mode=_NP_PAD[mode]) if mode != "zeros" else None
-    xp = np.pad(x, ((0, 0), (0, 0), (pad, pad)), mode=_NP_PAD[mode])
+    pl, pr = pad if isinstance(pad, tuple) else (pad, pad)  # (left, right) or both
+    Lp = L + pl + pr
+    idx = np.pad(np.arange(L), (pl, pr), mode=_NP_PAD[mode]) if mode != "zeros" else None
+    xp = np.pad(x, ((0, 0), (0, 0), (pl, pr)), mode=_NP_PAD[mode])
     L_out = (Lp - dilation * (K - 1) - 1) // stride + 1
     y = np.zeros((N, C, L_out), np.result_type(x, w))
     gxp = np.zeros((N, C, Lp), np.result_type(gy, w))
@@ -107,7 +108,7 @@ def _direct_depthwise(x, w, gy, pad, mode, stride, dilation):
         np.add.at(gxp, (slice(None), slice(None), pos), gy * np.conj(w[:, 0, k])[None, :, None])
         gw[:, k] = np.sum(gy * np.conj(xp[..., pos]), axis=(0, 2))
     if mode == "zeros":
-        gx = gxp[..., pad:pad + L]
+        gx = gxp[..., pl:pl + L]
     else:
         gx = np.zeros((N, C, L), gxp.dtype)
         for i in range(Lp):
@@ -354,3 +355,143 @@ def test_dense_nonfinite_reach(mode):
             assert any(not np.isfinite(a).all() for a in (y0, gx0, gw0))
             for g, want in zip(got, (y0, gx0, gw0)):
                 np.testing.assert_array_equal(g, want)  # (NaN positions equal; finite parts exact integers)
+
+
+# depthwise band kernels' cases (K, dilation, L, padding): output lengths that B = 16 and only
+# B = 8 divide, odd/even taps, K = 1, dilations
+_BAND_CASES = [(9, 1, 32, 4), (3, 1, 24, 1), (4, 2, 40, 3), (1, 1, 16, 0), (5, 3, 40, 6), (2, 1, 23, 1)]
+
+
+def _integer_depthwise(rng, N: int, C: int, L: int, K: int):
+    """Integer x, w of a depthwise case, below 2**22 in magnitude: products below 2**44, every
+    sum of these tests below 2**53 (so float64 sums are exact in any order)."""
+    return rng.integers(-2**22, 2**22, (N, C, L)), rng.integers(-2**22, 2**22, (C, 1, K))
+
+
+@pytest.mark.parametrize("mode", ["zeros", "reflect", "replicate", "circular"])
+def test_depthwise_band_forward_exact_on_integers(mode, monkeypatch):
+    """The depthwise band kernel (windows times band matrices of the taps, BLAS) on integer
+    operands whose products sum below 2**53: bit for bit the exact int64 sums of direct loops
+    (independent of fast.py), for output lengths that B = 16 and only B = 8 divide, dilations,
+    odd/even taps and K = 1, with and without the caller's windows (``forward_columns``: the
+    exact engine's form), written, negated and accumulated into ``out``, on one and two
+    threads; asserts the band kernel ran. Fails with the band shifted by one tap or windows
+    advancing by the wrong step."""
+    used = []
+    orig = fast._dw_forward_band
+    monkeypatch.setattr(fast, "_dw_forward_band", lambda *a, **k: (used.append(1), orig(*a, **k))[1])
+    rng = np.random.default_rng(11)
+    for K, d, L, pad in _BAND_CASES:
+        N, C = 3, 5
+        x, w = _integer_depthwise(rng, N, C, L, K)
+        spec = Conv1dSpec(padding=pad, groups=C, padding_mode=mode, dilation=d)
+        L_out = L + 2 * pad - d * (K - 1)
+        ry = _direct_depthwise(x, w, np.zeros((N, C, L_out)), pad, mode, 1, d)[0]  # int64: exact
+        assert ry.dtype == np.int64 and ry.shape[-1] % 8 == 0
+        geo, xb = fast._geometry(x.astype(float), w.astype(float), None, spec)
+        xf, wf = xb.astype(float), w.astype(float)
+        want = ry.astype(float).reshape(N, C, 1, -1)
+        for workers in (1, 2):
+            n0 = len(used)
+            assert np.array_equal(fast.forward_raw(xf, wf, geo, mode, workers), want)
+            cols = fast.forward_columns(xf, geo, mode, "test_win")
+            out = np.full(want.shape, np.nan)
+            fast.forward_raw(xf, wf, geo, mode, workers, out=out, assign=True, cols=cols)
+            assert np.array_equal(out, want)
+            fast.forward_raw(xf, wf, geo, mode, workers, out=out, negate=True, assign=True, cols=cols)
+            assert np.array_equal(out, -want)
+            out[...] = 7.0
+            fast.forward_raw(xf, wf, geo, mode, workers, out=out, negate=True, cols=cols)
+            assert np.array_equal(out, 7.0 - want)
+            assert len(used) - n0 == 4
+
+
+def test_depthwise_band_forward_leaves_nonfinite_inputs_to_the_filter():
+    """Non-finite x or w (the band's zeros would turn an inf into NaN everywhere in its rows):
+    the forward reaches exactly the outputs a direct loop gives it, at a length the band
+    kernel would otherwise take."""
+    rng = np.random.default_rng(12)
+    for bad, where in [(np.inf, "x"), (np.nan, "x"), (-np.inf, "w")]:
+        x, w = rng.standard_normal((2, 3, 32)), rng.standard_normal((3, 1, 5))
+        (x if where == "x" else w)[1 if where == "x" else 2, 2 if where == "x" else 0][..., 17 if where == "x" else 3] = bad
+        spec = Conv1dSpec(padding=2, groups=3)
+        with np.errstate(invalid="ignore"):
+            ry = _direct_depthwise(x, w, np.zeros((2, 3, 32)), 2, "zeros", 1, 1)[0]
+        y = fast.conv1d_float64(x, w, None, spec, scales=(1.0,))
+        assert np.array_equal(np.isnan(y), np.isnan(ry)) and np.array_equal(np.isinf(y), np.isinf(ry))
+        fin = np.isfinite(ry)
+        np.testing.assert_allclose(y[fin], ry[fin], rtol=0, atol=1e-13 * np.abs(ry[fin]).max())
+
+
+@pytest.mark.parametrize("mode", ["zeros", "reflect", "replicate", "circular"])
+def test_depthwise_band_grad_input_exact_on_integers(mode, monkeypatch):
+    """Depthwise grad_x through the band kernel (gy correlated with the reversed taps; zeros
+    mode: the interior directly, other modes: every padded position, then the padding
+    adjoint) on integer operands: bit for bit the exact int64 sums of direct loops, with and
+    without the caller's windows (``grad_input_columns``), written, negated and accumulated,
+    on one and two threads; asserts the band kernel ran (and not for zeros padding wider than
+    the taps' span, which it cannot express). Fails with the taps not reversed or the
+    adjoint skipped."""
+    used = []
+    orig = fast._dw_forward_band
+    monkeypatch.setattr(fast, "_dw_forward_band", lambda *a, **k: (used.append(1), orig(*a, **k))[1])
+    rng = np.random.default_rng(13)
+    bands = 0
+    for K, d, L, pad in _BAND_CASES + [(3, 1, 22, 1), (5, 1, 30, 1), (3, 1, 24, 3), (4, 1, 24, "same"), (4, 1, 21, "same")]:
+        N, C = 3, 5
+        x, w = _integer_depthwise(rng, N, C, L, K)
+        spec = Conv1dSpec(padding=pad, groups=C, padding_mode=mode, dilation=d)
+        geo, _ = fast._geometry(x.astype(float), w.astype(float), None, spec)
+        gy = rng.integers(-2**22, 2**22, (N, C, geo.L_out))
+        rgx = _direct_depthwise(x, w, gy, (geo.pl, geo.pr), mode, 1, d)[1]  # int64: exact
+        assert rgx.dtype == np.int64
+        # the band's output: grad_x's interior (zeros; padding at most the span) or every padded position
+        s = d * (K - 1)
+        band = (L % 8 == 0 and max(geo.pl, geo.pr) <= s) if mode == "zeros" else geo.L_pad % 8 == 0
+        bands += band
+        gf, wf = gy.astype(float), w.astype(float)
+        want = rgx.astype(float)
+        for workers in (1, 2):
+            n0 = len(used)
+            assert np.array_equal(fast.grad_input_raw(gf, wf, geo, mode, workers), want)
+            cols = fast.grad_input_columns(gf, geo, mode, "test_win")
+            assert (cols is not None) == band
+            out = np.full(want.shape, np.nan)
+            fast.grad_input_raw(gf, wf, geo, mode, workers, out=out, cols=cols)
+            assert np.array_equal(out, want)
+            fast.grad_input_raw(gf, wf, geo, mode, workers, out=out, negate=True, cols=cols)
+            assert np.array_equal(out, -want)
+            out[...] = 7.0
+            fast.grad_input_raw(gf, wf, geo, mode, workers, out=out, negate=True, accumulate=True, cols=cols)
+            assert np.array_equal(out, 7.0 - want)
+            assert len(used) - n0 == (4 if band else 0)
+    assert bands >= 2
+
+
+@pytest.mark.parametrize("mode", ["zeros", "reflect", "replicate", "circular"])
+def test_depthwise_band_grad_weight_exact_on_integers(mode):
+    """Depthwise grad_w from the caller's windows of x (the band products: one (B, L_out/B) @
+    (L_out/B, B + span - 1) product per row, the diagonal of each tap summed over rows and
+    batch) on integer operands: bit for bit the exact int64 sums of direct loops, for B 16
+    and 8, dilations, K 1-9, written, negated and accumulated. Fails with a tap's diagonal
+    off by one or the batch sum dropped."""
+    rng = np.random.default_rng(14)
+    for K, d, L, pad in _BAND_CASES:
+        N, C = 3, 5
+        x, w = _integer_depthwise(rng, N, C, L, K)
+        spec = Conv1dSpec(padding=pad, groups=C, padding_mode=mode, dilation=d)
+        geo, _ = fast._geometry(x.astype(float), w.astype(float), None, spec)
+        gy = rng.integers(-2**22, 2**22, (N, C, geo.L_out))
+        rgw = _direct_depthwise(x, w, gy, pad, mode, 1, d)[2]  # int64: exact
+        assert rgw.dtype == np.int64 and np.abs(rgw).max() > 2**44  # partial sums far beyond 2**24
+        xf, gf = x.astype(float), gy.astype(float)
+        cols = fast.forward_columns(xf, geo, mode, "test_win")
+        assert cols is not None
+        want = rgw.astype(float).reshape(C, 1, 1, K)
+        assert np.array_equal(fast.grad_weight_raw(gf, xf, geo, mode, cols=cols), want)
+        out = np.full(want.shape, np.nan)
+        fast.grad_weight_raw(gf, xf, geo, mode, out=out, negate=True, cols=cols)
+        assert np.array_equal(out, -want)
+        out[...] = 3.0
+        fast.grad_weight_raw(gf, xf, geo, mode, out=out, accumulate=True, cols=cols)
+        assert np.array_equal(out, 3.0 + want)

@@ -197,28 +197,43 @@ def test_streamed_blocks_and_chunks_match_term_lists(gi, dtype, monkeypatch):
         _both(cd, spec, x, w, b, seed)
 
 
-def test_round_bits_dd_agrees_with_exact_rounding_where_it_decides():
-    """float64 targets from a double-double: values at, next to and between midpoints (also
-    just below powers of two); decided results equal exact rounding of everything within err."""
+@pytest.mark.parametrize("seed", range(3))
+def test_round_dd_agrees_with_exact_rounding_where_it_decides(seed):
+    """float64 targets from a signed double-double: values at, next to and between midpoints
+    (also just below and above powers of two), error bounds of both kinds (relative and
+    absolute, scalar and per row), scalings into and out of the normal range; decided results
+    equal exact rounding (Fractions) of everything within the error, exact ties are never
+    decided, and rows out of range never are. Fails if the spacing below a power of two is
+    taken as the one above (``_below_field`` without its ``- 1``), or the relative error is
+    dropped, or the sign is lost."""
     f = FORMATS["float64"]
-    rng = np.random.default_rng(12)
+    rng = np.random.default_rng(12 + seed)
     m = 6000
     zh = np.ldexp(rng.integers(2**52, 2**53, m).astype(np.float64), rng.integers(-40, 40, m))
-    zh[:500] = np.exp2(rng.integers(-30, 30, 500).astype(np.float64))  # powers of two
+    zh[:800] = np.exp2(rng.integers(-30, 30, 800).astype(np.float64))  # powers of two
+    zh[800:850] = 0.0
     ulp = np.spacing(zh)
-    frac = rng.choice([0.5, -0.5, 0.25, -0.25, 0.49999, -0.2, 0.0, 1e-3], m)
+    frac = rng.choice([0.5, -0.5, 0.25, -0.25, 0.2499999, -0.2499999, 0.49999, -0.2, 0.0, 1e-3], m)
     zl = frac * ulp
+    zl[800:850] = 0.0
+    neg = rng.random(m) < 0.5
+    zh, zl = np.where(neg, -zh, zh), np.where(neg, -zl, zl)
     off = rng.integers(-900, 900, m).astype(np.int64)
-    err = rng.choice([0.0, 1e-3, 0.3], m) * ulp
-    val, decided = sliced.round_bits_dd(zh, zl, off, err)
+    off[850:900] = rng.choice([-1200, 1100, 2000, -2000, 5000], 50)  # subnormal / overflowing results
+    rel = rng.choice([0.0, 2.0**-100, 2.0**-61])
+    bound = rng.choice([0.0, 1e-3, 0.3], m) * ulp if seed != 1 else 2.0**-90
+    val, decided = sliced.round_dd(zh, zl, off, rel, bound)
     assert decided.mean() > 0.3
+    assert not decided[800:900].any()
     for i in np.flatnonzero(decided):
         exact = (Fraction(float(zh[i])) + Fraction(float(zl[i]))) * Fraction(2) ** int(off[i])
-        e = Fraction(float(err[i])) * Fraction(2) ** int(off[i])
+        b = bound if np.ndim(bound) == 0 else bound[i]
+        e = (Fraction(rel) * abs(Fraction(float(zh[i]))) + Fraction(float(b))) * Fraction(2) ** int(off[i])
         for v in (exact - e, exact, exact + e):
-            assert round_fraction(v, f) == val[i], (zh[i], zl[i], off[i], err[i])
+            assert round_fraction(v, f) == val[i], (zh[i], zl[i], off[i], b)
     # exact ties (|zl| = half an ulp, or a quarter below a power of two) are never decided
-    pow2 = zh == np.exp2(np.floor(np.log2(zh)))
+    a = np.abs(zh)
+    pow2 = a == np.exp2(np.floor(np.log2(np.where(a > 0, a, 1.0))))
     tie = (np.abs(frac) == 0.5) | (pow2 & (frac == -0.25))
     assert not decided[tie].any()
 
@@ -564,13 +579,16 @@ def test_accumulate_zero_fills_buffers_no_pair_reaches():
             np.testing.assert_array_equal(bufs[0][k], 0.0)
 
 
+@pytest.mark.parametrize("int_rows", [0, 64])
 @pytest.mark.parametrize("scale", [Fraction(1, 3), Fraction(1, 1), "irrational"])
-def test_fallback_rows_round_exactly(scale):
+def test_fallback_rows_round_exactly(scale, int_rows, monkeypatch):
     """``_round_rows_int`` (the truncated plans' per-row fallback: integer sums, a double-double
     decision, exact rationals for the rest) against exact rational rounding, on rows of random
     factors, exact ties, near-ties, zeros, values that cancel, huge exponent spreads (beyond the
-    double-double's 2**1000 units) and results in the subnormal range."""
+    double-double's 2**1000 units) and results in the subnormal range; rational scales both
+    through the double-double tier (``_INT_ROWS`` 0) and in integers alone."""
     from usconv_ref.numerics import round_exact
+    monkeypatch.setattr(sliced, "_INT_ROWS", int_rows)
     f = FORMATS["float64"]
     sc = ExactScale.of(scale) if scale != "irrational" else exact_unit_scales(
         prepare(np.zeros((1, 448, 4)), np.zeros((1, 448, 1)), None, Conv1dSpec())[0].geo, Conv1dSpec()).output
@@ -708,3 +726,99 @@ def test_rows_sink_writes_flat_rows_of_a_strided_region():
     np.testing.assert_array_equal(region.reshape(-1), want)
     assert out[:, :2].sum() == 0 and out[:, 5:].sum() == 0
     assert correlation._rows_sink(out[:, :, 1:3]) is None
+
+
+def test_repeated_base_matches_its_expansion():
+    """``_Repeated`` (a block's exponents expanded per chunk) equals ``np.repeat`` for slices at
+    every offset, across run boundaries, and for index arrays; a SlicedSums on it rounds like
+    one on the expanded vector, chunk by chunk (fails with a run boundary off by one)."""
+    rng = np.random.default_rng(5)
+    vals = rng.integers(-50, 50, 7).astype(np.int64)
+    rep = sliced._Repeated(vals, 5)
+    full = np.repeat(vals, 5)
+    assert rep.shape == full.shape
+    for a in range(36):
+        for b in range(a, 36):
+            np.testing.assert_array_equal(rep[a:b], full[a:b])
+    idx = rng.integers(0, 35, 50)
+    np.testing.assert_array_equal(rep[idx], full[idx])
+    np.testing.assert_array_equal(rep.astype(np.int64), full)
+    terms = [np.rint(rng.uniform(-2.0**52, 2.0**52, 35)) for _ in range(3)]
+    scale = ExactScale.of(Fraction(1, 3))
+    f = FORMATS["float64"]
+    want = sliced.SlicedSums(terms, [0, 20, 45], full, None).round(scale, f)
+    got = sliced.SlicedSums(terms, [0, 20, 45], rep, None)
+    np.testing.assert_array_equal(got.round(scale, f), want)
+
+
+def test_sums_expands_a_positions_constant_base_lazily(monkeypatch):
+    """``_sums`` keeps a base that is constant along positions (a broadcast) as ``_Repeated``,
+    and rounds the same values as with the base expanded."""
+    monkeypatch.setattr(sliced, "_CHUNK", 4)
+    rng = np.random.default_rng(6)
+    p = sliced.Plan(20, 20, 2, 1)
+    bufs = [[np.rint(rng.uniform(-2.0**50, 2.0**50, (2, 3, 1, 6))) for _ in p.shifts]]
+    base = np.broadcast_to(rng.integers(-30, 30, (2, 3, 1, 1)), (2, 3, 1, 6))
+    (lazy,) = sliced._sums(bufs, p, base, None)
+    assert isinstance(lazy.base, sliced._Repeated)
+    expanded = sliced.SlicedSums(lazy.terms, lazy.shifts, np.ascontiguousarray(base, np.int64).reshape(-1), None)
+    scale = ExactScale.of(Fraction(1, 3))
+    f = FORMATS["float64"]
+    np.testing.assert_array_equal(lazy.round(scale, f), expanded.round(scale, f))
+
+
+@pytest.mark.parametrize("geo", [dict(N=3, C_in=6, C_out=6, L=32, K=9, padding=4, groups=6),
+                                 dict(N=2, C_in=4, C_out=4, L=24, K=9, padding=4, groups=4, padding_mode="reflect"),
+                                 dict(N=2, C_in=5, C_out=5, L=16, K=5, padding=4, groups=5, dilation=2,
+                                      padding_mode="circular"),
+                                 dict(N=2, C_in=4, C_out=4, L=24, K=4, padding=3, groups=4, dilation=2,
+                                      padding_mode="replicate")])
+@pytest.mark.parametrize("dtype", ["float64", "complex128", "bfloat16"])
+def test_depthwise_band_kernel_in_the_engine_matches_term_lists(geo, dtype, monkeypatch):
+    """The exact engine's depthwise forward, grad_x and grad_w through the band kernels (output
+    lengths of 32, 24 and 16: B = 16 and 8; grad_x: the interior, or every padded position and
+    the adjoint; the last geometry: forward and grad_w only) with the windows built once per
+    slice: complete and truncated plans, normal and cancelling data, bit for bit the term-list
+    engine; asserts the band kernels ran, the forward's always with the engine's windows."""
+    from usconv_ref import fast
+    used, gw_used = [], []
+    orig = fast._dw_forward_band
+    monkeypatch.setattr(fast, "_dw_forward_band", lambda *a, **k: (used.append(a[-1] is not None), orig(*a, **k))[1])
+    orig_gw = fast._dw_grad_weight_band
+    monkeypatch.setattr(fast, "_dw_grad_weight_band", lambda *a: (gw_used.append(1), orig_gw(*a))[1])
+    for truncate in (False, True):
+        if truncate:
+            monkeypatch.setattr(sliced, "TRUNCATE_MIN_WORK", 0)
+        for seed, dataset in enumerate(["normal", "cancel"]):
+            cd, spec, x, w, b = _case(geo, dtype, dataset, seed + 50, bias=seed == 0)
+            _both(cd, spec, x, w, b, seed)
+    assert used and all(used) and gw_used
+
+
+def test_stats_largest_and_smallest_nonzero_magnitudes():
+    """``_stats`` (the smallest nonzero magnitude from the encodings) against a masked
+    reduction: slabs with zeros, negative zeros, subnormals, huge values, an all-zero slab
+    (inf), several parts (complex), and a non-finite value (the maximum is not finite).
+    Fails if zeros are not excluded or an all-zero slab is not mapped to inf."""
+    rng = np.random.default_rng(7)
+    a = rng.standard_normal((3, 4, 2, 9)) * 2.0 ** rng.integers(-1070, 1000, (3, 4, 2, 9))
+    a[rng.random(a.shape) < 0.3] = 0.0
+    a[0, 1, 0, 3] = -0.0
+    a[1, 2, 0, 4] = 5e-324
+    a[2, 3] = 0.0  # all-zero slab for axes (2, 3)
+    b = rng.standard_normal(a.shape)
+    for parts in ([a], [a, b]):
+        for axes in ((2, 3), (0, 3)):
+            mx, mn = sliced._stats([p.copy() for p in parts], axes)
+            ab = np.maximum.reduce([np.abs(p) for p in parts])
+            want_mx = np.max(ab, axis=axes, keepdims=True)
+            nz = [np.where(p != 0, np.abs(p), np.inf) for p in parts]
+            want_mn = np.minimum.reduce([np.min(z, axis=axes, keepdims=True) for z in nz])
+            np.testing.assert_array_equal(mx, want_mx)
+            np.testing.assert_array_equal(mn, want_mn)
+    assert np.isinf(sliced._stats([a], (2, 3))[1][2, 3]).all()
+    c = a.copy()
+    c[1, 1, 1, 1] = np.nan
+    assert not np.isfinite(sliced._stats([c], (2, 3))[0]).all()
+    c[1, 1, 1, 1] = -np.inf
+    assert not np.isfinite(sliced._stats([c], (0, 3))[0]).all()

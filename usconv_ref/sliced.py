@@ -28,7 +28,7 @@ keeps every buffer exact; :func:`choose_plan` takes the widths with the fewest p
 
 Rounding (:class:`SlicedSums`). The buffers are summed in float64 (double-double for float64
 results) with a proven error bound, and the rounding is decided by integer operations on the
-float64 encoding (:func:`round_bits`, :func:`round_bits_dd`); elements too close to a rounding
+float64 encoding (:func:`round_bits`, :func:`round_dd`); elements too close to a rounding
 boundary go through exact integer limbs (:class:`~usconv_ref.numerics.RowSums`, width 24, the
 bias placed at its own offset) and, at near-ties, rational arithmetic — the same as for the
 term-list engine of :mod:`usconv_ref.correlation`.
@@ -84,13 +84,19 @@ _WIDTH = 24  # limb width of the exact fallback
 
 
 def _stats(parts: list, axes: tuple):
-    """Per slab (keepdims over ``axes``): the largest and the smallest nonzero magnitude."""
+    """Per slab (keepdims over ``axes``): the largest magnitude (NaN or inf where the slab has
+    a non-finite value: the maximum propagates NaN) and the smallest nonzero one (inf for an
+    all-zero slab). The latter from the encodings: for magnitudes the unsigned bit patterns
+    order like the values, and ``bits - 1`` wraps zero to the largest pattern, so one
+    subtraction and a minimum replace a mask and a masked assignment (slow)."""
     amax = amin = None
+    one = np.uint64(1)
     for p in parts:
         ab = np.abs(p)
         mx = np.max(ab, axis=axes, keepdims=True, initial=0.0)
-        ab[ab == 0] = np.inf
-        mn = np.min(ab, axis=axes, keepdims=True, initial=np.inf)
+        low = np.subtract(ab.view(np.uint64), one, out=ab.view(np.uint64))  # in place: ab is ours
+        mn = (np.min(low, axis=axes, keepdims=True, initial=np.iinfo(np.uint64).max) + one).view(np.float64)
+        mn[mn == 0] = np.inf  # all zero (the wrapped pattern + 1 is 0)
         amax = mx if amax is None else np.maximum(amax, mx)
         amin = mn if amin is None else np.minimum(amin, mn)
     return amax, amin
@@ -404,13 +410,41 @@ def adding(raw: Callable, into: Callable | None = None) -> Callable:
 def _sums(bufs: list, p: Plan, base: np.ndarray, bias, fallbacks=None) -> list:
     """One :class:`SlicedSums` per part from the buffers (truncated plans: with the plan's
     tail bound and the part's exact fallback from ``fallbacks``)."""
-    base = np.ascontiguousarray(base, np.int64).reshape(-1)  # exponents
+    if base.ndim and base.strides[-1] == 0 and base.size > _CHUNK:  # constant along positions: expanded per chunk
+        base = _Repeated(np.ascontiguousarray(base[..., 0], np.int64).reshape(-1), base.shape[-1])
+    else:
+        base = np.ascontiguousarray(base, np.int64).reshape(-1)  # exponents
     out = []
     for part, terms in enumerate(bufs):
         pb = None if bias is None else np.ascontiguousarray(bias[part]).reshape(-1)
         fb = None if fallbacks is None else fallbacks[part]
         out.append(SlicedSums([t.reshape(-1) for t in terms], p.shifts, base, pb, p.tail, fb))
     return out
+
+
+class _Repeated:
+    """The read-only int64 vector of ``values[i]`` repeated ``k`` times (a block's exponents,
+    constant along the positions of each row), expanded only for the rows asked: a block's
+    full-size copy was a fresh 512 KiB array per block whose page faults cost as much as
+    rounding a tenth of its rows. Indexed by a slice (step 1) or an index array."""
+
+    def __init__(self, values: np.ndarray, k: int):
+        self.values, self.k = values, k
+        self.shape = (values.size * k,)
+
+    def __getitem__(self, sl) -> np.ndarray:
+        if isinstance(sl, slice):
+            start, stop, step = sl.indices(self.shape[0])
+            assert step == 1, "_Repeated: slices of step 1 only"
+            i0 = start // self.k
+            return np.repeat(self.values[i0:-(-stop // self.k)], self.k)[start - i0 * self.k:stop - i0 * self.k]
+        return self.values[np.asarray(sl, np.int64) // self.k]
+
+    def astype(self, dtype, copy: bool = True) -> np.ndarray:
+        return np.repeat(self.values, self.k).astype(dtype, copy=False)
+
+    def __array__(self, dtype=None, copy=None) -> np.ndarray:
+        return self.astype(dtype or np.int64)
 
 
 @dataclass
@@ -469,9 +503,10 @@ class SlicedSums:
         terms = [t * 2.0**sh if sh else t for t, sh in zip(self.terms, self.shifts)]
         bad = None
         if self.bias is not None:
+            base = np.asarray(self.base, np.int64)
             with np.errstate(over="ignore", under="ignore"):
-                bb = np.ldexp(self.bias, -self.base)
-            bad = ~np.isfinite(bb) | (np.ldexp(bb, self.base) != self.bias)
+                bb = np.ldexp(self.bias, -base)
+            bad = ~np.isfinite(bb) | (np.ldexp(bb, base) != self.bias)
             terms.append(np.where(bad, 0.0, bb))
         if not terms:
             return np.zeros(len(self)), np.zeros(len(self))
@@ -565,6 +600,30 @@ class SlicedSums:
             B = np.where(bad, np.inf, B + np.abs(bb))
         return S, Sl, B, low, extra
 
+    def _settle(self, rest, zh, zl, off, rel, bound, fmt, out, decided, truncated: bool) -> None:
+        """The float64 tier's rows ``rest`` that :func:`round_dd` left open (or all rows, for
+        formats it does not round): :func:`decide` on those outside its range (zero, subnormal
+        or overflowing results: in its range it leaves open only rows too close to a rounding
+        boundary for the error bound, which ``decide`` would not settle either), exact zeros
+        (complete plans: every term zero, +0). Writes ``out`` and ``decided`` in place."""
+        if fmt.precision == _MANT:  # (zeros are out of its range)
+            rest = rest[~_dd_in_range(zh[rest], off[rest])]
+            if rest.size == 0:
+                return
+        zr = zh[rest]
+        sign = np.copysign(1.0, zr)
+        zr = np.abs(zr)
+        err = zr * rel + (bound if np.ndim(bound) == 0 else bound[rest])
+        vo, do = decide(zr, zl[rest] * sign, off[rest], err, fmt)
+        out[rest] = vo * sign
+        decided[rest] = do & (err < zr)
+        if not truncated:  # (a zero kept sum of a truncated plan says nothing: undecided)
+            cand = rest[zr == 0]
+            if cand.size:
+                zero = cand[self._all_zero(cand)]
+                out[zero] = 0.0
+                decided[zero] = True
+
     def _all_zero(self, rows: np.ndarray) -> np.ndarray:
         """Per row of ``rows``: every term (and the bias) is zero, i.e. ``V = 0`` exactly."""
         z = np.ones(rows.size, bool)
@@ -611,7 +670,7 @@ class SlicedSums:
         u A`` (``A`` the rows' sums of magnitudes, :meth:`approx`) and ``|S + Sl - V| <= (n+2)**2
         u**2 (2|S| + B)`` (:meth:`cascade`: ``B`` a priori), so ``z`` is within ``|sh| A (n+6) u``
         resp. ``|sh| (n+2)**2 u**2 (2|S| + B) + 2**-98 |z|`` of ``scale * V``.
-        :func:`round_bits_dd` / :func:`round_bits` / :func:`decide` round what that bound allows
+        :func:`round_dd` / :func:`round_bits` / :func:`decide` round what that bound allows
         (and where the sign is certain); the rest goes through the limbs (rows of zero terms:
         exactly zero, +0). No masked NumPy operations on the rows (``np.where`` with a random
         mask and ``where=`` cost several times a plain operation).
@@ -638,37 +697,26 @@ class SlicedSums:
             S, Sl, B, low, extra = self.cascade(slack)
             zh, zl = _two_prod(S, sh)
             zh, zl = _fast_two_sum(zh, zl + (S * sl + Sl * sh))
-            sign = np.copysign(1.0, zh)  # |z| = |zh| + sign * zl (no masked operations: slow)
-            zh = np.abs(zh)
-            zl *= sign
-            # |sh| (n+2)**2 2**-106 (2 |S| + B) + 2**-98 |z| (+ the tail, in units of 2**(base + low)),
-            # with |sh S| <= 2 zh; the factor 1 + 2**-39 covers the roundings of this bound (its
-            # constants and the two operations per row) and the 2**-40 slack of |sh S| <= 2 zh
+            # |zh + zl - scale V| <= rel |zh| + bound, in units of 2**(base + low + es):
+            # |sh| (n+2)**2 2**-106 (2 |S| + B) + 2**-98 |z| (+ the tail), with |sh S| <= 2 |zh|;
+            # the factor 1 + 2**-39 covers the roundings of this bound (its constants and the
+            # two operations per row) and the 2**-40 slack of |sh S| <= 2 |zh|
             c = (n + 2) ** 2 * 2.0**-106
             bound = abs(sh) * (c * B + extra)
             if truncated:  # |scale| <= |sh| (1 + 2**-53)
                 bound = bound + abs(sh) * (self.tail * 2.0**-low)
-            err = zh * ((4 * c + 2.0**-98) * (1.0 + 2.0**-39)) + bound * (1.0 + 2.0**-39)
+            rel = (4 * c + 2.0**-98) * (1.0 + 2.0**-39)
+            bound = bound * (1.0 + 2.0**-39)
             off = self.base.astype(np.int64, copy=False) + (es + low)
             with np.errstate(invalid="ignore", over="ignore"):
                 if fmt.precision == _MANT:
-                    val, decided = round_bits_dd(zh, zl, off, err)  # decided implies err < zh / 2**53
+                    out, decided = round_dd(zh, zl, off, rel, bound)  # signed values
                 else:
-                    val, decided = np.zeros(rows), np.zeros(rows, bool)
-                other = np.flatnonzero(~decided)  # subnormal/overflowing results, other formats
-                if other.size and fmt.precision == _MANT:
-                    # in round_bits_dd's range it leaves open only rows too close to a rounding
-                    # boundary for this error bound: no use asking decide (they go on below)
-                    other = other[~_dd_in_range(zh[other].view(np.int64) >> 52, off[other])]
-                if other.size:
-                    vo, do = decide(zh[other], zl[other], off[other], err[other], fmt)
-                    val[other], decided[other] = vo, do & (err[other] < zh[other])
-            exact_zero = None
-            if not truncated:  # rows of zero terms (and bias): candidates have zh = 0
-                exact_zero = np.zeros(rows, bool)
-                cand = np.flatnonzero(zh == 0)
-                if cand.size:
-                    exact_zero[cand] = self._all_zero(cand)
+                    out, decided = np.zeros(rows), np.zeros(rows, bool)
+                rest = np.flatnonzero(~decided)
+                if rest.size:  # zeros, subnormal or overflowing results, near-boundaries, other formats
+                    self._settle(rest, zh, zl, off, rel, bound, fmt, out, decided, truncated)
+                    rest = rest[~decided[rest]]
         else:
             S, A = self.approx()
             with np.errstate(invalid="ignore", over="ignore", divide="ignore"):  # zh = 0: undecided
@@ -680,11 +728,11 @@ class SlicedSums:
                 del err_ulps
             sign = np.copysign(1.0, zh)
             exact_zero = A == 0
-        out = val * sign
-        if not truncated:  # (a zero kept sum of a truncated plan says nothing: undecided)
-            decided |= exact_zero
-            out[exact_zero] = 0.0
-        rest = np.flatnonzero(~decided)
+            out = val * sign
+            if not truncated:  # (a zero kept sum of a truncated plan says nothing: undecided)
+                decided |= exact_zero
+                out[exact_zero] = 0.0
+            rest = np.flatnonzero(~decided)
         if rest.size:
             if pending is not None:  # left for the caller (round), rows offset by ``offset``
                 pending.append(rest + offset)
@@ -705,34 +753,56 @@ def _shifted_fallback(fallback: Callable, start: int, sub: np.ndarray, scale, fm
 
 
 _ABS_MASK = np.int64(0x7FFFFFFFFFFFFFFF)
+_EXP_FIELD = np.int64(0x7FF << 52)
 
 
-def _dd_in_range(E: np.ndarray, off: np.ndarray) -> np.ndarray:
-    """Where :func:`round_bits_dd` can decide at all, from the biased exponent field ``E`` of
-    ``zh >= 0`` and the scaling ``off``: ``60 < E < 2047`` and a normal result, ``1 <= E + off
-    <= 2046``; as unsigned ranges (no masked operations: slow)."""
-    return ((E - 61).view(np.uint64) < 1986) & ((E + off - 1).view(np.uint64) < 2046)
+def _below_field(zh: np.ndarray) -> np.ndarray:
+    """The exponent field (in place, ``E << 52``) of the float64 just below ``|zh|``: ``|zh|``'s own,
+    or, at a power of two, the binade below's (zeros give 2047: out of every range)."""
+    ex = zh.view(np.int64) & _ABS_MASK
+    ex -= 1
+    ex &= _EXP_FIELD
+    return ex
 
 
-def round_bits_dd(zh: np.ndarray, zl: np.ndarray, off: np.ndarray, err: np.ndarray):
-    """Round ``(zh + zl) * 2**off`` into float64 (``zh >= 0`` the rounded sum of a normalized
-    double-double, so ``zh = RN(zh + zl)``): the result is ``zh`` scaled by ``2**off`` (an add
-    to the exponent field), decided where every value within ``err`` (same units as ``zh``) of
-    ``zh + zl`` has the same nearest float64: ``zl + err`` below half an ulp of ``zh`` and
-    ``err - zl`` below the distance down to the lower midpoint (half an ulp, a quarter at a
-    power of two, whose lower neighbour is closer), and the scaled result normal. Returns ``(magnitudes, decided)``."""
-    mag = zh.view(np.int64)
-    E = mag >> 52
-    ok = _dd_in_range(E, off)  # rows that fail are undecided, whatever their other values
-    half_ulp = ((E - 53) << 52).view(np.float64)  # 2**(exponent - 53) (garbage where not ok)
-    c = 1.0 - 2.0**-40
-    room = half_ulp * c
-    decided = ok & (zl + err < room) & (err - zl < room)
-    # at a power of two the lower neighbour is closer: room down to the lower midpoint halves
-    low = np.flatnonzero(decided & ((mag & np.int64((1 << 52) - 1)) == 0))
-    if low.size:
-        decided[low] = err[low] - zl[low] < 0.5 * room[low]
-    val = (mag + (off << 52)).view(np.float64)  # valid where decided
+def _dd_in_range(zh: np.ndarray, off: np.ndarray, ex: np.ndarray | None = None) -> np.ndarray:
+    """Where :func:`round_dd` can decide at all: with ``E`` the field of :func:`_below_field`
+    (``ex``, if the caller has it), ``61 <= E <= 2045`` (no zero, no infinity, a normal half
+    spacing) and a normal result, ``1 <= E + off <= 2045``; as unsigned ranges (no masked
+    operations: slow). A power of two's own field is ``E + 1``, still inside ``[1, 2046]``."""
+    E = (_below_field(zh) if ex is None else ex) >> 52
+    return ((E - 61).view(np.uint64) < 1985) & ((E + (off - 1)).view(np.uint64) < 2045)
+
+
+def round_dd(zh: np.ndarray, zl: np.ndarray, off: np.ndarray, rel: float, bound):
+    """Round ``(zh + zl) * 2**off`` into float64 (``zh = RN(zh + zl)``, a normalized
+    double-double of either sign), with ``zh + zl`` within ``err = rel |zh| + bound`` (same
+    units; ``rel <= 2**-60``, ``bound >= 0`` a scalar or per row) of the exact value. The result
+    is ``zh`` scaled by ``2**off`` (an add to its exponent field), decided where every value
+    within ``err`` of ``zh + zl`` has ``zh`` as its nearest float64 and the scaled result is
+    normal (:func:`_dd_in_range`): ``|zl| + err`` below half the spacing ``h`` of the floats next
+    to ``zh`` (at a power of two the spacing below, half the one above: the smaller on both
+    sides). Since ``|zh| <= 2**54 h``, the test is ``fl(|zl| + bound) < h k`` with ``k = 1 -
+    2**-30 - 2**55 rel`` (``h k`` exact; ``k`` covers ``rel |zh|`` and the rounding of the
+    addition). No masked operations and no sign handling (both slow): about 12 operations a row.
+    Returns ``(values, decided)``, values valid where decided."""
+    assert rel <= 2.0**-60
+    if zh.size == 0:
+        return np.zeros(0), np.zeros(0, bool)
+    val = (zh.view(np.int64) + (off << 52)).view(np.float64)  # valid where decided (|off| < 2**11 there)
+    ex = _below_field(zh)
+    e_lo, e_hi = int(ex.min()) >> 52, int(ex.max()) >> 52
+    whole = (61 <= e_lo and e_hi <= 2045 and 1 <= e_lo + int(off.min())
+             and e_hi + int(off.max()) <= 2045)  # every row in range: no per-row test
+    ok = None if whole else _dd_in_range(zh, off, ex)
+    ex -= 53 << 52  # the field of h = 2**(E - 1023 - 53): half the spacing below
+    h = ex.view(np.float64)
+    h *= 1.0 - 2.0**-30 - rel * 2.0**55
+    a = np.abs(zl)
+    a += bound
+    decided = a < h
+    if ok is not None:
+        decided &= ok
     return val, decided
 
 
@@ -914,8 +984,10 @@ def _round_rows_int(a: np.ndarray, b: np.ndarray, scale, fmt) -> np.ndarray:
     as :func:`~usconv_ref.numerics.round_scaled` does: ``|num| = (h + l)(1 + d)`` with ``h =
     fl(|num|)``, ``l = fl(|num| - h)``, ``|d| < 2**-105``, times the scale's double-double is
     within ``2**-98`` of ``|scale v|``, and :func:`decide_scaled` rounds what that allows; the
-    rest (near-ties, values beyond 2**1000 units) by :func:`round_scaled_int`. A nonzero value that
-    rounds to zero keeps its sign, an exact zero is +0."""
+    rest (near-ties, values beyond 2**1000 units) by :func:`round_scaled_int`. A rational
+    scale and at most ``_INT_ROWS`` rows: every row by :func:`round_scaled_int` (integer
+    division, a few microseconds a row: less than the vectorized tier's set-up). A nonzero
+    value that rounds to zero keeps its sign, an exact zero is +0."""
     ma, ea = np.frexp(a)
     mb, eb = np.frexp(b)
     Ma = np.ldexp(ma, _MANT).astype(np.int64).tolist()
@@ -923,24 +995,31 @@ def _round_rows_int(a: np.ndarray, b: np.ndarray, scale, fmt) -> np.ndarray:
     E = (ea.astype(np.int64) + eb.astype(np.int64) - 2 * _MANT).tolist()
     rows = a.shape[0]
     exact = []
-    H, Lo, low_e = np.zeros(rows), np.zeros(rows), np.zeros(rows, np.int64)
-    neg, ok = np.zeros(rows, bool), np.zeros(rows, bool)
-    for r, (xa, xb, ee) in enumerate(zip(Ma, Mb, E)):
+    for xa, xb, ee in zip(Ma, Mb, E):
         low = min(ee)
-        num = sum((p * q) << (e - low) for p, q, e in zip(xa, xb, ee))
-        exact.append((num, low))
-        m = abs(num)
-        if m and m.bit_length() <= 1000:
-            h = float(m)
-            H[r], Lo[r], low_e[r], neg[r], ok[r] = h, float(m - int(h)), low, num < 0, True
-    with np.errstate(invalid="ignore", over="ignore"):
-        val, decided = decide_scaled(H, Lo, low_e, scale, fmt)
-    out = np.where(neg, -val, val)
-    for r in np.flatnonzero(~(decided & ok)):
+        exact.append((sum((p * q) << (e - low) for p, q, e in zip(xa, xb, ee)), low))
+    out = np.empty(rows)
+    todo = range(rows)
+    if scale.rational is None or rows > _INT_ROWS:
+        H, Lo, low_e = np.zeros(rows), np.zeros(rows), np.zeros(rows, np.int64)
+        neg, ok = np.zeros(rows, bool), np.zeros(rows, bool)
+        for r, (num, low) in enumerate(exact):
+            m = abs(num)
+            if m and m.bit_length() <= 1000:
+                h = float(m)
+                H[r], Lo[r], low_e[r], neg[r], ok[r] = h, float(m - int(h)), low, num < 0, True
+        with np.errstate(invalid="ignore", over="ignore"):
+            val, decided = decide_scaled(H, Lo, low_e, scale, fmt)
+        out[...] = np.where(neg, -val, val)
+        todo = np.flatnonzero(~(decided & ok))
+    for r in todo:
         num, low = exact[r]
         v = round_scaled_int(abs(num), low, scale, fmt)
         out[r] = -v if num < 0 else v
     return out
+
+
+_INT_ROWS = 64  # rows of a rational scale's fallback rounded in integers alone (_round_rows_int)
 
 
 def _limit(rows: int, passes: int) -> int:
@@ -964,10 +1043,10 @@ def _per_ng(geo: Geometry, a: Source, b_parts: list, b_axes: tuple, F_block: Cal
     Ea = np.zeros((geo.N, G, 1, 1), np.int64)
     bits_a = 0
     for ns, gs in blocks:  # pass 1: slab exponents, finiteness
-        parts = a.parts((ns, gs))
-        if not _finite(parts):
+        amax, amin = _stats(a.view((ns, gs)), (2, 3))
+        if not np.isfinite(amax).all():  # (a NaN or inf in the block)
             return None
-        E, bits = exponents(*_stats(parts, (2, 3)), a.cd.part.precision)
+        E, bits = exponents(amax, amin, a.cd.part.precision)
         Ea[ns, gs], bits_a = E, max(bits_a, bits)
     work = geo.N * G * per_g * n_products if terms is not None else 0
     p, p_full = _choose(bits_a, bits_b, n_products, combos, work, fast._depthwise(geo))
@@ -1060,8 +1139,8 @@ def forward(geo: Geometry, x: np.ndarray, w: np.ndarray, b, cd, padding_mode: st
             xq, cols = xq if isinstance(xq, tuple) else (xq, None)
             fast.forward_raw(xq.reshape(sub.N, sub.C_in, sub.L), wq.reshape(sub.C_out, Cg, K), sub, padding_mode,
                              out=buf, negate=neg, assign=assign, cols=cols)
-        # an x slice's column matrix once for all its pairs
-        f.prep_a = lambda q, key: (q, fast.dense_columns(q.reshape(sub.N, sub.C_in, sub.L), sub, padding_mode, "x", key))
+        # an x slice's column (depthwise: window) matrix once for all its pairs
+        f.prep_a = lambda q, key: (q, fast.forward_columns(q.reshape(sub.N, sub.C_in, sub.L), sub, padding_mode, key))
         return f
     bias = None
     if b is not None:
@@ -1101,9 +1180,9 @@ def grad_input(geo: Geometry, gy: np.ndarray, w: np.ndarray, cd, padding_mode: s
             gq, cols = gq if isinstance(gq, tuple) else (gq, None)
             fast.grad_input_raw(gq.reshape(sub.N, sub.C_out, sub.L_out), wq.reshape(sub.C_out, Cg, K), sub,
                                 padding_mode, out=buf, negate=neg, accumulate=not assign, cols=cols)
-        # a gy slice's column matrix once for all its pairs
-        f.prep_a = lambda q, key: (q, fast.dense_columns(q.reshape(sub.N, sub.C_out, sub.L_out), sub, padding_mode,
-                                                         "gy", key))
+        # a gy slice's column (depthwise: window) matrix once for all its pairs
+        f.prep_a = lambda q, key: (q, fast.grad_input_columns(q.reshape(sub.N, sub.C_out, sub.L_out), sub, padding_mode,
+                                                              key))
         return f
     n = Og * max(_input_fanin(geo, padding_mode), 1)
 
@@ -1136,10 +1215,9 @@ def _over_n(geo: Geometry, a: Source, b: Source | None, F_block: Callable, combo
         amax = np.zeros((1, G, src.shape[2], 1))
         amin = np.full((1, G, src.shape[2], 1), np.inf)
         for ns, gs in blocks:
-            parts = src.parts((ns, gs))
-            if not _finite(parts):
+            mx, mn = _stats(src.view((ns, gs)), (0, 3))
+            if not np.isfinite(mx).all():  # (a NaN or inf in the block)
                 return None
-            mx, mn = _stats(parts, (0, 3))
             amax[:, gs], amin[:, gs] = np.maximum(amax[:, gs], mx), np.minimum(amin[:, gs], mn)
         stats[name] = exponents(amax, amin, prec)
     Ea, bits_a = stats["a"]
@@ -1218,7 +1296,7 @@ def grad_weight(geo: Geometry, gy: np.ndarray, x: np.ndarray, cd, padding_mode: 
         def prep_b(q, key):
             cols = None
             if q.size * K <= budget[0]:
-                cols = fast.dense_columns(q.reshape(sub.N, sub.C_in, sub.L), sub, padding_mode, "x", key)
+                cols = fast.forward_columns(q.reshape(sub.N, sub.C_in, sub.L), sub, padding_mode, key)
                 budget[0] -= 0 if cols is None else cols.size
             return q, cols
         f.prep_b = prep_b
