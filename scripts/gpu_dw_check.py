@@ -16,7 +16,7 @@ a 16-byte vector), with and without bias; then the time of new and old kernels o
 benchmark's configurations in the same run (K > 16 also without dw_wide).
 Prints one line per case; exit status 1 on any failure.
 
-    python scripts/gpu_dw_check.py [--no-time | --time-only]
+    python scripts/gpu_dw_check.py [--no-time | --time-only] [--rows "float16 K4"]  (--rows: only those timed rows)
 """
 from __future__ import annotations
 
@@ -344,7 +344,10 @@ def main(argv=None):
         def shift_variants(cd, xs, ws, spec, x, w, gy):
             """The register windows' switch over constant offsets against the runtime barrel shift
             (SHIFT_SWITCH off): fwd / bwd minima of 3 interleaved rounds, as text."""
-            best = interleaved_minima((("switch", {}), ("select shifts", {"SHIFT_SWITCH": False})),
+            variants = (("switch", {}), ("select shifts", {"SHIFT_SWITCH": False}))
+            if cd.name in ("float16", "bfloat16") and ws[2] <= cb.DWR_KMAX:  # dw_reg_bwd's chunks a thread
+                variants += (("dw_reg_bwd 2 chunks a thread", {"DWRB_CHUNKS16": 2}),)
+            best = interleaved_minima(variants,
                                       lambda: (timeit(lambda: new.forward_device(cd, xs, ws, spec, x, w, None)),
                                                timeit(lambda: new.backward_device(cd, xs, ws, spec, gy, x, w, False), reps=10)))
             return " (fwd / bwd, min of 3 interleaved: " + ", ".join(f"{n} {f_:.3f} / {b_:.3f} ms" for n, (f_, b_) in best.items()) + ")"
@@ -356,7 +359,10 @@ def main(argv=None):
                   ("float16", 8, 1024, 4096, 64, 1, 1),
                   ("bfloat16", 8, 1024, 4096, 64, 1, 1), ("float32", 8, 1024, 4096, 4, 2, 1),
                   ("float32", 8, 1024, 4096, 4, 1, 2), ("float32", 8, 1024, 4096, 9, 1, 1, 2)]  # x2, stride 2, dilation 2
+        rows_only = args[args.index("--rows") + 1] if "--rows" in args else None
         for dt, N, C, L, K, mult, stride, *rest in timed:
+            if rows_only is not None and rows_only != f"{dt} K{K}":
+                continue
             dil = rest[0] if rest else 1
             cd, xs, ws = case_dtype(dt), (N, C, L), (C * mult, 1, K)
             spec = Conv1dSpec(groups=C, padding=K - 1 if K <= 4 else K // 2 if dil == 1 else (K - 1) * dil // 2, stride=stride, dilation=dil)
@@ -393,7 +399,7 @@ def main(argv=None):
                   f"bwd new {t['new'][1]:.3f} old {t['old'][1]:.3f} ms{extra}", flush=True)
             del x, w, gy
             cupy.get_default_memory_pool().free_all_blocks()
-        for N, C, L in ((8, 1024, 4096), (16, 2048, 4096)):  # complex64 depthwise K4
+        for N, C, L in ((8, 1024, 4096), (16, 2048, 4096)) if rows_only is None else ():  # complex64 depthwise K4
             cd, xs, ws, spec = case_dtype("complex64"), (N, C, L), (C, 1, 4), Conv1dSpec(groups=C, padding=3)
             x = cupy.random.standard_normal(xs + (2,), dtype=cupy.float32)
             w = cupy.random.standard_normal(ws + (2,), dtype=cupy.float32)
@@ -403,7 +409,7 @@ def main(argv=None):
                   f"bwd new {t['new'][1]:.3f} old {t['old'][1]:.3f} ms{shift_variants(cd, xs, ws, spec, x, w, gy)}", flush=True)
             del x, w, gy
             cupy.get_default_memory_pool().free_all_blocks()
-        for dt, cg in (("float32", 8), ("float16", 8), ("float32", 4)):  # grp_wide against conv_fwd_tile
+        for dt, cg in (("float32", 8), ("float16", 8), ("float32", 4)) if rows_only is None else ():  # grp_wide vs conv_fwd_tile
             G = 1024 // cg
             cd, xs, ws, spec = case_dtype(dt), (8, 1024, 4096), (1024, cg, 7), Conv1dSpec(groups=G, padding=3)
             x = as_cp(torch.randn(xs, device="cuda").to(tdt[dt]))
