@@ -53,10 +53,6 @@ DW_TYPES = ("__half", "bf16_t", "float")
 DW_BLOCK = 128  # dw_vec threads per block; 8 outputs each
 DW_GRAD_W_PER = 32  # dw_grad_w_vec: outputs per thread (a block's K-value reduction amortized over more)
 DWR_KMAX = 4  # dw_reg / dw_reg_bwd (register windows, no staging): K <= DWR_KMAX
-# dw_reg_bwd: chunks of 8 positions a thread, 16-bit storage (float32: 2). The 2-chunk kernel is
-# latency-bound in 16-bit (ncu: 35% of the warp slots, DRAM 58%); 4 chunks a thread keep twice the
-# bytes in flight. Instantiated: 2 and 4.
-DWRB_CHUNKS16 = 4
 DWR_BLOCK = 128  # their most threads per block; 16 outputs each
 DWL_KMAXES = (8, 16, 32, 64)  # dw_long instantiations (taps unrolled up to KMAX)
 # The forward takes dw_long up to 32 taps: beyond, the staged dw_vec is faster (H100, N8 C1024 L4096,
@@ -121,7 +117,6 @@ def module_source():
     names += [f"dw_bwd_vec<{t}, {km}>" for t in DW_TYPES for km in DW_KMAX if km <= DW_FUSED_KMAX]
     names += [f"{kern}<{t}, {k}>" for kern in ("dw_reg", "dw_reg_bwd") for t in DW_TYPES
               for k in range(1, DWR_KMAX + 1)] + [f"dw_bwd_edges<{t}>" for t in DW_TYPES]
-    names += [f"dw_reg_bwd<{t}, {k}, 4>" for t in DW_TYPES for k in range(1, DWR_KMAX + 1)]
     names += [f"dw_reg<{t}, {k}, 2>" for t in DW_TYPES for k in range(1, DWR_KMAX + 1)]  # stride 2
     names += [f"dw_long<{t}, {k}, {b}>" for t in DW_TYPES for k in DWL_KMAXES for b in ("false", "true")]
     names += [f"{kern}<{t}, {st}>" for kern in ("dw_reg_gw", "dw_reg_gx") for t in DW_TYPES for st in (1, 2)]
@@ -324,12 +319,7 @@ class CupyBackend(Backend):
         if bwd and (geo.L % 8 or not 0 <= geo.pl < geo.K):
             return None
         # outputs a row's tiles cover (forward: from the aligned start before the row)
-        return CupyBackend._balanced_threads(geo.L if bwd else geo.L_out + 7, 8 * CupyBackend._dwrb_chunks(cd) if bwd else 16)
-
-    @staticmethod
-    def _dwrb_chunks(cd):
-        """dw_reg_bwd's chunks of 8 positions a thread: DWRB_CHUNKS16 for 16-bit storage, else 2."""
-        return DWRB_CHUNKS16 if STORAGE[cd.name][0] in ("__half", "bf16_t") else 2
+        return CupyBackend._balanced_threads(geo.L if bwd else geo.L_out + 7, 16)
 
     @staticmethod
     def _dwl_threads(cd, geo, spec, arrays, length, kmin=DWR_KMAX):
@@ -606,11 +596,9 @@ class CupyBackend(Backend):
         fixed-order sum of the partials, and for a non-zero padding mode dw_bwd_edges (grad_x's
         extra padded copies near the row ends)."""
         import cupy
-        ch = self._dwrb_chunks(cd)
-        tiles, E = self._row_tiles(geo.L, 8 * ch, nt), geo.C_out * geo.K
+        tiles, E = self._row_tiles(geo.L, 16, nt), geo.C_out * geo.K
         partial = cupy.empty(geo.N * tiles * E, np.float32)
-        name = f"dw_reg_bwd<{STORAGE[cd.name][0]}, {geo.K}{'' if ch == 2 else f', {ch}'}>"
-        self._launch_tiled(name, geo.N * geo.C_out, geo.L, 8 * ch, nt,
+        self._launch_tiled(self._dwr_name("dw_reg_bwd", cd, geo), geo.N * geo.C_out, geo.L, 16, nt,
                            (dgy, dw, dx, gx, partial, *gp, np.float64(s_gx), np.float64(s_gw)))
         self._launch("conv_grad_w_final", cd.name, E, partial, gw, np.int64(E), np.int64(geo.N * tiles))
         self._launch_dw_edges(cd, geo, gp, dgy, dw, gx, s_gx)

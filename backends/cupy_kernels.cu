@@ -1120,16 +1120,15 @@ __global__ void __launch_bounds__(128) dw_reg(const S* __restrict__ x, const S* 
 // grad_w's share sum_t (gy[t] * s_gw) * xp[t - pl + k] over t = o0 + r < L_out (the last chunk of a
 // row also takes t in [L, L_out)), summed over the thread's chunks in order, a fixed shuffle tree
 // per warp and the warps in order: partial[(n * tiles + tile) * C + c][k]. conv_grad_w_final sums
-// the partials in a fixed order. Deterministic. CH chunks a thread (DWR_CHUNKS, or 4: twice the
-// bytes in flight a thread for 16-bit storage, whose 2-chunk version is latency-bound).
-template <typename S, int K, int CH = DWR_CHUNKS>
+// the partials in a fixed order. Deterministic.
+template <typename S, int K>
 __global__ void __launch_bounds__(128) dw_reg_bwd(const S* __restrict__ gy, const S* __restrict__ w,
                                                   const S* __restrict__ x, S* __restrict__ gx,
                                                   float* __restrict__ partial, GEO_ARGS, double s_gx, double s_gw) {
     __shared__ float red[4 * K];
     GEO_MAKE
     typedef Dwr<S, K> D;
-    const int L = (int)g.L, Lout = (int)g.Lout, pl = (int)g.pl, PG = K - 1 - pl, T = 8 * CH * (int)blockDim.x;
+    const int L = (int)g.L, Lout = (int)g.Lout, pl = (int)g.pl, PG = K - 1 - pl, T = 8 * DWR_CHUNKS * (int)blockDim.x;
     const unsigned tiles = (unsigned)((L + T - 1) / T), C = (unsigned)g.Cout;
     const unsigned row = blockIdx.x / tiles, tile = blockIdx.x - row * tiles;
     const unsigned n = row / C, c = row - n * C;
@@ -1137,11 +1136,11 @@ __global__ void __launch_bounds__(128) dw_reg_bwd(const S* __restrict__ gy, cons
     const long long xend = g.N * g.Cout * g.L, gend = g.N * g.Cout * g.Lout;
     const S* gr = gy + (long long)row * Lout;
     const S* xr = x + (long long)row * L;
-    unsigned gwd[CH][D::WORDS], xwd[CH][D::WORDS];
-    bool fast[CH];
-    int eg[CH], ex[CH];
+    unsigned gwd[DWR_CHUNKS][D::WORDS], xwd[DWR_CHUNKS][D::WORDS];
+    bool fast[DWR_CHUNKS];
+    int eg[DWR_CHUNKS], ex[DWR_CHUNKS];
 #pragma unroll
-    for (int j = 0; j < CH; ++j) {
+    for (int j = 0; j < DWR_CHUNKS; ++j) {
         const int o0 = t0 + dwr_offset(j), g0 = o0 - PG, i0 = o0 - pl;
         const long long Ag = ((long long)row * Lout + g0) & ~(long long)(D::VE - 1);
         const long long Ax = ((long long)row * L + i0) & ~(long long)(D::VE - 1);
@@ -1163,7 +1162,7 @@ __global__ void __launch_bounds__(128) dw_reg_bwd(const S* __restrict__ gy, cons
     }
     S* gxr = gx + (long long)row * L;
 #pragma unroll
-    for (int j = 0; j < CH; ++j) {
+    for (int j = 0; j < DWR_CHUNKS; ++j) {
         const int o0 = t0 + dwr_offset(j);
         if (o0 >= L) continue;
         float gwin[D::NW], xwin[D::NW], out[8];
@@ -2453,8 +2452,7 @@ __global__ void __launch_bounds__(128) dwc_reg_gw(const float* __restrict__ gy, 
 
 #define DWR_INST1(S, K) \
     template __global__ void dw_reg<S, K>(const S*, const S*, const S*, S*, GEO_TYPES, double); \
-    template __global__ void dw_reg_bwd<S, K>(const S*, const S*, const S*, S*, float*, GEO_TYPES, double, double); \
-    template __global__ void dw_reg_bwd<S, K, 4>(const S*, const S*, const S*, S*, float*, GEO_TYPES, double, double);
+    template __global__ void dw_reg_bwd<S, K>(const S*, const S*, const S*, S*, float*, GEO_TYPES, double, double);
 #define DWL_INST1(S, KMAX) \
     template __global__ void dw_long<S, KMAX, false>(const S*, const S*, const S*, S*, GEO_TYPES, double); \
     template __global__ void dw_long<S, KMAX, true>(const S*, const S*, const S*, S*, GEO_TYPES, double);

@@ -438,7 +438,7 @@ def model_dw_reg(S, K, arrs, g, grid, block):
     return {"fast": int(fast.sum()), "chunks": int(fast.size)}
 
 
-def model_dw_reg_bwd(S, K, arrs, g, grid, block, final=None, CH=DWR_CHUNKS):
+def model_dw_reg_bwd(S, K, arrs, g, grid, block, final=None):
     gy, w, x, gx, partial = arrs
     _check_depthwise(g, K_template=K)
     isz = ITEM[S]
@@ -447,11 +447,11 @@ def model_dw_reg_bwd(S, K, arrs, g, grid, block, final=None, CH=DWR_CHUNKS):
     L, Lout, pl = g.L, g.Lout, g.pl
     PG = K - 1 - pl
     assert 0 <= PG, "window index PG + r of grad_y would be negative (needs pl < K)"
-    T = 8 * CH * block[0]
+    T = 8 * DWR_CHUNKS * block[0]
     tiles = (L + T - 1) // T
     nt, blk, brow, btile = _threads(grid, block, tiles, g.N * g.Cout)
     assert nt // 32 <= 4, "shared red[4 * K]: at most 4 warps"
-    o0, row = _chunks(brow, btile, nt, T, lambda r: 0 * r, CH)
+    o0, row = _chunks(brow, btile, nt, T, lambda r: 0 * r, DWR_CHUNKS)
     g0, i0 = o0 - PG, o0 - pl
     Fg, Fx = row * Lout + g0, row * L + i0
     Ag, Ax = Fg & ~np.int64(VE - 1), Fx & ~np.int64(VE - 1)
@@ -1396,8 +1396,7 @@ def simulate(log):
         elif kern == "dw_reg_bwd":
             final = log[n + 1] if n + 1 < len(log) and _parse(log[n + 1].name)[0] == "conv_grad_w_final" else None
             assert final is not None, "dw_reg_bwd's partials not summed"
-            model_dw_reg_bwd(S, int(targs[1]), L_.args[:5], G(L_.args[5:17]), L_.grid, L_.block, final,
-                             int(targs[2]) if len(targs) > 2 else DWR_CHUNKS)
+            model_dw_reg_bwd(S, int(targs[1]), L_.args[:5], G(L_.args[5:17]), L_.grid, L_.block, final)
         elif kern == "dw_reg_gw":
             final = log[n + 1] if n + 1 < len(log) and _parse(log[n + 1].name)[0] == "conv_grad_w_final" else None
             assert final is not None, "dw_reg_gw's partials not summed"
@@ -1514,8 +1513,6 @@ def check_dispatch(dtype, x_shape, w_shape, spec, with_bias, ptr_off=0):
         assert "dw_dil" not in fk
     if nt_b is not None:
         assert bk[0] == "dw_reg_bwd" and blog[0].block[0] == nt_b and "dw_long" not in bk
-        ch = _parse(blog[0].name)[1][2:]  # chunks a thread: 2 (default) or DWRB_CHUNKS16 for 16-bit storage
-        assert ch == (() if dtype == "float32" or cb.DWRB_CHUNKS16 == 2 else (str(cb.DWRB_CHUNKS16),))
         assert depthwise and small and geo.K <= cb.DWR_KMAX and geo.L % 8 == 0 and 0 <= geo.pl < geo.K
         assert ptr_off % 16 == 0
     else:
