@@ -344,10 +344,7 @@ def main(argv=None):
         def shift_variants(cd, xs, ws, spec, x, w, gy):
             """The register windows' switch over constant offsets against the runtime barrel shift
             (SHIFT_SWITCH off): fwd / bwd minima of 3 interleaved rounds, as text."""
-            variants = (("switch", {}), ("select shifts", {"SHIFT_SWITCH": False}))
-            if cd.name in ("float16", "bfloat16") and ws[2] <= cb.DWR_KMAX:  # dw_reg_bwd's chunks a thread
-                variants += (("dw_reg_bwd 2 chunks a thread", {"DWRB_CHUNKS16": 2}),)
-            best = interleaved_minima(variants,
+            best = interleaved_minima((("switch", {}), ("select shifts", {"SHIFT_SWITCH": False})),
                                       lambda: (timeit(lambda: new.forward_device(cd, xs, ws, spec, x, w, None)),
                                                timeit(lambda: new.backward_device(cd, xs, ws, spec, gy, x, w, False), reps=10)))
             return " (fwd / bwd, min of 3 interleaved: " + ", ".join(f"{n} {f_:.3f} / {b_:.3f} ms" for n, (f_, b_) in best.items()) + ")"
