@@ -902,8 +902,9 @@ __global__ void __launch_bounds__(128) dw_bwd_vec(const S* __restrict__ gy, cons
 // row whose start is not aligned (L_out = L + 3 for K = 4, padding 3) begins and ends with a
 // partial chunk. The window of 8 + K - 1 inputs a chunk needs starts anywhere: the thread loads
 // the NV aligned 16-byte vectors around it as raw 32-bit words (all its loads issued before any
-// use), shifts them by the runtime offset (two selects and a funnel shift per word), converts
-// the window to float once and computes the 8 outputs: per output K fused multiply-adds and one
+// use), takes the window out of them at the block-uniform offset (shift_window: 16-bit storage
+// by a switch over constant offsets, float32 by word selects), converts it to float once and
+// computes the 8 outputs: per output K fused multiply-adds and one
 // bias add. Chunks that meet a row end (padding map, zeros, or a row boundary inside the chunk)
 // take a scalar path with the same operations in the same order. Sums: taps ascending (forward)
 // / descending (grad_x), then the bias (+0 without one): bitwise those of dw_vec / dw_bwd_vec.
