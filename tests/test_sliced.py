@@ -238,6 +238,28 @@ def test_round_dd_agrees_with_exact_rounding_where_it_decides(seed):
     assert not decided[tie].any()
 
 
+def test_round_dd_threshold_is_the_float_product_h_k():
+    """follow-up 8: :func:`round_dd` forms ``h k`` (``h`` half the spacing below ``|zh|``,
+    ``k = 1 - 2**-30 - 2**55 rel``) as one integer add on the encoding. Its decisions equal
+    those of the float product ``fl(h * k)`` (``np.spacing`` of the float below, halved) for
+    every binade in range (both ends, powers of two, ``|zl| + bound`` just below, at and
+    above the threshold). Fails with the binade off by one or ``k``'s significand dropped."""
+    rng = np.random.default_rng(5)
+    E = np.arange(62, 2046)  # (a power of two's float below lies one binade down: 61 at E = 62)
+    for rel in (0.0, 2.0**-100, 2.0**-61):
+        k = 1.0 - 2.0**-30 - rel * 2.0**55
+        for pow2 in (False, True):
+            mant = np.ones(E.size) if pow2 else 1.0 + rng.integers(1, 2**52, E.size) * 2.0**-52
+            zh = np.ldexp(mant, E - 1023) * np.where(rng.random(E.size) < 0.5, -1.0, 1.0)
+            below = np.nextafter(np.abs(zh), 0.0)
+            hk = np.spacing(below) / 2 * k  # exact: a power of two times k, normal here
+            for f in (1.0 - 2.0**-52, 1.0, 1.0 + 2.0**-52, 0.75, 1.25):
+                zl = hk * f * np.where(rng.random(E.size) < 0.5, -1.0, 1.0)
+                val, decided = sliced.round_dd(zh, zl, np.zeros(E.size, np.int64), rel, 0.0)
+                np.testing.assert_array_equal(decided, np.abs(zl) < hk)
+                np.testing.assert_array_equal(val[decided], zh[decided])
+
+
 # --- a posteriori truncation (sliced.truncated_plan): only the significant slice pairs, a
 # rigorous bound on the rest, and an exact per-row fallback where the bound leaves the rounding open.
 
