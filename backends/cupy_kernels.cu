@@ -765,6 +765,13 @@ __device__ __forceinline__ unsigned quad_mask(long long t, int n, int q, int T) 
     return m;
 }
 
+// The warp's sum of v in a fixed order (shuffle tree, offsets 16, 8, 4, 2, 1): valid in lane 0.
+__device__ __forceinline__ float warp_tree_sum(float v) {
+#pragma unroll
+    for (int h = 16; h > 0; h >>= 1) v = add_ieee(v, __shfl_down_sync(0xffffffffu, v, h));
+    return v;
+}
+
 // The block's sum of acc[k] over its threads in a fixed order (shuffle tree per warp, then the
 // warps in order) into dst[k]; sm: at least (blockDim.x / 32) * KMAX floats, free to overwrite.
 template <int KMAX>
@@ -773,9 +780,7 @@ __device__ __forceinline__ void dw_w_partial(const float acc[KMAX], float* sm, i
 #pragma unroll
     for (int k = 0; k < KMAX; ++k) {
         if (k < K) {
-            float v = acc[k];
-#pragma unroll
-            for (int h = 16; h > 0; h >>= 1) v = add_ieee(v, __shfl_down_sync(0xffffffffu, v, h));
+            const float v = warp_tree_sum(acc[k]);
             if (lane == 0) sm[warp * KMAX + k] = v;
         }
     }
@@ -940,10 +945,8 @@ __device__ __forceinline__ void load_vectors(const S* __restrict__ src, long lon
     }
 }
 
-// Element h (0: low, 1: high half) of a word of two 16-bit values, or the word itself (float32),
-// as float: one instruction.
-// (h is a constant once the callers' loops are unrolled.)
-__device__ __forceinline__ float word_elem(unsigned v, int h, const float*) { return __uint_as_float(v); }
+// Element h (0: low, 1: high half) of a word of two 16-bit values as float: one instruction (h
+// is a constant once the callers' loops are unrolled).
 __device__ __forceinline__ float word_elem(unsigned v, int h, const bf16_t*) {
     return __uint_as_float(h ? v & 0xffff0000u : v << 16);  // bfloat16 is the high half of a float
 }
@@ -952,13 +955,12 @@ __device__ __forceinline__ float word_elem(unsigned v, int h, const __half*) {
     return h ? __high2float(p) : __low2float(p);
 }
 
-// win[m] = element E0 + m of the elements held in wd (E0 a compile-time offset): one conversion (or
-// move) an element, no shifts.
+// win[m] = element E0 + m of the 16-bit elements held in wd (E0 a compile-time offset): one
+// conversion an element, no shifts.
 template <typename S, int NW, int E0>
 __device__ __forceinline__ void window_at(const unsigned* wd, float* win) {
-    constexpr int EPW = 4 / sizeof(S);
 #pragma unroll
-    for (int m = 0; m < NW; ++m) win[m] = word_elem(wd[(E0 + m) / EPW], (E0 + m) % EPW, (const S*)nullptr);
+    for (int m = 0; m < NW; ++m) win[m] = word_elem(wd[(E0 + m) / 2], (E0 + m) % 2, (const S*)nullptr);
 }
 
 // win[m] = element e0 + m (m < NW, 0 <= e0 < VE) of the elements held in wd[0 .. D::WORDS).
@@ -1584,9 +1586,7 @@ __global__ void __launch_bounds__(128) dw_wide_gw(const S* __restrict__ gy, cons
     // per warp a fixed shuffle tree per tap of its half; then per tap the warps of its half in order
 #pragma unroll
     for (int k = 0; k < KH; ++k) {
-        float v = acc[k];
-#pragma unroll
-        for (int d = 16; d > 0; d >>= 1) v = add_ieee(v, __shfl_down_sync(0xffffffffu, v, d));
+        const float v = warp_tree_sum(acc[k]);
         if (lane == 0) sm[warp * KH + k] = v;
     }
     __syncthreads();
@@ -2201,9 +2201,7 @@ __global__ void __launch_bounds__(256, 4) grp_wide_gw(const S* __restrict__ gy, 
 #pragma unroll
         for (int k = 0; k < KMAX; ++k) {
             if (k < K) {
-                float v = acc[k];
-#pragma unroll
-                for (int d = 16; d > 0; d >>= 1) v = add_ieee(v, __shfl_down_sync(0xffffffffu, v, d));
+                const float v = warp_tree_sum(acc[k]);
                 if (lane == 0) dst[k] = v;
             }
         }
