@@ -86,6 +86,9 @@ DWW_CARVEOUT = 100
 # each case's offset a constant; False, the runtime barrel shift (compiled with -DDWR_SHIFT_SELECT;
 # kept so that gpu_dw_check can time both in one run). The same values either way.
 SHIFT_SWITCH = True
+# Extra preprocessor definitions for the module (e.g. ("-DDWR_SCALAR_ENDS",)): kernel variants kept
+# compilable so that scripts/gpu_ab.py can time them against the default in one process. Empty in use.
+KERNEL_DEFINES = ()
 DWWG_KMIN = 16  # dw_wide_gw for depthwise grad_w with K > DWWG_KMIN (and dw_wide's conditions); else dw_reg_gw
 DWWG_TMAX = 4096  # dw_wide_gw: grad_y positions a tile at most
 # dw_wide_gw: chunks of DWW_PER positions a thread, about (H100, run 6 of this session, backward minima of 3
@@ -186,7 +189,7 @@ class CupyBackend(Backend):
 
     def module(self):
         opts = ("-std=c++17", "-ftz=false", "-prec-div=true", "-prec-sqrt=true") + \
-            (() if SHIFT_SWITCH else ("-DDWR_SHIFT_SELECT",))
+            (() if SHIFT_SWITCH else ("-DDWR_SHIFT_SELECT",)) + tuple(KERNEL_DEFINES)
         if opts not in self._modules:
             import cupy
             code, names = module_source()

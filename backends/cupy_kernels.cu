@@ -1063,10 +1063,47 @@ __device__ __forceinline__ int dwr_offset(int j, int per = 8) {
     return per * ((j * (int)(blockDim.x >> 5) + (int)(threadIdx.x >> 5)) * 32 + (int)(threadIdx.x & 31));
 }
 
+// A row-end chunk's window, fetched by its warp. A chunk whose window leaves its row (or that
+// straddles two rows) cannot use the 16-byte loads; through padded_elem one thread alone waits
+// for its window's loads one after another (each behind a branch), and its block with it
+// (dw_reg: 21-25 us of a 0.21 ms fp16 forward at L_out = L + 3, where every row has two such
+// chunks). Instead, for each such chunk of the warp (ballot of `need`, lowest lane first),
+// lane m < NW loads element i + m of the owner's window through padded_elem (MAP: the padding
+// map; all NW loads in flight at once) and the owner gathers them by shuffles into win: the
+// elements padded_elem gives, so the scalar path's sums bit for bit. Every lane of the warp
+// calls it (converged); row and n are warp-uniform. Used by dw_reg and dw_long (DWR_WARP_ENDS;
+// DWR_SCALAR_ENDS, a KERNEL_DEFINES variant for scripts/gpu_ab.py, restores the scalar ends). Not
+// by dw_reg_bwd: measured slower there (fp32 K4 backward 0.638 -> 0.679 ms, fp16 0.429 -> 0.439).
+#ifdef DWR_SCALAR_ENDS
+#define DWR_WARP_ENDS false
+#else
+#define DWR_WARP_ENDS true
+#endif
+template <typename S, bool MAP, int NW>
+__device__ __forceinline__ void warp_window(bool need, const S* __restrict__ row, int i, int n, const Geo& g, float* win) {
+    static_assert(NW <= 32, "an element a lane");
+    const int lane = (int)threadIdx.x & 31;
+    unsigned todo = __ballot_sync(0xffffffffu, need);
+    while (todo) {
+        const int src = __ffs(todo) - 1;
+        todo &= todo - 1;
+        const int a = __shfl_sync(0xffffffffu, i, src);
+        const float v = lane < NW ? padded_elem<S, MAP>(row, a + lane, n, g) : 0.f;
+#pragma unroll
+        for (int m = 0; m < NW; ++m) {
+            const float u = __shfl_sync(0xffffffffu, v, m);
+            if (lane == src) win[m] = u;
+        }
+    }
+}
+
 // Forward: y[n, c, o] = sum_k xp[n, c / m, o * ST + k] * (w[c, k] * s) + b[c] * s (m = C_out / C_in:
 // depth multiplier, one input channel per group; stride ST = 1 or 2: a window of 8 * ST + K - 1). Block: tile of T = 16 *
 // blockDim.x (<= 128) consecutive chunks' outputs of one row; chunk starts o0 = t0 - delta + 8m,
 // delta = (row * L_out) mod 8, so that the flat output index of every chunk is a multiple of 8.
+// A chunk at a row end (window outside the row, or outputs in two rows) takes its window from
+// warp_window (DWR_SCALAR_ENDS: dw_point output by output, the same sums; kept compilable so that
+// scripts/gpu_ab.py can time the two) and stores its outputs in this row one by one.
 template <typename S, int K, int ST = 1>
 __global__ void __launch_bounds__(128) dw_reg(const S* __restrict__ x, const S* __restrict__ w,
                                               const S* __restrict__ b, S* __restrict__ y, GEO_ARGS, double scale) {
@@ -1100,8 +1137,9 @@ __global__ void __launch_bounds__(128) dw_reg(const S* __restrict__ x, const S* 
 #pragma unroll
     for (int j = 0; j < DWR_CHUNKS; ++j) {
         const int o0 = t0 + dwr_offset(j);
+        float win[D::NW], out[8];
+#ifdef DWR_SCALAR_ENDS
         if (fast[j]) {
-            float win[D::NW], out[8];
             shift_window<S, K, ST>(wd[j], e0[j], win);
             chunk_conv<K, ST>(win, ws, out);
 #pragma unroll
@@ -1113,6 +1151,22 @@ __global__ void __launch_bounds__(128) dw_reg(const S* __restrict__ x, const S* 
                 if (o >= 0 && o < Lout) yr[o] = from_acc<S>(add_ieee(dw_point<S, true>(xr, o * ST - pl, L, g, ws, K), br));
             }
         }
+#else
+        const bool edge = !fast[j] && o0 + 8 > 0 && o0 < Lout;  // a row-end chunk with outputs in this row
+        if (fast[j]) shift_window<S, K, ST>(wd[j], e0[j], win);
+        warp_window<S, true, D::NW>(edge, xr, o0 * ST - pl, L, g, win);
+        if (!fast[j] && !edge) continue;
+        chunk_conv<K, ST>(win, ws, out);
+#pragma unroll
+        for (int r = 0; r < 8; ++r) out[r] = add_ieee(out[r], br);
+        if (fast[j]) {
+            store8<S>(yr + o0, out);
+        } else {
+#pragma unroll
+            for (int r = 0; r < 8; ++r)
+                if (o0 + r >= 0 && o0 + r < Lout) yr[o0 + r] = from_acc<S>(out[r]);
+        }
+#endif
     }
 }
 
@@ -1205,7 +1259,8 @@ __global__ void __launch_bounds__(128) dw_reg_bwd(const S* __restrict__ gy, cons
 // register-window design of dw_reg with the taps in blocks of 8 (scaled, in shared memory, read
 // as broadcasts) and the window slid over the input 8 * DIL elements at a time: group g = window
 // elements 8g .. 8g+7, formed from two 16-byte-aligned segments of the row by the runtime shift
-// (or element by element through the padding map near a row end); tap block b uses groups b * DIL
+// (near a row end by warp_window, a group at a time, through the padding map forward and zeros
+// outside grad_y's row); tap block b uses groups b * DIL
 // .. b * DIL + DIL (output r, tap k: window element r + k * DIL). Forward (BWD
 // false: x rows, padding map, bias) or grad_x (BWD: grad_y rows, zeros outside, taps reversed,
 // the extra padded copies added by dw_bwd_edges). Taps unrolled up to KMAX (8, 16, 32, 64), all
@@ -1269,13 +1324,16 @@ __global__ void __launch_bounds__(128) dw_long(const S* __restrict__ in, const S
     const float br = (!BWD && b) ? mul_ieee(to_acc(b[c]), s) : 0.f;
     const S* ir = in + (long long)row * Lin;
     S* orow = out + (long long)row * Lo;
-    if (o0 + 8 <= 0 || o0 >= Lo) return;
-    if (!whole) {  // scalar, the same operations in the same order
+    // with warp_window (DWR_WARP_ENDS) every lane stays to the end (the warp fetches row-end windows
+    // together); lanes without a whole chunk in the row compute on garbage and store nothing
+    const bool live = o0 + 8 > 0 && o0 < Lo, go = live && whole, edge = go && !fast;
+    if (!DWR_WARP_ENDS && !live) return;
+    if (live && !whole) {  // scalar, the same operations in the same order
         for (int r = 0; r < 8; ++r) {
             const int o = o0 + r;
             if (o >= 0 && o < Lo) orow[o] = from_acc<S>(add_ieee(dw_point<S, !BWD>(ir, o - lead, Lin, g, ws, K, DIL), br));
         }
-        return;
+        if (!DWR_WARP_ENDS) return;
     }
     const int e0 = (int)(F - A);
     // win: groups bk * DIL .. bk * DIL + DIL of the window (tap block bk reads win[r + k * DIL])
@@ -1283,10 +1341,11 @@ __global__ void __launch_bounds__(128) dw_long(const S* __restrict__ in, const S
 #pragma unroll
     for (int r = 0; r < 8; ++r) acc[r] = 0.f;
     if (fast) group_from<S>(seg[0], seg[1], e0, win);
-    else {
+    else if (!DWR_WARP_ENDS) {
 #pragma unroll
         for (int m = 0; m < 8; ++m) win[m] = padded_elem<S, !BWD>(ir, i0 + m, Lin, g);
     }
+    if (DWR_WARP_ENDS) warp_window<S, !BWD, 8>(edge, ir, i0, Lin, g, win);
 #pragma unroll
     for (int bk = 0; bk < NB; ++bk) {
         if (bk < nb) {
@@ -1294,10 +1353,11 @@ __global__ void __launch_bounds__(128) dw_long(const S* __restrict__ in, const S
             for (int q = 1; q <= DIL; ++q) {
                 const int gq = bk * DIL + q;  // window group gq into slot q
                 if (fast) group_from<S>(seg[gq], seg[gq + 1], e0, win + 8 * q);
-                else {
+                else if (!DWR_WARP_ENDS) {
 #pragma unroll
                     for (int m = 0; m < 8; ++m) win[8 * q + m] = padded_elem<S, !BWD>(ir, i0 + 8 * gq + m, Lin, g);
                 }
+                if (DWR_WARP_ENDS) warp_window<S, !BWD, 8>(edge, ir, i0 + 8 * gq, Lin, g, win + 8 * q);
             }
             float tk[8];
             taps8(ws, bk, tk);
@@ -1313,6 +1373,7 @@ __global__ void __launch_bounds__(128) dw_long(const S* __restrict__ in, const S
             for (int m = 0; m < 8; ++m) win[m] = win[8 * DIL + m];
         }
     }
+    if (!go) return;
 #pragma unroll
     for (int r = 0; r < 8; ++r) acc[r] = add_ieee(acc[r], br);
     store8<S>(orow + o0, acc);
