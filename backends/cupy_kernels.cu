@@ -1022,6 +1022,23 @@ __device__ __forceinline__ float padded_elem(const S* __restrict__ row, int i, i
     return to_acc(row[j]);
 }
 
+// padded_elem<S, true> (x through the padding map) without a branch around its load: one load
+// at an index clamped into [0, L), then a select (not a product by zero: an infinite element
+// stays out of a padded zero), so that an unrolled loop's loads are all in flight at once. In
+// general use it cost registers (dw_reg 47 -> 56, K4 fp16 forward 0.197 -> 0.220 ms), and in
+// dw_reg_bwd's row-end windows too (80 -> 87, K4 fp16 backward 0.443 -> 0.473 ms); dw_reg_bwd
+// takes it for x at the grad_y positions past L only (reflect fp16 backward 0.494 -> 0.475 ms,
+// circular bf16 0.501 -> 0.484; DWR_SCALAR_ENDS: padded_elem there too).
+template <typename S>
+__device__ __forceinline__ float mapped_elem_nb(const S* __restrict__ row, int i, const Geo& g) {
+    const int L = (int)g.L;
+    const bool inside = i >= 0 && i < L;
+    const bool mapped = g.mode != 0 && i + g.pl >= 0 && i + g.pl < g.L + g.pl + g.pr;
+    const int m = g.mode == 1 ? (i < 0 ? -i : 2 * (L - 1) - i) : g.mode == 2 ? (i < 0 ? 0 : L - 1) : (i < 0 ? i + L : i - L);
+    const float v = to_acc(row[min(max(inside ? i : m, 0), L - 1)]);
+    return (inside || mapped) ? v : 0.f;
+}
+
 // One output from global memory: sum_k elem(i + k * d) * ws[k], k ascending (fused multiply-adds from
 // zero), elements through padded_elem<S, MAP>: the register-window kernels' scalar path at row
 // ends, the same operations as their vector path.
@@ -1071,9 +1088,11 @@ __device__ __forceinline__ int dwr_offset(int j, int per = 8) {
 // lane m < NW loads element i + m of the owner's window through padded_elem (MAP: the padding
 // map; all NW loads in flight at once) and the owner gathers them by shuffles into win: the
 // elements padded_elem gives, so the scalar path's sums bit for bit. Every lane of the warp
-// calls it (converged); row and n are warp-uniform. Used by dw_reg and dw_long (DWR_WARP_ENDS;
-// DWR_SCALAR_ENDS, a KERNEL_DEFINES variant for scripts/gpu_ab.py, restores the scalar ends). Not
-// by dw_reg_bwd: measured slower there (fp32 K4 backward 0.638 -> 0.679 ms, fp16 0.429 -> 0.439).
+// calls it (converged); row and n are warp-uniform. Used by dw_reg and by dw_long with a non-zero
+// padding mode (DWR_WARP_ENDS; DWR_SCALAR_ENDS, a KERNEL_DEFINES variant for scripts/gpu_ab.py,
+// restores the scalar ends). Not by dw_reg_bwd: measured slower there twice (fp32 K4 backward
+// 0.638 -> 0.679 and 0.684 -> 0.721 ms, the second with the vote hoisted to the loads and a
+// uniform branch around the fetch; fp16 0.429 -> 0.439 and 0.473 -> 0.480).
 #ifdef DWR_SCALAR_ENDS
 #define DWR_WARP_ENDS false
 #else
@@ -1249,7 +1268,10 @@ __global__ void __launch_bounds__(128) dw_reg_bwd(const S* __restrict__ gy, cons
             for (int t = L; t < Lout; ++t) {
                 const float gs = mul_ieee(to_acc(gr[t]), sw);
 #pragma unroll
-                for (int k = 0; k < K; ++k) acc[k] = fma_ieee(gs, padded_elem<S, true>(xr, t - pl + k, L, g), acc[k]);
+                for (int k = 0; k < K; ++k) {
+                    const float xv = DWR_WARP_ENDS ? mapped_elem_nb<S>(xr, t - pl + k, g) : padded_elem<S, true>(xr, t - pl + k, L, g);
+                    acc[k] = fma_ieee(gs, xv, acc[k]);
+                }
             }
     }
     dw_w_partial<K>(acc, red, K, partial + ((long long)(n * tiles + tile) * C + c) * K);
@@ -1324,16 +1346,20 @@ __global__ void __launch_bounds__(128) dw_long(const S* __restrict__ in, const S
     const float br = (!BWD && b) ? mul_ieee(to_acc(b[c]), s) : 0.f;
     const S* ir = in + (long long)row * Lin;
     S* orow = out + (long long)row * Lo;
-    // with warp_window (DWR_WARP_ENDS) every lane stays to the end (the warp fetches row-end windows
+    // with warp_window (warp_ends) every lane stays to the end (the warp fetches row-end windows
     // together); lanes without a whole chunk in the row compute on garbage and store nothing
     const bool live = o0 + 8 > 0 && o0 < Lo, go = live && whole, edge = go && !fast;
-    if (!DWR_WARP_ENDS && !live) return;
+    // zeros padding keeps the scalar ends: its padded elements are no loads, and the warp's
+    // fetch measured slower there (K9 fp32 forward 0.109 -> 0.111 ms in two runs; dilation 2
+    // 0.129 -> 0.131 in one, 0.138 -> 0.132 in the other: noise)
+    const bool warp_ends = DWR_WARP_ENDS && g.mode != 0;
+    if (!warp_ends && !live) return;
     if (live && !whole) {  // scalar, the same operations in the same order
         for (int r = 0; r < 8; ++r) {
             const int o = o0 + r;
             if (o >= 0 && o < Lo) orow[o] = from_acc<S>(add_ieee(dw_point<S, !BWD>(ir, o - lead, Lin, g, ws, K, DIL), br));
         }
-        if (!DWR_WARP_ENDS) return;
+        if (!warp_ends) return;
     }
     const int e0 = (int)(F - A);
     // win: groups bk * DIL .. bk * DIL + DIL of the window (tap block bk reads win[r + k * DIL])
@@ -1341,11 +1367,11 @@ __global__ void __launch_bounds__(128) dw_long(const S* __restrict__ in, const S
 #pragma unroll
     for (int r = 0; r < 8; ++r) acc[r] = 0.f;
     if (fast) group_from<S>(seg[0], seg[1], e0, win);
-    else if (!DWR_WARP_ENDS) {
+    else if (!warp_ends) {
 #pragma unroll
         for (int m = 0; m < 8; ++m) win[m] = padded_elem<S, !BWD>(ir, i0 + m, Lin, g);
     }
-    if (DWR_WARP_ENDS) warp_window<S, !BWD, 8>(edge, ir, i0, Lin, g, win);
+    if (warp_ends) warp_window<S, !BWD, 8>(edge, ir, i0, Lin, g, win);
 #pragma unroll
     for (int bk = 0; bk < NB; ++bk) {
         if (bk < nb) {
@@ -1353,11 +1379,11 @@ __global__ void __launch_bounds__(128) dw_long(const S* __restrict__ in, const S
             for (int q = 1; q <= DIL; ++q) {
                 const int gq = bk * DIL + q;  // window group gq into slot q
                 if (fast) group_from<S>(seg[gq], seg[gq + 1], e0, win + 8 * q);
-                else if (!DWR_WARP_ENDS) {
+                else if (!warp_ends) {
 #pragma unroll
                     for (int m = 0; m < 8; ++m) win[8 * q + m] = padded_elem<S, !BWD>(ir, i0 + 8 * gq + m, Lin, g);
                 }
-                if (DWR_WARP_ENDS) warp_window<S, !BWD, 8>(edge, ir, i0 + 8 * gq, Lin, g, win + 8 * q);
+                if (warp_ends) warp_window<S, !BWD, 8>(edge, ir, i0 + 8 * gq, Lin, g, win + 8 * q);
             }
             float tk[8];
             taps8(ws, bk, tk);
