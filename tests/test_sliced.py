@@ -713,8 +713,8 @@ def test_depthwise_blocks_across_the_batch_match_term_lists(gi, block, dtype, mo
     seen = []
     real = sliced._blocks
 
-    def spy(N, G, per_n, per_g, across=False):
-        out = real(N, G, per_n, per_g, across)
+    def spy(N, G, per_n, per_g, across=False, **kw):
+        out = real(N, G, per_n, per_g, across, **kw)
         seen.extend((ns.stop - ns.start, gs.stop - gs.start, G) for ns, gs in out)
         return out
     monkeypatch.setattr(sliced, "_blocks", spy)
