@@ -95,14 +95,31 @@ def _pad_into(dst: np.ndarray, x: np.ndarray, geo: Geometry, mode: str) -> np.nd
     ``dst[..., :L_pad]`` (no new full-size array); returns that view."""
     xp = dst[..., :geo.L_pad]
     xp[..., geo.pl:geo.pl + geo.L] = x
-    edges = np.r_[0:geo.pl, geo.pl + geo.L:geo.L_pad]
-    if edges.size:
-        if mode == "zeros":
-            xp[..., :geo.pl] = 0
-            xp[..., geo.pl + geo.L:] = 0
-        else:
-            xp[..., edges] = x[..., source_index(geo.L, geo.pl, geo.pr, mode)[edges]]
+    if geo.pl + geo.pr == 0:
+        return xp
+    if mode == "zeros":  # (no index arrays: this runs once per slice and block)
+        xp[..., :geo.pl] = 0
+        xp[..., geo.pl + geo.L:] = 0
+    else:
+        edges = _pad_edges(geo.L, geo.pl, geo.pr)
+        xp[..., edges] = x[..., _pad_sources(geo.L, geo.pl, geo.pr, mode)]
     return xp
+
+
+@lru_cache(maxsize=256)
+def _pad_edges(L: int, pl: int, pr: int) -> np.ndarray:
+    """The padded positions ``[0, pl)`` and ``[pl + L, pl + L + pr)`` (read-only)."""
+    edges = np.r_[0:pl, pl + L:pl + L + pr]
+    edges.flags.writeable = False
+    return edges
+
+
+@lru_cache(maxsize=256)
+def _pad_sources(L: int, pl: int, pr: int, mode: str) -> np.ndarray:
+    """``source_index`` at :func:`_pad_edges` (read-only): where each padded value comes from."""
+    src = source_index(L, pl, pr, mode)[_pad_edges(L, pl, pr)]
+    src.flags.writeable = False
+    return src
 
 
 def _unpad_adjoint(gxp: np.ndarray, geo: Geometry, mode: str, out: np.ndarray | None = None) -> np.ndarray:
