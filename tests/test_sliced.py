@@ -134,6 +134,24 @@ def test_plans_keep_every_buffer_exact(n):
             assert sorted(set(shifts)) == p.shifts and max(shifts.count(s) for s in shifts) == p.m
 
 
+def test_choose_plan_is_the_rules_first_plan():
+    """``choose_plan`` (cached pair statistics, buffer counts compared only between plans of
+    equal passes) against the rule written out over every candidate: the exact plans (``beta_a
+    + beta_b + ceil(log2(n m)) <= 53``) ordered by passes, then buffers, then widest slices,
+    the first in the search order among equals. Fails if the buffer count or the width is
+    dropped from the order, or ``m`` from the exactness test."""
+    import math
+    for n in (1, 7, 448, 8192, 2**20 + 1):
+        lg = math.ceil(math.log2(n)) if n > 1 else 0
+        for bits_a in range(1, 120, 13):
+            for bits_b in range(1, 120, 17):
+                cands = [sliced.Plan(ba, bb, -(-bits_a // ba), -(-bits_b // bb))
+                         for ba in range(8, 46) for bb in range(8, min(46, 53 - lg - ba + 1))]
+                ok = [p for p in cands if p.beta_a + p.beta_b + math.ceil(math.log2(n * p.m)) <= 53]
+                want = min(ok, key=lambda p: (p.passes, len(p.shifts), -(p.beta_a + p.beta_b)), default=None)
+                assert sliced.choose_plan.__wrapped__(bits_a, bits_b, n) == want, (bits_a, bits_b, n)
+
+
 def test_slices_reconstruct_exactly():
     rng = np.random.default_rng(3)
     a = rng.standard_normal((4, 50)) * np.exp2(rng.integers(-20, 20, (4, 50)))

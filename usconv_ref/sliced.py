@@ -210,23 +210,42 @@ EMPTY_PLAN = Plan(26, 26, 0, 0)
 
 @lru_cache(maxsize=4096)
 def choose_plan(bits_a: int, bits_b: int, n_products: int) -> Plan | None:
-    """The plan with the fewest passes (then fewest buffers) such that every buffer stays exact:
-    ``beta_a + beta_b + ceil(log2(n_products * m)) <= 53`` (each slice ``|q| <= 2**beta``)."""
-    best = None
-    room = _MANT - int(np.ceil(np.log2(max(1, n_products))))
+    """The plan with the fewest passes (then fewest buffers, then the widest slices) such that
+    every buffer stays exact: ``beta_a + beta_b + ceil(log2(n_products * m)) <= 53`` (each slice
+    ``|q| <= 2**beta``). Each candidate's ``m`` and buffer count come from :func:`_pair_stats`
+    (cached, shared by all calls) rather than from a fresh :class:`Plan`."""
+    best = best_key = None
+    most = math.inf  # the best plan's passes
+    room = _MANT - _ceil_log2(max(1, n_products))
     for ba in range(8, 46):
         sa = -(-bits_a // ba)
         for bb in range(8, min(46, room - ba + 1)):
             sb = -(-bits_b // bb)
-            if best is not None and sa * sb > best.passes:
+            passes = sa * sb
+            if passes > most:
                 continue
-            p = Plan(ba, bb, sa, sb)
-            if ba + bb + int(np.ceil(np.log2(max(1, n_products * p.m)))) > _MANT:
+            m, n_shifts = _pair_stats(ba, bb, sa, sb)
+            if ba + bb + _ceil_log2(max(1, n_products * m)) > _MANT:
                 continue
-            key = (p.passes, len(p.shifts), -(ba + bb))
-            if best is None or key < (best.passes, len(best.shifts), -(best.beta_a + best.beta_b)):
-                best = p
+            key = (passes, n_shifts, -(ba + bb))
+            if best is None or key < best_key:
+                best, best_key, most = Plan(ba, bb, sa, sb), key, passes
     return best
+
+
+@lru_cache(maxsize=None)
+def _pair_stats(ba: int, bb: int, sa: int, sb: int) -> tuple:
+    """``(m, len(shifts))`` of the complete ``Plan(ba, bb, sa, sb)``: the most slice pairs
+    sharing a shift ``ba (sa-1-i) + bb (sb-1-j)``, and the number of distinct shifts."""
+    p = Plan(ba, bb, sa, sb)
+    return p.m, len(p.shifts)
+
+
+@lru_cache(maxsize=None)
+def _ceil_log2(n: int) -> int:
+    """``ceil(log2(n))`` as the planner has always computed it (float64 ``np.log2``; kept so
+    that plans, and so the engine's buffers, stay as they were)."""
+    return int(np.ceil(np.log2(n)))
 
 
 def tail_bound(ba: int, bb: int, sa: int, sb: int, kb: tuple, n_products: int) -> Fraction:
