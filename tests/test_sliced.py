@@ -862,3 +862,14 @@ def test_stats_largest_and_smallest_nonzero_magnitudes():
     assert not np.isfinite(sliced._stats([c], (2, 3))[0]).all()
     c[1, 1, 1, 1] = -np.inf
     assert not np.isfinite(sliced._stats([c], (0, 3))[0]).all()
+
+
+def test_any_nonzero_is_any():
+    """``_any_nonzero`` (the slicer's early-stop test, short-cut by the first element) equals
+    ``ndarray.any``: empty, all zero, negative zero first, nonzero only first / only last /
+    in the middle, NaN, 2-D. Fails if the short cut answers False for a zero first element."""
+    cases = [np.zeros(0), np.zeros(7), np.array([-0.0, 0.0]), np.array([1.0, 0.0, 0.0]),
+             np.array([0.0, 0.0, 2.0**-1074]), np.array([0.0, -0.5, 0.0]), np.array([np.nan, 0.0]),
+             np.array([[0.0, 0.0], [0.0, 3.0]]), np.array([-0.0, 0.0, 0.0, -1.0])]
+    for a in cases:
+        assert sliced._any_nonzero(a) == bool(a.any()), a
