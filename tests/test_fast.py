@@ -473,8 +473,9 @@ def test_depthwise_band_grad_weight_exact_on_integers(mode):
     """Depthwise grad_w from the caller's windows of x (the band products: one (B, L_out/B) @
     (L_out/B, B + span - 1) product per row, the diagonal of each tap summed over rows and
     batch) on integer operands: bit for bit the exact int64 sums of direct loops, for B 16
-    and 8, dilations, K 1-9, written, negated and accumulated. Fails with a tap's diagonal
-    off by one or the batch sum dropped."""
+    and 8 (the forward's windows and grad_w's own, ``grad_weight_columns``: B 8), dilations,
+    K 1-9, written, negated and accumulated. Fails with a tap's diagonal off by one or the
+    batch sum dropped."""
     rng = np.random.default_rng(14)
     for K, d, L, pad in _BAND_CASES:
         N, C = 3, 5
@@ -485,13 +486,30 @@ def test_depthwise_band_grad_weight_exact_on_integers(mode):
         rgw = _direct_depthwise(x, w, gy, pad, mode, 1, d)[2]  # int64: exact
         assert rgw.dtype == np.int64 and np.abs(rgw).max() > 2**44  # partial sums far beyond 2**24
         xf, gf = x.astype(float), gy.astype(float)
-        cols = fast.forward_columns(xf, geo, mode, "test_win")
-        assert cols is not None
-        want = rgw.astype(float).reshape(C, 1, 1, K)
-        assert np.array_equal(fast.grad_weight_raw(gf, xf, geo, mode, cols=cols), want)
-        out = np.full(want.shape, np.nan)
-        fast.grad_weight_raw(gf, xf, geo, mode, out=out, negate=True, cols=cols)
-        assert np.array_equal(out, -want)
-        out[...] = 3.0
-        fast.grad_weight_raw(gf, xf, geo, mode, out=out, accumulate=True, cols=cols)
-        assert np.array_equal(out, 3.0 + want)
+        for columns in (fast.forward_columns, fast.grad_weight_columns):
+            cols = columns(xf, geo, mode, "test_win")
+            assert cols is not None
+            if columns is fast.grad_weight_columns:
+                assert cols.shape[-2:] == (geo.L_out // 8, 8 + (K - 1) * d)
+            want = rgw.astype(float).reshape(C, 1, 1, K)
+            assert np.array_equal(fast.grad_weight_raw(gf, xf, geo, mode, cols=cols), want)
+            out = np.full(want.shape, np.nan)
+            fast.grad_weight_raw(gf, xf, geo, mode, out=out, negate=True, cols=cols)
+            assert np.array_equal(out, -want)
+            out[...] = 3.0
+            fast.grad_weight_raw(gf, xf, geo, mode, out=out, accumulate=True, cols=cols)
+            assert np.array_equal(out, 3.0 + want)
+
+
+def test_tap_diagonals_are_the_taps_entries():
+    """``_tap_diagonals`` (a strided view) against fancy indexing ``R[..., b, b + k d]``: B 16
+    and 8, dilations 1-3, K 1-9, W = B + (K-1) d, leading axes; read-only. Fails with the
+    diagonal's stride W instead of W + 1 or the taps' stride not scaled by the dilation."""
+    rng = np.random.default_rng(21)
+    for B, K, d in [(16, 9, 1), (8, 9, 1), (8, 5, 3), (16, 1, 1), (8, 4, 2)]:
+        W = B + (K - 1) * d
+        R = rng.standard_normal((3, 2, B, W))
+        b = np.arange(B)[:, None]
+        want = np.swapaxes(R[..., b, b + np.arange(K) * d], -1, -2)  # (..., K, B)
+        got = fast._tap_diagonals(R, K, d)
+        assert np.array_equal(got, want) and not got.flags.writeable

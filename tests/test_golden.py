@@ -3,6 +3,7 @@ corruption detection, atomic regeneration, and the documented input generator.""
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -358,3 +359,26 @@ def test_regen_compares_with_files_not_only_the_manifest(small_set):
         G.regen(d, pattern=cases[0].id, cases=changed0, accept_changes=True)
     rep = G.regen(d, cases=cases, accept_changes=True)
     assert not rep.refused and f.read_bytes() == good and G.verify(d) == 4
+
+
+def test_workers_run_blas_on_one_thread():
+    """``_single_threaded_blas`` (the -j workers' initializer), in a fresh interpreter after a
+    threaded BLAS call: every loaded OpenBLAS then reports one thread (its own getter);
+    skipped where no OpenBLAS with that getter is loaded."""
+    code = """
+import ctypes, json, numpy as np
+from usconv_ref import golden
+np.dot(np.ones((300, 300)), np.ones((300, 300)))
+libs = sorted({l.split()[-1] for l in open("/proc/self/maps") if "openblas" in l.lower() and "/" in l})
+getters = [getattr(ctypes.CDLL(p), n) for p in libs for n in ("scipy_openblas_get_num_threads64_", "openblas_get_num_threads")
+           if hasattr(ctypes.CDLL(p), n)]
+golden._single_threaded_blas()
+print(json.dumps([g() for g in getters]))
+"""
+    env = dict(os.environ, OPENBLAS_NUM_THREADS="2")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True,
+                       cwd=Path(__file__).resolve().parents[1])
+    counts = json.loads(r.stdout.strip().splitlines()[-1])
+    if not counts:
+        pytest.skip("no OpenBLAS with a thread getter loaded")
+    assert counts == [1] * len(counts)

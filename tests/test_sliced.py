@@ -134,6 +134,24 @@ def test_plans_keep_every_buffer_exact(n):
             assert sorted(set(shifts)) == p.shifts and max(shifts.count(s) for s in shifts) == p.m
 
 
+def test_choose_plan_is_the_rules_first_plan():
+    """``choose_plan`` (cached pair statistics, buffer counts compared only between plans of
+    equal passes) against the rule written out over every candidate: the exact plans (``beta_a
+    + beta_b + ceil(log2(n m)) <= 53``) ordered by passes, then buffers, then widest slices,
+    the first in the search order among equals. Fails if the buffer count or the width is
+    dropped from the order, or ``m`` from the exactness test."""
+    import math
+    for n in (1, 7, 448, 8192, 2**20 + 1):
+        lg = math.ceil(math.log2(n)) if n > 1 else 0
+        for bits_a in range(1, 120, 13):
+            for bits_b in range(1, 120, 17):
+                cands = [sliced.Plan(ba, bb, -(-bits_a // ba), -(-bits_b // bb))
+                         for ba in range(8, 46) for bb in range(8, min(46, 53 - lg - ba + 1))]
+                ok = [p for p in cands if p.beta_a + p.beta_b + math.ceil(math.log2(n * p.m)) <= 53]
+                want = min(ok, key=lambda p: (p.passes, len(p.shifts), -(p.beta_a + p.beta_b)), default=None)
+                assert sliced.choose_plan.__wrapped__(bits_a, bits_b, n) == want, (bits_a, bits_b, n)
+
+
 def test_slices_reconstruct_exactly():
     rng = np.random.default_rng(3)
     a = rng.standard_normal((4, 50)) * np.exp2(rng.integers(-20, 20, (4, 50)))
@@ -713,8 +731,8 @@ def test_depthwise_blocks_across_the_batch_match_term_lists(gi, block, dtype, mo
     seen = []
     real = sliced._blocks
 
-    def spy(N, G, per_n, per_g, across=False):
-        out = real(N, G, per_n, per_g, across)
+    def spy(N, G, per_n, per_g, across=False, **kw):
+        out = real(N, G, per_n, per_g, across, **kw)
         seen.extend((ns.stop - ns.start, gs.stop - gs.start, G) for ns, gs in out)
         return out
     monkeypatch.setattr(sliced, "_blocks", spy)
@@ -844,3 +862,14 @@ def test_stats_largest_and_smallest_nonzero_magnitudes():
     assert not np.isfinite(sliced._stats([c], (2, 3))[0]).all()
     c[1, 1, 1, 1] = -np.inf
     assert not np.isfinite(sliced._stats([c], (0, 3))[0]).all()
+
+
+def test_any_nonzero_is_any():
+    """``_any_nonzero`` (the slicer's early-stop test, short-cut by the first element) equals
+    ``ndarray.any``: empty, all zero, negative zero first, nonzero only first / only last /
+    in the middle, NaN, 2-D. Fails if the short cut answers False for a zero first element."""
+    cases = [np.zeros(0), np.zeros(7), np.array([-0.0, 0.0]), np.array([1.0, 0.0, 0.0]),
+             np.array([0.0, 0.0, 2.0**-1074]), np.array([0.0, -0.5, 0.0]), np.array([np.nan, 0.0]),
+             np.array([[0.0, 0.0], [0.0, 3.0]]), np.array([-0.0, 0.0, 0.0, -1.0])]
+    for a in cases:
+        assert sliced._any_nonzero(a) == bool(a.any()), a

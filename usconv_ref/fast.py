@@ -95,14 +95,31 @@ def _pad_into(dst: np.ndarray, x: np.ndarray, geo: Geometry, mode: str) -> np.nd
     ``dst[..., :L_pad]`` (no new full-size array); returns that view."""
     xp = dst[..., :geo.L_pad]
     xp[..., geo.pl:geo.pl + geo.L] = x
-    edges = np.r_[0:geo.pl, geo.pl + geo.L:geo.L_pad]
-    if edges.size:
-        if mode == "zeros":
-            xp[..., :geo.pl] = 0
-            xp[..., geo.pl + geo.L:] = 0
-        else:
-            xp[..., edges] = x[..., source_index(geo.L, geo.pl, geo.pr, mode)[edges]]
+    if geo.pl + geo.pr == 0:
+        return xp
+    if mode == "zeros":  # (no index arrays: this runs once per slice and block)
+        xp[..., :geo.pl] = 0
+        xp[..., geo.pl + geo.L:] = 0
+    else:
+        edges = _pad_edges(geo.L, geo.pl, geo.pr)
+        xp[..., edges] = x[..., _pad_sources(geo.L, geo.pl, geo.pr, mode)]
     return xp
+
+
+@lru_cache(maxsize=256)
+def _pad_edges(L: int, pl: int, pr: int) -> np.ndarray:
+    """The padded positions ``[0, pl)`` and ``[pl + L, pl + L + pr)`` (read-only)."""
+    edges = np.r_[0:pl, pl + L:pl + L + pr]
+    edges.flags.writeable = False
+    return edges
+
+
+@lru_cache(maxsize=256)
+def _pad_sources(L: int, pl: int, pr: int, mode: str) -> np.ndarray:
+    """``source_index`` at :func:`_pad_edges` (read-only): where each padded value comes from."""
+    src = source_index(L, pl, pr, mode)[_pad_edges(L, pl, pr)]
+    src.flags.writeable = False
+    return src
 
 
 def _unpad_adjoint(gxp: np.ndarray, geo: Geometry, mode: str, out: np.ndarray | None = None) -> np.ndarray:
@@ -260,6 +277,19 @@ def forward_columns(xb: np.ndarray, geo: Geometry, mode: str, key: str) -> np.nd
     return dw_windows(xb.reshape(geo.N * geo.groups, geo.L), geo, mode, _thread_scratch(), key)
 
 
+def grad_weight_columns(xb: np.ndarray, geo: Geometry, mode: str, key: str) -> np.ndarray | None:
+    """What :func:`grad_weight_raw` takes as ``cols`` for an x it is called with several times
+    (the exact engine's slice pairs): :func:`dense_columns`, or for depthwise convolutions x's
+    window matrix (:func:`dw_windows`) of band width ``_GW_BAND_WIDTHS`` (finite: the engine's
+    slices). None where grad_weight_raw would not use one."""
+    if not _depthwise(geo):
+        return dense_columns(xb, geo, mode, "x", key)
+    B = _band_width(geo, _GW_BAND_WIDTHS)
+    if not (_BAND and B and xb.dtype == np.float64):
+        return None
+    return dw_windows(xb.reshape(geo.N * geo.groups, geo.L), geo, mode, _thread_scratch(), key, B)
+
+
 def _grad_input_band_geometry(geo: Geometry, mode: str) -> Geometry | None:
     """Depthwise grad_x at stride 1 as the band kernel's forward over gy with the reversed
     taps: ``gxp[p] = sum_k w[k] gy[p - k*d]`` is gy, zero-extended by ``s = (K-1)*d``,
@@ -339,19 +369,28 @@ def _dw_forward_filter(xr, wr, y, geo: Geometry, mode: str, acc: bool, add, work
 # 2048 positions, K 9, B 16: ~120 us against correlate1d's ~270 us; the windows, built once per
 # input and reused by the exact engine's slice pairs: ~90 us).
 _BAND_WIDTHS = (16, 8)  # output positions per window row, the first that divides L_out
+# grad_w's windows (:func:`grad_weight_columns`): a product per row computes B (B + span - 1)
+# lags of which it keeps B K, so B 8 costs L_out (8 + span - 1) multiply-adds a row against
+# L_out (16 + span - 1) for B 16 (K 9: 16 against 24; micro-benchmark, (8, 256) @ (256, 16)
+# per row 2.7 us against (16, 128) @ (128, 24) 3.3-3.5 us), and its diagonals gather half as
+# many entries. (The forward keeps B 16: its band matrices are (B + span - 1, B), B 8 its
+# less efficient shape.)
+_GW_BAND_WIDTHS = (8,)
 
 
-def _band_width(geo: Geometry) -> int:
-    """B of :func:`_dw_forward_band` (0: not applicable): stride 1 and ``L_out % B == 0``."""
+def _band_width(geo: Geometry, widths: tuple = _BAND_WIDTHS) -> int:
+    """B of :func:`_dw_forward_band` (0: not applicable): stride 1 and ``L_out % B == 0``, the
+    first of ``widths`` that divides."""
     if geo.stride != 1:
         return 0
-    return next((B for B in _BAND_WIDTHS if geo.L_out % B == 0), 0)
+    return next((B for B in widths if geo.L_out % B == 0), 0)
 
 
-def dw_windows(xr: np.ndarray, geo: Geometry, mode: str, scratch: "_Scratch", key: str) -> np.ndarray:
+def dw_windows(xr: np.ndarray, geo: Geometry, mode: str, scratch: "_Scratch", key: str, B: int = 0) -> np.ndarray:
     """The window matrix ``win[..., i, a] = xp[..., i*B + a]`` (``i < L_out // B``, ``a < B + span
-    - 1``) of depthwise rows ``xr[..., L]`` padded (SPEC §2), in ``scratch[key]``."""
-    B = _band_width(geo)
+    - 1``) of depthwise rows ``xr[..., L]`` padded (SPEC §2), in ``scratch[key]``; ``B``: the
+    band width (0: :func:`_band_width`'s; given, it must divide ``L_out``)."""
+    B = B or _band_width(geo)
     span = (geo.K - 1) * geo.dilation + 1
     nb, width = geo.L_out // B, B + span - 1
     xp = _pad_into(scratch.get("band_xp", xr.shape[:-1] + (geo.L_pad,), xr.dtype), xr, geo, mode)
@@ -501,19 +540,30 @@ def _dw_grad_weight_blocked(gr, xr, acc, geo: Geometry, mode: str, B: int, worke
 
 
 def _dw_grad_weight_band(g3: np.ndarray, win: np.ndarray, geo: Geometry) -> np.ndarray:
-    """Depthwise grad_w at stride 1 from x's windows (:func:`dw_windows`, finite: the exact
-    engine's slices): with ``t = i*B + b``, ``R[n, g, b, a] = sum_i gy[n, g, i*B + b] win[n, g,
-    i, a]`` is one (B, L_out/B) @ (L_out/B, B + span - 1) product per row, and ``gw[g, k] =
-    sum_{n, b} R[n, g, b, b + k*dilation]``: each used entry sums exactly the products of tap
-    k (the others are dropped), in BLAS's order; exact for integer-valued operands whose
-    products sum to at most 2**53, as the other kernels. Returns (G, K)."""
+    """Depthwise grad_w at stride 1 from x's windows (:func:`dw_windows` of any band width B
+    dividing L_out, read off their shape; finite: the exact engine's slices): with ``t = i*B +
+    b``, ``R[n, g, b, a] = sum_i gy[n, g, i*B + b] win[n, g, i, a]`` is one (B, L_out/B) @
+    (L_out/B, B + span - 1) product per row, and ``gw[g, k] = sum_{n, b} R[n, g, b, b +
+    k*dilation]`` (:func:`_tap_diagonals`): each used entry sums exactly the products of tap k
+    (the others are dropped), in BLAS's order; exact for integer-valued operands whose products
+    sum to at most 2**53, as the other kernels. Returns (G, K)."""
     N, G, L_out = g3.shape
-    B = _band_width(geo)
-    nb = L_out // B
+    nb = win.shape[-2]
+    B = L_out // nb
     gyt = np.swapaxes(g3.reshape(N, G, nb, B), -1, -2)  # (N, G, B, nb): BLAS's transpose, no copy
     R = np.matmul(gyt, win.reshape(N, G, nb, -1))  # (N, G, B, B + span - 1)
-    b = np.arange(B)[:, None]
-    return R[:, :, b, b + np.arange(geo.K) * geo.dilation].sum(axis=(0, 2))
+    return _tap_diagonals(R, geo.K, geo.dilation).sum(axis=(0, 3))
+
+
+def _tap_diagonals(R: np.ndarray, K: int, dilation: int) -> np.ndarray:
+    """The read-only view ``D[..., k, b] = R[..., b, b + k*dilation]`` (``k < K``) of a
+    C-contiguous ``R[..., B, W]``: entry ``(b, b + k d)`` lies at ``b (W + 1) + k d`` elements
+    from a matrix's start, so one strided view (no gathered copy; needs ``(K-1) d + B <= W``)."""
+    *lead, B, W = R.shape
+    e = R.itemsize
+    assert R.flags.c_contiguous and (K - 1) * dilation + B <= W
+    return np.lib.stride_tricks.as_strided(R, (*lead, K, B), R.strides[:-2] + (dilation * e, (W + 1) * e),
+                                           writeable=False)
 
 
 def _put(dst: np.ndarray, res: np.ndarray, negate: bool, accumulate: bool) -> None:
@@ -722,8 +772,8 @@ def grad_weight_raw(gyb: np.ndarray, xb: np.ndarray, geo: Geometry, mode: str, w
     no conjugation, no scale (exact for integer-valued inputs as :func:`forward_raw`). ``out``
     (float64 of that shape, C-contiguous): written there (negated with ``negate``), or with
     ``accumulate`` added to it (subtracted with ``negate``). ``cols``: ``dense_columns(xb, geo,
-    mode, "x", ...)`` or, depthwise, :func:`forward_columns` (finite inputs: the band
-    products), if the caller has it."""
+    mode, "x", ...)`` or, depthwise, x's windows (:func:`grad_weight_columns` or
+    :func:`forward_columns`; finite inputs: the band products), if the caller has it."""
     dtype = np.result_type(gyb, xb, np.float64)
     G, Og, Cg, K = geo.groups, geo.Og, geo.Cg, geo.K
     if out is not None and (out.dtype != dtype or not out.flags.c_contiguous or out.size != G * Og * Cg * K):

@@ -237,10 +237,43 @@ def _file_hash(path: Path) -> str | None:
     return sha256(path.read_bytes()) if path.is_file() else None
 
 
+# Worker processes run BLAS on one thread (the golden cases are small): on the project's
+# 2-core VM two workers, each with OpenBLAS's second thread spinning after its calls, kept 4
+# threads runnable on 2 cores; -j 2 took 3.7-4.1 s of user time against 2.8-3.2 s for -j 1,
+# and with another process busy on one core it was no faster than -j 1. The thread count is
+# read from OPENBLAS_NUM_THREADS only when BLAS loads, which a forked worker inherits loaded,
+# so the worker sets it through OpenBLAS's own call where it finds one (best effort: Linux,
+# OpenBLAS; elsewhere nothing changes). Exact results do not depend on BLAS's threads.
+_OPENBLAS_SET_THREADS = ("scipy_openblas_set_num_threads64_", "openblas_set_num_threads64_",
+                         "openblas_set_num_threads")
+
+
+def _single_threaded_blas() -> None:
+    """In a worker: every loaded OpenBLAS (``/proc/self/maps``) set to one thread; nothing
+    where none is found or the platform has no such map."""
+    import ctypes
+    try:
+        with open("/proc/self/maps") as f:
+            libs = sorted({line.split()[-1] for line in f if "openblas" in line.lower() and "/" in line})
+    except OSError:
+        return
+    for path in libs:
+        try:
+            lib = ctypes.CDLL(path)
+        except OSError:
+            continue
+        for name in _OPENBLAS_SET_THREADS:
+            if hasattr(lib, name):
+                getattr(lib, name)(1)
+                break
+
+
 def _compute(cases: list[Case], jobs: int, progress):
-    """Yield ``(case, npz bytes)`` in catalog order, computed in ``jobs`` processes."""
+    """Yield ``(case, npz bytes)`` in catalog order, computed in ``jobs`` processes (BLAS on
+    one thread each: :func:`_single_threaded_blas`)."""
     if jobs > 1 and len(cases) > 1:
-        with ProcessPoolExecutor(max_workers=jobs) as pool:
+        from scipy import ndimage  # noqa: F401 -- imported once here, not in every forked worker (~0.2 s each)
+        with ProcessPoolExecutor(max_workers=jobs, initializer=_single_threaded_blas) as pool:
             for i, (case, data) in enumerate(zip(cases, pool.map(case_bytes, cases, chunksize=1))):
                 if progress:
                     progress(i + 1, len(cases), case.id)

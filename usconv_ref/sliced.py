@@ -82,6 +82,10 @@ MAX_LIMBS = 64
 # 2**13 did, and 5-15% less time (follow-up 8: ~55 NumPy calls a chunk, half the calls).
 _CHUNK = 1 << 14
 _BLOCK = 1 << 16  # output elements per streamed block (fewer blocks: fewer fallback term-list set-ups)
+# Depthwise grad_w / grad_b blocks (of their inputs, the output being small) are this many
+# times larger: each block costs a few dozen kernel calls per slice pair, each with a fixed
+# set-up, on (N=1, 16 channel) blocks of the benchmark's depthwise backward; 4x: 64 channels.
+_OVER_N_DW_BLOCKS = 4
 _MANT = 53
 _WIDTH = 24  # limb width of the exact fallback
 
@@ -137,9 +141,15 @@ def slices(parts: list, E: np.ndarray, beta: int, count: int, consume: bool = Fa
         for r, q in zip(rs, qs):
             r -= q  # exact: the fraction of r
         yield qs
-        if not any(r.any() for r in rs):
+        if not any(_any_nonzero(r) for r in rs):
             return
     raise AssertionError("sliced: operand not exhausted by its slices")  # pragma: no cover - excluded by the bits bound
+
+
+def _any_nonzero(r: np.ndarray) -> bool:
+    """``r.any()``, answered by the first element where that is nonzero (a remainder of float64
+    data before its last slice nearly always is: no pass over the block)."""
+    return r.size > 0 and (bool(r.flat[0]) or bool(r.any()))
 
 
 def _scale2(a: np.ndarray, k: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
@@ -206,23 +216,42 @@ EMPTY_PLAN = Plan(26, 26, 0, 0)
 
 @lru_cache(maxsize=4096)
 def choose_plan(bits_a: int, bits_b: int, n_products: int) -> Plan | None:
-    """The plan with the fewest passes (then fewest buffers) such that every buffer stays exact:
-    ``beta_a + beta_b + ceil(log2(n_products * m)) <= 53`` (each slice ``|q| <= 2**beta``)."""
-    best = None
-    room = _MANT - int(np.ceil(np.log2(max(1, n_products))))
+    """The plan with the fewest passes (then fewest buffers, then the widest slices) such that
+    every buffer stays exact: ``beta_a + beta_b + ceil(log2(n_products * m)) <= 53`` (each slice
+    ``|q| <= 2**beta``). Each candidate's ``m`` and buffer count come from :func:`_pair_stats`
+    (cached, shared by all calls) rather than from a fresh :class:`Plan`."""
+    best = best_key = None
+    most = math.inf  # the best plan's passes
+    room = _MANT - _ceil_log2(max(1, n_products))
     for ba in range(8, 46):
         sa = -(-bits_a // ba)
         for bb in range(8, min(46, room - ba + 1)):
             sb = -(-bits_b // bb)
-            if best is not None and sa * sb > best.passes:
+            passes = sa * sb
+            if passes > most:
                 continue
-            p = Plan(ba, bb, sa, sb)
-            if ba + bb + int(np.ceil(np.log2(max(1, n_products * p.m)))) > _MANT:
+            m, n_shifts = _pair_stats(ba, bb, sa, sb)
+            if ba + bb + _ceil_log2(max(1, n_products * m)) > _MANT:
                 continue
-            key = (p.passes, len(p.shifts), -(ba + bb))
-            if best is None or key < (best.passes, len(best.shifts), -(best.beta_a + best.beta_b)):
-                best = p
+            key = (passes, n_shifts, -(ba + bb))
+            if best is None or key < best_key:
+                best, best_key, most = Plan(ba, bb, sa, sb), key, passes
     return best
+
+
+@lru_cache(maxsize=None)
+def _pair_stats(ba: int, bb: int, sa: int, sb: int) -> tuple:
+    """``(m, len(shifts))`` of the complete ``Plan(ba, bb, sa, sb)``: the most slice pairs
+    sharing a shift ``ba (sa-1-i) + bb (sb-1-j)``, and the number of distinct shifts."""
+    p = Plan(ba, bb, sa, sb)
+    return p.m, len(p.shifts)
+
+
+@lru_cache(maxsize=None)
+def _ceil_log2(n: int) -> int:
+    """``ceil(log2(n))`` as the planner has always computed it (float64 ``np.log2``; kept so
+    that plans, and so the engine's buffers, stay as they were)."""
+    return int(np.ceil(np.log2(n)))
 
 
 def tail_bound(ba: int, bb: int, sa: int, sb: int, kb: tuple, n_products: int) -> Fraction:
@@ -894,19 +923,20 @@ def _combos(complex_: bool, conj: bool) -> Combo:
     return _CONJ if conj else _PLAIN
 
 
-def _blocks(N: int, G: int, per_n: int, per_g: int, across: bool = False) -> list:
-    """(n-slice, g-slice) blocks of about ``_BLOCK`` output elements (``per_n`` per batch
-    element, ``per_g`` per group of one batch element). ``across``: where a batch element
-    exceeds a block, groups of every batch element (``N * per_g`` elements a group) rather than
-    groups of one batch element, while a group of all of them fits in a block (the depthwise
-    filter kernels then run once per channel over N rows instead of once per row)."""
-    if per_n <= _BLOCK:
-        nb = max(1, _BLOCK // max(per_n, 1))
+def _blocks(N: int, G: int, per_n: int, per_g: int, across: bool = False, size: int = 0) -> list:
+    """(n-slice, g-slice) blocks of about ``size`` (0: ``_BLOCK``) output elements (``per_n``
+    per batch element, ``per_g`` per group of one batch element). ``across``: where a batch
+    element exceeds a block, groups of every batch element (``N * per_g`` elements a group)
+    rather than groups of one batch element, while a group of all of them fits in a block (the
+    depthwise filter kernels then run once per channel over N rows instead of once per row)."""
+    size = size or _BLOCK
+    if per_n <= size:
+        nb = max(1, size // max(per_n, 1))
         return [(slice(n, min(N, n + nb)), slice(0, G)) for n in range(0, N, nb)]
-    if across and N * per_g <= _BLOCK:
-        gb = _BLOCK // (N * per_g)
+    if across and N * per_g <= size:
+        gb = size // (N * per_g)
         return [(slice(0, N), slice(g, min(G, g + gb))) for g in range(0, G, gb)]
-    gb = max(1, _BLOCK // max(per_g, 1))
+    gb = max(1, size // max(per_g, 1))
     return [(slice(n, n + 1), slice(g, min(G, g + gb))) for n in range(N) for g in range(0, G, gb)]
 
 
@@ -1217,7 +1247,7 @@ def _over_n(geo: Geometry, a: Source, b: Source | None, F_block: Callable, combo
     ``F_block`` and ``terms`` as in :func:`_per_ng`."""
     G = geo.groups
     per_g = a.shape[2] * a.shape[3] + (0 if b is None else b.shape[2] * b.shape[3])
-    blocks = _blocks(geo.N, G, per_g * G, per_g)
+    blocks = _blocks(geo.N, G, per_g * G, per_g, size=_BLOCK * (_OVER_N_DW_BLOCKS if fast._depthwise(geo) else 1))
     prec = a.cd.part.precision
     stats = {}
     for name, src in (("a", a), ("b", b)):
@@ -1307,7 +1337,7 @@ def grad_weight(geo: Geometry, gy: np.ndarray, x: np.ndarray, cd, padding_mode: 
         def prep_b(q, key):
             cols = None
             if q.size * K <= budget[0]:
-                cols = fast.forward_columns(q.reshape(sub.N, sub.C_in, sub.L), sub, padding_mode, key)
+                cols = fast.grad_weight_columns(q.reshape(sub.N, sub.C_in, sub.L), sub, padding_mode, key)
                 budget[0] -= 0 if cols is None else cols.size
             return q, cols
         f.prep_b = prep_b
