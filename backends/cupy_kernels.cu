@@ -654,14 +654,51 @@ __device__ __forceinline__ void stage_row(float* sm, const S* __restrict__ src, 
     }
 }
 
+// The extra padded copies of x[j] (besides its own position j + pl) as two half-open ranges of
+// padded positions [lo[q], hi[q]), empty where absent, in copies()' order: reflect j' = -j and
+// 2(L-1) - j, replicate the left / right pad for j = 0 / L - 1, circular j - L and j + L. Fixed
+// slots, 32-bit arithmetic: no dynamically indexed array.
+__device__ __forceinline__ void extra_copies(int j, const Geo& g, int lo[2], int hi[2]) {
+    const int L = (int)g.L, pl = (int)g.pl, pr = (int)g.pr, jr = 2 * (L - 1) - j;
+    lo[0] = hi[0] = lo[1] = hi[1] = 0;
+    if (g.mode == 1) {
+        if (j >= 1 && j <= pl) { lo[0] = pl - j; hi[0] = pl - j + 1; }
+        if (jr >= L && jr < L + pr) { lo[1] = pl + jr; hi[1] = pl + jr + 1; }
+    } else if (g.mode == 2) {
+        if (j == 0 && pl > 0) { lo[0] = 0; hi[0] = pl; }
+        if (j == L - 1 && pr > 0) { lo[1] = pl + L; hi[1] = pl + L + pr; }
+    } else if (g.mode == 3) {
+        if (j - L >= -pl) { lo[0] = pl + j - L; hi[0] = lo[0] + 1; }
+        if (j + L < L + pr) { lo[1] = pl + j + L; hi[1] = lo[1] + 1; }
+    }
+}
+
 // Depthwise grad_x at position j < Lo of row (n, c) with a non-zero padding mode: adds to acc
 // the contributions of the extra padded copies of x[j] (SPEC §2's adjoint; they exist only
 // within max(pl, pr) + 1 of a row end). gy: grad_y; s: the scale, multiplied into the taps.
-template <typename S>
+// LEAN (dw_bwd_edges), at stride 1 with one output channel per input channel: per copy i
+// (extra_copies), taps k ascending with 0 <= t = i - k d < L_out, acc = fma(gy[t], w[c, k] s,
+// acc) -- add_copies' operations in its order, in 32-bit arithmetic without its 64-bit
+// divisions; otherwise add_copies itself (inlined into dw_wide, the lean loop cost it registers).
+template <typename S, bool LEAN = false>
 __device__ __forceinline__ void dw_add_copies(const S* __restrict__ gy, const S* __restrict__ w, const Geo& g,
                                               unsigned row, unsigned c, long long j, int Lo, float s, float& acc) {
     const int E = (int)(g.pl > g.pr ? g.pl : g.pr) + 1;
     if (j >= Lo || (j >= E && j < Lo - E)) return;
+    if (LEAN && g.stride == 1 && g.Cout == g.Cin && g.G == g.Cin) {
+        int lo[2], hi[2];
+        extra_copies((int)j, g, lo, hi);
+        const int K = (int)g.K, d = (int)g.dil, Lout = (int)g.Lout;
+        const S* gr = gy + (long long)row * Lout;
+#pragma unroll
+        for (int q = 0; q < 2; ++q)
+            for (int i = lo[q]; i < hi[q]; ++i)
+                for (int k = 0; k < K; ++k) {
+                    const int t = i - k * d;
+                    if (t >= 0 && t < Lout) acc = fma_ieee(to_acc(gr[t]), mul_ieee(to_acc(w[(long long)c * K + k]), s), acc);
+                }
+        return;
+    }
     long long lo[4], hi[4];
     const int m = copies(j, g, lo, hi);
     float si = 0.f;
@@ -1408,7 +1445,7 @@ __global__ void __launch_bounds__(128) dw_long(const S* __restrict__ in, const S
 // Depthwise grad_x at position j of row (n, c) from global memory, before the bias: the taps
 // (reversed, d apart, grad_y zero outside its row) ascending from zero, then the extra padded copies
 // of x[j] -- the sums of dw_vec and the register-window kernels.
-template <typename S>
+template <typename S, bool LEAN = false>
 __device__ __forceinline__ float dw_gx_point(const S* __restrict__ gy, const S* __restrict__ w, const Geo& g,
                                              unsigned row, unsigned c, int j, float s) {
     const int K = (int)g.K, Lout = (int)g.Lout, d = (int)g.dil, PG = (K - 1) * d - (int)g.pl;
@@ -1417,7 +1454,7 @@ __device__ __forceinline__ float dw_gx_point(const S* __restrict__ gy, const S* 
         const float v = padded_elem<S, false>(gy + (long long)row * Lout, j - PG + k * d, Lout, g);
         acc = fma_ieee(v, mul_ieee(to_acc(w[(long long)c * K + K - 1 - k]), s), acc);
     }
-    dw_add_copies<S>(gy, w, g, row, c, j, (int)g.L, s, acc);
+    dw_add_copies<S, LEAN>(gy, w, g, row, c, j, (int)g.L, s, acc);
     return acc;
 }
 
@@ -1444,7 +1481,7 @@ __global__ void dw_bwd_edges(const S* __restrict__ gy, const S* __restrict__ w, 
     if (idx >= g.N * g.Cout * nE) return;
     const unsigned row = (unsigned)(idx / nE), c = row % (unsigned)g.Cout;
     const int q = (int)(idx - (long long)row * nE), j = (q < E || nE == L) ? q : L - nE + q;
-    gx[(long long)row * L + j] = from_acc<S>(add_ieee(dw_gx_point<S>(gy, w, g, row, c, j, (float)s_gx), 0.f));
+    gx[(long long)row * L + j] = from_acc<S>(add_ieee(dw_gx_point<S, true>(gy, w, g, row, c, j, (float)s_gx), 0.f));
 }
 
 // sm[sidx<true>(q)] = element i0 + q of a row of n (padded_elem<S, MAP>: the padding map for x,

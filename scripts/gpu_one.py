@@ -5,7 +5,7 @@ g128`` (fp32, 8 channels a group, K7, pad 3, N8 C1024 L4096) or ``gpu_one.py c64
 depthwise K4, pad 3, N8 C1024 L4096) or ``gpu_one.py K64`` (depthwise fp16, K64, pad 32, N8
 C1024 L4096), ``s2`` (depthwise fp32 K4 pad 3 stride 2), ``dil2`` (depthwise fp32 K9 pad 8
 dilation 2), ``K9`` / ``K9h`` (depthwise fp32 / fp16 K9 pad 4) or ``x2`` (fp32 K4 pad 3, C1024 -> 2048), all N8 C1024
-L4096, or ``fp16r`` (``fp16`` with reflect padding); a further argument ``bwd`` runs the backward
+L4096, or ``fp16r`` (``fp16`` with reflect padding), ``bf16`` / ``bf16c`` (bfloat16, zeros / circular padding); a further argument ``bwd`` runs the backward
 after it, ``select`` compiles the register windows' runtime barrel shift (SHIFT_SWITCH off)."""
 import sys
 from pathlib import Path
@@ -26,7 +26,9 @@ N, C, L, K, pad, dt, G, *extra = {"K31": (8, 1024, 4096, 31, 15, "float32", 1024
                           "K9": (8, 1024, 4096, 9, 4, "float32", 1024),
                           "K9h": (8, 1024, 4096, 9, 4, "float16", 1024),
                           "x2": (8, 1024, 4096, 4, 3, "float32", 1024, dict(multiplier=2)),
-                          "fp16r": (16, 2048, 4096, 4, 3, "float16", 2048, dict(padding_mode="reflect"))}[which]
+                          "fp16r": (16, 2048, 4096, 4, 3, "float16", 2048, dict(padding_mode="reflect")),
+                          "bf16": (16, 2048, 4096, 4, 3, "bfloat16", 2048),
+                          "bf16c": (16, 2048, 4096, 4, 3, "bfloat16", 2048, dict(padding_mode="circular"))}[which]
 opts = dict(extra[0]) if extra else {}
 M = opts.pop("multiplier", 1)  # depth multiplier: C_out = M * C_in
 cd = case_dtype(dt)
