@@ -17,7 +17,9 @@ block reads and writes, and checks over thousands of random geometries that
    only where every element the outputs need lies inside the current row, and the element the
    fast path uses for output r and tap k is input position o - lead + k of the same row
    (lead = pl forward, K - 1 - pl for grad_x); every read through the padding map (the
-   scalar paths) stays inside the row and follows SPEC §2;
+   scalar paths, dw_reg's row-end windows fetched by the warp, dw_reg_bwd's branch-free
+   ``mapped_elem_nb``) stays inside the row and follows SPEC §2, and dw_bwd_edges' lean
+   ``extra_copies`` lists exactly SPEC §2's padded copies;
 3. dw_reg_bwd's grad_w share covers every grad_y position t in [0, L_out) of each row exactly
    once and its partial buffer (n * tiles + tile) * C + c is in range, every slot written once
    and every slot conv_grad_w_final reads; dw_bwd_edges rewrites exactly the positions within
@@ -41,6 +43,7 @@ import sys
 import types
 from contextlib import contextmanager
 from functools import lru_cache
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -190,6 +193,31 @@ def _check_padded_reads(i, n, MAP, g, what):
         assert (src[real] == _spec_src(i[real], g.L, g.mode)).all(), f"{what}: padding map differs from SPEC"
     else:
         assert (src == np.where((i >= 0) & (i < n), i, -1)).all()
+
+
+def _mapped_elem_nb_idx(i, g):
+    """(row index mapped_elem_nb<S>(row, i, g) loads, whether it keeps the value): one load at the
+    index clamped into [0, L), kept where i is inside the row or mapped, as written."""
+    i = np.asarray(i, np.int64)
+    L = g.L
+    inside = (i >= 0) & (i < L)
+    mapped = (g.mode != 0) & (i + g.pl >= 0) & (i + g.pl < g.L + g.pl + g.pr)
+    if g.mode == 1:
+        m = np.where(i < 0, -i, 2 * (L - 1) - i)
+    elif g.mode == 2:
+        m = np.where(i < 0, 0, L - 1)
+    else:
+        m = np.where(i < 0, i + L, i - L)
+    keep = inside if "nb_mapped" in MUTATION else inside | mapped
+    return np.clip(np.where(inside, i, m), 0, L - 1), keep
+
+
+def _check_mapped_elem_nb(i, g, what):
+    """mapped_elem_nb loads inside the row, and the values it keeps are padded_elem<S, true>'s."""
+    idx, keep = _mapped_elem_nb_idx(i, g)
+    assert ((idx >= 0) & (idx < g.L)).all(), f"{what}: branch-free load outside the row"
+    src = _padded_elem_idx(i, g.L, True, g)
+    assert (np.where(keep, idx, -1) == src).all(), f"{what}: differs from padded_elem"
 
 
 def _check_vec_loads(arr, addrs, isz, what):
@@ -425,15 +453,16 @@ def model_dw_reg(S, K, arrs, g, grid, block):
     assert (Af + tab[ef, 0] == xrow[f] * g.L + o0[f] * ST - g.pl).all()
     _check_vec_stores(y, row[f] * g.Lout + o0[f], isz, "dw_reg y")
     writes = [(row[f] * g.Lout + o0[f])[:, None] + np.arange(8)]
-    # scalar chunks
-    s = np.flatnonzero(~fast)
+    # row-end chunks (warp_window): lane m of the warp reads window element i0 + m (m < NW) through
+    # padded_elem for the owner; output r, tap k takes win[r * ST + k] = x position o * ST - pl + k
+    s = np.flatnonzero(~fast & (o0 + 8 > 0) & (o0 < g.Lout))
+    _check_padded_reads(i0[s][:, None] + np.arange(NW), g.L, True, g, "dw_reg row-end window")
+    assert (np.arange(8)[:, None] * ST + np.arange(K) < NW).all(), "dw_reg row-end window too short"
     o = o0[s][:, None] + np.arange(8)
     valid = (o >= 0) & (o < g.Lout)
     ro = np.broadcast_to(row[s][:, None], o.shape)[valid]
     ov = o[valid]
     writes.append(ro * g.Lout + ov)
-    ii = (ov * ST - g.pl)[:, None] + np.arange(K)
-    _check_padded_reads(ii, g.L, True, g, "dw_reg scalar")
     _check_written_once(y, np.concatenate([a.ravel() for a in writes]), "dw_reg y")
     return {"fast": int(fast.sum()), "chunks": int(fast.size)}
 
@@ -495,8 +524,8 @@ def model_dw_reg_bwd(S, K, arrs, g, grid, block, final=None):
     ext_t = np.arange(L, max(L, Lout), dtype=np.int64)
     tw = np.concatenate([tw, (np.zeros_like(last)[:, None] + ext_t).ravel()])
     rw = np.concatenate([rw, np.repeat(row[last], ext_t.size)])
-    if last.size and ext_t.size:
-        _check_padded_reads((ext_t - pl)[:, None] + np.arange(K), L, True, g, "dw_reg_bwd grad_w tail")
+    if last.size and ext_t.size:  # through mapped_elem_nb (branch-free)
+        _check_mapped_elem_nb((ext_t - pl)[:, None] + np.arange(K), g, "dw_reg_bwd grad_w tail")
     _check_written_once(gy, rw * Lout + tw, "dw_reg_bwd grad_w share (grad_y positions)")
     # partial sums: block (row, tile) writes partial[((n * tiles + tile) * C + c) * K + k], k < K
     n, c = brow // g.Cout, brow % g.Cout
@@ -1844,9 +1873,61 @@ def test_dispatch_declines_other_dtypes():
         n += 1
 
 
+def _extra_copies(j, g):
+    """extra_copies(j, g, lo, hi) as written: two half-open ranges of padded positions."""
+    L, pl, pr, jr = g.L, g.pl, g.pr, 2 * (g.L - 1) - j
+    if "copies_jr" in MUTATION:
+        jr = 2 * g.L - j
+    r = [(0, 0), (0, 0)]
+    if g.mode == 1:
+        if 1 <= j <= pl:
+            r[0] = (pl - j, pl - j + 1)
+        if L <= jr < L + pr:
+            r[1] = (pl + jr, pl + jr + 1)
+    elif g.mode == 2:
+        if j == 0 and pl > 0:
+            r[0] = (0, pl)
+        if j == L - 1 and pr > 0:
+            r[1] = (pl + L, pl + L + pr)
+    elif g.mode == 3:
+        if j - L >= -pl:
+            r[0] = (pl + j - L, pl + j - L + 1)
+        if j + L < L + pr:
+            r[1] = (pl + j + L, pl + j + L + 1)
+    return [p for lo, hi in r for p in range(lo, hi)]
+
+
+def _check_extra_copies(g):
+    """extra_copies lists, in ascending order (copies()' order), exactly the padded positions
+    outside the row whose SPEC §2 source is x[j], for every j of the row."""
+    p = np.arange(g.L + g.pl + g.pr)
+    outside = (p < g.pl) | (p >= g.pl + g.L)
+    src = _spec_src(p - g.pl, g.L, g.mode)
+    for j in range(g.L):
+        want = p[outside & (src == j)].tolist()
+        assert _extra_copies(j, g) == want, f"extra_copies({j}) for {g}"
+
+
+@pytest.mark.parametrize("mode", [1, 2, 3])
+def test_extra_copies_are_the_spec_copies(mode):
+    """dw_bwd_edges' lean copies (32-bit, fixed slots) against SPEC §2 over small rows and every
+    padding (circular pads at most L); a wrong reflect source (2L - j) is caught."""
+    for L in range(1, 9):
+        for pl in range(0, L + 1 if mode == 3 else L):
+            for pr in range(0, L + 1 if mode == 3 else L):
+                _check_extra_copies(SimpleNamespace(L=L, pl=pl, pr=pr, mode=mode))
+    MUTATION.add("copies_jr")
+    try:
+        with pytest.raises(AssertionError):
+            _check_extra_copies(SimpleNamespace(L=6, pl=2, pr=2, mode=1))
+    finally:
+        MUTATION.discard("copies_jr")
+
+
 MUTANTS = [
     ("reg_fast_no_end_check", ((1, 2, 64), 3, 1, "zeros")),   # fast path past the row end
     ("bwd_no_tail", ((1, 2, 64), 4, (2,), "zeros")),         # grad_w misses t in [L, L_out)
+    ("nb_mapped", ((1, 2, 64), 4, 3, "reflect")),              # the tail's branch-free load drops the padding map
     ("long_lead", ((1, 2, 300), 12, 3, "replicate")),         # grad_x window from the forward's lead
     ("wide_lead", ((1, 2, 300), 20, 3, "replicate")),         # the same in dw_wide
     ("wide_pad", ((2, 2, 4096), 31, 15, "zeros")),            # staged layout wider than the host's shared memory
@@ -1871,7 +1952,7 @@ def test_model_detects_mutations(mutant, case):
     C = x_shape[-2]
     spec = Conv1dSpec(padding=padding, groups=C, padding_mode=mode, stride=stride, dilation=dil)
     fk, bk, _ = check_dispatch("float16", x_shape, (C * mult, 1, K), spec, False)  # passes unmutated
-    kernel = {"reg_fast_no_end_check": "dw_reg", "bwd_no_tail": "dw_reg_bwd", "long_lead": "dw_long", "wide_lead": "dw_wide", "wide_pad": "dw_wide", "wide_delta": "dw_wide", "wgw_delta": "dw_wide_gw",
+    kernel = {"reg_fast_no_end_check": "dw_reg", "bwd_no_tail": "dw_reg_bwd", "nb_mapped": "dw_reg_bwd", "long_lead": "dw_long", "wide_lead": "dw_wide", "wide_pad": "dw_wide", "wide_delta": "dw_wide", "wgw_delta": "dw_wide_gw",
               "edges_E": "dw_bwd_edges", "gw_delta": "dw_reg_gw", "gw_span": "dw_reg_gw", "gx_E": "dw_reg_gx", "gx_phase": "dw_reg_gx",
               "dil_lead": "dw_dil", "long_dil": "dw_long", "gw_dil": "dw_reg_gw"}[mutant]
     assert kernel in fk + bk  # the mutated model runs
