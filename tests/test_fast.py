@@ -513,3 +513,24 @@ def test_tap_diagonals_are_the_taps_entries():
         want = np.swapaxes(R[..., b, b + np.arange(K) * d], -1, -2)  # (..., K, B)
         got = fast._tap_diagonals(R, K, d)
         assert np.array_equal(got, want) and not got.flags.writeable
+
+
+def test_dw_band_is_the_taps_band():
+    """``_dw_band`` (taps written through :func:`fast._band_taps`'s strided view) against the
+    definition ``M[g, a, b] = w[g, (a - b) / d]`` where ``a - b`` is a multiple ``k d`` of the
+    dilation with ``k < K``, else 0, entry by entry: B 16 and 8, dilations 1-3, K 1-9. Fails
+    with the diagonal's stride B instead of B + 1 or the taps' stride not scaled by the
+    dilation."""
+    from types import SimpleNamespace
+    rng = np.random.default_rng(22)
+    for L_out, K, d in [(2048, 9, 1), (24, 9, 1), (32, 5, 3), (16, 1, 1), (8, 4, 2), (40, 3, 2)]:
+        geo = SimpleNamespace(K=K, dilation=d, stride=1, L_out=L_out)
+        B = fast._band_width(geo)
+        wr = rng.standard_normal((5, K))
+        want = np.zeros((5, B + (K - 1) * d, B))
+        for a in range(want.shape[1]):
+            for b in range(B):
+                j = a - b
+                if 0 <= j < K * d and j % d == 0:
+                    want[:, a, b] = wr[:, j // d]
+        assert np.array_equal(fast._dw_band(wr, geo), want), (L_out, K, d)

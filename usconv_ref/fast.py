@@ -401,23 +401,22 @@ def dw_windows(xr: np.ndarray, geo: Geometry, mode: str, scratch: "_Scratch", ke
 
 def _dw_band(wr: np.ndarray, geo: Geometry) -> np.ndarray:
     """(G, B + span - 1, B) band matrices of the (dilated) taps ``wd``: ``M[g, a, b] = wd[g, a -
-    b]`` where ``0 <= a - b < span``, else 0."""
+    b]`` where ``0 <= a - b < span``, else 0. Tap k fills the diagonal ``a = b + k*dilation``,
+    whose entry ``(b + k d, b)`` lies ``k d B + b (B + 1)`` elements from a matrix's start: the
+    taps are written through one strided view (:func:`_band_taps`), no mask or index arrays."""
     B = _band_width(geo)
-    inside, tap = _band_index(B, geo.K, geo.dilation)
     M = np.zeros((wr.shape[0], B + (geo.K - 1) * geo.dilation, B), wr.dtype)
-    M[:, inside] = wr[:, tap]
+    _band_taps(M, geo.K, geo.dilation)[...] = wr[:, :, None]
     return M
 
 
-@lru_cache(maxsize=64)
-def _band_index(B: int, K: int, dilation: int) -> tuple:
-    """``(inside, tap)`` of :func:`_dw_band`: the entries ``a - b = k * dilation`` (``k < K``) of a
-    (B + span - 1, B) matrix, as a mask and the tap index of each (read-only arrays)."""
-    j = np.arange(B + (K - 1) * dilation)[:, None] - np.arange(B)[None, :]
-    inside = (j >= 0) & (j % dilation == 0) & (j < K * dilation)
-    tap = j[inside] // dilation
-    inside.flags.writeable = tap.flags.writeable = False
-    return inside, tap
+def _band_taps(M: np.ndarray, K: int, dilation: int) -> np.ndarray:
+    """The writeable view ``T[g, k, b] = M[g, b + k*dilation, b]`` (``k < K``) of a C-contiguous
+    ``M[G, W, B]`` (needs ``(K-1) d + B <= W``): strides ``(M's, d B, B + 1)`` elements."""
+    G, W, B = M.shape
+    assert M.flags.c_contiguous and (K - 1) * dilation + B <= W
+    s0, s1, s2 = M.strides
+    return np.lib.stride_tricks.as_strided(M, (G, K, B), (s0, dilation * s1, s1 + s2))
 
 
 def _dw_forward_band(xr, wr, y, geo: Geometry, mode: str, acc: bool, add, workers: int, win=None) -> None:
