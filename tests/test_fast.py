@@ -534,3 +534,25 @@ def test_dw_band_is_the_taps_band():
                 if 0 <= j < K * d and j % d == 0:
                     want[:, a, b] = wr[:, j // d]
         assert np.array_equal(fast._dw_band(wr, geo), want), (L_out, K, d)
+
+
+def test_forward_band_is_the_kernels_band():
+    """``forward_band`` gives :func:`fast._dw_band` of the weight (depthwise, band width
+    dividing L_out) and None elsewhere (dense, stride 2); ``forward_raw`` with it equals
+    ``forward_raw`` without it, assigning and accumulating. Fails if the band is built for the
+    wrong channels, or for other geometries."""
+    from usconv_ref.spec import Conv1dSpec, resolve_geometry
+    rng = np.random.default_rng(23)
+    x = rng.integers(-64, 64, (2, 6, 32)).astype(np.float64)
+    w = rng.integers(-8, 8, (6, 1, 5)).astype(np.float64)
+    geo = resolve_geometry(x.shape, w.shape, None, Conv1dSpec(padding=2, groups=6))
+    M = fast.forward_band(w, geo)
+    assert M is not None and np.array_equal(M, fast._dw_band(w.reshape(6, 5), geo))
+    want = fast.forward_raw(x, w, geo, "zeros")
+    assert np.array_equal(fast.forward_raw(x, w, geo, "zeros", bands=M), want)
+    acc = np.ones_like(want)
+    fast.forward_raw(x, w, geo, "zeros", out=acc, bands=M)
+    assert np.array_equal(acc, want + 1)
+    w2 = rng.integers(-8, 8, (4, 6, 5)).astype(np.float64)
+    assert fast.forward_band(w2, resolve_geometry(x.shape, w2.shape, None, Conv1dSpec(padding=2))) is None
+    assert fast.forward_band(w, resolve_geometry(x.shape, w.shape, None, Conv1dSpec(padding=2, groups=6, stride=2))) is None
