@@ -277,6 +277,15 @@ def forward_columns(xb: np.ndarray, geo: Geometry, mode: str, key: str) -> np.nd
     return dw_windows(xb.reshape(geo.N * geo.groups, geo.L), geo, mode, _thread_scratch(), key)
 
 
+def forward_band(wb: np.ndarray, geo: Geometry) -> np.ndarray | None:
+    """What :func:`forward_raw` takes as ``bands`` for a (finite) weight it is called with several
+    times (the exact engine's slice pairs): the depthwise band kernel's matrices
+    :func:`_dw_band` of ``wb`` (C_out, 1, K). None where forward_raw would not use them."""
+    if not (_depthwise(geo) and _BAND and _band_width(geo) and wb.dtype == np.float64):
+        return None
+    return _dw_band(wb.reshape(geo.groups, geo.K), geo)
+
+
 def grad_weight_columns(xb: np.ndarray, geo: Geometry, mode: str, key: str) -> np.ndarray | None:
     """What :func:`grad_weight_raw` takes as ``cols`` for an x it is called with several times
     (the exact engine's slice pairs): :func:`dense_columns`, or for depthwise convolutions x's
@@ -401,29 +410,29 @@ def dw_windows(xr: np.ndarray, geo: Geometry, mode: str, scratch: "_Scratch", ke
 
 def _dw_band(wr: np.ndarray, geo: Geometry) -> np.ndarray:
     """(G, B + span - 1, B) band matrices of the (dilated) taps ``wd``: ``M[g, a, b] = wd[g, a -
-    b]`` where ``0 <= a - b < span``, else 0."""
+    b]`` where ``0 <= a - b < span``, else 0. Tap k fills the diagonal ``a = b + k*dilation``,
+    whose entry ``(b + k d, b)`` lies ``k d B + b (B + 1)`` elements from a matrix's start: the
+    taps are written through one strided view (:func:`_band_taps`), no mask or index arrays."""
     B = _band_width(geo)
-    inside, tap = _band_index(B, geo.K, geo.dilation)
     M = np.zeros((wr.shape[0], B + (geo.K - 1) * geo.dilation, B), wr.dtype)
-    M[:, inside] = wr[:, tap]
+    _band_taps(M, geo.K, geo.dilation)[...] = wr[:, :, None]
     return M
 
 
-@lru_cache(maxsize=64)
-def _band_index(B: int, K: int, dilation: int) -> tuple:
-    """``(inside, tap)`` of :func:`_dw_band`: the entries ``a - b = k * dilation`` (``k < K``) of a
-    (B + span - 1, B) matrix, as a mask and the tap index of each (read-only arrays)."""
-    j = np.arange(B + (K - 1) * dilation)[:, None] - np.arange(B)[None, :]
-    inside = (j >= 0) & (j % dilation == 0) & (j < K * dilation)
-    tap = j[inside] // dilation
-    inside.flags.writeable = tap.flags.writeable = False
-    return inside, tap
+def _band_taps(M: np.ndarray, K: int, dilation: int) -> np.ndarray:
+    """The writeable view ``T[g, k, b] = M[g, b + k*dilation, b]`` (``k < K``) of a C-contiguous
+    ``M[G, W, B]`` (needs ``(K-1) d + B <= W``): strides ``(M's, d B, B + 1)`` elements."""
+    G, W, B = M.shape
+    assert M.flags.c_contiguous and (K - 1) * dilation + B <= W
+    s0, s1, s2 = M.strides
+    return np.lib.stride_tricks.as_strided(M, (G, K, B), (s0, dilation * s1, s1 + s2))
 
 
-def _dw_forward_band(xr, wr, y, geo: Geometry, mode: str, acc: bool, add, workers: int, win=None) -> None:
+def _dw_forward_band(xr, wr, y, geo: Geometry, mode: str, acc: bool, add, workers: int, win=None, M=None) -> None:
     """Depthwise forward at stride 1 as band-matrix products (see ``_BAND_WIDTHS``): per chunk
     of channels one batched ``np.matmul`` of the windows (:func:`dw_windows`; ``win``, if the
-    caller has them for all rows) with the channels' band matrices, into ``y`` (or added with
+    caller has them for all rows) with the channels' band matrices (:func:`_dw_band`; ``M``, if
+    the caller has them), into ``y`` (or added with
     ``add`` where ``acc``). Needs finite inputs (the band's zeros multiply every window
     position: 0 * inf would be NaN). Each output sums its K products and zeros in BLAS's order:
     exact for integer-valued operands whose products sum to at most 2**53 (every partial sum
@@ -432,7 +441,7 @@ def _dw_forward_band(xr, wr, y, geo: Geometry, mode: str, acc: bool, add, worker
     B = _band_width(geo)
     nb = geo.L_out // B
     x3, y3 = xr.reshape(N, G, geo.L), y.reshape(N, G, geo.L_out)
-    M = _dw_band(wr, geo)
+    M = _dw_band(wr, geo) if M is None else M
     w4 = None if win is None else win.reshape(N, G, nb, -1)
 
     def body(gs, scratch):
@@ -579,7 +588,7 @@ def _put(dst: np.ndarray, res: np.ndarray, negate: bool, accumulate: bool) -> No
 
 def forward_raw(xb: np.ndarray, w: np.ndarray, geo: Geometry, mode: str, workers: int = 1,
                 out: np.ndarray | None = None, negate: bool = False, assign: bool = False,
-                cols: np.ndarray | None = None) -> np.ndarray:
+                cols: np.ndarray | None = None, bands: np.ndarray | None = None) -> np.ndarray:
     """``sum_{c,k} w[o,c,k] * xp[n, g(o)Cg + c, t*stride + k*dilation]`` as (N, G, Og, L_out),
     no scale, no bias. For integer-valued inputs whose products sum (in absolute value) to at
     most 2**53 per element every partial sum is an exact integer, so the result is exact in
@@ -591,7 +600,8 @@ def forward_raw(xb: np.ndarray, w: np.ndarray, geo: Geometry, mode: str, workers
     (subtracted with ``negate``) in place, no full-size temporary; with ``assign`` it replaces
     ``out``'s contents (negated with ``negate``) instead. ``cols``: ``dense_columns(xb, geo,
     mode, "x", ...)`` or, depthwise, :func:`forward_columns`, if the caller has it (finite
-    inputs, for the depthwise band kernel)."""
+    inputs, for the depthwise band kernel). ``bands``: :func:`forward_band` of ``w``, if the caller
+    has it (one per weight slice instead of one per call)."""
     dtype = np.result_type(xb, w, np.float64)
     G, Og, Cg, K = geo.groups, geo.Og, geo.Cg, geo.K
     if _depthwise(geo):
@@ -616,7 +626,7 @@ def forward_raw(xb: np.ndarray, w: np.ndarray, geo: Geometry, mode: str, workers
         band = (_BAND and dtype == np.float64 and _band_width(geo)
                 and (cols is not None or (np.isfinite(wr).all() and np.isfinite(xr).all())))
         if band:  # (cols: the exact engine's windows of its finite slices)
-            _dw_forward_band(xr, wr, y, geo, mode, acc, add, workers, cols)
+            _dw_forward_band(xr, wr, y, geo, mode, acc, add, workers, cols, bands)
         elif _FILTER and geo.stride == 1 and dtype == np.float64:
             _dw_forward_filter(xr, wr, y, geo, mode, acc, add, workers)
         else:

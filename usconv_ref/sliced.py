@@ -1178,10 +1178,13 @@ def forward(geo: Geometry, x: np.ndarray, w: np.ndarray, b, cd, padding_mode: st
     def F(sub):
         def f(xq, wq, buf, neg, assign=False):
             xq, cols = xq if isinstance(xq, tuple) else (xq, None)
+            wq, band = wq if isinstance(wq, tuple) else (wq, None)
             fast.forward_raw(xq.reshape(sub.N, sub.C_in, sub.L), wq.reshape(sub.C_out, Cg, K), sub, padding_mode,
-                             out=buf, negate=neg, assign=assign, cols=cols)
-        # an x slice's column (depthwise: window) matrix once for all its pairs
+                             out=buf, negate=neg, assign=assign, cols=cols, bands=band)
+        # an x slice's column (depthwise: window) matrix once for all its pairs, and a w
+        # slice's band matrices (depthwise) once for all its pairs
         f.prep_a = lambda q, key: (q, fast.forward_columns(q.reshape(sub.N, sub.C_in, sub.L), sub, padding_mode, key))
+        f.prep_b = lambda q, key: (q, fast.forward_band(q.reshape(sub.C_out, Cg, K), sub))
         return f
     bias = None
     if b is not None:
