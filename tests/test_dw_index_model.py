@@ -151,6 +151,16 @@ def _check_depthwise(g, K_template=None, kmax=None, multiplier=False, strides=(1
         assert g.K <= kmax
 
 
+def _pad_source(i, L, mode):
+    """The kernels' index of padded position i outside the row for a non-zero mode, as written
+    in padded_elem and mapped_elem_nb (one wrap for circular: pads are <= L)."""
+    if mode == 1:
+        return np.where(i < 0, -i, 2 * (L - 1) - i)
+    if mode == 2:
+        return np.where(i < 0, 0, L - 1)
+    return np.where(i < 0, i + L, i - L)
+
+
 def _padded_elem_idx(i, n, MAP, g):
     """Row index padded_elem<S, MAP>(row, i, n, g) reads (-1: returns a zero without reading)."""
     i = np.asarray(i, np.int64)
@@ -158,14 +168,7 @@ def _padded_elem_idx(i, n, MAP, g):
     if not MAP or g.mode == 0:
         return np.where(inside, i, -1)
     zero = (i + g.pl < 0) | (i + g.pl >= g.L + g.pl + g.pr)
-    L = g.L
-    if g.mode == 1:
-        j = np.where(i < 0, -i, 2 * (L - 1) - i)
-    elif g.mode == 2:
-        j = np.where(i < 0, 0, L - 1)
-    else:
-        j = np.where(i < 0, i + L, i - L)  # one wrap (circular pads are <= L), as written
-    return np.where(inside, i, np.where(zero, -1, j))
+    return np.where(inside, i, np.where(zero, -1, _pad_source(i, g.L, g.mode)))
 
 
 def _spec_src(j, L, mode):
@@ -202,12 +205,7 @@ def _mapped_elem_nb_idx(i, g):
     L = g.L
     inside = (i >= 0) & (i < L)
     mapped = (g.mode != 0) & (i + g.pl >= 0) & (i + g.pl < g.L + g.pl + g.pr)
-    if g.mode == 1:
-        m = np.where(i < 0, -i, 2 * (L - 1) - i)
-    elif g.mode == 2:
-        m = np.where(i < 0, 0, L - 1)
-    else:
-        m = np.where(i < 0, i + L, i - L)
+    m = _pad_source(i, L, g.mode)
     keep = inside if "nb_mapped" in MUTATION else inside | mapped
     return np.clip(np.where(inside, i, m), 0, L - 1), keep
 
