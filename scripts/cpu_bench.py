@@ -1,11 +1,17 @@
 #!/usr/bin/env python
 """CPU benchmark of the reference: the exact path and the plain fast float64 path against
-torch CPU float64 (2 threads) measured in the same run, forward and forward+backward, per
-dtype: our best of 3 (each path in a fresh child process) over torch's best of 10, and peak memory
+torch CPU float64 (2 threads), forward and forward+backward, per dtype, and peak memory
 (tracemalloc) relative to the bytes of the inputs and outputs of the call (forward: x, w in,
 y out; backward: grad_y, x, w in, grad_x, grad_w out).
 
-    python scripts/bench.py cpu [--quick] [--golden] [--out table.md]
+Paired rounds: this VM's speed drifts by up to 2.5x over minutes (torch's depthwise forward
+measured 18-74 ms over one day), so a ratio is only meaningful between timings taken side by
+side. Each round times torch and each of our paths back to back, every one in a fresh child
+process (best of 10 for torch, of 3 for ours, after a warm-up), the order reversed every other
+round; a round's ratio is ours over torch of that round. The table gives the median ratio
+over the rounds and its range.
+
+    python scripts/bench.py cpu [--rounds 5] [--quick] [--golden] [--out table.md]
 """
 from __future__ import annotations
 
@@ -68,6 +74,8 @@ def child(ci: int, dtype: str, path: str, reps: int) -> dict:
     """Our timings in this (fresh) process: best of ``reps`` after a warm-up, forward and
     forward+backward, and peak memory (exact path)."""
     kw, spec, x64, w64, gy64, x, w, gy = inputs(ci, dtype)
+    if path == "torch":
+        return torch_child(kw, x64, w64, gy64, reps)
     if path == "fast":
         fwd = lambda: fast.conv1d_float64(x64, w64, None, spec)
         bwd = lambda: fast.conv1d_backward_float64(gy64, x64, w64, None, spec)
@@ -82,9 +90,24 @@ def child(ci: int, dtype: str, path: str, reps: int) -> dict:
     return out
 
 
+def torch_child(kw: dict, x64, w64, gy64, reps: int) -> dict:
+    """torch CPU float64 on 2 threads: best of ``reps`` after a warm-up, forward and
+    forward+backward (grads of x and w)."""
+    import torch
+    torch.set_num_threads(2)
+    F = torch.nn.functional
+    xt, wt = torch.tensor(x64, requires_grad=True), torch.tensor(w64, requires_grad=True)
+    gyt = torch.from_numpy(gy64)
+    pad, groups = kw["padding"], kw.get("groups", 1)
+    fwd = lambda: F.conv1d(xt, wt, padding=pad, groups=groups)
+    fb = lambda: torch.autograd.grad(fwd(), (xt, wt), gyt)
+    fwd(), fb()
+    return dict(fwd=best(fwd, reps), fb=best(fb, reps))
+
+
 def ours(ci: int, dtype: str, path: str, reps: int) -> dict:
     """:func:`child` in a fresh interpreter: no torch OpenMP or OpenBLAS workers left spinning
-    from the competitor's runs, no allocator state from other configs (on this VM either
+    from another path's runs, no allocator state from other configs (on this VM either
     changed our timings by up to 3x)."""
     r = subprocess.run([sys.executable, str(Path(__file__).resolve()), "--child", str(ci), dtype, path, str(reps)],
                        check=True, capture_output=True, text=True, cwd=ROOT)
@@ -107,9 +130,17 @@ def golden_times():
     return out
 
 
+def _stat(values: list) -> str:
+    """``median [min-max]`` of per-round ratios (just the value for one round)."""
+    v = sorted(values)
+    med = float(np.median(v))
+    return f"{med:.1f}×" if len(v) == 1 else f"{med:.1f}× [{v[0]:.1f}-{v[-1]:.1f}]"
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser()
-    ap.add_argument("--quick", action="store_true", help="float64 only, one repetition")
+    ap.add_argument("--rounds", type=int, default=5, help="paired rounds (default 5)")
+    ap.add_argument("--quick", action="store_true", help="float64 only, one round, one repetition")
     ap.add_argument("--golden", action="store_true", help="also time a full golden regeneration (-j 1, -j 2)")
     ap.add_argument("--out", type=Path)
     ap.add_argument("--child", nargs=4, help=argparse.SUPPRESS)
@@ -118,38 +149,44 @@ def main(argv=None):
         ci, dtype, path, reps = args.child
         print(json.dumps(child(int(ci), dtype, path, int(reps))))
         return
-    import torch
-    torch.set_num_threads(2)
-    F = torch.nn.functional
-    reps = 1 if args.quick else 3
-    rows = []
-    for ci, (name, xs, ws, kw) in enumerate(CONFIGS):
-        _, spec, x64, w64, gy64, *_ = inputs(ci, "float64")
-        xt, wt = torch.tensor(x64, requires_grad=True), torch.tensor(w64, requires_grad=True)
-        pad, groups = kw["padding"], kw.get("groups", 1)
-        t_fwd = lambda: F.conv1d(xt, wt, padding=pad, groups=groups)
-
-        def t_fb():
-            y = F.conv1d(xt, wt, padding=pad, groups=groups)
-            torch.autograd.grad(y, (xt, wt), torch.from_numpy(gy64))
-
-        t_fwd(), t_fb()
-        tf, tb = best(t_fwd, 10), best(t_fb, 10)
-        f = ours(ci, "float64", "fast", reps)
-        rows.append((name, "float64 fast path", f["fwd"] / tf, f["fb"] / tb, None, None))
-        print(f"{name:34s} torch fp64 fwd {tf * 1e3:.1f} ms, fwd+bwd {tb * 1e3:.1f} ms; fast path "
-              f"{f['fwd'] / tf:.2f}x / {f['fb'] / tb:.2f}x", flush=True)
-        for dt in (["float64"] if args.quick else DTYPES):
-            e = ours(ci, dt, "exact", reps)
-            rows.append((name, f"{dt} exact", e["fwd"] / tf, e["fb"] / tb, e["mem_fwd"], e["mem_bwd"]))
-            print(f"{name:34s} {dt:9s} exact fwd {e['fwd'] * 1e3:7.1f} ms ({e['fwd'] / tf:5.1f}x)  fwd+bwd "
-                  f"{e['fb'] * 1e3:7.1f} ms ({e['fb'] / tb:5.1f}x)  peak fwd {e['mem_fwd']:4.1f}x io, "
-                  f"bwd {e['mem_bwd']:4.1f}x io", flush=True)
-    lines = ["| config | path | fwd / torch fp64 | fwd+bwd / torch fp64 | peak memory / io, fwd | peak memory / io, bwd |",
+    reps, rounds = (1, 1) if args.quick else (3, args.rounds)
+    paths = [("float64", "fast")] + [(dt, "exact") for dt in (["float64"] if args.quick else DTYPES)]
+    ratios = {}  # (config, dtype, path) -> {"fwd": [...], "fb": [...], "mem_fwd": m, "mem_bwd": m}
+    torch_ms = {ci: [] for ci in range(len(CONFIGS))}
+    for r in range(rounds):
+        for ci, (name, *_) in enumerate(CONFIGS):
+            order = [("float64", "torch")] + paths
+            if r % 2:
+                order = order[::-1]
+            got = {key: ours(ci, key[0], key[1], 10 if key[1] == "torch" else reps) for key in order}
+            t = got[("float64", "torch")]
+            torch_ms[ci].append((t["fwd"] * 1e3, t["fb"] * 1e3))
+            line = [f"round {r + 1}/{rounds} {name}: torch fp64 {t['fwd'] * 1e3:.1f} / {t['fb'] * 1e3:.1f} ms"]
+            for dt, path in paths:
+                e = got[(dt, path)]
+                d = ratios.setdefault((ci, dt, path), {"fwd": [], "fb": []})
+                d["fwd"].append(e["fwd"] / t["fwd"])
+                d["fb"].append(e["fb"] / t["fb"])
+                for m in ("mem_fwd", "mem_bwd"):
+                    if m in e:
+                        d[m] = max(d.get(m, 0.0), e[m])
+                line.append(f"{dt} {path} {e['fwd'] * 1e3:.1f} / {e['fb'] * 1e3:.1f} ms "
+                            f"({e['fwd'] / t['fwd']:.1f}x / {e['fb'] / t['fb']:.1f}x)")
+            print("; ".join(line), flush=True)
+    lines = [f"Median over {rounds} paired round(s) [range] of our time / torch fp64's in the same round.", "",
+             "| config | path | fwd / torch fp64 | fwd+bwd / torch fp64 | peak memory / io, fwd | peak memory / io, bwd |",
              "|---|---|---|---|---|---|"]
-    for name, path, a, b, m, mb in rows:
-        mem = lambda v: "" if v is None else f"{v:.1f}×"
-        lines.append(f"| {name} | {path} | {a:.1f}× | {b:.1f}× | {mem(m)} | {mem(mb)} |")
+    for ci, (name, *_) in enumerate(CONFIGS):
+        for dt, path in paths:
+            d = ratios[(ci, dt, path)]
+            mem = lambda k: f"{d[k]:.1f}×" if k in d else ""
+            label = "float64 fast path" if path == "fast" else f"{dt} exact"
+            lines.append(f"| {name} | {label} | {_stat(d['fwd'])} | {_stat(d['fb'])} | {mem('mem_fwd')} | {mem('mem_bwd')} |")
+    lines.append("")
+    for ci, (name, *_) in enumerate(CONFIGS):
+        f = [a for a, _ in torch_ms[ci]]
+        b = [b for _, b in torch_ms[ci]]
+        lines.append(f"torch fp64 {name}: fwd {min(f):.1f}-{max(f):.1f} ms, fwd+bwd {min(b):.1f}-{max(b):.1f} ms over the rounds.")
     text = "\n".join(lines)
     if args.golden:
         g = golden_times()
