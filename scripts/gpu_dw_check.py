@@ -12,7 +12,8 @@ the GPU:
 over float16/bfloat16/float32, every K <= 4 with each symmetric padding 0..K, 'same' and
 'valid', and dw_long's K in 5..64 (full and partial tap blocks), the four padding modes, row
 lengths from one chunk to several tiles, aligned and not (L_out = 4099: rows start anywhere in
-a 16-byte vector), with and without bias; then the time of new and old kernels on the
+a 16-byte vector), rows shorter than a chunk with padding of at least their length (whatever
+kernels the backend routes them to), with and without bias; then the time of new and old kernels on the
 benchmark's configurations in the same run (K > 16 also without dw_wide).
 Prints one line per case; exit status 1 on any failure.
 
@@ -28,6 +29,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 MODES = ("zeros", "reflect", "replicate", "circular")
 LENGTHS = (8, 4099, 16, 40, 257, 264, 1032, 2056, 4096, 12)
 LONG_LENGTHS = (70, 4099, 129, 1000, 2056, 4096, 300)
+# (L, K, symmetric padding): rows of fewer than 8 elements (one register chunk) and padding of
+# at least the row's length, for the K <= 4 kernels, dw_long and dw_wide
+SHORT_ROWS = ((1, 1, 0), (1, 3, 2), (2, 4, 3), (3, 3, 1), (5, 4, 4), (7, 2, 1), (6, 3, 7), (4, 4, 6),
+              (7, 4, 3), (3, 9, 8), (5, 17, 16), (2, 33, 20))
 # half the smallest subnormal of the output type: the absolute error of rounding a tiny result
 TINY = {"float16": 2.0**-25, "bfloat16": 2.0**-134, "float32": 2.0**-150}
 
@@ -62,6 +67,12 @@ def cases():
                 L = LONG_LENGTHS[i % len(LONG_LENGTHS)]
                 yield dt, 1 + i % 3, 2 + i % 5, L, K, padding, MODES[i % 4], i % 2 == 0, i % 7 == 3
                 i += 1
+        for L, K, pad in SHORT_ROWS:  # rows shorter than a chunk, padding >= L: whatever route the backend takes
+            mode = MODES[i % 4]
+            if (mode == "reflect" and pad >= L) or (mode == "circular" and pad > L):  # (the modes' limits, §2)
+                mode = "replicate"
+            yield dt, 1 + i % 3, 2 + i % 5, L, K, pad, mode, i % 2 == 0, i % 7 == 3
+            i += 1
 
 
 def bound_ratio(got, ref, bnd, n, dt):
@@ -146,8 +157,8 @@ def main(argv=None):
         if special:  # non-finite values at a row start, the middle and a row end
             x[0, 0, 0], x[0, -1, L // 2], x[-1, -1, L - 1] = float("inf"), float("nan"), -float("inf")
         dx, dw, db, dgy = as_cp(x), as_cp(w), None if b is None else as_cp(b), as_cp(gy)
-        assert ((new._dwr_threads(cd, geo, spec, (dx,)) if K <= 4 else new._dwl_threads(cd, geo, spec, (dx,), L))
-                or new._dwg_threads(cd, geo, spec, (dx,))), (dt, K)
+        assert L < 8 or ((new._dwr_threads(cd, geo, spec, (dx,)) if K <= 4 else new._dwl_threads(cd, geo, spec, (dx,), L))
+                         or new._dwg_threads(cd, geo, spec, (dx,))), (dt, K)  # (short rows: any route)
         # (the forward takes dw_long up to DWL_FWD_KMAX taps; beyond, both instances run dw_vec)
         y1 = new.forward_device(cd, xs, ws, spec, dx, dw, db)
         y0 = old.forward_device(cd, xs, ws, spec, dx, dw, db)
