@@ -7,12 +7,13 @@ events, as gpu_bench.py). Prints per trial the spacer, the addresses mod 2 MiB a
 
     python scripts/gpu_placement2.py [s2 K31 dil2 ...]
 """
-import statistics
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 import cupy  # noqa: E402
+from gpu_bench import timeit  # noqa: E402
 
 import backends  # noqa: E402
 from usconv_ref.dtypes import case_dtype  # noqa: E402
@@ -22,22 +23,6 @@ CFG = {"s2": (8, 1024, 4096, 4, 3, "float32", dict(stride=2)),
        "K31": (8, 1024, 4096, 31, 15, "float32", {}),
        "dil2": (8, 1024, 4096, 9, 8, "float32", dict(dilation=2)),
        "K9": (8, 1024, 4096, 9, 4, "float32", {})}
-
-
-def timeit(fn, reps=10, inner=5):
-    for _ in range(3):
-        fn()
-    cupy.cuda.Device().synchronize()
-    out = []
-    for _ in range(reps):
-        a, b = cupy.cuda.Event(), cupy.cuda.Event()
-        a.record()
-        for _ in range(inner):
-            fn()
-        b.record()
-        b.synchronize()
-        out.append(cupy.cuda.get_elapsed_time(a, b) / inner)
-    return statistics.median(out)
 
 
 def main():
@@ -56,8 +41,8 @@ def main():
             x = cupy.random.standard_normal(xs, dtype=cupy.float32)
             w = cupy.random.standard_normal(ws, dtype=cupy.float32)
             gy = cupy.random.standard_normal((N, C, Lo), dtype=cupy.float32)
-            tf = timeit(lambda: cp.forward_device(cd, xs, ws, spec, x, w, None))
-            tb = timeit(lambda: cp.backward_device(cd, xs, ws, spec, gy, x, w, False))
+            tf = timeit(lambda: cp.forward_device(cd, xs, ws, spec, x, w, None), reps=10)
+            tb = timeit(lambda: cp.backward_device(cd, xs, ws, spec, gy, x, w, False), reps=10)
             mod = lambda a: (a.data.ptr % (1 << 21)) >> 10
             print(f"{name:5s} trial {trial:2d} spacer {mb:5.2f} MiB  x@{mod(x)} KiB gy@{mod(gy)} KiB  "
                   f"fwd {tf:.3f} ms  bwd {tb:.3f} ms", flush=True)
