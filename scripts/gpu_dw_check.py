@@ -17,7 +17,8 @@ kernels the backend routes them to), with and without bias; then the time of new
 benchmark's configurations in the same run (K > 16 also without dw_wide).
 Prints one line per case; exit status 1 on any failure.
 
-    python scripts/gpu_dw_check.py [--no-time | --time-only] [--rows "float16 K4"]  (--rows: only those timed rows)
+    python scripts/gpu_dw_check.py [--no-time | --time-only | --short] [--rows "float16 K4"]
+    (--rows: only those timed rows; --short: only the checks of rows shorter than a chunk, no timing)
 """
 from __future__ import annotations
 
@@ -141,7 +142,10 @@ def main(argv=None):
     bad = 0
     args = argv or sys.argv[1:]
     checks = "--time-only" not in args
+    short = "--short" in args  # only the rows shorter than a chunk (SHORT_ROWS): a quick memcheck subject
     for n_case, (dt, N, C, L, K, padding, mode, bias, special) in enumerate(cases() if checks else ()):
+        if short and L >= 8:
+            continue
         cd = case_dtype(dt)
         padding, mult, stride, dil = padding if isinstance(padding, tuple) else (padding, 1, 1, 1)
         spec = Conv1dSpec(groups=C, padding=padding, stride=stride, dilation=dil,
@@ -218,7 +222,7 @@ def main(argv=None):
     # grp_wide_gw with more than one input channel a group, else dw_reg_gw) against torch float64
     # with the float32 accumulation bound, as the old row-tiled kernels
     n_grp = 0
-    for dt in ("float16", "bfloat16", "float32") if checks else ():
+    for dt in ("float16", "bfloat16", "float32") if checks and not short else ():
         for G, cg, og, L, K in ((4, 8, 8, 4096, 7), (3, 2, 2, 264, 3), (2, 4, 8, 2056, 16), (5, 8, 4, 1000, 9),
                                 (3, 1, 3, 264, 9), (2, 8, 8, 64, 1), (2, 3, 5, 130, 13)):
             for padding, mode in ((K // 2, MODES[n_grp % 4]), ("same", "zeros"), (0, "zeros")):
@@ -265,7 +269,7 @@ def main(argv=None):
     for L, K, padding, mode in ((4096, 4, 3, "zeros"), (1000, 4, "same", "reflect"), (263, 3, 1, "circular"),
                                 (257, 1, 0, "replicate"), (2056, 9, 4, "reflect"), (130, 16, "same", "zeros"),
                                 (4099, 31, 15, "replicate"), (64, 32, 31, "circular"), (37, 5, 7, "zeros"),
-                                (12, 7, 3, "reflect"), (8, 8, "valid", "zeros"), (3000, 2, 1, "circular")) if checks else ():
+                                (12, 7, 3, "reflect"), (8, 8, "valid", "zeros"), (3000, 2, 1, "circular")) if checks and not short else ():
         spec = Conv1dSpec(groups=3, padding=padding, padding_mode=mode if padding != "valid" else "zeros")
         xs, ws = (2, 3, L), (3, 1, K)
         geo = resolve_geometry(xs, ws, None, spec)
@@ -327,7 +331,7 @@ def main(argv=None):
               f"{r_x[0]:.3g} old {r_x[1]:.3g}, grad_w new {r_w[0]:.3g} old {r_w[1]:.3g}{' ok' if ok else ' FAIL'}", flush=True)
         n_c += 1
     print("dw_reg checks:", ("all passed" if not bad else f"{bad} FAILED") if checks else "skipped (--time-only)", flush=True)
-    if "--no-time" not in args:
+    if "--no-time" not in args and not short:
         from gpu_bench import timeit
 
         def interleaved_minima(variants, times, rounds=3):
