@@ -105,8 +105,8 @@ def torch_child(kw: dict, x64, w64, gy64, reps: int) -> dict:
     return dict(fwd=best(fwd, reps), fb=best(fb, reps))
 
 
-def ours(ci: int, dtype: str, path: str, reps: int) -> dict:
-    """:func:`child` in a fresh interpreter: no torch OpenMP or OpenBLAS workers left spinning
+def in_child(ci: int, dtype: str, path: str, reps: int) -> dict:
+    """:func:`child` (ours or torch's) in a fresh interpreter: no torch OpenMP or OpenBLAS workers left spinning
     from another path's runs, no allocator state from other configs (on this VM either
     changed our timings by up to 3x)."""
     r = subprocess.run([sys.executable, str(Path(__file__).resolve()), "--child", str(ci), dtype, path, str(reps)],
@@ -158,7 +158,7 @@ def main(argv=None):
             order = [("float64", "torch")] + paths
             if r % 2:
                 order = order[::-1]
-            got = {key: ours(ci, key[0], key[1], 10 if key[1] == "torch" else reps) for key in order}
+            got = {key: in_child(ci, key[0], key[1], 10 if key[1] == "torch" else reps) for key in order}
             t = got[("float64", "torch")]
             torch_ms[ci].append((t["fwd"] * 1e3, t["fb"] * 1e3))
             line = [f"round {r + 1}/{rounds} {name}: torch fp64 {t['fwd'] * 1e3:.1f} / {t['fb'] * 1e3:.1f} ms"]
@@ -186,7 +186,8 @@ def main(argv=None):
     for ci, (name, *_) in enumerate(CONFIGS):
         f = [a for a, _ in torch_ms[ci]]
         b = [b for _, b in torch_ms[ci]]
-        lines.append(f"torch fp64 {name}: fwd {min(f):.1f}-{max(f):.1f} ms, fwd+bwd {min(b):.1f}-{max(b):.1f} ms over the rounds.")
+        span = lambda v: f"{v[0]:.1f}" if len(v) == 1 else f"{min(v):.1f}-{max(v):.1f}"
+        lines.append(f"torch fp64 {name}: fwd {span(f)} ms, fwd+bwd {span(b)} ms over the rounds.")
     text = "\n".join(lines)
     if args.golden:
         g = golden_times()
