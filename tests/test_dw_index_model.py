@@ -1711,6 +1711,17 @@ EDGE_CASES = [
     ((1, 4, 5000), 33, 1, "circular"),
     ((2, 3, 511), 8, 7, "reflect"),
     ((2, 3, 513), 5, 2, "zeros"),
+    # rows shorter than a register chunk, padding of at least their length (gpu_dw_check's
+    # SHORT_ROWS, run on the H100 in the eleventh session)
+    ((2, 3, 2), 4, 3, "replicate"),
+    ((1, 2, 5), 4, 4, "reflect"),
+    ((1, 2, 6), 3, 7, "replicate"),
+    ((2, 2, 4), 4, 6, "zeros"),
+    ((1, 2, 7), 4, 3, "reflect"),
+    ((1, 2, 7), 2, 7, "circular"),
+    ((1, 3, 3), 9, 8, "replicate"),
+    ((1, 2, 5), 17, 16, "replicate"),
+    ((2, 2, 2), 33, 20, "zeros"),
 ]
 
 
