@@ -96,6 +96,16 @@ DWWG_TMAX = 4096  # dw_wide_gw: grad_y positions a tile at most
 # 2 -> 0.662 / 0.701 / 0.368; dw_reg_gw 0.727 / 0.796 / 0.372)
 DWWG_CHUNKS = 8
 DWW_KMAXES = tuple(range(24, DW_KMAX[-1] + 1, 8))  # dw_wide instantiations: KMAX = 8 * ceil(K / 8)
+# dw_wide_bwd (depthwise backward in one pass on staged rows: grad_x and grad_w's partials, grad_y read once)
+# for DWWB_KMIN < K <= DWWB_KMAXES[-1] where its conditions hold (:meth:`CupyBackend._dwwb_kmax`);
+# instantiated for these KMAX (its tap blocks are bounded at run time). H100, twelfth session, backward
+# minima of 3 interleaved rounds, N8 C1024 L4096, one pass / two kernels: K5 fp32 0.320 / 0.407 ms, K8 fp16
+# 0.347 / 0.349, K9 fp32 0.218 / 0.278, K9 fp16 0.195 / 0.222, K16 fp32 0.265 / 0.325, K17 fp32 0.326 /
+# 0.335, K31 fp32 0.338 / 0.342, K31 fp16 0.334 / 0.345; K64 (KMAX 64: 113 registers) 0.720 / 0.393 (fp16)
+# and 0.712 / 0.407 (fp32), so K > 32 keeps dw_wide + dw_wide_gw.
+DWWB = True
+DWWB_KMIN = DWR_KMAX
+DWWB_KMAXES = (8, 16, 32)
 DW_FUSED_KMAX = 16  # dw_bwd_vec (grad_x and grad_w in one pass) up to this many taps; beyond, its
 # registers spill (H100: K31 fwd+bwd 0.87 -> 1.32 ms, K64 1.57 -> 6.4 ms) and two kernels are faster
 GEMM_TYPES = ("__half", "bf16_t", "float", "double")  # conv_fwd_gemm: real storage types
@@ -117,6 +127,7 @@ def module_source():
     names += [f"dw_grad_w_vec<{t}, {km}>" for t in DW_TYPES for km in DW_KMAX]
     names += [f"dw_wide<{t}, {km}, {b}>" for t in DW_TYPES for km in DWW_KMAXES for b in ("false", "true")]
     names += [f"dw_wide_gw<{t}, {km}>" for t in DW_TYPES for km in DWW_KMAXES]
+    names += [f"dw_wide_bwd<{t}, {km}>" for t in DW_TYPES for km in DWWB_KMAXES]
     names += [f"dw_bwd_vec<{t}, {km}>" for t in DW_TYPES for km in DW_KMAX if km <= DW_FUSED_KMAX]
     names += [f"{kern}<{t}, {k}>" for kern in ("dw_reg", "dw_reg_bwd") for t in DW_TYPES
               for k in range(1, DWR_KMAX + 1)] + [f"dw_bwd_edges<{t}>" for t in DW_TYPES]
@@ -276,6 +287,50 @@ class CupyBackend(Backend):
         nt = 2 * min(64, max(32, -(-T // (DWW_PER * DWWG_CHUNKS * 32)) * 32))  # warp pairs: the two tap halves
         kh = 8 * -(-kmax // 16)
         return -(-cover // T), T, nt, max(CupyBackend._staged_bytes(T + 2 * kh), nt // 32 * kh * 4)
+
+    @staticmethod
+    def _dwwb_kmax(cd, geo, spec):
+        """dw_wide_bwd's instantiation for this backward (the least of DWWB_KMAXES >= K), or None:
+        DWWB, :meth:`_dw_kmax`'s conditions (depthwise, stride 1, dilation 1, real 16/32-bit
+        storage), DWWB_KMIN < K <= DWWB_KMAXES[-1] and 0 <= pl < K (the grad_y span of grad_x's
+        tile then holds the tile's own grad_y positions, which grad_w takes from it)."""
+        if not DWWB or CupyBackend._dw_kmax(cd, geo, spec) is None or not (DWWB_KMIN < geo.K and geo.pl < geo.K):
+            return None
+        return next((k for k in DWWB_KMAXES if geo.K <= k), None)
+
+    @staticmethod
+    def _dwwb_plan(K, kmax, L, Lout):
+        """``(tiles, T, threads, smem)`` of dw_wide_bwd: tiles of T positions (a multiple of
+        DWW_PER) from the aligned start before the x row covering ``max(L, Lout)`` (+ 7 where x
+        rows do not start at flat multiples of 8), tiles = ceil(cover / T) as the kernel computes
+        it; threads = T / DWW_PER rounded up to whole warp pairs (64 .. 256; grad_w's two tap
+        halves), of the tile counts blocks of 128, 64, 192 or 256 threads would need the one with
+        the fewest threads in all; shared memory: kmax taps, the staged grad_y span (T + kmax)
+        and x span (T + 2 kh, kh = 8 ceil(kmax / 16)) in the sidx<true> layout, then the
+        reduction's per-warp sums (threads / 32 * kh)."""
+        lt = max(L, Lout)
+        cover = lt + (7 if L % 8 else 0)
+        best = None
+        for tiles in (-(-cover // (DWW_PER * nt)) for nt in (128, 64, 192, 256)):
+            T = CupyBackend._tile(cover, tiles)
+            nt = -(-T // (DWW_PER * 64)) * 64
+            if best is None or tiles * nt < best[0]:
+                best = (tiles * nt, -(-cover // T), T, nt)
+        _, tiles, T, nt = best
+        kh = 8 * -(-kmax // 16)
+        smem = kmax * 4 + CupyBackend._staged_bytes(T + kmax) + CupyBackend._staged_bytes(T + 2 * kh)
+        return tiles, T, nt, smem + nt // 32 * kh * 4
+
+    def _launch_dwwb(self, cd, geo, gp, kmax, dgy, dx, dw, gx, gw, s_gx, s_gw):
+        """dw_wide_bwd (grad_x, and grad_w's per-(n, tile) partial sums), then their fixed-order sum."""
+        import cupy
+        tiles, T, nt, smem = self._dwwb_plan(geo.K, kmax, geo.L, geo.L_out)
+        E = geo.C_out * geo.K
+        partial = cupy.empty(geo.N * tiles * E, np.float32)
+        fn = self._staged_fn(f"dw_wide_bwd<{STORAGE[cd.name][0]}, {kmax}>", smem)
+        fn((geo.N * geo.C_out * tiles,), (nt,), (dgy, dw, dx, gx, partial, *gp, np.float64(s_gx), np.float64(s_gw),
+                                                  np.int32(T)), shared_mem=smem)
+        self._launch("conv_grad_w_final", cd.name, E, partial, gw, np.int64(E), np.int64(geo.N * tiles))
 
     def _launch_dwwg(self, cd, geo, gp, kmax, dgy, dx, gw, s_gw):
         """dw_wide_gw (grad_w's per-(n, tile) partial sums, long filters), then their fixed-order sum."""
@@ -773,8 +828,9 @@ class CupyBackend(Backend):
         smem = tn * self._pair_bytes(cd)
         kmax = self._dw_kmax(cd, geo, spec)
         nt = self._dwr_threads(cd, geo, spec, (dgy, dx, gx), bwd=True)
-        nt_g = None if nt is not None else self._dwg_threads(cd, geo, spec, (dgy, dx))
-        fused = nt is not None or (nt_g is None and kmax is not None and kmax <= DW_FUSED_KMAX)
+        kmax_b = None if nt is not None else self._dwwb_kmax(cd, geo, spec)
+        nt_g = None if nt is not None or kmax_b is not None else self._dwg_threads(cd, geo, spec, (dgy, dx))
+        fused = nt is not None or kmax_b is not None or (nt_g is None and kmax is not None and kmax <= DW_FUSED_KMAX)
         nt_l = None if fused else self._dwl_threads(cd, geo, spec, (dgy, gx), geo.L, kmin=0)
         nt_x = self._dwx_threads(cd, geo, spec, (dgy, gx))
         nt_d = self._dwd_threads(cd, geo, spec, (dgy, gx), geo.L, True)
@@ -784,6 +840,8 @@ class CupyBackend(Backend):
         kmax_w = self._dww_kmax(cd, geo, spec)
         if nt is not None:  # depthwise, few taps: one pass, register windows
             self._launch_dwr_bwd(cd, geo, gp, nt, dgy, dx, dw, gx, gw, s_gx, s_gw)
+        elif kmax_b is not None:  # depthwise, more taps: one pass on staged rows
+            self._launch_dwwb(cd, geo, gp, kmax_b, dgy, dx, dw, gx, gw, s_gx, s_gw)
         elif fused:  # depthwise, few taps: grad_x and grad_w's per-tile partial sums in one pass
             self._launch_dw_bwd(cd, geo, gp, kmax, dgy, dx, dw, gx, gw, s_gx, s_gw)
         elif kmax_w is not None:  # depthwise, long filters: staged, 16 outputs a thread (padded copies inline)

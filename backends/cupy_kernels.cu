@@ -1551,10 +1551,12 @@ __device__ __forceinline__ void stage_span(float* sm, const S* __restrict__ row,
 // The 16 outputs of a chunk at staged element q (sidx<true> layout): acc[r] += win[r + k] *
 // taps[k], taps ascending in NB blocks of 8 (in the last block only k < kn_last), the window of
 // 24 staged inputs slid by 8 a block (two 16-byte loads; the slide is register renaming once
-// unrolled), the block's taps as two broadcasts: dw_wide's and grp_wide's inner loop.
+// unrolled), the block's taps as two broadcasts: dw_wide's and grp_wide's inner loop. nb <= NB
+// (runtime; dw_wide_bwd's KMAX covers several K): blocks past nb are skipped, the last taken block
+// only up to kn_last (nb = NB, a constant, elsewhere: the same code as without it).
 template <int NB>
 __device__ __forceinline__ void wide_fwd_taps(const float* sm, int q, const float* taps, int kn_last,
-                                              float acc[DWW_PER]) {
+                                              float acc[DWW_PER], int nb = NB) {
     float win[24];
     staged4<4>(sm, q, win);  // inputs q .. q + 15
 #pragma unroll
@@ -1564,7 +1566,7 @@ __device__ __forceinline__ void wide_fwd_taps(const float* sm, int q, const floa
         taps8(taps, bk, tk);
 #pragma unroll
         for (int k = 0; k < 8; ++k) {
-            if (bk < NB - 1 || k < kn_last) {
+            if (bk < nb - 1 || (bk == nb - 1 && k < kn_last)) {
 #pragma unroll
                 for (int r = 0; r < DWW_PER; ++r) acc[r] = fma_ieee(win[r + k], tk[k], acc[r]);
             }
@@ -1576,9 +1578,10 @@ __device__ __forceinline__ void wide_fwd_taps(const float* sm, int q, const floa
 
 // grad_w's counterpart for a chunk's 16 scaled grad_y values gv: acc[8 bk + k] += gv[r] *
 // staged[q + r + 8 bk + k], r ascending, NB tap blocks (in the last only k < kn_last), the same
-// sliding window: dw_wide_gw's and grp_wide_gw's inner loop.
+// sliding window: dw_wide_gw's, grp_wide_gw's and dw_wide_bwd's inner loop (nb as in wide_fwd_taps).
 template <int NB>
-__device__ __forceinline__ void wide_gw_taps(const float* sm, int q, const float gv[DWW_PER], int kn_last, float* acc) {
+__device__ __forceinline__ void wide_gw_taps(const float* sm, int q, const float gv[DWW_PER], int kn_last, float* acc,
+                                             int nb = NB) {
     float win[24];
     staged4<4>(sm, q, win);  // staged q .. q + 15
 #pragma unroll
@@ -1586,7 +1589,7 @@ __device__ __forceinline__ void wide_gw_taps(const float* sm, int q, const float
         staged4<2>(sm, q + 8 * bk + 16, win + 16);  // staged q + 8 bk + 16 .. + 23
 #pragma unroll
         for (int k = 0; k < 8; ++k) {
-            if (bk < NB - 1 || k < kn_last) {
+            if (bk < nb - 1 || (bk == nb - 1 && k < kn_last)) {
 #pragma unroll
                 for (int r = 0; r < DWW_PER; ++r) acc[8 * bk + k] = fma_ieee(gv[r], win[r + k], acc[8 * bk + k]);
             }
@@ -1721,6 +1724,121 @@ __global__ void __launch_bounds__(128) dw_wide_gw(const S* __restrict__ gy, cons
         float v = sm[hh * KH + k];
         for (int p = 1; p < pairs; ++p) v = add_ieee(v, sm[(2 * p + hh) * KH + k]);
         dst[kk] = v;
+    }
+}
+
+// Depthwise backward in one pass for K > DWR_KMAX taps (stride 1, dilation 1, 0 <= pl < K, K <=
+// KMAX in 8, 16, 32 -- the backend's DWWB_KMAXES; KMAX 64 took 113 registers and was slower than
+// the two kernels; the tap blocks actually used, nb = ceil(K / 8), at run time): grad_x as
+// dw_wide<BWD> and grad_w's partial sums as dw_wide_gw, from one block's staged rows, so that
+// grad_y is read from memory once (the two-kernel backward reads it twice: a quarter of its bytes).
+// Block = tile of T positions of row (n, c), tiles from the aligned start before the x row
+// (delta = (row * L) mod 8, for grad_x's aligned stores) covering max(L, L_out): positions
+// t0 .. t0 + T - 1 are the tile's grad_x outputs (those < L) and its grad_y positions for grad_w
+// (those < L_out). Shared memory: KMAX reversed scaled taps; the grad_y span t0 - PG .. (PG = K - 1
+// - pl; zeros outside the row), alloc T + 8 * NB; the x span t0 - pl .. (padding map), alloc T + 2 KH.
+// grad_x: thread tid owns outputs t0 + 16 tid .. + 15 (wide_fwd_taps on the staged grad_y, then
+// +0; near a row end with a non-zero padding mode dw_gx_points): dw_wide<BWD>'s sums. grad_w:
+// warp w takes taps h KH .. h KH + KH - 1 (h = w % 2; KH = 8 ceil(KMAX / 16)) of the chunks of warp
+// pair w / 2, chunks qb = 16 (p * 32 + lane + j * 32 * pairs), acc[k] += (gy[t] * s_gw) * xp[t - pl
+// + k], positions t ascending, only t inside [0, L_out) (grad_y from the staged span: staged
+// element qb + r + PG is position t0 + qb + r); then per tap a fixed shuffle tree per warp and the
+// warps of its half in order (per-warp sums after the x span): partial[(n * tiles + tile) * C +
+// c][k], summed by conv_grad_w_final in a fixed order; grad_x after it. Deterministic (grad_w's tiles are not dw_wide_gw's, so its sums are grouped
+// differently; each is a fixed-order fp32 sum).
+template <typename S, int KMAX>
+__global__ void __launch_bounds__(256) dw_wide_bwd(const S* __restrict__ gy, const S* __restrict__ w,
+                                                   const S* __restrict__ x, S* __restrict__ gx,
+                                                   float* __restrict__ partial, GEO_ARGS, double s_gx, double s_gw,
+                                                   int T) {
+    constexpr int NB = KMAX / 8, NH = (NB + 1) / 2, KH = 8 * NH;
+    extern __shared__ __align__(16) unsigned char smem_raw[];
+    float* ws = reinterpret_cast<float*>(smem_raw);
+    GEO_MAKE
+    const int K = (int)g.K, pl = (int)g.pl, L = (int)g.L, Lout = (int)g.Lout, PG = K - 1 - pl;
+    const int nb = (K + 7) / 8, Lt = L > Lout ? L : Lout;
+    const int allocg = T + 8 * NB, allocx = T + 2 * KH, span = T + K - 1;
+    float* sg = ws + KMAX;
+    float* sx = sg + allocg + 4 * ((allocg - 1) >> 5);  // after the staged grad_y (sidx<true> layout)
+    float* red = sx + allocx + 4 * ((allocx - 1) >> 5);  // the per-warp sums of grad_w
+    const unsigned tiles = (unsigned)(((L % 8 ? Lt + 7 : Lt) + T - 1) / T), C = (unsigned)g.Cout;
+    const unsigned row = blockIdx.x / tiles, tile = blockIdx.x - row * tiles;
+    const unsigned n = row / C, c = row - n * C;
+    const int t0 = (int)tile * T - (int)(((long long)row * L) & 7);
+    const float sxs = (float)s_gx, sws = (float)s_gw;
+    for (int k = threadIdx.x; k < KMAX; k += blockDim.x)  // grad_x's taps: reversed, scaled; zeros past K
+        ws[k] = k < K ? mul_ieee(to_acc(w[(long long)c * K + K - 1 - k]), sxs) : 0.f;
+    stage_span<S, false>(sg, gy + (long long)row * Lout, t0 - PG, span, allocg, Lout, g);
+    stage_span<S, true>(sx, x + (long long)row * L, t0 - pl, span, allocx, L, g);
+    __syncthreads();
+    {  // grad_w: half h of the taps, the chunks of warp pair warp / 2
+        const int warp = (int)threadIdx.x >> 5, lane = (int)threadIdx.x & 31, h = warp & 1, tap0 = h * KH;
+        const int pairs = (int)blockDim.x >> 6;
+        const int nbh = min(NH, max(0, (K - tap0 + 7) / 8)), knl = K - tap0 - 8 * (nbh - 1);  // this half's blocks
+        float acc[KH];
+#pragma unroll
+        for (int k = 0; k < KH; ++k) acc[k] = 0.f;
+        for (int qb = DWW_PER * ((warp >> 1) * 32 + lane); qb < T; qb += DWW_PER * 32 * pairs) {
+            const int tb = t0 + qb;  // positions tb .. tb + 15
+            if (tb >= Lout) break;
+            if (tb + DWW_PER <= 0) continue;
+            if (tb < 0 || tb + DWW_PER > Lout) {  // a row end: the positions inside it, one at a time (same order)
+                for (int r = 0; r < DWW_PER; ++r) {
+                    if (tb + r < 0 || tb + r >= Lout) continue;
+                    const float gr = mul_ieee(sg[sidx<true>(qb + r + PG)], sws);
+#pragma unroll
+                    for (int k = 0; k < KH; ++k) acc[k] = fma_ieee(gr, sx[sidx<true>(qb + r + tap0 + k)], acc[k]);
+                }
+                continue;
+            }
+            float gv[DWW_PER];
+#pragma unroll
+            for (int r = 0; r < DWW_PER; ++r) gv[r] = mul_ieee(sg[sidx<true>(qb + r + PG)], sws);
+            if (nbh > 0) wide_gw_taps<NH>(sx, qb + tap0, gv, knl, acc, nbh);
+        }
+#pragma unroll
+        for (int k = 0; k < KH; ++k) {  // per warp a fixed shuffle tree per tap
+            const float v = warp_tree_sum(acc[k]);
+            if (lane == 0) red[warp * KH + k] = v;
+        }
+        __syncthreads();
+        float* dst = partial + ((long long)(n * tiles + tile) * C + c) * K;
+        for (int kk = (int)threadIdx.x; kk < K; kk += (int)blockDim.x) {  // per tap the warps of its half in order
+            const int hh = kk / KH, k = kk - hh * KH;
+            float v = red[hh * KH + k];
+            for (int p = 1; p < pairs; ++p) v = add_ieee(v, red[(2 * p + hh) * KH + k]);
+            dst[kk] = v;
+        }
+    }
+    // grad_x (last, as in dw_wide: a thread near a row end returns after its out-of-line points; with
+    // more work after that call, NVRTC's code for the other threads of its warp stored zeros and
+    // wrong addresses for KMAX >= 32 -- H100, CUDA 13 -- so nothing follows it)
+    const int qb = DWW_PER * (int)threadIdx.x, o0 = t0 + qb;  // outputs o0 .. o0 + 15
+    if (qb >= T || o0 >= L || o0 + DWW_PER <= 0) return;
+    S* orow = gx + (long long)row * L;
+    if (g.mode != 0) {  // near a row end: the extra padded copies, the whole chunk out of line
+        const int E = (int)(g.pl > g.pr ? g.pl : g.pr) + 1;
+        if (o0 < E || o0 + DWW_PER > L - E) {
+            const int lo = o0 > 0 ? o0 : 0, hi = min(o0 + DWW_PER, L);
+            dw_gx_points<S>(gy, w, gx, g, row, c, lo, hi - lo, sxs);
+            return;
+        }
+    }
+    float acc[DWW_PER];
+#pragma unroll
+    for (int r = 0; r < DWW_PER; ++r) acc[r] = 0.f;
+    wide_fwd_taps<NB>(sg, qb, ws, K - 8 * (nb - 1), acc, nb);
+#pragma unroll
+    for (int r = 0; r < DWW_PER; ++r) acc[r] = add_ieee(acc[r], 0.f);
+#pragma unroll
+    for (int hh = 0; hh < DWW_PER / 8; ++hh) {  // two chunks of 8: one aligned store8 each, or element by element
+        const int oh = o0 + 8 * hh;
+        if (oh >= 0 && oh + 8 <= L) {
+            store8<S>(orow + oh, acc + 8 * hh);
+        } else {
+            for (int r = 0; r < 8; ++r)
+                if (oh + r >= 0 && oh + r < L) orow[oh + r] = from_acc<S>(acc[8 * hh + r]);
+        }
     }
 }
 
@@ -2608,6 +2726,8 @@ __global__ void __launch_bounds__(128) dwc_reg_gw(const float* __restrict__ gy, 
     template __global__ void grp_wide_gw<S, 8>(const S*, const S*, float*, GEO_TYPES, double, int); \
     template __global__ void grp_wide_gw<S, 16>(const S*, const S*, float*, GEO_TYPES, double, int);
 
+#define INSTANTIATE_DWWB(S, KB) \
+    template __global__ void dw_wide_bwd<S, KB>(const S*, const S*, const S*, S*, float*, GEO_TYPES, double, double, int);
 #define INSTANTIATE_DWW(S, KB) \
     template __global__ void dw_wide_gw<S, KB>(const S*, const S*, float*, GEO_TYPES, double, int); \
     template __global__ void dw_wide<S, KB, false>(const S*, const S*, const S*, S*, GEO_TYPES, double, int); \
@@ -2632,7 +2752,8 @@ __global__ void __launch_bounds__(128) dwc_reg_gw(const float* __restrict__ gy, 
     template __global__ void dw_vec<S, 32, true>(const S*, const S*, const S*, S*, GEO_TYPES, double, int); \
     template __global__ void dw_vec<S, 64, true>(const S*, const S*, const S*, S*, GEO_TYPES, double, int); \
     INSTANTIATE_DWW(S, 24) INSTANTIATE_DWW(S, 32) INSTANTIATE_DWW(S, 40) INSTANTIATE_DWW(S, 48) \
-    INSTANTIATE_DWW(S, 56) INSTANTIATE_DWW(S, 64)
+    INSTANTIATE_DWW(S, 56) INSTANTIATE_DWW(S, 64) \
+    INSTANTIATE_DWWB(S, 8) INSTANTIATE_DWWB(S, 16) INSTANTIATE_DWWB(S, 32)
 
 // ---------------------------------------------------------------------------------------
 // Dense / wide-group forward as an implicit GEMM on the SIMT cores (no tensor cores, IEEE

@@ -1,8 +1,8 @@
 #!/usr/bin/env python
 """Checks of the register-window depthwise kernels (K <= 4: dw_reg forward, dw_reg_bwd +
 dw_bwd_edges backward; K <= 16: dw_long forward and grad_x; 16 < K <= 64: dw_wide forward and
-grad_x; dw_reg_gw's grad_w with depth multipliers and stride 2 too) beyond the golden catalog, on
-the GPU:
+grad_x; 4 < K <= 32, 0 <= pl < K: dw_wide_bwd's one-pass backward; dw_reg_gw's grad_w with depth
+multipliers and stride 2 too) beyond the golden catalog, on the GPU:
 
 - y and grad_x bitwise equal to the staged kernels they replace (dw_vec / dw_bwd_vec: the same
   sums in the same order; those pass the conformance suite), NaN and infinity included;
@@ -109,6 +109,7 @@ def main(argv=None):
     old._grp_threads = lambda *a, **k: None
     old._dwc_threads = lambda *a, **k: None
     old._dww_kmax = lambda *a, **k: None
+    old._dwwb_kmax = lambda *a, **k: None
     tdt = {"float16": torch.float16, "bfloat16": torch.bfloat16, "float32": torch.float32}
 
     def as_cp(t):
@@ -192,7 +193,7 @@ def main(argv=None):
             ok &= max(ratios) <= 1
             ok &= ok_x
             if K > 8 and stride == 1 and new._dwg_threads(cd, geo, spec, (dx,)) is not None and \
-                    new._dwr_threads(cd, geo, spec, (dx,), bwd=True) is None:
+                    new._dwr_threads(cd, geo, spec, (dx,), bwd=True) is None and new._dwwb_kmax(cd, geo, spec) is None:
                 keep, cb.DWG_PASS_BLOCKS = cb.DWG_PASS_BLOCKS, 1  # one tap block a pass: the same sums
                 try:
                     gw_1 = new.backward_device(cd, xs, ws, spec, dgy, dx, dw, False)[1]
@@ -368,6 +369,8 @@ def main(argv=None):
         timed += [("float32", 8, 1024, 4096, 9, 1, 1), ("float16", 8, 1024, 4096, 9, 1, 1),
                   ("float32", 8, 1024, 4096, 31, 1, 1), ("float16", 8, 1024, 4096, 31, 1, 1),
                   ("float32", 8, 1024, 4096, 17, 1, 1), ("float32", 8, 1024, 4096, 64, 1, 1),
+                  ("float32", 8, 1024, 4096, 5, 1, 1), ("float16", 8, 1024, 4096, 8, 1, 1),
+                  ("float32", 8, 1024, 4096, 16, 1, 1),
                   ("float16", 8, 1024, 4096, 64, 1, 1),
                   ("bfloat16", 8, 1024, 4096, 64, 1, 1), ("float32", 8, 1024, 4096, 4, 2, 1),
                   ("float32", 8, 1024, 4096, 4, 1, 2), ("float32", 8, 1024, 4096, 9, 1, 1, 2)]  # x2, stride 2, dilation 2
@@ -385,21 +388,28 @@ def main(argv=None):
             t = fwd_bwd_times(cd, xs, ws, spec, x, w, gy)
             # the switch applies to 16-bit register windows only (float32 builds the same code either way)
             extra = shift_variants(cd, xs, ws, spec, x, w, gy) if K <= cb.DWW_KMIN and dt != "float32" else ""
+            if new._dwwb_kmax(cd, resolve_geometry(xs, ws, None, spec), spec) is not None:  # one pass or two kernels
+                best = interleaved_minima((("dw_wide_bwd", {}), ("two kernels", {"DWWB": False})),
+                                          lambda: (timeit(lambda: new.backward_device(cd, xs, ws, spec, gy, x, w, False), reps=10),))
+                extra += " (bwd, min of 3 interleaved: " + ", ".join(f"{n} {t:.3f} ms" for n, (t,) in best.items()) + ")"
             if K > cb.DWW_KMIN:  # dw_wide_gw against dw_reg_gw and its chunks a thread: interleaved rounds, minima
-                best = interleaved_minima((("dw_wide_gw", {}), ("dw_reg_gw", {"DWWG_KMIN": 64}), ("2 chunks a thread", {"DWWG_CHUNKS": 2}),
-                                           ("8 chunks a thread", {"DWWG_CHUNKS": 8})),
+                best = interleaved_minima((("dw_wide_gw", {"DWWB": False}), ("dw_reg_gw", {"DWWB": False, "DWWG_KMIN": 64}),
+                                           ("2 chunks a thread", {"DWWB": False, "DWWG_CHUNKS": 2}),
+                                           ("8 chunks a thread", {"DWWB": False, "DWWG_CHUNKS": 8})),
                                           lambda: (timeit(lambda: new.backward_device(cd, xs, ws, spec, gy, x, w, False), reps=10),))
                 extra += " (bwd, min of 3 interleaved: " + ", ".join(f"{n} {t:.3f} ms" for n, (t,) in best.items()) + ")"
             elif K > 8:  # dw_reg_gw's parameters, the dispatch's evidence
                 bwd = lambda: new.backward_device(cd, xs, ws, spec, gy, x, w, False)  # noqa: E731
                 for name, attr, val in (("one tap block a pass", "DWG_PASS_BLOCKS", 1), ("32 positions a thread", "DWG_PER", 32),
                                         ("128 positions a thread", "DWG_PER", 128)):
-                    keep = getattr(cb, attr)
+                    keep, keep_b = getattr(cb, attr), cb.DWWB
                     setattr(cb, attr, val)
+                    cb.DWWB = False  # the two-kernel backward's grad_w
                     try:
                         extra += f" (bwd with {name}: {timeit(bwd, reps=10):.3f} ms)"
                     finally:
                         setattr(cb, attr, keep)
+                        cb.DWWB = keep_b
             if K > cb.DWW_KMIN:  # without dw_wide (the dispatch's evidence): dw_long / dw_vec forward, dw_long grad_x
                 new._dww_kmax = lambda *a, **k: None
                 try:

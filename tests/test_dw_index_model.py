@@ -651,12 +651,7 @@ def model_dw_wide_gw(S, KMAX, arrs, g, grid, block, T, smem, final):
     qb = np.arange(0, T, PER, dtype=np.int64)  # every chunk of the tile is some thread's
     tb = t0[:, None] + qb[None, :]
     run = (tb < g.Lout) & (tb + PER > 0)
-    # chunk index p * 32 + lane + j * 32 * pairs (p < nt / 64): every chunk once for each half
-    pairs = nt // 64
-    idx = (np.arange(pairs)[:, None, None] * 32 + np.arange(32)[None, :, None]
-           + np.arange(0, T // PER + 32 * pairs, 32 * pairs)[None, None, :]).ravel()
-    idx = idx[idx < T // PER]
-    assert np.array_equal(np.sort(idx), np.arange(T // PER)), "dw_wide_gw: a chunk missed or taken twice by a half"
+    _check_pair_chunks(T, nt, "dw_wide_gw")
     # half h's window: staged qb + h KH + 8 bk + (up to 23), bk < KH / 8
     assert (qb[None, :] + KH + 8 * (KH // 8 - 1) + 23 < alloc).all(), "dw_wide_gw: window past the staged elements"
     assert 2 * KH >= K, "the halves miss taps"
@@ -679,6 +674,73 @@ def model_dw_wide_gw(S, KMAX, arrs, g, grid, block, T, smem, final):
     _check_written_once(np.empty(g.N * tiles * g.Cout), slot, "dw_wide_gw partial rows")
     assert final is not None and int(final.args[2]) == g.Cout * K and int(final.args[3]) == g.N * tiles
     return {"chunks": int(run.sum())}
+
+
+def _check_pair_chunks(T, nt, what):
+    """Chunk index p * 32 + lane + j * 32 * pairs (p < pairs = nt / 64, j = 0, 1, ..) of the warp
+    pairs: every chunk of 16 positions of a tile of T once for each half of the taps."""
+    pairs, PER = nt // 64, cb.DWW_PER
+    idx = (np.arange(pairs)[:, None, None] * 32 + np.arange(32)[None, :, None]
+           + np.arange(0, T // PER + 32 * pairs, 32 * pairs)[None, None, :]).ravel()
+    idx = idx[idx < T // PER]
+    assert np.array_equal(np.sort(idx), np.arange(T // PER)), f"{what}: a chunk missed or taken twice by a half"
+
+
+def model_dw_wide_bwd(S, KMAX, arrs, g, grid, block, T, smem, final):
+    """dw_wide_bwd: one block per tile of T positions of a row (tiles from the aligned start
+    before the x row, covering max(L, L_out)); the grad_y span (t0 - PG, zeros outside the row)
+    and the x span (t0 - pl, the padding map) staged after KMAX taps; grad_x as dw_wide<BWD>'s
+    threads; grad_w: every grad_y position of every row in exactly one chunk for each half of
+    the taps, its value the staged grad_y element qb + r + PG (inside the span), its products
+    with staged x inside the x span; one partial slot per (n, tile, c), summed by
+    conv_grad_w_final."""
+    gy, w, x, gx, part = arrs
+    _check_depthwise(g, kmax=KMAX)
+    K, isz, PER = g.K, ITEM[S], cb.DWW_PER
+    assert cb.DWWB_KMIN < K <= KMAX and KMAX == next(k for k in cb.DWWB_KMAXES if K <= k), "dw_wide_bwd's KMAX"
+    assert 0 <= g.pl < K, "grad_w's positions outside grad_x's grad_y span"
+    assert gy.size == g.N * g.Cout * g.Lout and x.size == gx.size == g.N * g.Cin * g.L and w.size == g.Cout * K
+    nt = block[0]
+    assert nt % 64 == 0 and 64 <= nt <= 256, "__launch_bounds__(256), warp pairs"
+    assert T % PER == 0 and 0 < T <= PER * nt, "a tile has more outputs than its threads cover"
+    cover = max(g.L, g.Lout) + (7 if g.L % 8 else 0)
+    tiles = (cover + T - 1) // T
+    rows = g.N * g.Cout
+    assert tuple(grid[1:]) in ((), (1,), (1, 1)) and grid[0] == rows * tiles, "grid is not rows * the kernel's tiles"
+    blk = np.arange(grid[0], dtype=np.int64)
+    brow, btile = blk // tiles, blk % tiles
+    delta = 0 * brow if "wb_delta" in MUTATION else (brow * g.L) & 7
+    t0 = btile * T - delta
+    NB, KH = KMAX // 8, 8 * ((KMAX // 8 + 1) // 2)
+    allocg, allocx, span = T + 8 * NB, T + 2 * KH, T + K - 1
+    staged = lambda a: a + 4 * ((a - 1) // 32)  # noqa: E731  (sidx<true> floats)
+    assert (KMAX + staged(allocg)) % 4 == 0, "x span not 16-byte aligned"
+    assert (KMAX + staged(allocg) + staged(allocx) + nt // 32 * KH) * 4 <= smem, "dw_wide_bwd: shared memory too small"
+    PG = K - 1 - g.pl
+    lead = g.pl if "wb_lead" in MUTATION else PG
+    _check_padded_reads((t0 - lead)[:, None] + np.arange(span), g.Lout, False, g, "dw_wide_bwd grad_y staging")
+    _check_stage_span(gy, isz, brow, t0 - lead, span, g.Lout)
+    _check_padded_reads((t0 - g.pl)[:, None] + np.arange(span), g.L, True, g, "dw_wide_bwd x staging")
+    _check_stage_span(x, isz, brow, t0 - g.pl, span, g.L)
+    act, edge = _check_wide_outputs(gx, True, g, t0, brow, T, nt, g.L, isz, allocg, lead, "dw_wide_bwd")
+    # grad_w: chunk qb of each half, positions t = t0 + qb + r inside [0, L_out)
+    _check_pair_chunks(T, nt, "dw_wide_bwd")
+    qb = np.arange(0, T, PER, dtype=np.int64)
+    pos = t0[:, None, None] + qb[None, :, None] + np.arange(PER)
+    valid = (pos >= 0) & (pos < g.Lout)
+    q = np.broadcast_to(qb[None, :, None] + np.arange(PER) + PG, pos.shape)[valid]  # staged grad_y element
+    assert ((q >= 0) & (q < span)).all(), "dw_wide_bwd: grad_w's grad_y outside the staged span"
+    assert (np.broadcast_to(t0[:, None, None], pos.shape)[valid] - lead + q == pos[valid]).all(), \
+        "dw_wide_bwd: grad_w's grad_y element is not its position"
+    assert (qb + KH + 8 * (KH // 8 - 1) + 23 < allocx).all() and 2 * KH >= K, "dw_wide_bwd: x window past the span"
+    flat = (np.broadcast_to(brow[:, None, None], pos.shape) * g.Lout + pos)[valid]
+    _check_written_once(gy, flat, "dw_wide_bwd grad_y positions (each taken once)")
+    n, c = brow // g.Cout, brow % g.Cout
+    assert part.size == g.N * tiles * g.Cout * K
+    _check_written_once(np.empty(g.N * tiles * g.Cout), (n * tiles + btile) * g.Cout + c, "dw_wide_bwd partial rows")
+    assert final is not None and final.args[0] is part
+    assert int(final.args[2]) == g.Cout * K and int(final.args[3]) == g.N * tiles
+    return {"threads": act, "edge": edge}
 
 
 def _grw_geometry(g, KMAX, Lo, T, grid):
@@ -863,16 +925,28 @@ def model_dw_wide(S, KMAX, BWD, arrs, g, grid, block, T, smem):
     i0 = t0 - lead
     _check_padded_reads(i0[:, None] + np.arange(span), Lin, not BWD, g, "dw_wide staging")
     _check_stage_span(inp, isz, brow, i0, span, Lin)
-    # threads
+    act, edge = _check_wide_outputs(out, BWD, g, t0, brow, T, nt, Lo, isz, alloc, lead, "dw_wide")
+    return {"threads": act, "edge": edge}
+
+
+def _check_wide_outputs(out, BWD, g, t0, brow, T, nt, Lo, isz, alloc, lead, what):
+    """dw_wide's (and dw_wide_bwd's grad_x) threads: thread tid owns outputs o0 = t0 + 16 tid ..
+    o0 + 15, reading staged elements 16 tid .. 16 tid + 8 nb + 15 (< alloc; staged element q is
+    input t0 - lead + q); whole chunks of 8
+    stored by store8 (aligned); with a non-zero padding mode (grad_x) the threads within E of a
+    row end through dw_gx_points; every output written once. Returns (active threads, edge
+    threads)."""
+    K, PER = g.K, cb.DWW_PER
+    nb = (K + 7) // 8
     qb = PER * np.arange(nt, dtype=np.int64)[None, :] + 0 * t0[:, None]
     o0all = t0[:, None] + qb
     act = (qb < T) & (o0all < Lo) & (o0all + PER > 0)
-    assert (qb[act] + 8 * nb + 15 < alloc).all(), "dw_wide: window past the staged elements"
+    assert (qb[act] + 8 * nb + 15 < alloc).all(), f"{what}: window past the staged elements"
     # output o = t0 + qb + r, tap k reads staged qb + r + k = input o - lead + k: the forward's o - pl + k,
     # grad_x's grad_y position t with t + (K - 1 - k) = o + pl (tap k is w[K - 1 - k])
     r, k = np.arange(PER)[:, None], np.arange(K)[None, :]
     want = (r + g.pl - (K - 1 - k)) if BWD else (r - g.pl + k)
-    assert ((r + k) - lead == want).all(), "dw_wide: window of the wrong lead"
+    assert ((r + k) - lead == want).all(), f"{what}: window of the wrong lead"
     o0 = o0all[act]
     row = np.broadcast_to(brow[:, None], qb.shape)[act]
     writes = []
@@ -884,19 +958,19 @@ def model_dw_wide(S, KMAX, BWD, arrs, g, grid, block, T, smem):
         valid = (o >= 0) & (o < Lo)
         writes.append((row[edge][:, None] * Lo + o)[valid])
         assert set(_copy_positions(g).tolist()) <= set(o[valid].tolist()), \
-            "a position with padded copies outside dw_wide's edge threads"
+            f"a position with padded copies outside {what}'s edge threads"
     m = ~edge
     for h in range(PER // 8):
         oh = o0[m] + 8 * h
         whole = (oh >= 0) & (oh + 8 <= Lo)
         f = row[m] * Lo + oh
-        _check_vec_stores(out, f[whole], isz, "dw_wide store8")
+        _check_vec_stores(out, f[whole], isz, f"{what} store8")
         writes.append(f[whole][:, None] + np.arange(8))
         o = oh[~whole][:, None] + np.arange(8)
         valid = (o >= 0) & (o < Lo)
         writes.append((row[m][~whole][:, None] * Lo + o)[valid])
-    _check_written_once(out, np.concatenate([x.ravel() for x in writes]), f"dw_wide {'grad_x' if BWD else 'y'}")
-    return {"threads": int(act.sum()), "edge": int(edge.sum())}
+    _check_written_once(out, np.concatenate([x.ravel() for x in writes]), f"{what} {'grad_x' if BWD else 'y'}")
+    return int(act.sum()), int(edge.sum())
 
 
 def _copy_positions(g):
@@ -1392,7 +1466,7 @@ def _parse(name):
 
 
 DW_KERNELS = ("dw_reg", "dw_reg_bwd", "dw_long", "dw_bwd_edges", "dw_reg_gw", "dw_reg_gx", "dw_dil", "grp_reg", "dw_wide",
-              "dw_wide_gw", "grp_wide", "grp_wide_gw")
+              "dw_wide_gw", "dw_wide_bwd", "grp_wide", "grp_wide_gw")
 DWC_KERNELS = ("dwc_reg", "dwc_reg_gw")  # complex64
 
 
@@ -1415,6 +1489,10 @@ def simulate(log):
             final = log[n + 1] if n + 1 < len(log) and _parse(log[n + 1].name)[0] == "conv_grad_w_final" else None
             model_dw_wide_gw(S, int(targs[1]), L_.args[:3], G(L_.args[3:15]), L_.grid, L_.block, int(L_.args[16]),
                              L_.smem, final)
+        elif kern == "dw_wide_bwd":
+            final = log[n + 1] if n + 1 < len(log) and _parse(log[n + 1].name)[0] == "conv_grad_w_final" else None
+            model_dw_wide_bwd(S, int(targs[1]), L_.args[:5], G(L_.args[5:17]), L_.grid, L_.block, int(L_.args[19]),
+                              L_.smem, final)
         elif kern == "dw_wide":
             model_dw_wide(S, int(targs[1]), targs[2] == "true", L_.args[:4], G(L_.args[4:16]), L_.grid, L_.block,
                           int(L_.args[17]), L_.smem)
@@ -1486,8 +1564,9 @@ def check_dispatch(dtype, x_shape, w_shape, spec, with_bias, ptr_off=0):
     nt_l = CupyBackend._dwl_threads(cd, geo, spec, fwd_arrays, geo.L_out, kmin=0 if spec.dilation == 2 else cb.DWR_KMAX)
     nt_b = CupyBackend._dwr_threads(cd, geo, spec, (dgy, dx, y_like), bwd=True)
     kmax = CupyBackend._dw_kmax(cd, geo, spec)
-    nt_g = None if nt_b is not None else CupyBackend._dwg_threads(cd, geo, spec, (dgy, dx))
-    fused = nt_b is not None or (nt_g is None and kmax is not None and kmax <= cb.DW_FUSED_KMAX)
+    wb = None if nt_b is not None else CupyBackend._dwwb_kmax(cd, geo, spec)
+    nt_g = None if nt_b is not None or wb is not None else CupyBackend._dwg_threads(cd, geo, spec, (dgy, dx))
+    fused = nt_b is not None or wb is not None or (nt_g is None and kmax is not None and kmax <= cb.DW_FUSED_KMAX)
     nt_lb = None if fused else CupyBackend._dwl_threads(cd, geo, spec, (dgy, y_like), geo.L, kmin=0)
     nt_x = CupyBackend._dwx_threads(cd, geo, spec, (dgy, y_like))
     depthwise = geo.Cg == 1 and geo.Og == 1 and spec.stride == 1
@@ -1504,12 +1583,21 @@ def check_dispatch(dtype, x_shape, w_shape, spec, with_bias, ptr_off=0):
     if wide is not None:  # depthwise, K > DWW_KMIN: dw_wide forward and grad_x, the launch's tiles and shared memory
         assert kmax is not None and geo.K > cb.DWW_KMIN and depthwise and small and spec.dilation == 1
         assert fk == ["dw_wide"] and _parse(flog[0].name)[1] == (STORAGE_OF[dtype], str(wide), "false")
-        assert bk[0] == "dw_wide" and _parse(blog[0].name)[1] == (STORAGE_OF[dtype], str(wide), "true")
-        for L_, n in ((flog[0], geo.L_out), (blog[0], geo.L)):
+        if wb is None:
+            assert bk[0] == "dw_wide" and _parse(blog[0].name)[1] == (STORAGE_OF[dtype], str(wide), "true")
+        for L_, n in ((flog[0], geo.L_out),) + (((blog[0], geo.L),) if wb is None else ()):
             _, T_, nt_, smem_ = CupyBackend._dww_plan(geo.K, wide, n)
             assert (int(L_.args[17]), L_.block[0], L_.smem) == (T_, nt_, smem_)
     else:
-        assert "dw_wide" not in fk + bk
+        assert "dw_wide" not in fk
+    if wb is not None:  # depthwise, K > DWWB_KMIN, 0 <= pl < K: the backward in one pass on staged rows
+        assert depthwise and small and spec.dilation == 1 and cb.DWWB_KMIN < geo.K <= wb and 0 <= geo.pl < geo.K
+        assert bk[:2] == ["dw_wide_bwd", "conv_grad_w_final"] and len(bk) == 2 + with_bias
+        assert _parse(blog[0].name)[1] == (STORAGE_OF[dtype], str(wb))
+        _, T_, nt_, smem_ = CupyBackend._dwwb_plan(geo.K, wb, geo.L, geo.L_out)
+        assert (int(blog[0].args[19]), blog[0].block[0], blog[0].smem) == (T_, nt_, smem_)
+    if wide is None or wb is not None:
+        assert "dw_wide" not in bk
     fwd_long = nt_f is None and wide is None and nt_l is not None and geo.K <= cb.DWL_FWD_KMAX
     if fwd_long:
         assert fk == ["dw_long"] and flog[0].block[0] == nt_l
@@ -1552,7 +1640,7 @@ def check_dispatch(dtype, x_shape, w_shape, spec, with_bias, ptr_off=0):
         assert _parse(blog[0].name)[1][3:] == (("2",) if spec.dilation == 2 and geo.K > 1 else ())
     else:
         assert bk.count("dw_long") == 0
-    wide_gw = wide is not None and geo.K > cb.DWWG_KMIN and dgy.data.ptr % 16 == 0
+    wide_gw = wide is not None and wb is None and geo.K > cb.DWWG_KMIN and dgy.data.ptr % 16 == 0
     if wide_gw:  # long depthwise filters: dw_wide_gw, then the final sum
         i = bk.index("dw_wide_gw")
         assert bk[i + 1] == "conv_grad_w_final" and "dw_reg_gw" not in bk and ptr_off % 16 == 0
@@ -1808,7 +1896,7 @@ N_FUZZ = 1200  # geometries per dtype (each: the forward and the backward dispat
 def test_fuzz_register_window_kernels(dtype, monkeypatch):
     """Thousands of random geometries per dtype (seeded): dispatch and every launch's model (the
     grouped geometries cycle through GRW and GRWG on and off: grp_wide or grp_reg, grp_wide_gw or
-    dw_reg_gw)."""
+    dw_reg_gw; every other geometry has DWWB off: dw_wide_bwd or the two-kernel backwards)."""
     rng = np.random.default_rng({"float16": 1, "bfloat16": 2, "float32": 3}[dtype])
     n_geo, n_grouped, seen = 0, 0, {}
     while n_geo < N_FUZZ:
@@ -1820,6 +1908,7 @@ def test_fuzz_register_window_kernels(dtype, monkeypatch):
         n_grouped += grouped
         monkeypatch.setattr(cb, "GRW", n_grouped % 2 == 0)  # the groups' kernel families alternately
         monkeypatch.setattr(cb, "GRWG", n_grouped % 4 < 2)
+        monkeypatch.setattr(cb, "DWWB", n_geo % 2 == 0)  # long depthwise backwards: one pass, or two kernels
         fk, bk, _ = check_dispatch(dtype, x_shape, w_shape, spec, bias, off)
         for k in fk + bk:
             seen[k] = seen.get(k, 0) + 1
@@ -1937,14 +2026,16 @@ MUTANTS = [
     ("reg_fast_no_end_check", ((1, 2, 64), 3, 1, "zeros")),   # fast path past the row end
     ("bwd_no_tail", ((1, 2, 64), 4, (2,), "zeros")),         # grad_w misses t in [L, L_out)
     ("nb_mapped", ((1, 2, 64), 4, 3, "reflect")),              # the tail's branch-free load drops the padding map
-    ("long_lead", ((1, 2, 300), 12, 3, "replicate")),         # grad_x window from the forward's lead
-    ("wide_lead", ((1, 2, 300), 20, 3, "replicate")),         # the same in dw_wide
+    ("long_lead", ((1, 2, 300), 12, 13, "replicate")),        # grad_x window from the forward's lead (pl >= K: not dw_wide_bwd)
+    ("wide_lead", ((1, 2, 300), 20, 21, "replicate")),        # the same in dw_wide
+    ("wb_lead", ((1, 2, 300), 20, 3, "replicate")),           # the same in dw_wide_bwd
+    ("wb_delta", ((2, 3, 4097), 31, 15, "zeros")),            # dw_wide_bwd tiles from the row start: misaligned store8
     ("wide_pad", ((2, 2, 4096), 31, 15, "zeros")),            # staged layout wider than the host's shared memory
     ("wide_delta", ((2, 3, 4097), 33, 16, "zeros")),          # tiles from the row start: misaligned store8
     ("wgw_delta", ((2, 3, 4097), 33, 16, "zeros")),           # the same in dw_wide_gw: misaligned grad_y loads
     ("edges_E", ((1, 2, 96), 3, 2, "reflect")),               # edge range one short
-    ("gw_delta", ((2, 3, 1003), 9, 4, "zeros")),              # grad_w chunks not aligned in the flat grad_y
-    ("gw_span", ((2, 3, 4096), 9, 4, "zeros")),               # tiles over L_out + 7 where the host counts L_out
+    ("gw_delta", ((2, 3, 1003), 9, 9, "zeros")),              # grad_w chunks not aligned in the flat grad_y
+    ("gw_span", ((2, 3, 4086), 9, 9, "zeros")),               # tiles over L_out + 7 where the host counts L_out (4096)
     ("gx_E", ((1, 2, 94), 3, 2, "reflect", 2, 1)),            # a padded copy on dw_reg_gx's window path (row 1: chunk at 2)
     ("gx_phase", ((2, 2, 301), 7, 3, "zeros", 1, 2)),         # stride-2 grad_x window one element off
     ("dil_lead", ((2, 2, 300), 9, 12, "reflect", 1, 1, 3)),    # dilated grad_x window from d = 1's lead
@@ -1962,6 +2053,7 @@ def test_model_detects_mutations(mutant, case):
     spec = Conv1dSpec(padding=padding, groups=C, padding_mode=mode, stride=stride, dilation=dil)
     fk, bk, _ = check_dispatch("float16", x_shape, (C * mult, 1, K), spec, False)  # passes unmutated
     kernel = {"reg_fast_no_end_check": "dw_reg", "bwd_no_tail": "dw_reg_bwd", "nb_mapped": "dw_reg_bwd", "long_lead": "dw_long", "wide_lead": "dw_wide", "wide_pad": "dw_wide", "wide_delta": "dw_wide", "wgw_delta": "dw_wide_gw",
+              "wb_lead": "dw_wide_bwd", "wb_delta": "dw_wide_bwd",
               "edges_E": "dw_bwd_edges", "gw_delta": "dw_reg_gw", "gw_span": "dw_reg_gw", "gx_E": "dw_reg_gx", "gx_phase": "dw_reg_gx",
               "dil_lead": "dw_dil", "long_dil": "dw_long", "gw_dil": "dw_reg_gw"}[mutant]
     assert kernel in fk + bk  # the mutated model runs

@@ -14,15 +14,17 @@ sys.path.insert(0, str(ROOT / "scripts"))
 roofline_plot = pytest.importorskip("roofline_plot")
 
 RUNS = ROOT / "docs" / "gpu-bench-session11.json"
+SESSIONS = ("gpu-bench-session11.json", "gpu-bench-session12.json")
 
 
 def _roof_tflops(ai, bw_GBs):
     return min(ai * bw_GBs / 1e3, 2 * roofline_plot.FMA_PER_S / 1e12)
 
 
+@pytest.mark.parametrize("session", SESSIONS)
 @pytest.mark.parametrize("run", range(3))
-def test_plot_points_reproduce_the_recorded_roofline_share(run):
-    data = json.loads(RUNS.read_text())
+def test_plot_points_reproduce_the_recorded_roofline_share(session, run):
+    data = json.loads((ROOT / "docs" / session).read_text())
     one = data["runs"][run]
     pts, bw = roofline_plot.points(one)
     assert bw == one["copy_GBs"]
