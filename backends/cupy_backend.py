@@ -263,15 +263,23 @@ class CupyBackend(Backend):
         fewest threads in all (idle lanes), ties to blocks nearest 128 threads. Shared memory: kmax taps,
         then the staged span of ``alloc = T + 8 * ceil(K / 8)`` elements with 4 floats of
         padding after every 32 (sidx<true>)."""
-        cover = CupyBackend._aligned_cover(length)
+        tiles, T, nt = CupyBackend._fewest_threads(CupyBackend._aligned_cover(length), (128, 96, 160, 64, 192, 224, 256), 32)
+        return tiles, T, nt, kmax * 4 + CupyBackend._staged_bytes(T + 8 * -(-K // 8))
+
+    @staticmethod
+    def _fewest_threads(cover, block_sizes, unit):
+        """``(tiles, T, threads)`` of the staged kernels' one-chunk-a-thread tiling: for each of
+        ``block_sizes`` (in order of preference) the tile count ceil(cover / (DWW_PER * size)),
+        its balanced T (:meth:`_tile`, a multiple of DWW_PER; tiles = ceil(cover / T) as the
+        kernels compute it) and threads = T / DWW_PER rounded up to a multiple of ``unit``; the
+        first with the fewest threads in all (idle lanes)."""
         best = None
-        for tiles in (-(-cover // (DWW_PER * nt)) for nt in (128, 96, 160, 64, 192, 224, 256)):
+        for tiles in (-(-cover // (DWW_PER * nt)) for nt in block_sizes):
             T = CupyBackend._tile(cover, tiles)
-            nt = -(-T // (DWW_PER * 32)) * 32
+            nt = -(-T // (DWW_PER * unit)) * unit
             if best is None or tiles * nt < best[0]:
                 best = (tiles * nt, -(-cover // T), T, nt)
-        _, tiles, T, nt = best
-        return tiles, T, nt, kmax * 4 + CupyBackend._staged_bytes(T + 8 * -(-K // 8))
+        return best[1:]
 
     @staticmethod
     def _dwwg_plan(K, kmax, length):
@@ -304,19 +312,10 @@ class CupyBackend(Backend):
         DWW_PER) from the aligned start before the x row covering ``max(L, Lout)`` (+ 7 where x
         rows do not start at flat multiples of 8), tiles = ceil(cover / T) as the kernel computes
         it; threads = T / DWW_PER rounded up to whole warp pairs (64 .. 256; grad_w's two tap
-        halves), of the tile counts blocks of 128, 64, 192 or 256 threads would need the one with
-        the fewest threads in all; shared memory: kmax taps, the staged grad_y span (T + kmax)
+        halves), :meth:`_fewest_threads` over blocks of 128, 64, 192 or 256; shared memory: kmax taps, the staged grad_y span (T + kmax)
         and x span (T + 2 kh, kh = 8 ceil(kmax / 16)) in the sidx<true> layout, then the
         reduction's per-warp sums (threads / 32 * kh)."""
-        lt = max(L, Lout)
-        cover = lt + (7 if L % 8 else 0)
-        best = None
-        for tiles in (-(-cover // (DWW_PER * nt)) for nt in (128, 64, 192, 256)):
-            T = CupyBackend._tile(cover, tiles)
-            nt = -(-T // (DWW_PER * 64)) * 64
-            if best is None or tiles * nt < best[0]:
-                best = (tiles * nt, -(-cover // T), T, nt)
-        _, tiles, T, nt = best
+        tiles, T, nt = CupyBackend._fewest_threads(max(L, Lout) + (7 if L % 8 else 0), (128, 64, 192, 256), 64)
         kh = 8 * -(-kmax // 16)
         smem = kmax * 4 + CupyBackend._staged_bytes(T + kmax) + CupyBackend._staged_bytes(T + 2 * kh)
         return tiles, T, nt, smem + nt // 32 * kh * 4

@@ -62,7 +62,7 @@ def main(argv=None):
     import cupy
 
     import backends
-    from gpu_bench import copy_bandwidth, timeit
+    from gpu_bench import copy_bandwidth, timeit, work
     from usconv_ref.dtypes import case_dtype
     from usconv_ref.spec import Conv1dSpec, resolve_geometry
 
@@ -120,9 +120,8 @@ def main(argv=None):
             for tag, be, defs in contenders:
                 times[tag][0].append(run(defs, lambda: timeit(lambda: be.forward_device(cd, xs, ws, spec, x, w, None))))
                 times[tag][1].append(run(defs, lambda: timeit(lambda: be.backward_device(cd, xs, ws, spec, gy, x, w, False), reps=10)))
-        e = 8 if cplx else cupy.dtype(dt).itemsize
-        floor_f = (N * (Ci * L + Co * L_out)) * e / bw / 1e6  # ms: x read, y written (bytes; FMA-bound rows differ)
-        floor_fb = floor_f + (N * (Co * L_out + 2 * Ci * L)) * e / bw / 1e6  # + grad_y, x read, grad_x written
+        bytes_f, bytes_fb = work(N, Ci, Co, L, L_out, K, G, 8 if cplx else cupy.dtype(dt).itemsize, cplx)[:2]
+        floor_f, floor_fb = bytes_f / bw / 1e6, bytes_fb / bw / 1e6  # ms: the bytes-moved floors (FMA-bound rows differ)
         line = []
         for tag, _, _ in contenders:
             f, b = times[tag]

@@ -79,6 +79,15 @@ CONFIGS = [
 FMA_PER_S = 33.5e12  # H100 SXM fp32 FMA/s (132 SMs x 128 lanes x 1.98 GHz)
 
 
+def work(N, Ci, Co, L, L_out, K, G, isz, cplx):
+    """``(bytes_fwd, bytes_fb, fmas)`` of a row: the forward's floor (x read, y written), the
+    fwd+bwd floor (also grad_y and x read, grad_x written) in bytes of ``isz``-byte elements, and
+    the forward's real multiply-adds (4 per complex one; the backward does twice as many)."""
+    bytes_fwd = (N * Ci * L + N * Co * L_out) * isz
+    bytes_fb = bytes_fwd + (N * Co * L_out + 2 * N * Ci * L) * isz
+    return bytes_fwd, bytes_fb, N * Co * L_out * (Ci // G) * K * (4 if cplx else 1)
+
+
 def roofline_ms(bytes_moved, fmas, bw_GBs):
     """The lower bound of METHOD.md: the larger of moving the bytes at the copy bandwidth measured
     in this run and issuing the real fp32 FMAs at peak."""
@@ -138,9 +147,7 @@ def main(argv=None):
         c_fwd = timeit(fwd, reps=3 if slow else 20, inner=1 if slow else 5)
         y = cp.forward_device(cd, xs, ws, spec, dx, dw, None)
         L_out = y.shape[2]
-        isz = xt.element_size()
-        bytes_fwd = (N * Ci * L + N * Co * L_out) * isz
-        fmas = N * Co * L_out * (Ci // G) * K * (4 if cd.is_complex else 1)
+        bytes_fwd, bytes_fb, fmas = work(N, Ci, Co, L, L_out, K, G, xt.element_size(), cd.is_complex)
         row = dict(config=name, dtype=dt, torch_fwd_ms=t_fwd, cupy_fwd_ms=c_fwd, speedup_fwd=t_fwd / c_fwd,
                    cupy_fwd_GBs=bytes_fwd / c_fwd / 1e6, cupy_fwd_pct_copy=100 * bytes_fwd / c_fwd / 1e6 / bw,
                    cupy_fwd_pct_roofline=100 * roofline_ms(bytes_fwd, fmas, bw) / c_fwd,
@@ -161,7 +168,6 @@ def main(argv=None):
                 cp.backward_device(cd, xs, ws, spec, dgy, dx, dw, False)
 
             t_fb, c_fb = timeit(torch_fb, reps=10), timeit(cupy_fb, reps=10)
-            bytes_fb = bytes_fwd + (N * Co * L_out + 2 * N * Ci * L) * isz  # + grad_y, x read, grad_x written
             row.update(torch_fb_ms=t_fb, cupy_fb_ms=c_fb, speedup_fb=t_fb / c_fb,
                        cupy_fb_pct_floor=100 * bytes_fb / c_fb / 1e6 / bw,
                        cupy_fb_pct_roofline=100 * roofline_ms(bytes_fb, 3 * fmas, bw) / c_fb)

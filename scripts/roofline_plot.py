@@ -20,6 +20,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from gpu_bench import CONFIGS, FMA_PER_S  # noqa: E402
+from gpu_bench import work as gpu_bench_work  # noqa: E402
 from usconv_ref.spec import Conv1dSpec, resolve_geometry  # noqa: E402
 
 ITEM = {"float32": 4, "float16": 2, "bfloat16": 2, "complex64": 8}
@@ -28,17 +29,13 @@ AI_RANGE, TF_RANGE = (0.1, 1000.0), (0.1, 100.0)
 
 
 def work(name: str, dtype: str):
-    """``(bytes_fwd, bytes_fb, fmas)`` of a benchmark row, as gpu_bench counts them (None for
-    the dense rows and unknown configs)."""
+    """``(bytes_fwd, bytes_fb, fmas)`` of a benchmark row (gpu_bench.work; None for the dense
+    rows and unknown configs)."""
     for cname, N, Ci, Co, L, K, G, dt, kw, bwd in CONFIGS:
         if cname == name and dt == dtype and bwd:
             kw = {k: v for k, v in kw.items() if k != "tf32"}
             geo = resolve_geometry((N, Ci, L), (Co, Ci // G, K), None, Conv1dSpec(groups=G, **kw))
-            isz = ITEM[dt]
-            b_fwd = (N * Ci * L + N * Co * geo.L_out) * isz
-            b_fb = b_fwd + (N * Co * geo.L_out + 2 * N * Ci * L) * isz
-            fmas = N * Co * geo.L_out * (Ci // G) * K * (4 if dt == "complex64" else 1)
-            return b_fwd, b_fb, fmas
+            return gpu_bench_work(N, Ci, Co, L, geo.L_out, K, G, ITEM[dt], dt == "complex64")
     return None
 
 
